@@ -1,0 +1,51 @@
+"""Agent: folds the tournament event stream (keyed by tournament) into per-tournament state.
+
+Every record is decoded at the edge; invalid ones go to the dead-letter topic (agents/decoding.py).
+Valid events are dispatched by type to the handlers registered by the standings modules.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Awaitable, Callable
+
+from crownstream.agents.decoding import input_topic, valid_events
+from crownstream.app import app
+from crownstream.metrics import PROCESSING_SECONDS
+from crownstream.schemas.events import Envelope
+from crownstream.streams.topics import TOURNAMENT_EVENTS
+
+log = logging.getLogger(__name__)
+
+tournament_events_topic = input_topic(TOURNAMENT_EVENTS)
+
+Handler = Callable[[Envelope], Awaitable[None]]
+HANDLERS: dict[str, list[Handler]] = {}
+
+
+def handles(*event_types: str) -> Callable[[Handler], Handler]:
+    def register(fn: Handler) -> Handler:
+        for event_type in event_types:
+            HANDLERS.setdefault(event_type, []).append(fn)
+        return fn
+
+    return register
+
+
+# Per tournament: how many events of each type were applied and the latest event's time. Cheap, and what an
+# operator looks at first ("did the results of match 7 arrive?").
+tournament_activity = app.Table("tournament-activity", default=None, partitions=TOURNAMENT_EVENTS.partition_count())
+
+
+@app.agent(tournament_events_topic, name="tournament-events")
+async def fold_tournament_events(stream) -> None:
+    async for event in valid_events(stream, "tournament-events"):
+        started = time.perf_counter()
+        for handler in HANDLERS.get(event.type, ()):
+            await handler(event)
+        activity = tournament_activity.get(event.tournament_id) or {"counts": {}, "last_occurred_at": None}
+        counts = dict(activity["counts"])
+        counts[event.type] = counts.get(event.type, 0) + 1
+        tournament_activity[event.tournament_id] = {"counts": counts, "last_occurred_at": event.occurred_at.isoformat()}
+        PROCESSING_SECONDS.labels(event.type).observe(time.perf_counter() - started)

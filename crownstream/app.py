@@ -1,0 +1,50 @@
+"""The Faust application: one per worker process, configured entirely from ``crownstream.settings``.
+
+Agents, tables and HTTP views register themselves on ``app`` when their modules are imported
+(``crownstream.agents`` imports them all), so importing this module alone starts nothing.
+"""
+
+from __future__ import annotations
+
+import os
+
+import faust
+
+from crownstream.settings import Settings, get_settings
+
+
+def broker_urls(bootstrap: str) -> str:
+    return ";".join(f"kafka://{host.strip()}" for host in bootstrap.split(",") if host.strip())
+
+
+def create_app(settings: Settings | None = None) -> faust.App:
+    settings = settings or get_settings()
+    # Each worker keeps its RocksDB tables in a folder of its own; two workers on one host must not share one.
+    datadir = os.path.join(settings.data_dir, f"{settings.app_id}-{settings.web_port}")
+    os.makedirs(datadir, exist_ok=True)
+    return faust.App(
+        settings.app_id,
+        broker=broker_urls(settings.kafka_bootstrap),
+        # Faust's RocksDB store; with rocksdict installed (and python-rocksdb not) it runs on rocksdict.
+        store="rocksdb://",
+        processing_guarantee=settings.processing_guarantee,
+        topic_partitions=settings.topic_partitions,
+        topic_replication_factor=settings.topic_replication,
+        table_standby_replicas=settings.table_standby_replicas,
+        web_host=settings.web_host,
+        web_port=settings.web_port,
+        web_bind=settings.web_host,
+        canonical_url=settings.worker_url,
+        datadir=datadir,
+        autodiscover=False,
+        origin="crownstream",
+        consumer_auto_offset_reset="earliest",
+        # A worker that is down while events arrive must catch up on restart, not skip to the end.
+        stream_wait_empty=True,
+        web_cors_options=None,
+        producer_linger_ms=settings.producer_linger_ms,
+        logging_config=None,
+    )
+
+
+app = create_app()

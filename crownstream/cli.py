@@ -1,0 +1,140 @@
+"""The ``crownstream`` command: Faust's own CLI (``crownstream worker``, ``agents``, ``tables`` …) plus the
+project's commands beside it (``topics``, ``produce``, ``dlq``, ``schemas``)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+from pathlib import Path
+
+import click
+import orjson
+from faust.cli.faust import cli as faust_cli
+
+from crownstream.settings import get_settings
+
+
+@click.group("topics")
+def topics() -> None:
+    """Crownstream's Kafka topics."""
+
+
+@topics.command("create")
+def topics_create() -> None:
+    """Create missing topics and check the partition count of existing ones (idempotent)."""
+    from crownstream.streams.admin import ensure_topics
+
+    reports = asyncio.run(ensure_topics())
+    for report in reports:
+        click.echo(report.line())
+    if any(r.status == "partition_mismatch" for r in reports):
+        sys.exit(1)
+
+
+@topics.command("list")
+def topics_list() -> None:
+    """Print the topic registry: name, key, partitions, retention."""
+    from crownstream.streams.topics import ALL_TOPICS
+
+    for spec in ALL_TOPICS:
+        policy = "compacted" if spec.compacted else f"retention {spec.retention_ms or 'broker default'} ms"
+        click.echo(f"{spec.full_name()}\tkey={spec.key}\tpartitions={spec.partition_count()}\t{policy}")
+
+
+@click.command("produce")
+@click.argument("source", type=click.File("rb"))
+@click.option("--validate-only", is_flag=True, help="Check every line; send nothing.")
+@click.option("--progress/--no-progress", default=None, help="Progress bar (default: when stderr is a terminal).")
+def produce(source, validate_only: bool, progress: bool | None) -> None:
+    """Produce JSON-lines events from SOURCE (a file, or - for stdin).
+
+    Every line is validated first; invalid lines are listed by number and reason, are not sent, and make the
+    command exit with status 1. Valid lines are sent whatever the others are, so a fixed file can be resent:
+    the pipeline deduplicates by event_id.
+    """
+    from crownstream.streams.produce_file import produce_lines
+
+    result = asyncio.run(produce_lines(source, send=not validate_only, progress=progress))
+    for line_no, reason in result.rejected:
+        click.echo(f"line {line_no}: {reason}", err=True)
+    verb = "valid" if validate_only else "produced"
+    click.echo(f"{result.accepted} {verb}, {len(result.rejected)} rejected, {result.blank} blank lines skipped")
+    if result.rejected:
+        sys.exit(1)
+
+
+@click.group("dlq")
+def dlq() -> None:
+    """The dead-letter topic: list and replay records that were rejected."""
+
+
+@dlq.command("list")
+@click.option("--limit", default=100, show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per line.")
+def dlq_list(limit: int, as_json: bool) -> None:
+    """List dead-lettered records with their error and origin, oldest first."""
+    from crownstream.streams.dlq_ops import read_dead_letters
+
+    for letter in asyncio.run(read_dead_letters(limit=limit)):
+        if as_json:
+            click.echo(orjson.dumps({**letter.__dict__, "key": _text(letter.key), "value": _text(letter.value)}))
+        else:
+            click.echo(
+                f"#{letter.dlq_offset} [{letter.code}] {letter.source_topic}[{letter.source_partition}]@"
+                f"{letter.source_offset}: {letter.reason}"
+            )
+
+
+@dlq.command("replay")
+@click.option("--from-offset", default=0, show_default=True, help="First DLQ offset to replay.")
+@click.option("--code", default=None, help="Only records with this error code.")
+@click.option("--dry-run", is_flag=True)
+def dlq_replay(from_offset: int, code: str | None, dry_run: bool) -> None:
+    """Put dead-lettered records back on their source topic (after fixing the producer or the worker)."""
+    from crownstream.streams.dlq_ops import replay_dead_letters
+
+    count = asyncio.run(replay_dead_letters(from_offset=from_offset, code=code, dry_run=dry_run))
+    click.echo(f"{'would replay' if dry_run else 'replayed'} {count} records")
+
+
+@click.group("schemas")
+def schemas() -> None:
+    """The event contract."""
+
+
+@schemas.command("export")
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Write one <type>.json per event type here (default: print one document).")
+def schemas_export(out: Path | None) -> None:
+    """Export the JSON Schema of every event type."""
+    from crownstream.schemas.export import json_schemas
+
+    docs = json_schemas()
+    if out is None:
+        click.echo(json.dumps(docs, indent=2, sort_keys=True))
+        return
+    out.mkdir(parents=True, exist_ok=True)
+    for name, doc in docs.items():
+        (out / f"{name}.json").write_text(json.dumps(doc, indent=2, sort_keys=True) + "\n")
+    click.echo(f"wrote {len(docs)} schemas to {out}")
+
+
+def _text(raw: bytes | None) -> str | None:
+    return None if raw is None else raw.decode(errors="replace")
+
+
+for command in (topics, produce, dlq, schemas):
+    faust_cli.add_command(command)
+
+
+def main() -> None:
+    get_settings()  # fail fast on a bad environment variable, before Faust starts anything
+    from crownstream.agents import all as _agents  # noqa: F401  (registers agents, tables, views)
+    from crownstream.app import app
+
+    app.main()
+
+
+if __name__ == "__main__":
+    main()

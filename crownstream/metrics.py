@@ -1,0 +1,24 @@
+"""Prometheus metrics of a worker, served at ``/metrics`` next to Faust's own sensors."""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Histogram
+
+EVENTS_IN = Counter(
+    "crownstream_events_in_total", "Valid events consumed, by topic and type.", ["topic", "type"]
+)
+EVENTS_OUT = Counter(
+    "crownstream_events_out_total", "Events produced by agents, by topic and type.", ["topic", "type"]
+)
+DEAD_LETTERS = Counter(
+    "crownstream_dead_letters_total", "Records sent to the dead-letter topic, by source topic and error code.",
+    ["topic", "code"],
+)
+DUPLICATES = Counter(
+    "crownstream_duplicate_events_total", "Events already applied (same event id or result revision), skipped.",
+    ["type"],
+)
+PROCESSING_SECONDS = Histogram(
+    "crownstream_processing_seconds", "Time to apply one event, by type.", ["type"],
+    buckets=(0.0001, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0),
+)

@@ -1,0 +1,102 @@
+"""Bytes <-> events. Decoding never raises: it yields an event or a ``Rejection`` that says why.
+
+The agents call ``decode`` on every record they read; a ``Rejection`` goes to the dead-letter topic with
+its code and reason and processing goes on. Producers call ``validate`` before sending, so most bad input
+is refused at the edge with the same messages.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+from pydantic import TypeAdapter, ValidationError
+
+from crownstream.schemas.events import EVENT_MODELS, SUPPORTED_VERSIONS, Envelope, Event
+
+_event_adapter: TypeAdapter[Envelope] = TypeAdapter(Event)
+
+
+@dataclass(frozen=True, slots=True)
+class Rejection:
+    """Why a record is not a valid event. ``code`` is stable (metrics, DLQ headers); ``reason`` is for people."""
+
+    code: str  # oversize | empty | not_json | not_object | unknown_type | unsupported_version | invalid
+    reason: str
+    event_type: str | None = None
+    event_id: str | None = None
+
+
+class InvalidEvent(ValueError):
+    """Raised by ``validate`` and the producer: the event would be rejected by the pipeline."""
+
+    def __init__(self, rejection: Rejection) -> None:
+        super().__init__(rejection.reason)
+        self.rejection = rejection
+
+
+def encode(event: Envelope) -> bytes:
+    """The wire form of an event: compact JSON, UTC timestamps with offset."""
+    return orjson.dumps(event.model_dump(mode="json"))
+
+
+def decode(raw: bytes | None, *, max_bytes: int = 1_000_000) -> Envelope | Rejection:
+    if raw is None or len(raw) == 0:
+        return Rejection("empty", "record has no value (tombstone or empty message); an event is a JSON object")
+    if len(raw) > max_bytes:
+        return Rejection("oversize", f"record is {len(raw)} bytes; the limit is {max_bytes} (CROWNSTREAM_MAX_EVENT_BYTES)")
+    try:
+        data = orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        return Rejection("not_json", f"value is not valid JSON: {exc}")
+    return from_dict(data)
+
+
+def from_dict(data: Any) -> Envelope | Rejection:
+    if not isinstance(data, dict):
+        return Rejection("not_object", f"an event is a JSON object, got {type(data).__name__}")
+    event_type = data.get("type")
+    event_id = data.get("event_id") if isinstance(data.get("event_id"), str) else None
+    if not isinstance(event_type, str) or event_type not in EVENT_MODELS:
+        known = ", ".join(sorted(EVENT_MODELS))
+        return Rejection("unknown_type", f"unknown event type {event_type!r}; known types: {known}", None, event_id)
+    version = data.get("schema_version", 1)
+    supported = SUPPORTED_VERSIONS[event_type]
+    if version not in supported:
+        return Rejection(
+            "unsupported_version",
+            f"{event_type} schema_version {version!r} is not supported by this worker "
+            f"(supported: {sorted(supported)}); upgrade the workers before the producers",
+            event_type,
+            event_id,
+        )
+    try:
+        return _event_adapter.validate_python(data)
+    except ValidationError as exc:
+        return Rejection("invalid", describe_errors(exc, event_type), event_type, event_id)
+
+
+def describe_errors(exc: ValidationError, event_type: str) -> str:
+    """One line per problem: field path, offending value, rule broken."""
+    lines = []
+    for err in exc.errors(include_url=False):
+        # The discriminator adds the type name as the first path element; users know it already.
+        loc = [str(p) for p in err["loc"] if p != event_type]
+        field = ".".join(loc) or "(event)"
+        value = err.get("input")
+        shown = repr(value) if not isinstance(value, dict) else "{…}"
+        if len(shown) > 80:
+            shown = shown[:77] + "..."
+        lines.append(f"{field}: {err['msg']} (got {shown})" if err["type"] != "missing" else f"{field}: required field is missing")
+    return f"invalid {event_type}: " + "; ".join(lines)
+
+
+def validate(data: dict[str, Any] | Envelope) -> Envelope:
+    """Validate a dict (or pass an event through); raise ``InvalidEvent`` with the precise reason."""
+    if isinstance(data, Envelope):
+        return data
+    result = from_dict(data)
+    if isinstance(result, Rejection):
+        raise InvalidEvent(result)
+    return result

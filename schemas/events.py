@@ -1,0 +1,412 @@
+"""The event contract: every event Crownstream reads or writes, as typed, versioned models.
+
+Wire format: one JSON object per Kafka record (orjson), with the envelope fields of ``Envelope`` and the
+fields of its type. ``type`` selects the model; ``schema_version`` is the version of that type's fields.
+A worker accepts only the versions listed in ``SUPPORTED_VERSIONS``; anything else goes to the dead-letter
+topic with the reason, so a producer that upgrades early never corrupts state.
+
+``event_id`` must be unique per logical event and stable across retries of the producer: the pipeline
+deduplicates by it. Use the platform's own id (e.g. "match-812:completed:r2"), or a UUID stored before sending.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal, Union
+
+from pydantic import Field, model_validator
+
+from crownstream.schemas.common import Audience, Id, Model, Money, UtcDatetime
+
+TIEBREAKERS = (
+    "total_points",
+    "wins",
+    "placement_points",
+    "kill_points",
+    "kills",
+    "best_placement",
+    "last_match_placement",
+    "earliest_completion",
+)
+Tiebreaker = Literal[
+    "total_points",
+    "wins",
+    "placement_points",
+    "kill_points",
+    "kills",
+    "best_placement",
+    "last_match_placement",
+    "earliest_completion",
+]
+
+
+class Envelope(Model):
+    event_id: Id = Field(description="Unique per logical event, stable across producer retries.")
+    schema_version: int = Field(1, ge=1, description="Version of this type's fields.")
+    occurred_at: UtcDatetime = Field(description="When it happened on the platform (timezone-aware; stored as UTC).")
+
+
+# --- tournament structure -------------------------------------------------------------------------------
+
+
+class BattleRoyaleRules(Model):
+    format: Literal["battle_royale"] = "battle_royale"
+    point_table: str | list[Annotated[int, Field(ge=0)]] = Field(
+        description="A named table (pubgm_2023, pubgm_2020, free_fire, algs) or the points for placement 1, 2, …"
+    )
+    kill_points: int = Field(1, ge=0)
+    kill_cap: int | None = Field(None, ge=0, description="Most kills that score per team per match.")
+    tiebreakers: list[Tiebreaker] | None = Field(None, min_length=1, description="Ordered; default per the engine.")
+    starting_points: dict[Id, int] = Field(default_factory=dict, description="Points carried in, per team.")
+    match_point_threshold: int | None = Field(None, ge=1, description="Match-point final: points to become eligible.")
+
+
+class SeriesGroupRules(Model):
+    format: Literal["series_group"] = "series_group"
+    best_of: Literal[1, 2, 3, 5, 7] = 3
+    points: dict[str, int] | None = Field(
+        None, description='Points per series result from the team\'s side, e.g. {"2-0": 3, "2-1": 2, "1-2": 1, "0-2": 0}.'
+    )
+
+
+class PrizeShare(Model):
+    placement: int = Field(ge=1)
+    prize: Money
+
+
+class StageConfigured(Envelope):
+    """Declares a stage and its rules; results of a stage are scored with the rules current when folded."""
+
+    type: Literal["stage.configured"] = "stage.configured"
+    tournament_id: Id
+    stage_id: Id
+    name: str = Field("", max_length=200)
+    rules: Annotated[BattleRoyaleRules | SeriesGroupRules, Field(discriminator="format")]
+    prizes: list[PrizeShare] = Field(default_factory=list, max_length=1000)
+
+
+class TournamentRegistered(Envelope):
+    type: Literal["tournament.registered"] = "tournament.registered"
+    tournament_id: Id
+    team_id: Id
+    team_name: str = Field(max_length=200)
+    user_ids: list[Id] = Field(default_factory=list, max_length=100, description="Members registered with the team.")
+
+
+class BracketReady(Envelope):
+    type: Literal["bracket.ready"] = "bracket.ready"
+    tournament_id: Id
+    stage_id: Id
+
+
+class TournamentCompleted(Envelope):
+    type: Literal["tournament.completed"] = "tournament.completed"
+    tournament_id: Id
+    stage_id: Id = Field(description="The stage whose final standings decide placements and prizes.")
+
+
+# --- matches and results --------------------------------------------------------------------------------
+
+
+class MatchScheduled(Envelope):
+    type: Literal["match.scheduled"] = "match.scheduled"
+    tournament_id: Id
+    stage_id: Id
+    match_id: Id
+    scheduled_at: UtcDatetime
+    team_ids: list[Id] = Field(default_factory=list, max_length=1000)
+
+
+class MatchStarted(Envelope):
+    type: Literal["match.started"] = "match.started"
+    tournament_id: Id
+    stage_id: Id
+    match_id: Id
+
+
+class TeamPlacement(Model):
+    team_id: Id
+    placement: int = Field(ge=1, le=1000)
+    kills: int = Field(0, ge=0, le=1000)
+
+
+class LobbyResult(Model):
+    """A whole battle-royale lobby: every team's placement and kills in one match."""
+
+    format: Literal["battle_royale"] = "battle_royale"
+    sequence: int = Field(ge=1, description="Order of the match within the stage (1, 2, …); match-point rules use it.")
+    placements: list[TeamPlacement] = Field(min_length=1, max_length=1000)
+
+    @model_validator(mode="after")
+    def _one_row_per_team(self) -> "LobbyResult":
+        seen: set[str] = set()
+        for row in self.placements:
+            if row.team_id in seen:
+                raise ValueError(f"team {row.team_id!r} appears twice in one lobby result")
+            seen.add(row.team_id)
+        return self
+
+
+class SeriesGameResult(Model):
+    """One game of a best-of-N series."""
+
+    format: Literal["series_game"] = "series_game"
+    series_id: Id
+    team_ids: Annotated[list[Id], Field(min_length=2, max_length=2)]
+    game_number: int = Field(ge=1, le=7)
+    winner_team_id: Id
+    score: dict[Id, int] = Field(default_factory=dict, description="Optional per-team game score (rounds, kills…).")
+
+    @model_validator(mode="after")
+    def _winner_plays(self) -> "SeriesGameResult":
+        if self.team_ids[0] == self.team_ids[1]:
+            raise ValueError("a series needs two different teams")
+        if self.winner_team_id not in self.team_ids:
+            raise ValueError(f"winner {self.winner_team_id!r} is not one of the series' teams {self.team_ids}")
+        return self
+
+
+class MatchCompleted(Envelope):
+    """A match result. (stage, match, revision) identifies it: a duplicate is a no-op, a higher revision
+    replaces the earlier one."""
+
+    type: Literal["match.completed"] = "match.completed"
+    tournament_id: Id
+    stage_id: Id
+    match_id: Id
+    revision: int = Field(1, ge=1)
+    result: Annotated[LobbyResult | SeriesGameResult, Field(discriminator="format")]
+
+
+class MatchDisputed(Envelope):
+    type: Literal["match.disputed"] = "match.disputed"
+    tournament_id: Id
+    stage_id: Id
+    match_id: Id
+    team_id: Id
+    reason: str = Field(max_length=2000)
+
+
+class ResultOverridden(Envelope):
+    """A staff decision that pins a result regardless of later revisions; kept as an audit trail."""
+
+    type: Literal["result.overridden"] = "result.overridden"
+    tournament_id: Id
+    stage_id: Id
+    match_id: Id
+    actor: str = Field(min_length=1, max_length=200)
+    reason: str = Field(min_length=1, max_length=2000)
+    team_id: Id | None = Field(None, description="Battle royale: the team whose placement is pinned.")
+    placement: int | None = Field(None, ge=1, le=1000)
+    kills: int | None = Field(None, ge=0, le=1000)
+    series_id: Id | None = None
+    game_number: int | None = Field(None, ge=1, le=7)
+    winner_team_id: Id | None = Field(None, description="Series: the game's pinned winner.")
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> "ResultOverridden":
+        br = self.team_id is not None and self.placement is not None
+        series = self.series_id is not None and self.game_number is not None and self.winner_team_id is not None
+        if br == series:
+            raise ValueError(
+                "an override pins either a battle-royale placement (team_id + placement [+ kills]) "
+                "or a series game (series_id + game_number + winner_team_id), not both or neither"
+            )
+        return self
+
+
+class TeamDisqualified(Envelope):
+    type: Literal["team.disqualified"] = "team.disqualified"
+    tournament_id: Id
+    stage_id: Id
+    team_id: Id
+    from_sequence: int = Field(1, ge=1, description="First match (by sequence) in which the team scores nothing.")
+    actor: str = Field(min_length=1, max_length=200)
+    reason: str = Field(min_length=1, max_length=2000)
+
+
+class MatchForfeited(Envelope):
+    type: Literal["match.forfeited"] = "match.forfeited"
+    tournament_id: Id
+    stage_id: Id
+    match_id: Id
+    team_id: Id = Field(description="The team that forfeits.")
+    series_id: Id | None = None
+
+
+# --- teams and people -----------------------------------------------------------------------------------
+
+
+class InviteSent(Envelope):
+    type: Literal["invite.sent"] = "invite.sent"
+    team_id: Id
+    team_name: str = Field("", max_length=200)
+    user_id: Id = Field(description="The invitee.")
+    invited_by: Id
+
+
+class InviteAccepted(Envelope):
+    type: Literal["invite.accepted"] = "invite.accepted"
+    team_id: Id
+    user_id: Id
+
+
+class RosterChanged(Envelope):
+    type: Literal["roster.changed"] = "roster.changed"
+    team_id: Id
+    added: list[Id] = Field(default_factory=list, max_length=100)
+    removed: list[Id] = Field(default_factory=list, max_length=100)
+
+    @model_validator(mode="after")
+    def _something_changed(self) -> "RosterChanged":
+        if not self.added and not self.removed:
+            raise ValueError("a roster change must add or remove at least one user")
+        return self
+
+
+class AchievementEarned(Envelope):
+    type: Literal["achievement.earned"] = "achievement.earned"
+    user_id: Id
+    achievement: str = Field(min_length=1, max_length=200)
+    tournament_id: Id | None = None
+
+
+class SponsorApproved(Envelope):
+    type: Literal["sponsor.approved"] = "sponsor.approved"
+    team_id: Id
+    sponsor: str = Field(min_length=1, max_length=200)
+
+
+class PromotionStarted(Envelope):
+    type: Literal["promotion.started"] = "promotion.started"
+    promotion_id: Id
+    title: str = Field(min_length=1, max_length=200)
+    audience: Audience
+
+
+# --- money ----------------------------------------------------------------------------------------------
+
+
+class PaymentVerified(Envelope):
+    type: Literal["payment.verified"] = "payment.verified"
+    payment_id: Id
+    user_id: Id = Field(description="The payer.")
+    tournament_id: Id | None = None
+    amount: Money
+
+
+class PaymentRefunded(Envelope):
+    type: Literal["payment.refunded"] = "payment.refunded"
+    payment_id: Id
+    user_id: Id
+    tournament_id: Id | None = None
+    amount: Money
+    reason: str = Field("", max_length=2000)
+
+
+class PayoutDistributed(Envelope):
+    type: Literal["payout.distributed"] = "payout.distributed"
+    tournament_id: Id
+    stage_id: Id
+    team_id: Id
+    placement: int = Field(ge=1)
+    prize: Money
+
+
+# --- outputs of the standings engine --------------------------------------------------------------------
+
+
+class RankingChanged(Envelope):
+    type: Literal["ranking.changed"] = "ranking.changed"
+    tournament_id: Id
+    stage_id: Id
+    team_id: Id
+    old_rank: int | None = Field(None, ge=1, description="None when the team enters the standings.")
+    new_rank: int = Field(ge=1)
+    points: int
+
+
+class FinalPlacement(Model):
+    team_id: Id
+    placement: int = Field(ge=1)
+    points: int
+
+
+class StandingsFinalized(Envelope):
+    type: Literal["standings.finalized"] = "standings.finalized"
+    tournament_id: Id
+    stage_id: Id
+    placements: list[FinalPlacement]
+
+
+# --- notification control -------------------------------------------------------------------------------
+
+
+class NotificationScheduled(Envelope):
+    type: Literal["notification.scheduled"] = "notification.scheduled"
+    notification_id: Id
+    send_at: UtcDatetime
+    audience: Audience
+    title: str = Field(min_length=1, max_length=256)
+    body: str = Field(min_length=1, max_length=4000)
+
+
+class NotificationCancelled(Envelope):
+    type: Literal["notification.cancelled"] = "notification.cancelled"
+    notification_id: Id
+
+
+class BroadcastRequested(Envelope):
+    type: Literal["broadcast.requested"] = "broadcast.requested"
+    broadcast_id: Id
+    audience: Audience
+    title: str = Field(min_length=1, max_length=256)
+    body: str = Field(min_length=1, max_length=4000)
+
+
+class PreferencesUpdated(Envelope):
+    """A user's full notification preferences (not a patch): the compacted preferences topic keeps the last."""
+
+    type: Literal["preferences.updated"] = "preferences.updated"
+    user_id: Id
+    preferences: dict = Field(description="See crownstream.notifications.preferences for the fields.")
+
+
+Event = Annotated[
+    Union[
+        StageConfigured,
+        TournamentRegistered,
+        BracketReady,
+        TournamentCompleted,
+        MatchScheduled,
+        MatchStarted,
+        MatchCompleted,
+        MatchDisputed,
+        ResultOverridden,
+        TeamDisqualified,
+        MatchForfeited,
+        InviteSent,
+        InviteAccepted,
+        RosterChanged,
+        AchievementEarned,
+        SponsorApproved,
+        PromotionStarted,
+        PaymentVerified,
+        PaymentRefunded,
+        PayoutDistributed,
+        RankingChanged,
+        StandingsFinalized,
+        NotificationScheduled,
+        NotificationCancelled,
+        BroadcastRequested,
+        PreferencesUpdated,
+    ],
+    Field(discriminator="type"),
+]
+
+EVENT_MODELS: dict[str, type[Envelope]] = {
+    model.model_fields["type"].default: model for model in Event.__origin__.__args__  # type: ignore[attr-defined]
+}
+
+# type -> schema versions this worker understands. Bump a type's version when its fields change
+# incompatibly, and keep reading the old one until producers have moved.
+SUPPORTED_VERSIONS: dict[str, frozenset[int]] = {name: frozenset({1}) for name in EVENT_MODELS}

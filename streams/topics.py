@@ -1,0 +1,141 @@
+"""The one place that names every Crownstream topic, how it is keyed, partitioned and retained.
+
+Keys decide which worker owns what: everything about a tournament is keyed by ``tournament_id`` so that a
+tournament's standings live on one worker and need no cross-worker reads; per-user streams are keyed by
+``user_id`` so that a user's preferences and deliveries are co-partitioned (same key, same partition count).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from crownstream.schemas.events import EVENT_MODELS
+from crownstream.settings import Settings, get_settings
+
+
+@dataclass(frozen=True, slots=True)
+class TopicSpec:
+    name: str  # without the deployment prefix
+    key: str  # what the record key is; the event field it comes from for input topics
+    description: str
+    partitions: int | None = None  # None = settings.topic_partitions
+    compacted: bool = False
+    retention_ms: int | None = None  # None = the broker's default
+    event_types: tuple[str, ...] = field(default=())
+
+    def full_name(self, settings: Settings | None = None) -> str:
+        return (settings or get_settings()).topic_prefix + self.name
+
+    def partition_count(self, settings: Settings | None = None) -> int:
+        return self.partitions or (settings or get_settings()).topic_partitions
+
+    def config(self) -> dict[str, str]:
+        cfg: dict[str, str] = {}
+        if self.compacted:
+            cfg["cleanup.policy"] = "compact"
+        if self.retention_ms is not None:
+            cfg["retention.ms"] = str(self.retention_ms)
+        return cfg
+
+
+DAY_MS = 24 * 3600 * 1000
+
+TOURNAMENT_EVENTS = TopicSpec(
+    "crownstream.tournament-events",
+    key="tournament_id",
+    description="Stage configuration, matches, results, corrections, overrides, disqualifications, completion.",
+    retention_ms=90 * DAY_MS,  # long enough to rebuild a season's standings from the log
+    event_types=(
+        "stage.configured",
+        "tournament.registered",
+        "bracket.ready",
+        "tournament.completed",
+        "match.scheduled",
+        "match.started",
+        "match.completed",
+        "match.disputed",
+        "result.overridden",
+        "team.disqualified",
+        "match.forfeited",
+    ),
+)
+PLATFORM_EVENTS = TopicSpec(
+    "crownstream.platform-events",
+    key="subject (team_id, user_id or promotion_id: see KEY_FIELDS)",
+    description="Teams, people and money: invites, rosters, achievements, sponsors, promotions, payments.",
+    retention_ms=30 * DAY_MS,
+    event_types=(
+        "invite.sent",
+        "invite.accepted",
+        "roster.changed",
+        "achievement.earned",
+        "sponsor.approved",
+        "promotion.started",
+        "payment.verified",
+        "payment.refunded",
+    ),
+)
+STANDINGS_EVENTS = TopicSpec(
+    "crownstream.standings-events",
+    key="tournament_id",
+    description="Produced by the standings engine: ranking changes, final placements, payouts.",
+    retention_ms=90 * DAY_MS,
+    event_types=("ranking.changed", "standings.finalized", "payout.distributed"),
+)
+NOTIFICATION_CONTROL = TopicSpec(
+    "crownstream.notification-control",
+    key="notification_id or broadcast_id",
+    description="Scheduled notifications, cancellations and broadcasts.",
+    retention_ms=30 * DAY_MS,
+    event_types=("notification.scheduled", "notification.cancelled", "broadcast.requested"),
+)
+PREFERENCES = TopicSpec(
+    "crownstream.preferences",
+    key="user_id",
+    description="Each user's latest notification preferences (compacted: the log is the store).",
+    compacted=True,
+    event_types=("preferences.updated",),
+)
+DEAD_LETTER = TopicSpec(
+    "crownstream.dead-letter",
+    key="the original record's key",
+    description="Records that could not be decoded or validated, with the reason in headers; replayable.",
+    partitions=1,  # low volume; one partition keeps the listing in arrival order
+    retention_ms=30 * DAY_MS,
+)
+
+INPUT_TOPICS: tuple[TopicSpec, ...] = (TOURNAMENT_EVENTS, PLATFORM_EVENTS, NOTIFICATION_CONTROL, PREFERENCES)
+ALL_TOPICS: tuple[TopicSpec, ...] = (*INPUT_TOPICS, STANDINGS_EVENTS, DEAD_LETTER)
+
+TOPIC_FOR_TYPE: dict[str, TopicSpec] = {t: spec for spec in ALL_TOPICS for t in spec.event_types}
+
+# The event field whose value is the record key, per type. Same key -> same partition -> same worker.
+KEY_FIELDS: dict[str, str] = {
+    **{t: "tournament_id" for t in TOURNAMENT_EVENTS.event_types},
+    **{t: "tournament_id" for t in STANDINGS_EVENTS.event_types},
+    "invite.sent": "team_id",
+    "invite.accepted": "team_id",
+    "roster.changed": "team_id",
+    "sponsor.approved": "team_id",
+    "achievement.earned": "user_id",
+    "payment.verified": "user_id",
+    "payment.refunded": "user_id",
+    "promotion.started": "promotion_id",
+    "notification.scheduled": "notification_id",
+    "notification.cancelled": "notification_id",
+    "broadcast.requested": "broadcast_id",
+    "preferences.updated": "user_id",
+}
+
+# Every event type must have a home and a key; fail at import rather than at the first produce.
+_missing = set(EVENT_MODELS) - set(TOPIC_FOR_TYPE)
+if _missing or set(EVENT_MODELS) - set(KEY_FIELDS):
+    raise RuntimeError(f"topic registry incomplete: no topic/key for {sorted(_missing | (set(EVENT_MODELS) - set(KEY_FIELDS)))}")
+
+
+def topic_for(event_type: str) -> TopicSpec:
+    return TOPIC_FOR_TYPE[event_type]
+
+
+def key_for(event) -> bytes:
+    return str(getattr(event, KEY_FIELDS[event.type])).encode()

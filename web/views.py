@@ -1,0 +1,48 @@
+"""HTTP views served by every worker: health, metrics, and (in later modules) standings queries."""
+
+from __future__ import annotations
+
+from faust.web import Request, Response, View
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from crownstream.agents.tournament_events import tournament_activity
+from crownstream.app import app
+from crownstream.web.responses import routed
+
+
+@app.page("/metrics")
+class Metrics(View):
+    async def get(self, request: Request) -> Response:
+        return self.bytes(generate_latest(), content_type=CONTENT_TYPE_LATEST.split(";")[0])
+
+
+@app.page("/healthz")
+class Liveness(View):
+    async def get(self, request: Request) -> Response:
+        return self.json({"status": "alive"})
+
+
+@app.page("/readyz")
+class Readiness(View):
+    """Ready = the group is not rebalancing, this worker has partitions, and its tables are recovered."""
+
+    async def get(self, request: Request) -> Response:
+        recovery = app.tables.recovery
+        assigned = bool(app.assignor.assigned_actives())
+        checks = {
+            "rebalancing": bool(app.rebalancing),
+            "assigned": assigned,
+            "recovered": recovery.completed.is_set(),
+        }
+        ready = not checks["rebalancing"] and checks["assigned"] and checks["recovered"]
+        return self.json({"ready": ready, **checks}, status=200 if ready else 503)
+
+
+@app.page("/tournaments/{tournament_id}/activity")
+class TournamentActivity(View):
+    @routed(tournament_activity, "tournament_id")
+    async def get(self, request: Request, tournament_id: str) -> Response:
+        activity = tournament_activity.get(tournament_id)
+        if activity is None:
+            return self.json({"error": f"no events seen for tournament {tournament_id!r}"}, status=404)
+        return self.json({"tournament_id": tournament_id, **activity})
