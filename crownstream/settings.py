@@ -26,7 +26,8 @@ class Settings(BaseSettings):
     processing_guarantee: Literal["exactly_once", "at_least_once"] = Field(
         "exactly_once", description="Faust processing guarantee; exactly_once uses Kafka transactions."
     )
-    max_event_bytes: int = Field(1_000_000, ge=1024, description="Largest accepted event; larger ones go to the DLQ.")
+    # Below the broker's default message.max.bytes (1 MiB), so an oversize event can still be kept in the DLQ.
+    max_event_bytes: int = Field(512_000, ge=1024, description="Largest accepted event; larger ones go to the DLQ.")
     producer_linger_ms: int = Field(5, ge=0, description="How long the producer waits to fill a batch.")
 
     # --- Workers ---------------------------------------------------------------------------------------

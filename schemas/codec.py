@@ -41,7 +41,7 @@ def encode(event: Envelope) -> bytes:
     return orjson.dumps(event.model_dump(mode="json"))
 
 
-def decode(raw: bytes | None, *, max_bytes: int = 1_000_000) -> Envelope | Rejection:
+def decode(raw: bytes | None, *, max_bytes: int = 512_000) -> Envelope | Rejection:
     if raw is None or len(raw) == 0:
         return Rejection("empty", "record has no value (tombstone or empty message); an event is a JSON object")
     if len(raw) > max_bytes:

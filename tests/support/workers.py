@@ -1,0 +1,93 @@
+"""Crownstream workers as real processes (``crownstream worker``), so tests can kill -9 them."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+
+from crownstream.settings import Settings
+from tests.support.services import REPO, free_port
+
+CROWNSTREAM = str(REPO / ".venv" / "bin" / "crownstream")
+
+
+def settings_env(settings: Settings) -> dict[str, str]:
+    """The environment variables that reproduce ``settings`` in a child process."""
+    env = {}
+    for name, value in settings.model_dump().items():
+        if value is not None:
+            env[f"CROWNSTREAM_{name.upper()}"] = str(value).lower() if isinstance(value, bool) else str(value)
+    return env
+
+
+@dataclass
+class Worker:
+    settings: Settings
+    log_path: Path
+    extra_env: dict[str, str] = field(default_factory=dict)
+    process: subprocess.Popen | None = None
+
+    @property
+    def url(self) -> str:
+        return self.settings.worker_url
+
+    def start(self) -> "Worker":
+        env = {**os.environ, **settings_env(self.settings), **self.extra_env, "PYTHONUNBUFFERED": "1"}
+        exe = CROWNSTREAM if os.path.exists(CROWNSTREAM) else "crownstream"
+        self._log = open(self.log_path, "ab")
+        self.process = subprocess.Popen(
+            [exe, "worker", "--loglevel", "info"], env=env, stdout=self._log, stderr=subprocess.STDOUT,
+            cwd=str(REPO), start_new_session=True,
+        )
+        return self
+
+    def wait_ready(self, timeout: float = 60.0) -> "Worker":
+        deadline = time.monotonic() + timeout
+        last = None
+        while time.monotonic() < deadline:
+            if self.process is not None and self.process.poll() is not None:
+                raise RuntimeError(f"worker exited with {self.process.returncode}; log: {self.log_path}\n{self.tail()}")
+            try:
+                r = httpx.get(f"{self.url}/readyz", timeout=2)
+                last = r.text
+                if r.status_code == 200:
+                    return self
+            except httpx.HTTPError as exc:
+                last = repr(exc)
+            time.sleep(0.3)
+        raise TimeoutError(f"worker not ready after {timeout}s (last: {last}); log: {self.log_path}\n{self.tail()}")
+
+    def kill(self) -> None:
+        """SIGKILL: no shutdown hooks, no commit — a crash as the kernel would deliver it."""
+        if self.process and self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait(10)
+
+    def stop(self, timeout: float = 30.0) -> int | None:
+        if self.process and self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.kill()
+        return self.process.returncode if self.process else None
+
+    def alive(self) -> bool:
+        return self.process is not None and self.process.poll() is None
+
+    def tail(self, lines: int = 40) -> str:
+        try:
+            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+        except FileNotFoundError:
+            return ""
+
+
+def worker_settings(base: Settings, tmp_path: Path, **overrides) -> Settings:
+    port = free_port()
+    return base.model_copy(update={"web_port": port, "data_dir": str(tmp_path / "workers"), **overrides})
