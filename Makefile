@@ -1,0 +1,31 @@
+# The two commands of the README, and a few more. Every target installs what it needs first.
+SHELL := /bin/bash
+VENV := .venv
+PY := $(VENV)/bin/python
+
+.PHONY: demo test bench bootstrap services-up services-down unit clean
+
+demo: bootstrap            ## Stream a demo tournament through the whole pipeline
+	deploy/with-services.sh $(PY) -m crownstream.demo
+
+test: bootstrap            ## The whole test suite against a real Kafka broker and PostgreSQL
+	deploy/with-services.sh $(PY) -m pytest
+
+unit: bootstrap            ## Unit tests only (no broker needed)
+	$(PY) -m pytest tests/unit
+
+bench: bootstrap           ## Benchmarks: prints a table of figures beside their baselines
+	deploy/with-services.sh $(PY) -m bench
+
+bootstrap:
+	deploy/bootstrap.sh
+
+services-up: bootstrap
+	deploy/kafka.sh start && deploy/postgres.sh start
+
+services-down:
+	-deploy/kafka.sh stop
+	-deploy/postgres.sh stop
+
+clean: services-down
+	rm -rf .state
