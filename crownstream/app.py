@@ -10,6 +10,7 @@ import os
 
 import faust
 
+from crownstream.logs import logging_config
 from crownstream.settings import Settings, get_settings
 
 
@@ -43,7 +44,7 @@ def create_app(settings: Settings | None = None) -> faust.App:
         stream_wait_empty=True,
         web_cors_options=None,
         producer_linger_ms=settings.producer_linger_ms,
-        logging_config=None,
+        logging_config=logging_config(settings.log_level, settings.log_json),
     )
 
 

@@ -98,3 +98,13 @@ def test_json_schema_exported_for_every_type():
     assert set(docs) == set(EVENT_MODELS)
     assert docs["match.completed"]["properties"]["type"]["const"] == "match.completed"
     assert "event_id" in docs["match.completed"]["required"]
+
+
+def test_committed_json_schemas_match_the_models():
+    """schemas/jsonschema/ is documentation users read; it must not drift from the models."""
+    import json
+    from pathlib import Path
+
+    folder = Path(__file__).resolve().parents[2] / "schemas" / "jsonschema"
+    committed = {p.stem: json.loads(p.read_text()) for p in folder.glob("*.json")}
+    assert committed == json_schemas(), "run: crownstream schemas export --out schemas/jsonschema"
