@@ -12,10 +12,21 @@ import faust
 
 from crownstream.logs import logging_config
 from crownstream.settings import Settings, get_settings
+from crownstream.transactions import CrownstreamTransport
 
 
 def broker_urls(bootstrap: str) -> str:
     return ";".join(f"kafka://{host.strip()}" for host in bootstrap.split(",") if host.strip())
+
+
+class CrownstreamApp(faust.App):
+    """Faust's App with the input-partition transaction manager (see crownstream/transactions.py)."""
+
+    def _new_transport(self):
+        return CrownstreamTransport(self.conf.broker_consumer, self)
+
+    def _new_producer_transport(self):
+        return CrownstreamTransport(self.conf.broker_producer, self)
 
 
 def create_app(settings: Settings | None = None) -> faust.App:
@@ -23,7 +34,7 @@ def create_app(settings: Settings | None = None) -> faust.App:
     # Each worker keeps its RocksDB tables in a folder of its own; two workers on one host must not share one.
     datadir = os.path.join(settings.data_dir, f"{settings.app_id}-{settings.web_port}")
     os.makedirs(datadir, exist_ok=True)
-    return faust.App(
+    return CrownstreamApp(
         settings.app_id,
         broker=broker_urls(settings.kafka_bootstrap),
         # Faust's RocksDB store; with rocksdict installed (and python-rocksdb not) it runs on rocksdict.

@@ -1,0 +1,250 @@
+"""Standings agent: folds tournament events into battle-royale standings and emits what changed.
+
+Persistent state lives in Faust tables (RocksDB + changelog, co-partitioned with the tournament topic):
+  ``stages``      "tournament/stage" -> the stage's rules, prizes, match ids, overrides, DQs, forfeits
+  ``br-results``  "tournament/stage/match" -> the current lobby result (highest revision)
+  ``tournaments`` "tournament" -> its stages and team names
+So an event costs one small table write, whatever the size of the tournament. The ranked view is an
+in-memory ``Leaderboard`` per stage, rebuilt from those tables on first use after every rebalance; it is
+derived state, never the source of truth.
+
+Outputs (ranking.changed, standings.finalized, payout.distributed) carry ids and timestamps derived from
+the event that caused them, so a replay produces byte-identical records, and they are sent in the input
+partition's transaction (crownstream/transactions.py).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from typing import Any
+
+from crownstream.agents.tournament_events import handles
+from crownstream.app import app
+from crownstream.metrics import DUPLICATES, EVENTS_OUT
+from crownstream.schemas.codec import encode
+from crownstream.schemas import events as ev
+from crownstream.standings.leaderboard import (
+    Change, Disqualification, Leaderboard, LobbyRow, MatchResult, Override, RankChange,
+)
+from crownstream.standings.scoring import Rules
+from crownstream.streams.topics import STANDINGS_EVENTS, TOURNAMENT_EVENTS
+
+log = logging.getLogger(__name__)
+PARTITIONS = TOURNAMENT_EVENTS.partition_count()
+
+tournaments = app.Table("tournaments", default=None, partitions=PARTITIONS, help="tournament -> stages, team names")
+stages = app.Table("stages", default=None, partitions=PARTITIONS, help="tournament/stage -> rules and result index")
+br_results = app.Table("br-results", default=None, partitions=PARTITIONS, help="tournament/stage/match -> lobby result")
+
+standings_topic = app.topic(STANDINGS_EVENTS.full_name(), key_serializer="raw", value_serializer="raw",
+                            partitions=STANDINGS_EVENTS.partition_count())
+
+BOARDS: dict[str, Leaderboard] = {}
+
+
+@app.on_partitions_revoked.connect
+async def _forget_boards(sender, revoked, **kwargs) -> None:
+    # A board is a cache of table state; after a rebalance the tables may have moved or been updated by
+    # standby replication, so rebuild from them rather than trust memory.
+    BOARDS.clear()
+
+
+def stage_key(tournament_id: str, stage_id: str) -> str:
+    return f"{tournament_id}/{stage_id}"
+
+
+def derived_id(*parts: str) -> str:
+    """A deterministic event id for an output; hashed when the readable form would exceed 128 chars."""
+    readable = ":".join(parts)
+    return readable if len(readable) <= 128 else "d-" + hashlib.sha256(readable.encode()).hexdigest()[:40]
+
+
+def new_stage_record() -> dict[str, Any]:
+    return {"format": None, "name": "", "rules": None, "prizes": [], "matches": [], "overrides": [],
+            "dqs": [], "forfeits": [], "finalized": None}
+
+
+def board_for(tournament_id: str, stage_id: str) -> Leaderboard | None:
+    """The stage's leaderboard, rebuilt from the tables if not cached; None if not a configured BR stage."""
+    key = stage_key(tournament_id, stage_id)
+    board = BOARDS.get(key)
+    if board is not None:
+        return board
+    record = stages.get(key)
+    if not record or record["format"] != "battle_royale":
+        return None
+    board = Leaderboard(Rules.from_config(record["rules"]))
+    for match_id in record["matches"]:
+        stored = br_results.get(f"{key}/{match_id}")
+        if stored:
+            board.apply_result(MatchResult.from_dict(stored))
+    for o in record["overrides"]:
+        board.apply_override(Override.from_dict(o))
+    for d in record["dqs"]:
+        board.disqualify(Disqualification.from_dict(d))
+    for match_id, team_id in record["forfeits"]:
+        board.forfeit(match_id, team_id)
+    BOARDS[key] = board
+    return board
+
+
+async def emit(event: ev.Envelope) -> None:
+    await standings_topic.send(key=event.tournament_id.encode(), value=encode(event))
+    EVENTS_OUT.labels(standings_topic.get_topic_name(), event.type).inc()
+
+
+async def emit_rank_changes(trigger: ev.Envelope, stage_id: str, change: Change) -> None:
+    for rc in change.rank_changes:
+        if rc.old_rank == rc.new_rank:
+            continue  # points moved but not the rank: not a ranking change
+        await emit(ev.RankingChanged(
+            event_id=derived_id(trigger.event_id, "rank", rc.team_id),
+            occurred_at=trigger.occurred_at, tournament_id=trigger.tournament_id, stage_id=stage_id,
+            team_id=rc.team_id, old_rank=rc.old_rank, new_rank=rc.new_rank, points=rc.new_points,
+        ))
+
+
+def _update_stage(key: str, mutate) -> dict[str, Any]:
+    record = dict(stages.get(key) or new_stage_record())
+    mutate(record)
+    stages[key] = record
+    return record
+
+
+# --- handlers ---------------------------------------------------------------------------------------------
+
+
+@handles("stage.configured")
+async def on_stage_configured(event: ev.StageConfigured) -> None:
+    key = stage_key(event.tournament_id, event.stage_id)
+    rules = event.rules.model_dump(mode="json")
+    if event.rules.format == "battle_royale":
+        Rules.from_config(rules)  # unknown point table names etc. are caught here, not at the first result
+    before = _ranks(board_for(event.tournament_id, event.stage_id))
+
+    def configure(record: dict[str, Any]) -> None:
+        record.update(format=event.rules.format, name=event.name, rules=rules,
+                      prizes=[p.model_dump(mode="json") for p in event.prizes])
+
+    _update_stage(key, configure)
+    info = dict(tournaments.get(event.tournament_id) or {"stages": {}, "teams": {}})
+    info["stages"] = {**info["stages"], event.stage_id: {"name": event.name, "format": event.rules.format}}
+    tournaments[event.tournament_id] = info
+    BOARDS.pop(key, None)
+    after = board_for(event.tournament_id, event.stage_id)
+    if after is not None and before:
+        # New rules re-score every result: report the ranks that moved, as for any other change.
+        changes = tuple(RankChange(t, before.get(t), r, None, s.total_points)
+                        for r, s in after.standings() for t in [s.team_id] if before.get(t) != r)
+        await emit_rank_changes(event, event.stage_id, Change("applied", changes))
+
+
+def _ranks(board: Leaderboard | None) -> dict[str, int]:
+    return {s.team_id: rank for rank, s in board.standings()} if board else {}
+
+
+@handles("tournament.registered")
+async def on_registered(event: ev.TournamentRegistered) -> None:
+    info = dict(tournaments.get(event.tournament_id) or {"stages": {}, "teams": {}})
+    info["teams"] = {**info["teams"], event.team_id: event.team_name}
+    tournaments[event.tournament_id] = info
+
+
+@handles("match.completed")
+async def on_match_completed(event: ev.MatchCompleted) -> None:
+    if event.result.format != "battle_royale":
+        return  # series games: agents/series.py
+    key = stage_key(event.tournament_id, event.stage_id)
+    result_key = f"{key}/{event.match_id}"
+    stored = br_results.get(result_key)
+    if stored is not None and stored["revision"] >= event.revision:
+        DUPLICATES.labels(event.type).inc()
+        return
+    result = MatchResult(event.match_id, event.revision, event.result.sequence, event.occurred_at.isoformat(),
+                         tuple(LobbyRow(p.team_id, p.placement, p.kills) for p in event.result.placements))
+    board = board_for(event.tournament_id, event.stage_id)  # before the write: a rebuild must not see it yet
+    br_results[result_key] = result.to_dict()
+    if stored is None:
+        _update_stage(key, lambda r: r.update(matches=[*r["matches"], event.match_id]))
+    if board is not None:
+        await emit_rank_changes(event, event.stage_id, board.apply_result(result))
+
+
+@handles("result.overridden")
+async def on_override(event: ev.ResultOverridden) -> None:
+    if event.team_id is None:
+        return  # series game overrides: agents/series.py
+    key = stage_key(event.tournament_id, event.stage_id)
+    override = Override(event.event_id, event.match_id, event.team_id, event.placement, event.kills,
+                        event.actor, event.reason, event.occurred_at.isoformat())
+    record = stages.get(key) or new_stage_record()
+    if any(o["event_id"] == event.event_id for o in record["overrides"]):
+        DUPLICATES.labels(event.type).inc()
+        return
+    board = board_for(event.tournament_id, event.stage_id)  # before the write, as above
+    _update_stage(key, lambda r: r.update(overrides=[*r["overrides"], override.to_dict()]))
+    if board is not None:
+        await emit_rank_changes(event, event.stage_id, board.apply_override(override))
+
+
+@handles("team.disqualified")
+async def on_disqualified(event: ev.TeamDisqualified) -> None:
+    key = stage_key(event.tournament_id, event.stage_id)
+    dq = Disqualification(event.event_id, event.team_id, event.from_sequence, event.actor, event.reason,
+                          event.occurred_at.isoformat())
+    record = stages.get(key) or new_stage_record()
+    if any(d["event_id"] == event.event_id for d in record["dqs"]):
+        DUPLICATES.labels(event.type).inc()
+        return
+    board = board_for(event.tournament_id, event.stage_id)  # before the write, as above
+    _update_stage(key, lambda r: r.update(dqs=[*r["dqs"], dq.to_dict()]))
+    if board is not None:
+        await emit_rank_changes(event, event.stage_id, board.disqualify(dq))
+
+
+@handles("match.forfeited")
+async def on_forfeited(event: ev.MatchForfeited) -> None:
+    if event.series_id is not None:
+        return  # series forfeits: agents/series.py
+    key = stage_key(event.tournament_id, event.stage_id)
+    pair = [event.match_id, event.team_id]
+    record = stages.get(key) or new_stage_record()
+    if pair in record["forfeits"]:
+        DUPLICATES.labels(event.type).inc()
+        return
+    board = board_for(event.tournament_id, event.stage_id)  # before the write, as above
+    _update_stage(key, lambda r: r.update(forfeits=[*r["forfeits"], pair]))
+    if board is not None:
+        await emit_rank_changes(event, event.stage_id, board.forfeit(event.match_id, event.team_id))
+
+
+@handles("tournament.completed")
+async def on_completed(event: ev.TournamentCompleted) -> None:
+    key = stage_key(event.tournament_id, event.stage_id)
+    record = stages.get(key)
+    if record is None or record["finalized"] is not None:
+        DUPLICATES.labels(event.type).inc()
+        if record is None:
+            log.warning("tournament.completed for an unknown stage", extra={"event_id": event.event_id})
+        return
+    board = board_for(event.tournament_id, event.stage_id)
+    if board is None:
+        return
+    placements = [ev.FinalPlacement(team_id=s.team_id, placement=rank, points=s.total_points)
+                  for rank, s in board.standings()]
+    # Marked first: the table write and the sends below commit in one transaction, or not at all.
+    _update_stage(key, lambda r: r.update(finalized=event.event_id))
+    await emit(ev.StandingsFinalized(event_id=derived_id(event.tournament_id, event.stage_id, "final"),
+                                     occurred_at=event.occurred_at, tournament_id=event.tournament_id,
+                                     stage_id=event.stage_id, placements=placements))
+    by_place = {p.placement: p for p in placements}
+    for share in record["prizes"]:
+        winner = by_place.get(share["placement"])
+        if winner is None:
+            continue
+        await emit(ev.PayoutDistributed(
+            event_id=derived_id(event.tournament_id, event.stage_id, "payout", str(share["placement"])),
+            occurred_at=event.occurred_at, tournament_id=event.tournament_id, stage_id=event.stage_id,
+            team_id=winner.team_id, placement=share["placement"], prize=share["prize"],
+        ))
