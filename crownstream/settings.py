@@ -37,6 +37,9 @@ class Settings(BaseSettings):
         None, description="URL other workers use to reach this one (query routing); default http://web_host:web_port."
     )
     data_dir: str = Field(".state/workers", description="Where workers keep RocksDB table state (one subfolder per worker).")
+    session_timeout_s: float = Field(
+        10.0, gt=0, description="How long the group waits for a silent worker before moving its partitions."
+    )
     table_standby_replicas: int = Field(1, ge=0, description="Standby replicas of each table partition, for fast failover.")
     log_level: str = Field("info", description="Worker log level.")
     log_json: bool = Field(True, description="Structured JSON logs (one object per line).")

@@ -10,7 +10,8 @@ transaction at all when the consumer has no metadata for the output topic. Those
 
 Kafka Streams' rule is one transaction per input partition (task), and so is ours: the transactional id
 is derived from the TP of ``faust.current_event()``; the destination partition is still chosen by the key.
-Sends made outside event processing (none in our agents) keep Faust's behaviour.
+Sends made outside event processing (the producer buffer's table writes) keep Faust's routing, which
+for changelogs is the input partition already; ``commit`` drains them first (see below).
 """
 
 from __future__ import annotations
@@ -18,8 +19,8 @@ from __future__ import annotations
 from typing import Any
 
 from faust.streams import current_event
-from faust.transport.consumer import TransactionManager
-from faust.transport.drivers.aiokafka import Transport
+from faust.transport.consumer import TopicPartitionGroup, TransactionManager
+from faust.transport.drivers.aiokafka import AIOKafkaConsumerThread, Consumer, Transport
 
 
 class InputPartitionTransactionManager(TransactionManager):
@@ -37,6 +38,61 @@ class InputPartitionTransactionManager(TransactionManager):
         return await super().send(topic, key, value, partition, timestamp, headers,
                                   transactional_id=transactional_id)
 
+    async def commit(self, offsets, start_new_transaction: bool = True) -> bool:
+        """Drain buffered table writes into their transactions, then commit the input offsets.
+
+        Table updates reach the changelog through Faust's producer buffer (``send_soon``), drained by a
+        background task. faust-streaming commits offsets without draining it, so an offset can commit in
+        one transaction while the state change it caused is sent in the next one — which a crash aborts:
+        after a kill -9 the new owner resumes *after* events whose effects it never sees. Draining first
+        puts every change of an acknowledged event in the same transaction as its offset.
+        """
+        await self.app.producer.flush()
+        return await super().commit(offsets, start_new_transaction=start_new_transaction)
+
+    async def on_rebalance(self, assigned, revoked, newly_assigned) -> None:
+        """Stop the producer of every partition this worker no longer processes, start the new ones.
+
+        faust-streaming maps *revoked* partitions to transactional ids through a filter that drops
+        partitions now held as standbys — with standby replicas on, a partition that moves to another
+        worker usually stays here as a standby, so its producer was never stopped: a zombie in mid
+        transaction under the same transactional id as the new owner's, fenced at its next send and
+        crashing the worker ("Can't send messages while not in transaction"). It also re-begins
+        transactions that are already open. Here: stop exactly (revoked - still active), begin exactly
+        (active - already running).
+        """
+        active = self._tps_to_transactional_ids(assigned)
+        groups = self.app.assignor._topic_groups
+        revoked_tids = {
+            self.transactional_id_format.format(
+                tpg=TopicPartitionGroup(tp.topic, tp.partition, groups[tp.topic]), group_id=self.app.conf.id)
+            for tp in revoked if tp.topic in groups
+        } - active
+        running = set(self.producer._transaction_producers)
+        for tid in sorted(revoked_tids & running):
+            await self.producer.stop_transaction(tid)
+        for tid in sorted(active - running):
+            await self.producer.maybe_begin_transaction(tid)
+
+
+class _LsoFromBrokerConsumerThread(AIOKafkaConsumerThread):
+    """Table recovery compares a partition's persisted offset with its "highwater". Under exactly_once
+    faust-streaming takes that from ``last_stable_offset(tp)``, which the consumer only knows after it has
+    fetched from the partition — ``None`` for a freshly assigned one, which Faust turns into -1. Recovery
+    then either raises ConsistencyError (a standby's persisted offset > -1: the worker crashes right when
+    it should take over from a dead one) or skips replaying records it has not read. ``end_offsets`` on a
+    read_committed consumer asks the broker, which answers with the last stable offset: the right number,
+    always known."""
+
+    async def _highwaters(self, partitions):
+        return await self._ensure_consumer().end_offsets(list(partitions))
+
+
+class _Consumer(Consumer):
+    def _new_consumer_thread(self):
+        return _LsoFromBrokerConsumerThread(self, loop=self.loop, beacon=self.beacon)
+
 
 class CrownstreamTransport(Transport):
     TransactionManager = InputPartitionTransactionManager
+    Consumer = _Consumer

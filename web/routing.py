@@ -77,9 +77,14 @@ async def forward(owner: Owner, method: str, path_qs: str, headers: dict[str, st
         raise NotReady("ownership is moving between workers")
     fwd_headers = {k: v for k, v in headers.items() if k.lower() in ("authorization", "content-type", "accept")}
     fwd_headers[ROUTED_HEADER] = me
-    return await _client(timeout).request(
-        method, str(owner.url.with_path("")).rstrip("/") + path_qs, headers=fwd_headers, content=body
-    )
+    try:
+        return await _client(timeout).request(
+            method, str(owner.url.with_path("")).rstrip("/") + path_qs, headers=fwd_headers, content=body
+        )
+    except httpx.TransportError as exc:
+        # The owner died or is restarting; the group will move its partitions here or elsewhere shortly.
+        raise NotReady(f"the worker that owns this key ({owner.url}) is unreachable: {exc.__class__.__name__}",
+                       retry_after=2) from exc
 
 
 _shared_client: httpx.AsyncClient | None = None

@@ -46,3 +46,33 @@ class TournamentActivity(View):
         if activity is None:
             return self.json({"error": f"no events seen for tournament {tournament_id!r}"}, status=404)
         return self.json({"tournament_id": tournament_id, **activity})
+
+
+@app.page("/ops/assignment")
+class Assignment(View):
+    """Which partitions this worker processes (actives) and replicates (standbys), and how far behind it is."""
+
+    async def get(self, request: Request) -> Response:
+        consumer = app.consumer
+        actives = sorted(app.assignor.assigned_actives())
+        lag = {}
+        for tp in actives:
+            if tp.topic.endswith("-changelog"):
+                continue
+            try:
+                position = await consumer.position(tp)
+            except Exception:  # not assigned in the underlying consumer yet
+                position = None
+            highwater = consumer.highwater(tp)
+            lag[f"{tp.topic}[{tp.partition}]"] = {
+                "position": position, "highwater": highwater,
+                "lag": (highwater - position) if position is not None and highwater is not None else None,
+            }
+        return self.json({
+            "worker": str(app.conf.canonical_url),
+            "actives": [f"{tp.topic}[{tp.partition}]" for tp in actives],
+            "standbys": [f"{tp.topic}[{tp.partition}]" for tp in sorted(app.assignor.assigned_standbys())],
+            "paused": [f"{tp.topic}[{tp.partition}]" for tp in sorted(consumer._paused_partitions)],
+            "sources": lag,
+            "transaction_groups": dict(app.assignor._topic_groups),
+        })

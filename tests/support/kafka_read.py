@@ -1,0 +1,36 @@
+"""Reading a topic back as a consumer that commits nothing (read_committed: what downstream sees)."""
+
+from __future__ import annotations
+
+import asyncio
+
+import orjson
+from aiokafka import AIOKafkaConsumer, TopicPartition
+
+
+async def read_topic(bootstrap: str, topic: str, *, settle: float = 1.5, timeout: float = 60) -> list[dict]:
+    """Every committed record of ``topic`` up to its current end, as decoded JSON."""
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, isolation_level="read_committed",
+                                enable_auto_commit=False)
+    await consumer.start()
+    try:
+        if topic not in await consumer.topics():
+            return []
+        partitions = consumer._client.cluster.partitions_for_topic(topic) or set()
+        tps = [TopicPartition(topic, p) for p in sorted(partitions)]
+        consumer.assign(tps)
+        await consumer.seek_to_beginning(*tps)
+        ends = await consumer.end_offsets(tps)
+        records: list[dict] = []
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while loop.time() < deadline:
+            batch = await consumer.getmany(timeout_ms=int(settle * 1000))
+            for rs in batch.values():
+                records += [orjson.loads(r.value) for r in rs]
+            positions = {tp: await consumer.position(tp) for tp in tps}
+            if not batch and all(positions[tp] >= ends[tp] for tp in tps):
+                break
+        return records
+    finally:
+        await consumer.stop()
