@@ -24,10 +24,10 @@ from crownstream.app import app
 from crownstream.metrics import DUPLICATES, EVENTS_OUT
 from crownstream.schemas.codec import encode
 from crownstream.schemas import events as ev
-from crownstream.standings.leaderboard import (
-    Change, Disqualification, Leaderboard, LobbyRow, MatchResult, Override, RankChange,
+from crownstream.standings.battle_royale import (
+    Change, Disqualification, Forfeit, Leaderboard, LobbyRow, MatchResult, Override, RankChange, Status,
 )
-from crownstream.standings.scoring import Rules
+from crownstream.standings.rules import RuleSet
 from crownstream.streams.topics import STANDINGS_EVENTS, TOURNAMENT_EVENTS
 
 log = logging.getLogger(__name__)
@@ -74,7 +74,7 @@ def board_for(tournament_id: str, stage_id: str) -> Leaderboard | None:
     record = stages.get(key)
     if not record or record["format"] != "battle_royale":
         return None
-    board = Leaderboard(Rules.from_config(record["rules"]))
+    board = Leaderboard(RuleSet.from_dict(record["rules"]), stage_id)
     for match_id in record["matches"]:
         stored = br_results.get(f"{key}/{match_id}")
         if stored:
@@ -84,7 +84,7 @@ def board_for(tournament_id: str, stage_id: str) -> Leaderboard | None:
     for d in record["dqs"]:
         board.disqualify(Disqualification.from_dict(d))
     for match_id, team_id in record["forfeits"]:
-        board.forfeit(match_id, team_id)
+        board.forfeit(Forfeit(match_id, team_id))
     BOARDS[key] = board
     return board
 
@@ -96,8 +96,8 @@ async def emit(event: ev.Envelope) -> None:
 
 async def emit_rank_changes(trigger: ev.Envelope, stage_id: str, change: Change) -> None:
     for rc in change.rank_changes:
-        if rc.old_rank == rc.new_rank:
-            continue  # points moved but not the rank: not a ranking change
+        if rc.old_rank == rc.new_rank or rc.new_rank is None:
+            continue  # points moved but not the rank, or the team left the standings: not a ranking change
         await emit(ev.RankingChanged(
             event_id=derived_id(trigger.event_id, "rank", rc.team_id),
             occurred_at=trigger.occurred_at, tournament_id=trigger.tournament_id, stage_id=stage_id,
@@ -120,7 +120,7 @@ async def on_stage_configured(event: ev.StageConfigured) -> None:
     key = stage_key(event.tournament_id, event.stage_id)
     rules = event.rules.model_dump(mode="json")
     if event.rules.format == "battle_royale":
-        Rules.from_config(rules)  # unknown point table names etc. are caught here, not at the first result
+        RuleSet.from_dict(rules)  # unknown point table names etc. are caught here, not at the first result
     before = _ranks(board_for(event.tournament_id, event.stage_id))
 
     def configure(record: dict[str, Any]) -> None:
@@ -137,7 +137,7 @@ async def on_stage_configured(event: ev.StageConfigured) -> None:
         # New rules re-score every result: report the ranks that moved, as for any other change.
         changes = tuple(RankChange(t, before.get(t), r, None, s.total_points)
                         for r, s in after.standings() for t in [s.team_id] if before.get(t) != r)
-        await emit_rank_changes(event, event.stage_id, Change("applied", changes))
+        await emit_rank_changes(event, event.stage_id, Change(Status.APPLIED, rank_changes=changes))
 
 
 def _ranks(board: Leaderboard | None) -> dict[str, int]:
@@ -161,7 +161,8 @@ async def on_match_completed(event: ev.MatchCompleted) -> None:
     if stored is not None and stored["revision"] >= event.revision:
         DUPLICATES.labels(event.type).inc()
         return
-    result = MatchResult(event.match_id, event.revision, event.result.sequence, event.occurred_at.isoformat(),
+    result = MatchResult(event.stage_id, event.match_id, event.revision, event.result.sequence,
+                         event.occurred_at.isoformat(),
                          tuple(LobbyRow(p.team_id, p.placement, p.kills) for p in event.result.placements))
     board = board_for(event.tournament_id, event.stage_id)  # before the write: a rebuild must not see it yet
     br_results[result_key] = result.to_dict()
@@ -179,7 +180,7 @@ async def on_override(event: ev.ResultOverridden) -> None:
     override = Override(event.event_id, event.match_id, event.team_id, event.placement, event.kills,
                         event.actor, event.reason, event.occurred_at.isoformat())
     record = stages.get(key) or new_stage_record()
-    if any(o["event_id"] == event.event_id for o in record["overrides"]):
+    if any(o["override_id"] == event.event_id for o in record["overrides"]):
         DUPLICATES.labels(event.type).inc()
         return
     board = board_for(event.tournament_id, event.stage_id)  # before the write, as above
@@ -194,7 +195,7 @@ async def on_disqualified(event: ev.TeamDisqualified) -> None:
     dq = Disqualification(event.event_id, event.team_id, event.from_sequence, event.actor, event.reason,
                           event.occurred_at.isoformat())
     record = stages.get(key) or new_stage_record()
-    if any(d["event_id"] == event.event_id for d in record["dqs"]):
+    if any(d["disqualification_id"] == event.event_id for d in record["dqs"]):
         DUPLICATES.labels(event.type).inc()
         return
     board = board_for(event.tournament_id, event.stage_id)  # before the write, as above
@@ -216,7 +217,7 @@ async def on_forfeited(event: ev.MatchForfeited) -> None:
     board = board_for(event.tournament_id, event.stage_id)  # before the write, as above
     _update_stage(key, lambda r: r.update(forfeits=[*r["forfeits"], pair]))
     if board is not None:
-        await emit_rank_changes(event, event.stage_id, board.forfeit(event.match_id, event.team_id))
+        await emit_rank_changes(event, event.stage_id, board.forfeit(Forfeit(event.match_id, event.team_id)))
 
 
 @handles("tournament.completed")

@@ -9,12 +9,10 @@ from datetime import datetime, timezone
 from faust.web import Request, Response, View
 from pydantic import ValidationError
 
-from crownstream.agents.standings import board_for, br_results, stage_key, stages, tournaments
+from crownstream.agents.standings import board_for, stages, tournaments
 from crownstream.app import app
 from crownstream.schemas.codec import describe_errors
 from crownstream.schemas.events import ResultOverridden
-from crownstream.standings.leaderboard import MatchResult, recompute
-from crownstream.standings.leaderboard import Disqualification, Override
 from crownstream.web.auth import Unauthorized, require_staff
 from crownstream.web.responses import routed
 
@@ -77,26 +75,18 @@ class Standings(View):
         names = (tournaments.get(tournament_id) or {}).get("teams", {})
         only = request.query.get("matches")
         if only:
-            rows = _subset(tournament_id, stage_id, board, set(only.split(",")))[offset:offset + limit]
+            rows = board.standings_over(set(only.split(",")))[offset:offset + limit]
             ranked = [(offset + i + 1, s) for i, s in enumerate(rows)]
         else:
             ranked = board.standings(offset, limit)
         return self.json({
             "tournament_id": tournament_id, "stage_id": stage_id, "teams": len(board), "offset": offset,
-            "limit": limit, "matches": sorted(board.matches) if not only else sorted(set(only.split(","))),
+            "limit": limit, "matches": sorted(r.match_id for r in board.results()) if not only else sorted(set(only.split(","))),
             "champion": board.champion,
-            "standings": [{"rank": rank, "team_name": names.get(s.team_id, s.team_id), **s.as_dict()}
+            "standings": [{"rank": rank, "team_name": names.get(s.team_id, s.team_id), **s.to_dict()}
                           for rank, s in ranked],
         })
 
-
-def _subset(tournament_id: str, stage_id: str, board, only: set[str]):
-    record = stages.get(stage_key(tournament_id, stage_id))
-    results = [MatchResult.from_dict(br_results[f"{stage_key(tournament_id, stage_id)}/{m}"])
-               for m in record["matches"] if m in only and br_results.get(f"{stage_key(tournament_id, stage_id)}/{m}")]
-    return recompute(board.rules, results, [Override.from_dict(o) for o in record["overrides"]],
-                     [Disqualification.from_dict(d) for d in record["dqs"]],
-                     [tuple(f) for f in record["forfeits"]], only_matches=only)
 
 
 @app.page("/tournaments/{tournament_id}/teams/{team_id}")
@@ -112,8 +102,9 @@ class TeamStanding(View):
             return _error(self, 404, f"team {team_id!r} has no results in stage {stage_id!r}")
         names = (tournaments.get(tournament_id) or {}).get("teams", {})
         return self.json({"tournament_id": tournament_id, "stage_id": stage_id, "rank": board.rank_of(team_id),
-                          "team_name": names.get(team_id, team_id), **standing.as_dict(),
-                          "matches": board.team_matches(team_id), "overrides": board.audit_trail(team_id)})
+                          "team_name": names.get(team_id, team_id), **standing.to_dict(),
+                          "matches": [c.to_dict() for c in board.team_matches(team_id)],
+                          "overrides": [a.to_dict() for a in board.audit_trail(team_id)]})
 
 
 _producer = None

@@ -14,8 +14,8 @@ import pytest
 
 from crownstream.demo.tournament import demo_tournament
 from crownstream.schemas.codec import validate
-from crownstream.standings.leaderboard import LobbyRow, MatchResult, Override, recompute
-from crownstream.standings.scoring import Rules
+from crownstream.standings.battle_royale import LobbyRow, MatchResult, Override, recompute
+from crownstream.standings.rules import RuleSet
 from crownstream.streams.producer import EventProducer
 from crownstream.streams.topics import STANDINGS_EVENTS
 from tests.support.kafka_read import read_topic
@@ -35,9 +35,9 @@ def tournament_events() -> list[dict]:
 def expected_standings(events: list[dict], tournament_id: str) -> list[tuple[str, int]]:
     """The oracle: a recompute from the tournament's events, not the streaming code path."""
     mine = [validate(e) for e in events if e.get("tournament_id") == tournament_id]
-    rules = next(Rules.from_config(e.rules.model_dump()) for e in mine
+    rules = next(RuleSet.from_dict(e.rules.model_dump()) for e in mine
                  if e.type == "stage.configured" and e.stage_id == "br-finals")
-    results = [MatchResult(e.match_id, e.revision, e.result.sequence, e.occurred_at.isoformat(),
+    results = [MatchResult(e.stage_id, e.match_id, e.revision, e.result.sequence, e.occurred_at.isoformat(),
                            tuple(LobbyRow(p.team_id, p.placement, p.kills) for p in e.result.placements))
                for e in mine if e.type == "match.completed" and e.stage_id == "br-finals"]
     overrides = [Override(e.event_id, e.match_id, e.team_id, e.placement, e.kills, e.actor, e.reason,

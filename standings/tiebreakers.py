@@ -1,0 +1,83 @@
+"""Tiebreakers of a battle-royale stage, turned into one ascending sort key per team."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping
+from types import MappingProxyType
+from typing import Any, Protocol
+
+TIEBREAKERS: tuple[str, ...] = (
+    "total_points",
+    "wins",
+    "placement_points",
+    "kill_points",
+    "kills",
+    "best_placement",
+    "last_match_placement",
+    "earliest_completion",
+)
+DEFAULT_TIEBREAKERS: tuple[str, ...] = ("total_points", "kills", "best_placement", "earliest_completion")
+
+# Placements are at most a few hundred; a team without one (never placed, or its last match forfeited)
+# sorts after every team that has one.
+_NO_PLACEMENT = 1 << 30
+# Completion times are canonical UTC strings ("2026-01-31T18:00:00.000000Z"), whose text order is their time
+# order. A team whose total was never raised by a match (only starting points, or nothing) reached it before
+# any match completed: "" sorts before every time.
+_BEFORE_ANY_MATCH = ""
+
+
+class Rankable(Protocol):
+    team_id: str
+    total_points: int
+    wins: int
+    placement_points: int
+    kill_points: int
+    kills: int
+    best_placement: int | None
+    last_match_placement: int | None
+    reached_total_at: str | None
+    disqualified: bool
+    champion: bool
+
+
+def validate_tiebreakers(names: Iterable[str]) -> tuple[str, ...]:
+    names = tuple(names)
+    if not names:
+        raise ValueError(f"tiebreakers is empty: give at least one of {list(TIEBREAKERS)}, usually total_points")
+    for name in names:
+        if name not in TIEBREAKERS:
+            raise ValueError(f"unknown tiebreaker {name!r}; choose from {list(TIEBREAKERS)}")
+    duplicates = sorted({n for n in names if names.count(n) > 1})
+    if duplicates:
+        raise ValueError(f"tiebreaker(s) {duplicates} listed twice; each may appear once")
+    return names
+
+
+_PARTS: Mapping[str, Callable[[Rankable], Any]] = MappingProxyType({
+    # More is better for counts, so they are negated; less is better for placements and times.
+    "total_points": lambda s: -s.total_points,
+    "wins": lambda s: -s.wins,
+    "placement_points": lambda s: -s.placement_points,
+    "kill_points": lambda s: -s.kill_points,
+    "kills": lambda s: -s.kills,
+    "best_placement": lambda s: _NO_PLACEMENT if s.best_placement is None else s.best_placement,
+    "last_match_placement": lambda s: _NO_PLACEMENT if s.last_match_placement is None else s.last_match_placement,
+    "earliest_completion": lambda s: _BEFORE_ANY_MATCH if s.reached_total_at is None else s.reached_total_at,
+})
+
+
+def sort_key_function(tiebreakers: Iterable[str]) -> Callable[[Rankable], tuple]:
+    """The key by which standings sort ascending: a smaller key ranks higher.
+
+    A match-point champion ranks first and disqualified teams rank after all others, whatever their points;
+    then the stage's tiebreakers in order. The last part is the team id, ascending: exact ties must still
+    rank the same on every worker and in every rebuild, and each team's key must be unique so that the
+    ranking index can find it.
+    """
+    parts = tuple(_PARTS[name] for name in validate_tiebreakers(tiebreakers))
+
+    def key(s: Rankable) -> tuple:
+        return (0 if s.champion else 1, 1 if s.disqualified else 0, *(part(s) for part in parts), s.team_id)
+
+    return key
