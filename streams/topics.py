@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from crownstream.schemas.deliveries import CHANNELS
 from crownstream.schemas.events import EVENT_MODELS
 from crownstream.settings import Settings, get_settings
 
@@ -104,8 +105,30 @@ DEAD_LETTER = TopicSpec(
     retention_ms=30 * DAY_MS,
 )
 
+
+# Delivery requests (schemas/deliveries.py), one topic per channel so that a slow channel (SMTP, a dead
+# webhook) never holds back another; keyed by user_id, co-partitioned with the preferences table.
+DELIVERIES: dict[str, TopicSpec] = {
+    channel: TopicSpec(
+        f"crownstream.deliveries.{channel.replace('_', '-')}",
+        key="user_id",
+        description=f"Delivery requests for the {channel} channel, one per user and notification (dedup_key).",
+        retention_ms=7 * DAY_MS,
+    )
+    for channel in CHANNELS
+}
+DELIVERY_DEAD_LETTER = TopicSpec(
+    "crownstream.deliveries.dead-letter",
+    key="user_id",
+    description="Delivery requests that failed their last attempt or were invalid, with the reason; replayable.",
+    partitions=1,
+    retention_ms=30 * DAY_MS,
+)
+
 INPUT_TOPICS: tuple[TopicSpec, ...] = (TOURNAMENT_EVENTS, PLATFORM_EVENTS, NOTIFICATION_CONTROL, PREFERENCES)
-ALL_TOPICS: tuple[TopicSpec, ...] = (*INPUT_TOPICS, STANDINGS_EVENTS, DEAD_LETTER)
+ALL_TOPICS: tuple[TopicSpec, ...] = (
+    *INPUT_TOPICS, STANDINGS_EVENTS, DEAD_LETTER, *DELIVERIES.values(), DELIVERY_DEAD_LETTER,
+)
 
 TOPIC_FOR_TYPE: dict[str, TopicSpec] = {t: spec for spec in ALL_TOPICS for t in spec.event_types}
 
