@@ -1,32 +1,61 @@
-"""``python -m bench [--events N]``: every benchmark in one run, against the local broker."""
+"""``python -m bench [--events N] [--only NAME ...]``: every benchmark in one run, against the local broker.
+
+Each section is a coroutine ``(ctx) -> list[Row]`` registered in ``SECTIONS``; the baselines section runs
+first because every other row is printed beside the raw-aiokafka ceiling it measures in the same run.
+"""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
 
 from bench import naive_faust_row, producer_api, raw_consume
-from bench.common import create_topic, fill_topic, print_table, run_id, save
+from bench.common import Row, create_topic, fill_topic, print_table, run_id, save
 
 
-async def main(events: int, produce_events: int) -> None:
-    rid = run_id()
-    topic = f"bench-{rid}-team-results"
+@dataclass
+class Context:
+    run_id: str
+    events: int
+    produce_events: int
+    ceiling: Row | None = None
+    notes: list[str] = field(default_factory=list)
+
+
+async def baselines(ctx: Context) -> list[Row]:
+    topic = f"bench-{ctx.run_id}-team-results"
     await create_topic(topic, 4)
-    print(f"filling {topic} with {events} team results …", flush=True)
-    await fill_topic(topic, events)
-
-    rows = []
-    ceiling = await raw_consume.run(topic, events)
-    rows.append(ceiling)
-    print(f"  {ceiling.name}: {ceiling.rate:,.0f}/s", flush=True)
-    floor = await naive_faust_row.run(topic, events)
-    rows.append(floor)
+    print(f"filling {topic} with {ctx.events} team results …", flush=True)
+    await fill_topic(topic, ctx.events)
+    ctx.ceiling = await raw_consume.run(topic, ctx.events)
+    print(f"  {ctx.ceiling.name}: {ctx.ceiling.rate:,.0f}/s", flush=True)
+    floor = await naive_faust_row.run(topic, ctx.events)
     print(f"  {floor.name}: {floor.rate:,.0f}/s", flush=True)
-    produced = await producer_api.run(f"bench-{rid}.", produce_events)
-    rows.append(produced)
+    return [ctx.ceiling, floor]
 
-    text = print_table(rows, ceiling)
+
+async def producer(ctx: Context) -> list[Row]:
+    return [await producer_api.run(f"bench-{ctx.run_id}.", ctx.produce_events)]
+
+
+# name -> section, in the order they run. Add a section by appending one line here.
+SECTIONS: dict[str, Callable[[Context], Awaitable[list[Row]]]] = {
+    "baselines": baselines,
+    "producer": producer,
+}
+
+
+async def main(events: int, produce_events: int, only: list[str] | None) -> None:
+    ctx = Context(run_id(), events, produce_events)
+    rows: list[Row] = []
+    for name, section in SECTIONS.items():
+        if only and name not in only and name != "baselines":
+            continue
+        print(f"[{name}]", flush=True)
+        rows.extend(await section(ctx))
+    text = print_table(rows, ctx.ceiling)
     path = save(rows, text)
     print(f"\nsaved {path}")
 
@@ -35,5 +64,6 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--events", type=int, default=200_000, help="team results in the consume benchmarks")
     parser.add_argument("--produce-events", type=int, default=20_000, help="events for the producer-API row")
+    parser.add_argument("--only", nargs="*", choices=None, help="sections to run (baselines always run)")
     args = parser.parse_args()
-    asyncio.run(main(args.events, args.produce_events))
+    asyncio.run(main(args.events, args.produce_events, args.only))
