@@ -4,6 +4,7 @@ project's commands beside it (``topics``, ``produce``, ``dlq``, ``schemas``)."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import sys
 from pathlib import Path
@@ -78,7 +79,7 @@ def dlq_list(limit: int, as_json: bool) -> None:
 
     for letter in asyncio.run(read_dead_letters(limit=limit)):
         if as_json:
-            click.echo(orjson.dumps({**letter.__dict__, "key": _text(letter.key), "value": _text(letter.value)}))
+            click.echo(orjson.dumps({**dataclasses.asdict(letter), "key": _text(letter.key), "value": _text(letter.value)}))
         else:
             click.echo(
                 f"#{letter.dlq_offset} [{letter.code}] {letter.source_topic}[{letter.source_partition}]@"
