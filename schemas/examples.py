@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 from typing import Any
 
 _AT = "2026-11-24T18:00:00Z"
@@ -68,7 +69,9 @@ def example(event_type: str, **overrides: Any) -> dict[str, Any]:
         "event_id": f"ex-{event_type}",
         "schema_version": 1,
         "occurred_at": _AT,
-        **EXAMPLES[event_type],
+        # A deep copy: callers mutate nested parts (a test breaking a lobby), which must not leak into the
+        # next caller's example.
+        **copy.deepcopy(EXAMPLES[event_type]),
     }
     body.update(overrides)
     return body

@@ -1,0 +1,112 @@
+"""A user's notification preferences: the validated model carried by ``preferences.updated``.
+
+Missing preferences (no event ever) and missing fields mean the defaults: every type on its catalog
+channels, no opt-outs, no digest, no quiet hours, times in UTC.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import Field, ValidationError, field_validator, model_validator
+
+from crownstream.notifications.catalog import CATALOG
+from crownstream.schemas.common import Model
+from crownstream.schemas.deliveries import Channel, Contact
+
+
+class QuietHours(Model):
+    """Local wall-clock window (in the user's timezone) in which email and Discord wait; may wrap midnight."""
+
+    start: dt.time
+    end: dt.time
+
+    @model_validator(mode="after")
+    def _not_empty(self) -> "QuietHours":
+        if self.start == self.end:
+            raise ValueError("quiet hours start and end must differ (an empty window is no window: omit it)")
+        return self
+
+
+class Digest(Model):
+    enabled: bool = False
+    time: dt.time = Field(dt.time(8, 0), description="Local time of the daily digest, in the user's timezone.")
+    types: list[str] = Field(default_factory=list, description="Notification types folded into the digest.")
+
+
+class ContactInfo(Model):
+    email: str | None = Field(None, max_length=320, pattern=r"^[^@\s]+@[^@\s]+$")
+    discord_webhook_url: str | None = Field(None, max_length=2000, pattern=r"^https?://")
+    display_name: str | None = Field(None, max_length=200)
+    locale: str = Field("en", max_length=16)
+
+
+class Preferences(Model):
+    types: dict[str, list[Channel]] = Field(
+        default_factory=dict, description="Per notification type, the channels it goes to ([] mutes it)."
+    )
+    opt_out_channels: list[Channel] = Field(default_factory=list, description="Channels never used (except critical).")
+    unsubscribed_channels: list[Channel] = Field(
+        default_factory=list, description="Hard unsubscribe (e.g. email, where law requires it): honoured even for critical types."
+    )
+    digest: Digest = Field(default_factory=Digest)
+    quiet_hours: QuietHours | None = None
+    timezone: str = Field("UTC", description="IANA timezone of digest time and quiet hours, e.g. Europe/Berlin.")
+    contact: ContactInfo = Field(default_factory=ContactInfo)
+
+    @field_validator("types")
+    @classmethod
+    def _known_types(cls, value: dict[str, list[str]]) -> dict[str, list[str]]:
+        unknown = sorted(set(value) - set(CATALOG))
+        if unknown:
+            raise ValueError(f"unknown notification types {unknown}; known: {sorted(CATALOG)}")
+        return {k: list(dict.fromkeys(v)) for k, v in value.items()}
+
+    @field_validator("timezone")
+    @classmethod
+    def _iana(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"{value!r} is not an IANA timezone (e.g. Europe/Berlin, America/New_York, UTC)") from None
+        return value
+
+    @model_validator(mode="after")
+    def _digest_types_known(self) -> "Preferences":
+        unknown = sorted(set(self.digest.types) - set(CATALOG))
+        if unknown:
+            raise ValueError(f"digest.types has unknown notification types {unknown}")
+        critical = sorted(t for t in self.digest.types if CATALOG[t].critical)
+        if critical:
+            raise ValueError(f"critical types {critical} are always sent at once and cannot be digested")
+        return self
+
+    @property
+    def zone(self) -> ZoneInfo:
+        return ZoneInfo(self.timezone)
+
+    def contact_for_delivery(self) -> Contact:
+        c = self.contact
+        return Contact(email=c.email, discord_webhook_url=c.discord_webhook_url, display_name=c.display_name,
+                       locale=c.locale, timezone=self.timezone)
+
+
+DEFAULTS = Preferences()
+
+
+class InvalidPreferences(ValueError):
+    pass
+
+
+def parse_preferences(data: Any) -> Preferences:
+    """Dict -> Preferences, or ``InvalidPreferences`` naming each bad field and why."""
+    if not isinstance(data, dict):
+        raise InvalidPreferences(f"preferences are a JSON object, got {type(data).__name__}")
+    try:
+        return Preferences.model_validate(data)
+    except ValidationError as exc:
+        problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or '(preferences)'}: {e['msg']}" for e in exc.errors())
+        raise InvalidPreferences(problems) from None
+
