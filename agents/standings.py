@@ -29,6 +29,7 @@ from crownstream.standings.battle_royale import (
 )
 from crownstream.standings.rules import RuleSet
 from crownstream.streams.topics import STANDINGS_EVENTS, TOURNAMENT_EVENTS
+from crownstream.web import live
 
 log = logging.getLogger(__name__)
 PARTITIONS = TOURNAMENT_EVENTS.partition_count()
@@ -95,6 +96,7 @@ async def emit(event: ev.Envelope) -> None:
 
 
 async def emit_rank_changes(trigger: ev.Envelope, stage_id: str, change: Change) -> None:
+    live.publish(trigger.tournament_id, stage_id)  # wake this stage's live leaderboard pages (web/live.py)
     for rc in change.rank_changes:
         if rc.old_rank == rc.new_rank or rc.new_rank is None:
             continue  # points moved but not the rank, or the team left the standings: not a ranking change

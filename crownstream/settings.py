@@ -53,6 +53,16 @@ class Settings(BaseSettings):
     # --- Security --------------------------------------------------------------------------------------
     staff_token: str | None = Field(None, description="Bearer token for staff endpoints; unset = staff endpoints refuse.")
 
+    # --- Live leaderboard page and operations ----------------------------------------------------------
+    leaderboard_rows: int = Field(100, ge=1, le=1000, description="Rows the live leaderboard page shows and streams.")
+    leaderboard_ping_s: float = Field(
+        15.0, gt=0, description="Keep-alive comment interval of leaderboard event streams (proxies drop idle ones)."
+    )
+    leaderboard_retry_ms: int = Field(2000, ge=100, description="How long a browser waits to reconnect a live stream.")
+    metrics_refresh_s: float = Field(
+        10.0, gt=0, description="How often a worker refreshes its consumer-lag and table-size gauges."
+    )
+
     @property
     def worker_url(self) -> str:
         return self.canonical_url or f"http://{self.web_host}:{self.web_port}"

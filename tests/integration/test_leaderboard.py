@@ -1,0 +1,109 @@
+"""The live leaderboard page and its server-sent events, served by real workers from the real broker.
+
+Two workers share the tournament's partitions: one owns the tournament and streams from its tables, the
+other relays the owner's stream. Both must render the page and deliver every change, equal to the JSON
+standings view."""
+
+from __future__ import annotations
+
+import re
+import time
+
+import httpx
+import orjson
+import pytest
+
+from crownstream.demo.tournament import demo_tournament
+from crownstream.streams.producer import EventProducer
+from tests.support.sse import events, next_event
+
+pytestmark = pytest.mark.slow
+
+T = "lb-cup"
+
+
+def br_events(matches: int) -> tuple[list[dict], list[dict]]:
+    """The BR stage's setup plus its first match, and the events of the second match."""
+    stream = [e for e in demo_tournament(T, seed=7, br_matches=matches)
+              if e.get("stage_id") in ("br-finals", None) and e["type"] != "tournament.completed"]
+    second = next((i for i, e in enumerate(stream) if e["type"] == "match.started" and e["match_id"] == "br-m2"),
+                  len(stream))
+    return stream[:second], stream[second:]
+
+
+async def produce(settings, batch: list[dict]) -> None:
+    async with EventProducer(settings) as producer:
+        for event in batch:
+            await producer.send(event)
+
+
+def json_standings(url: str) -> list[tuple[str, int, int]] | None:
+    r = httpx.get(f"{url}/tournaments/{T}/standings", params={"stage": "br-finals"}, timeout=10)
+    if r.status_code != 200:
+        return None
+    return [(row["team_id"], row["rank"], row["total_points"]) for row in r.json()["standings"]]
+
+
+def wait_until(predicate, timeout: float, what: str):
+    deadline = time.monotonic() + timeout
+    last = None
+    while time.monotonic() < deadline:
+        last = predicate()
+        if last:
+            return last
+        time.sleep(0.3)
+    raise AssertionError(f"timed out waiting for {what} (last: {last!r})")
+
+
+def rows(snapshot: dict) -> list[tuple[str, int, int]]:
+    return [(row["team_id"], row["rank"], row["total_points"]) for row in snapshot["standings"]]
+
+
+async def test_page_and_live_stream_from_owner_and_non_owner(settings, topics, start_worker):
+    first, second = start_worker(), start_worker()
+    setup, later = br_events(2)
+    await produce(settings, setup)
+    after_one = wait_until(lambda: (s := json_standings(first.url)) and s[0][2] > 0 and s, 60, "match 1 standings")
+    assert json_standings(second.url) == after_one
+
+    for worker in (first, second):
+        page = httpx.get(f"{worker.url}/tournaments/{T}/leaderboard", params={"stage": "br-finals"}, timeout=10)
+        assert page.status_code == 200, page.text
+        assert page.headers["content-type"].startswith("text/html")
+        assert 'name="viewport"' in page.text and "<script src=" not in page.text  # phone-ready, nothing external
+        teams_in_page_order = re.findall(r'<tr data-team="([^"]+)" data-rank="(\d+)"', page.text)
+        assert [(t, int(r)) for t, r in teams_in_page_order] == [(t, r) for t, r, _ in after_one]
+
+    async with httpx.AsyncClient(timeout=httpx.Timeout(10, read=60)) as client:
+        async with client.stream("GET", f"{first.url}/tournaments/{T}/leaderboard/events",
+                                 params={"stage": "br-finals"}) as r1, \
+                client.stream("GET", f"{second.url}/tournaments/{T}/leaderboard/events",
+                              params={"stage": "br-finals"}) as r2:
+            assert r1.status_code == r2.status_code == 200
+            assert r1.headers["content-type"].startswith("text/event-stream")
+            streams = [events(r1), events(r2)]
+            for stream in streams:
+                assert rows(orjson.loads((await next_event(stream, "standings", 30)).data)) == after_one
+
+            await produce(settings, later)
+            after_two = wait_until(lambda: (s := json_standings(first.url)) and s != after_one and s, 60,
+                                   "match 2 standings")
+            for stream in streams:
+                # Changes may arrive as several updates (result, then nothing else here): read to the last one.
+                snapshot = orjson.loads((await next_event(stream, "standings", 30)).data)
+                while rows(snapshot) != after_two:
+                    snapshot = orjson.loads((await next_event(stream, "standings", 30)).data)
+                assert snapshot["matches"] == 2
+    moved = {t for (t, rank, _) in after_two if dict((a, b) for a, b, _ in after_one)[t] != rank}
+    assert moved, "the second match moved no team: the test data no longer exercises a rank change"
+
+
+async def test_unknown_stage_and_tournament_are_clear_errors(settings, topics, start_worker):
+    worker = start_worker()
+    setup, _ = br_events(1)
+    await produce(settings, setup)
+    wait_until(lambda: json_standings(worker.url), 60, "standings")
+    r = httpx.get(f"{worker.url}/tournaments/{T}/leaderboard", params={"stage": "nope"}, timeout=10)
+    assert r.status_code == 404 and "nope" in r.json()["error"]
+    r = httpx.get(f"{worker.url}/tournaments/{T}/leaderboard/events", params={"stage": "nope"}, timeout=10)
+    assert r.status_code == 404 and "nope" in r.json()["error"]

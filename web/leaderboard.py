@@ -1,0 +1,163 @@
+"""The live leaderboard page: ``/tournaments/{id}/leaderboard?stage=…`` (HTML) and its server-sent events
+``/tournaments/{id}/leaderboard/events?stage=…``.
+
+Both run on the worker that owns the tournament, like the JSON standings view, and read the same state
+(``board_for`` and the ``tournaments`` table). The page is rendered with the current standings, so it is
+useful without JavaScript; the script then opens the event stream, which sends the whole (first page of
+the) standings once on connect and again after every change the standings agent publishes (web/live.py).
+
+A worker that does not own the tournament *proxies* the event stream from the owner rather than redirecting
+the browser to it: behind a load balancer or a Kubernetes Service the owner's canonical URL is an internal
+address the browser cannot reach, and a cross-origin EventSource would need CORS besides. The proxy is a
+byte relay (no parsing): the owner speaks the SSE protocol through aiohttp-sse, the relay only forwards it.
+When ownership moves, the owner closes its streams (partitions revoked), the relay's upstream ends, and the
+browser reconnects — to whichever worker now owns the tournament.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+import httpx
+import orjson
+from aiohttp import web as aioweb
+from aiohttp_sse import EventSourceResponse
+from faust.web import Request, Response, View
+from jinja2 import Environment, PackageLoader, select_autoescape
+
+from crownstream.agents.standings import board_for, stages, tournaments
+from crownstream.app import app
+from crownstream.settings import get_settings
+from crownstream.web.live import HUB, StreamClosed
+from crownstream.web.responses import not_ready, routed
+from crownstream.web.routing import ROUTED_HEADER, NotReady, owner_of
+from crownstream.web.standings import _pick_stage
+
+log = logging.getLogger(__name__)
+
+_templates = Environment(loader=PackageLoader("crownstream.web", "templates"),
+                         autoescape=select_autoescape(["html"]), trim_blocks=True, lstrip_blocks=True)
+
+
+def standings_snapshot(tournament_id: str, stage_id: str, limit: int) -> dict[str, Any] | None:
+    """The stage's standings as the page shows them; None if it is not a configured battle-royale stage."""
+    board = board_for(tournament_id, stage_id)
+    if board is None:
+        return None
+    info = tournaments.get(tournament_id) or {}
+    names = info.get("teams", {})
+    stage_meta = info.get("stages", {}).get(stage_id, {})
+    return {
+        "tournament_id": tournament_id, "stage_id": stage_id, "stage_name": stage_meta.get("name") or stage_id,
+        "teams": len(board), "matches": len((stages.get(f"{tournament_id}/{stage_id}") or {}).get("matches", [])),
+        "champion": board.champion, "version": HUB.version(tournament_id, stage_id),
+        "standings": [{"rank": rank, "team_name": names.get(s.team_id, s.team_id), **s.to_dict()}
+                      for rank, s in board.standings(0, limit)],
+    }
+
+
+@app.page("/tournaments/{tournament_id}/leaderboard")
+class LeaderboardPage(View):
+    @routed(stages, "tournament_id")
+    async def get(self, request: Request, tournament_id: str) -> Response:
+        stage_id, error = _pick_stage(self, request, tournament_id)
+        if error:
+            return error
+        snapshot = standings_snapshot(tournament_id, stage_id, get_settings().leaderboard_rows)
+        if snapshot is None:
+            return self.json({"error": f"stage {stage_id!r} is not a battle-royale stage; "
+                                       "its leaderboard has no ranked table"}, status=404)
+        html = _templates.get_template("leaderboard.html").render(
+            snapshot=snapshot, snapshot_json=orjson.dumps(snapshot).decode(),
+            events_url=f"{request.path}/events?stage={stage_id}", retry_ms=get_settings().leaderboard_retry_ms,
+        )
+        return self.html(html)
+
+
+@app.page("/tournaments/{tournament_id}/leaderboard/events")
+class LeaderboardEvents(View):
+    async def get(self, request: Request, tournament_id: str) -> Any:
+        try:
+            owner = owner_of(self.app, stages, tournament_id)
+            if not owner.is_self:
+                return await _relay(request, owner.url, str(self.app.conf.canonical_url))
+        except NotReady as exc:
+            return not_ready(self, exc)
+        stage_id, error = _pick_stage(self, request, tournament_id)
+        if error:
+            return error
+        if board_for(tournament_id, stage_id) is None:
+            return self.json({"error": f"stage {stage_id!r} is not a battle-royale stage"}, status=404)
+        return await _stream(request, tournament_id, stage_id)
+
+
+async def _stream(request: Request, tournament_id: str, stage_id: str) -> aioweb.StreamResponse:
+    settings = get_settings()
+    response = EventSourceResponse(ping_interval=settings.leaderboard_ping_s)
+    await response.prepare(request)
+    async with HUB.subscribe(tournament_id, stage_id) as subscription, response:
+        try:
+            # ``retry``: how long the browser's EventSource waits before reconnecting after the stream ends.
+            await response.send("connected", event="hello", retry=settings.leaderboard_retry_ms)
+            while True:
+                snapshot = standings_snapshot(tournament_id, stage_id, settings.leaderboard_rows)
+                if snapshot is None:
+                    break  # the tables moved away between two changes: the browser reconnects to the new owner
+                await response.send(orjson.dumps(snapshot).decode(), event="standings", id=str(snapshot["version"]))
+                while await subscription.changed(timeout=settings.leaderboard_ping_s) is None:
+                    if not response.is_connected():
+                        return response  # the viewer left; aiohttp-sse's pings noticed
+        except StreamClosed:
+            pass
+        except ConnectionResetError:
+            return response
+    return response
+
+
+async def _relay(request: Request, owner_url, me: str) -> aioweb.StreamResponse:
+    """Forward the event stream of the owner, byte for byte, until either side closes."""
+    if ROUTED_HEADER in {k.lower() for k in request.headers}:
+        raise NotReady("ownership is moving between workers")
+    url = str(owner_url.with_path("")).rstrip("/") + request.path_qs
+    client = httpx.AsyncClient(timeout=httpx.Timeout(10.0, read=None))
+    try:
+        upstream_cm = client.stream("GET", url, headers={ROUTED_HEADER: me, "accept": "text/event-stream"})
+        try:
+            upstream = await upstream_cm.__aenter__()
+        except httpx.TransportError as exc:
+            raise NotReady(f"the worker that owns this tournament ({owner_url}) is unreachable: "
+                           f"{exc.__class__.__name__}", retry_after=2) from exc
+        try:
+            if upstream.status_code != 200:
+                body = await upstream.aread()
+                response = aioweb.Response(body=body, status=upstream.status_code,
+                                           content_type=upstream.headers.get("content-type", "application/json").split(";")[0])
+                if "retry-after" in upstream.headers:
+                    response.headers["Retry-After"] = upstream.headers["retry-after"]
+                return response
+            response = aioweb.StreamResponse(headers={
+                "Content-Type": "text/event-stream", "Cache-Control": "no-cache", "X-Accel-Buffering": "no",
+            })
+            await response.prepare(request)
+            try:
+                async for chunk in upstream.aiter_raw():
+                    await response.write(chunk)
+            except (httpx.HTTPError, ConnectionResetError, asyncio.CancelledError) as exc:
+                if isinstance(exc, asyncio.CancelledError):
+                    raise
+                log.info("leaderboard relay ended: %s", exc.__class__.__name__)
+            return response
+        finally:
+            await upstream_cm.__aexit__(None, None, None)
+    finally:
+        await client.aclose()
+
+
+@app.on_partitions_revoked.connect
+async def _close_live_streams(sender, revoked, **kwargs) -> None:
+    # Viewers of tournaments this worker may no longer own reconnect and are routed to the new owner.
+    closed = HUB.close_all()
+    if closed:
+        log.info("closed %d live leaderboard streams on rebalance", closed)
