@@ -128,6 +128,11 @@ def _text(raw: bytes | None) -> str | None:
 for command in (topics, produce, dlq, schemas):
     faust_cli.add_command(command)
 
+from crownstream.sinks.cli import COMMANDS as _sink_commands  # noqa: E402
+
+for command in _sink_commands:
+    faust_cli.add_command(command)
+
 
 def main() -> None:
     get_settings()  # fail fast on a bad environment variable, before Faust starts anything

@@ -22,3 +22,16 @@ PROCESSING_SECONDS = Histogram(
     "crownstream_processing_seconds", "Time to apply one event, by type.", ["type"],
     buckets=(0.0001, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0),
 )
+DELIVERIES_TOTAL = Counter(
+    "crownstream_deliveries_total", "Delivery attempts by channel and outcome (sent, failed, dead).",
+    ["channel", "outcome"],
+)
+DELIVERY_SECONDS = Histogram(
+    "crownstream_delivery_seconds", "Time of one delivery attempt (send and wait for the answer), by channel.",
+    ["channel"], buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0),
+)
+DELIVERY_RECLAIMS = Counter(
+    "crownstream_delivery_reclaims_total",
+    "Deliveries claimed again after a lease ran out (their sender died; the receiver may see them twice).",
+    ["channel"],
+)

@@ -50,6 +50,63 @@ class Settings(BaseSettings):
         description="SQLAlchemy URL of the delivery ledger and in-app feed database.",
     )
 
+    database_migrate_on_start: bool = Field(
+        True, description="Workers apply pending ledger/feed migrations at start (under an advisory lock)."
+    )
+    database_pool_size: int = Field(10, ge=1, description="PostgreSQL connections per worker process.")
+
+    # --- Sinks (delivery) ------------------------------------------------------------------------------
+    sink_max_in_flight: int = Field(256, ge=1, description="Deliveries a worker sends concurrently per channel.")
+    sink_claim_batch: int = Field(128, ge=1, description="Ledger rows a dispatcher claims per statement.")
+    sink_poll_interval_s: float = Field(
+        1.0, gt=0, description="How often a dispatcher looks for due retries and expired leases of other workers."
+    )
+    sink_lease_s: float = Field(
+        60.0, gt=0, description="A claimed delivery not recorded within this time is re-sent (the sender died)."
+    )
+    sink_max_attempts: int = Field(8, ge=1, description="Attempts of a delivery before it goes to the delivery DLQ.")
+    sink_backoff_base_s: float = Field(1.0, gt=0, description="First retry delay; doubles per attempt, with jitter.")
+    sink_backoff_max_s: float = Field(3600.0, gt=0, description="Longest delay between two attempts.")
+    sink_allow_private_targets: bool = Field(
+        False, description="Allow webhook/Discord URLs on private, loopback and link-local addresses (tests, demo)."
+    )
+    ledger_retention_days: int = Field(30, ge=1, description="`ledger prune` default: delivered rows older than this.")
+    webhook_timeout_s: float = Field(10.0, gt=0, description="Timeout of one outbound webhook request.")
+    webhook_disable_after_s: float = Field(
+        5 * 24 * 3600.0, gt=0, description="An endpoint failing without a success for this long is disabled."
+    )
+    smtp_host: str = Field("127.0.0.1", description="SMTP server of the email sink.")
+    smtp_port: int = Field(25, ge=1, le=65535, description="SMTP port (587 with STARTTLS, 465 with implicit TLS).")
+    smtp_username: str | None = Field(None, description="SMTP AUTH user; unset = no authentication.")
+    smtp_password: str | None = Field(None, description="SMTP AUTH password.")
+    smtp_starttls: bool = Field(False, description="Upgrade the SMTP connection with STARTTLS (required if offered).")
+    smtp_use_tls: bool = Field(False, description="Implicit TLS (port 465).")
+    smtp_timeout_s: float = Field(30.0, gt=0, description="SMTP connect/command timeout.")
+    smtp_connections: int = Field(4, ge=1, description="SMTP connections kept open and reused per worker.")
+    email_from: str = Field("Crownstream <notifications@crownstream.invalid>", description="From: of every email.")
+    email_message_id_domain: str = Field("crownstream.invalid", description="Right-hand side of Message-IDs.")
+    public_url: str = Field("http://127.0.0.1:6066", description="Base URL of links in emails (unsubscribe, feed).")
+    discord_timeout_s: float = Field(10.0, gt=0, description="Timeout of one Discord execute-webhook request.")
+    discord_max_429_waits: int = Field(
+        5, ge=0, description="429 answers waited out in place before the delivery is rescheduled as a retry."
+    )
+    feed_retention_days: int = Field(90, ge=1, description="`feed prune` default: read items older than this.")
+
+    # --- Notifications ---------------------------------------------------------------------------------
+    notifications_link_base: str = Field(
+        "", description="Prefix of the links in notifications (e.g. https://play.example.com); empty = paths only."
+    )
+    notifications_tick_s: float = Field(
+        1.0, gt=0, description="How often a worker looks for due digests, quiet-hour releases and scheduled notifications."
+    )
+    notifications_broadcast_chunk: int = Field(
+        500, ge=1, description="Users fanned out per step of an all-users broadcast; other events run between steps."
+    )
+    clock_start: datetime | None = Field(
+        None, description="Test hook: the notification clock starts at this instant instead of now (ISO 8601)."
+    )
+    clock_speed: float = Field(1.0, gt=0, description="Test hook: how many times faster than real time that clock runs.")
+
     # --- Security --------------------------------------------------------------------------------------
     staff_token: str | None = Field(None, description="Bearer token for staff endpoints; unset = staff endpoints refuse.")
 

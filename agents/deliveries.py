@@ -1,0 +1,205 @@
+"""Agents: one per delivery topic (``DELIVERIES[channel]``). Each decodes at the edge (invalid -> the
+delivery dead-letter topic with the reason), accepts a batch of requests into the ledger, and returns: the
+sending is done by the channel's dispatcher, which claims due rows from the ledger. So a slow SMTP server or
+a dead webhook never stalls a partition, and the Kafka offset of a request is committed only after the
+request is durable in PostgreSQL — if PostgreSQL is down the agent waits and retries; nothing is acked.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Sequence
+
+import faust
+import mode
+
+from crownstream.app import app
+from crownstream.metrics import DEAD_LETTERS
+from crownstream.schemas.deliveries import CHANNELS, DeliveryRequest, InvalidDelivery, decode_delivery, dedup_key
+from crownstream.settings import get_settings
+from crownstream.sinks import db
+from crownstream.sinks.base import Dispatcher, Sink
+from crownstream.sinks.dead_letter import HEADER_CHANNEL, REPLAY_HEADER, DeliveryDeadLetters
+from crownstream.sinks.ledger import Ledger
+from crownstream.sinks.registry import build_sinks
+from crownstream.streams.dead_letter import dead_letter_headers
+from crownstream.schemas.codec import Rejection
+from crownstream.streams.topics import DELIVERIES, DELIVERY_DEAD_LETTER
+
+log = logging.getLogger(__name__)
+
+BATCH = 500
+BATCH_WITHIN_S = 0.02
+
+delivery_dead_letter_topic = app.topic(
+    DELIVERY_DEAD_LETTER.full_name(), key_serializer="raw", value_serializer="raw",
+    partitions=DELIVERY_DEAD_LETTER.partition_count(),
+)
+
+
+class DeliveryRuntime:
+    """Per worker: the database engine, one sink and one dispatcher per channel, the DLQ producer. Started by
+    whichever comes first — an agent's first batch or the app's service start — exactly once."""
+
+    def __init__(self) -> None:
+        self.sinks: dict[str, Sink] = {}
+        self.dispatchers: list[Dispatcher] = []
+        self.dead_letters: DeliveryDeadLetters | None = None
+        self._lock: asyncio.Lock | None = None
+        self._started = False
+
+    async def ensure_started(self) -> "DeliveryRuntime":
+        if self._started:
+            return self
+        if self._lock is None:
+            self._lock = asyncio.Lock()
+        async with self._lock:
+            if not self._started:
+                await self._start()
+                self._started = True
+        return self
+
+    async def _start(self) -> None:
+        settings = get_settings()
+        if settings.database_migrate_on_start:
+            await _retrying("database migration", lambda: asyncio.to_thread(db.upgrade, settings.database_url))
+        ledger = Ledger(db.engine(settings))
+        self.dead_letters = DeliveryDeadLetters(settings)
+        await _retrying("starting the delivery dead-letter producer", self.dead_letters.start)
+        self.sinks = build_sinks(settings, ledger, notify_disabled=_notify_endpoint_disabled)
+        for sink in self.sinks.values():
+            await sink.start()
+            dispatcher = Dispatcher(sink, settings, self.dead_letters)
+            dispatcher.start()
+            self.dispatchers.append(dispatcher)
+
+    async def stop(self) -> None:
+        if not self._started:
+            return
+        for dispatcher in self.dispatchers:
+            await dispatcher.stop()
+        for sink in self.sinks.values():
+            await sink.stop()
+        if self.dead_letters is not None:
+            await self.dead_letters.stop()
+        await db.engine().dispose()
+        self._started = False
+
+
+runtime = DeliveryRuntime()
+
+
+@app.service
+class DeliveryService(mode.Service):
+    """Starts the runtime with the worker (so due retries are sent even when no new request arrives) and
+    stops it — in-flight sends finished and recorded — when the worker shuts down."""
+
+    async def on_start(self) -> None:
+        await runtime.ensure_started()
+
+    async def on_stop(self) -> None:
+        await runtime.stop()
+
+
+async def _retrying(what: str, attempt) -> object:
+    delay = 0.2
+    while True:
+        try:
+            return await attempt()
+        except Exception as exc:  # PostgreSQL down or restarting: no record is acked until this succeeds
+            log.warning(f"{what} failed; retrying", extra={"error": repr(exc), "retry_in_s": delay})
+            await asyncio.sleep(delay)
+            delay = min(5.0, delay * 2)
+
+
+async def _notify_endpoint_disabled(endpoint, reason: str) -> None:
+    """Tell the owner in-app that their endpoint was disabled (an ordinary delivery request, so it is
+    deduplicated like every other one: the key is derived from the endpoint and when it started failing)."""
+    from datetime import datetime, timezone
+
+    source = f"webhook-endpoint-disabled:{endpoint.id}:{endpoint.failing_since.isoformat() if endpoint.failing_since else ''}"
+    request = DeliveryRequest(
+        dedup_key=dedup_key(source, endpoint.user_id, "in_app", "webhook.endpoint_disabled"),
+        channel="in_app", notification_type="webhook.endpoint_disabled", user_id=endpoint.user_id,
+        source_event_id=source, critical=True, created_at=datetime.now(timezone.utc),
+        title="A webhook endpoint of yours was disabled",
+        body=f"{endpoint.url} kept failing and no longer receives deliveries. Last error: {reason[:500]}",
+        data={"endpoint_id": endpoint.id, "url": endpoint.url},
+    )
+    sink = runtime.sinks.get("in_app")
+    if sink is not None:
+        await sink.accept([request])
+        await sink.flush()
+
+
+async def _dead_letter_invalid(stream: faust.StreamT, event: faust.EventT, channel: str, reason: str) -> None:
+    message = event.message
+    log.warning("dead-lettered delivery request",
+                extra={"reason": reason, "topic": message.topic, "partition": message.partition, "offset": message.offset})
+    DEAD_LETTERS.labels(message.topic, "invalid_delivery").inc()
+    # The send belongs to the transaction of the record's input partition (crownstream/transactions.py).
+    stream._set_current_event(event)
+    try:
+        await delivery_dead_letter_topic.send(
+            key=event.key, value=event.value if event.value is not None else b"",
+            headers=[*dead_letter_headers(Rejection("invalid_delivery", reason), message.topic, message.partition,
+                                          message.offset, f"deliveries-{channel}"),
+                     (HEADER_CHANNEL, b"")],
+        )
+    finally:
+        stream._set_current_event(None)
+
+
+def _is_replay(event: faust.EventT) -> bool:
+    headers = event.message.headers or []
+    items = headers.items() if isinstance(headers, dict) else headers
+    return any(k == REPLAY_HEADER for k, _ in items)
+
+
+async def accept_batch(stream: faust.StreamT, channel: str, events: Sequence[faust.EventT]) -> None:
+    sink = (await runtime.ensure_started()).sinks[channel]
+    fresh: list[DeliveryRequest] = []
+    replayed: list[DeliveryRequest] = []
+    for event in events:
+        try:
+            request = decode_delivery(event.value)
+            if request.channel != channel:
+                raise InvalidDelivery(f"channel {request.channel!r} on the {channel!r} topic; "
+                                      f"fan-out must write each request to DELIVERIES[request.channel]")
+        except InvalidDelivery as exc:
+            await _dead_letter_invalid(stream, event, channel, str(exc))
+            continue
+        (replayed if _is_replay(event) else fresh).append(request)
+    if fresh:
+        await _retrying(f"accepting {channel} deliveries", lambda: sink.accept(fresh))
+    if replayed:
+        await _retrying(f"reviving {channel} deliveries", lambda: _revive(sink, replayed))
+    await sink.flush()
+    # Backpressure: stop pulling records while the dispatcher has all it can send in flight.
+    while sink.backpressure():
+        await asyncio.sleep(0.01)
+
+
+async def _revive(sink: Sink, requests: list[DeliveryRequest]) -> None:
+    await sink.ledger.revive(await sink.rows(requests))
+
+
+def _make_agent(channel: str):
+    topic = app.topic(DELIVERIES[channel].full_name(), key_serializer="raw", value_serializer="raw",
+                      partitions=DELIVERIES[channel].partition_count())
+
+    async def deliver(stream: faust.StreamT) -> None:
+        async for events in stream.take_events(BATCH, within=BATCH_WITHIN_S):
+            await accept_batch(stream, channel, events)
+
+    deliver.__name__ = f"deliver_{channel}"
+    deliver.__qualname__ = deliver.__name__
+    return app.agent(topic, name=f"deliveries-{channel.replace('_', '-')}")(deliver)
+
+
+AGENTS = {channel: _make_agent(channel) for channel in CHANNELS}
+
+
+# The feed and webhook-endpoint HTTP views live with the sinks they serve.
+from crownstream.web import feed as _feed_views, webhooks as _webhook_views  # noqa: E402,F401

@@ -1,0 +1,100 @@
+"""A webhook receiver that verifies every delivery's signature with ``crownstream.sinks.signing.verify`` and
+counts deliveries by ``webhook-id`` — what the Standard Webhooks spec tells receivers to deduplicate by."""
+
+from __future__ import annotations
+
+import asyncio
+from collections import Counter
+from dataclasses import dataclass, field
+
+from aiohttp import web
+
+from crownstream.devpeers._thread import ThreadedServer
+from crownstream.sinks.signing import WebhookVerificationError, verify
+
+
+@dataclass
+class Hook:
+    secret: str
+    fail_first: int = 0  # answer 500 to this many requests, then 2xx
+    always_fail: bool = False
+    delay_s: float = 0.0
+    requests: int = 0
+
+
+@dataclass
+class Received:
+    raw: Counter = field(default_factory=Counter)  # webhook-id -> requests that verified
+    successes: Counter = field(default_factory=Counter)  # webhook-id -> 2xx answers given
+    bodies: dict = field(default_factory=dict)  # webhook-id -> parsed body (last)
+    bad_signatures: int = 0
+    failures_answered: int = 0
+
+
+class WebhookReceiver(ThreadedServer):
+    def __init__(self, port: int | None = None) -> None:
+        super().__init__(port)
+        self.hooks: dict[str, Hook] = {}
+        self.received: dict[str, Received] = {}
+
+    def add(self, name: str, secret: str, *, fail_first: int = 0, always_fail: bool = False,
+            delay_s: float = 0.0) -> str:
+        with self.lock:
+            self.hooks[name] = Hook(secret, fail_first, always_fail, delay_s)
+            self.received.setdefault(name, Received())
+        return f"{self.base_url}/hooks/{name}"
+
+    def set_secret(self, name: str, secret: str) -> None:
+        with self.lock:
+            self.hooks[name].secret = secret
+
+    def app(self) -> web.Application:
+        app = web.Application()
+        app.router.add_post("/hooks/{name}", self._handle)
+        app.router.add_post("/redirect", self._redirect)
+        return app
+
+    async def _redirect(self, request: web.Request) -> web.Response:
+        return web.Response(status=302, headers={"Location": f"{self.base_url}/hooks/x"})
+
+    async def _handle(self, request: web.Request) -> web.Response:
+        name = request.match_info["name"]
+        hook = self.hooks.get(name)
+        if hook is None:
+            return web.Response(status=404, text="no such hook")
+        body = await request.read()
+        got = self.received[name]
+        try:
+            parsed = verify(body, request.headers, hook.secret)
+        except WebhookVerificationError as exc:
+            with self.lock:
+                got.bad_signatures += 1
+            return web.Response(status=401, text=f"signature: {exc}")
+        msg_id = request.headers["webhook-id"]
+        with self.lock:
+            hook.requests += 1
+            got.raw[msg_id] += 1
+            fail = hook.always_fail or hook.requests <= hook.fail_first
+            if fail:
+                got.failures_answered += 1
+        if hook.delay_s:
+            await asyncio.sleep(hook.delay_s)
+        if fail:
+            return web.Response(status=503, text="try again later")
+        with self.lock:
+            got.successes[msg_id] += 1
+            got.bodies[msg_id] = parsed
+        return web.Response(status=204)
+
+    # --- what tests read -------------------------------------------------------------------------------
+    def successes_by_id(self, name: str | None = None) -> Counter:
+        with self.lock:
+            total: Counter = Counter()
+            for hook_name, got in self.received.items():
+                if name is None or hook_name == name:
+                    total.update(got.successes)
+            return total
+
+    def bad_signatures(self) -> int:
+        with self.lock:
+            return sum(got.bad_signatures for got in self.received.values())

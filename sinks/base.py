@@ -1,0 +1,193 @@
+"""What every sink is, and the dispatcher that drives any of them from the ledger.
+
+A sink is one small class per channel:
+
+* ``rows(requests)``   accept: which ledger rows a batch of requests becomes (usually one per request);
+* ``deliver(claimed)`` send one claimed delivery and say how it went (an ``Outcome``);
+* ``flush()``          called by the agent once accepted rows are committed, before Kafka offsets are;
+* ``backpressure()``   true while the sink cannot take more work, so the agent stops pulling records.
+
+Everything else — claiming due rows, concurrency, recording outcomes, retries with backoff, the attempt
+budget, the dead-letter topic — is the ``Dispatcher``'s, the same for every channel. A new channel is a
+new module with a ``Sink`` subclass.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from abc import ABC, abstractmethod
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any, ClassVar
+
+from crownstream.metrics import DELIVERIES_TOTAL, DELIVERY_SECONDS, DELIVERY_RECLAIMS
+from crownstream.schemas.deliveries import DeliveryRequest
+from crownstream.settings import Settings
+from crownstream.sinks.ledger import Claimed, Ledger, Outcome, ledger_row
+from crownstream.sinks.retry import next_delay
+
+log = logging.getLogger(__name__)
+
+DeadLetter = Callable[[Claimed, Outcome], Awaitable[None]]
+
+
+class Sink(ABC):
+    channel: ClassVar[str]
+
+    def __init__(self, settings: Settings, ledger: Ledger) -> None:
+        self.settings = settings
+        self.ledger = ledger
+        self.dispatcher: Dispatcher | None = None
+
+    async def start(self) -> None:
+        """Open connections (SMTP, HTTP pools)."""
+
+    async def stop(self) -> None:
+        """Close them."""
+
+    async def rows(self, requests: Sequence[DeliveryRequest]) -> list[dict[str, Any]]:
+        return [ledger_row(r) for r in requests]
+
+    async def accept(self, requests: Sequence[DeliveryRequest]) -> None:
+        """Make the requests durable in the ledger (pending); duplicates of known keys are no-ops."""
+        await self.ledger.accept(await self.rows(requests))
+
+    async def flush(self) -> None:
+        if self.dispatcher is not None:
+            self.dispatcher.wake()
+
+    def backpressure(self) -> bool:
+        return self.dispatcher is not None and self.dispatcher.saturated()
+
+    @abstractmethod
+    async def deliver(self, claimed: Claimed) -> Outcome:
+        """One attempt. Must not raise for a destination's failure: return ``Outcome.failed``/``dead``."""
+
+
+class Dispatcher:
+    """Claims due rows of one channel, delivers them concurrently, records every outcome as soon as it is
+    known (the crash window between a send and its record is one small batched UPDATE)."""
+
+    def __init__(self, sink: Sink, settings: Settings, dead_letter: DeadLetter) -> None:
+        self.sink = sink
+        self.settings = settings
+        self.ledger = sink.ledger
+        self.dead_letter = dead_letter
+        self._wake = asyncio.Event()
+        self._room = asyncio.Event()
+        self._results: asyncio.Queue[tuple[Claimed, Outcome]] = asyncio.Queue()
+        self._in_flight: set[asyncio.Task] = set()
+        self._tasks: list[asyncio.Task] = []
+        self._stopping = False
+        sink.dispatcher = self
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    def saturated(self) -> bool:
+        return len(self._in_flight) >= self.settings.sink_max_in_flight
+
+    def start(self) -> None:
+        self._tasks = [asyncio.create_task(self._claim_loop(), name=f"dispatch-{self.sink.channel}"),
+                       asyncio.create_task(self._record_loop(), name=f"record-{self.sink.channel}")]
+
+    async def stop(self, grace_s: float = 10.0) -> None:
+        """Stop claiming, let sends in flight finish and their outcomes be recorded (what is not recorded in
+        time is re-sent after its lease by whoever claims it next)."""
+        self._stopping = True
+        self._wake.set()
+        if self._in_flight:
+            await asyncio.wait(self._in_flight, timeout=grace_s)
+        deadline = time.monotonic() + grace_s
+        while not self._results.empty() and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+
+    async def _claim_loop(self) -> None:
+        s = self.settings
+        failures = 0
+        while not self._stopping:
+            room = s.sink_max_in_flight - len(self._in_flight)
+            if room <= 0:
+                self._room.clear()
+                await self._room.wait()
+                continue
+            try:
+                claimed = await self.ledger.claim(self.sink.channel, min(room, s.sink_claim_batch), s.sink_lease_s)
+                failures = 0
+            except Exception as exc:  # PostgreSQL down or restarting: wait, nothing is lost (rows stay due)
+                failures += 1
+                log.warning("ledger claim failed; retrying", extra={"channel": self.sink.channel, "error": repr(exc)})
+                await asyncio.sleep(min(5.0, 0.2 * 2 ** min(failures, 5)))
+                continue
+            for item in claimed:
+                if item.reclaimed:
+                    DELIVERY_RECLAIMS.labels(self.sink.channel).inc()
+                task = asyncio.create_task(self._deliver(item))
+                self._in_flight.add(task)
+                task.add_done_callback(self._done)
+            if len(claimed) < min(room, s.sink_claim_batch):
+                # Nothing more is due now: sleep until the agent accepts new rows or the poll interval passes
+                # (retries falling due, leases of dead workers running out).
+                self._wake.clear()
+                try:
+                    await asyncio.wait_for(self._wake.wait(), s.sink_poll_interval_s)
+                except asyncio.TimeoutError:
+                    pass
+
+    def _done(self, task: asyncio.Task) -> None:
+        self._in_flight.discard(task)
+        self._room.set()
+
+    async def _deliver(self, item: Claimed) -> None:
+        started = time.perf_counter()
+        try:
+            outcome = await self.sink.deliver(item)
+        except Exception as exc:  # a bug or an unexpected error of a client library: retried, never lost
+            log.exception("sink raised; the delivery will be retried", extra={"dedup_key": item.dedup_key})
+            outcome = Outcome.failed(f"{type(exc).__name__}: {exc}", retry_in=0.0)
+        DELIVERY_SECONDS.labels(self.sink.channel).observe(time.perf_counter() - started)
+        if outcome.status == "failed":
+            if item.attempt >= self.settings.sink_max_attempts:
+                outcome = Outcome.dead(f"gave up after {item.attempt} attempts; last error: {outcome.error}",
+                                       code=outcome.code, digest=outcome.digest)
+            else:
+                delay = next_delay(item.attempt, self.settings.sink_backoff_base_s, self.settings.sink_backoff_max_s,
+                                   hinted_s=outcome.retry_in or None)
+                outcome = Outcome.failed(outcome.error or "failed", retry_in=delay, code=outcome.code,
+                                         digest=outcome.digest)
+        if outcome.status == "dead":
+            await self._dead_letter(item, outcome)
+        DELIVERIES_TOTAL.labels(self.sink.channel, outcome.status).inc()
+        self._results.put_nowait((item, outcome))
+
+    async def _dead_letter(self, item: Claimed, outcome: Outcome) -> None:
+        # Before the ledger says "dead": a crash in between re-sends the DLQ record, never loses it.
+        delay = 0.2
+        while True:
+            try:
+                await self.dead_letter(item, outcome)
+                return
+            except Exception as exc:
+                log.warning("delivery dead-letter send failed; retrying", extra={"error": repr(exc)})
+                await asyncio.sleep(delay)
+                delay = min(5.0, delay * 2)
+
+    async def _record_loop(self) -> None:
+        while True:
+            batch = [await self._results.get()]
+            while not self._results.empty() and len(batch) < 1000:
+                batch.append(self._results.get_nowait())
+            delay = 0.1
+            while True:
+                try:
+                    await self.ledger.record(batch)
+                    break
+                except Exception as exc:  # PostgreSQL away: keep the outcomes and try again
+                    log.warning("recording outcomes failed; retrying",
+                                extra={"channel": self.sink.channel, "count": len(batch), "error": repr(exc)})
+                    await asyncio.sleep(delay)
+                    delay = min(5.0, delay * 2)

@@ -1,0 +1,208 @@
+"""Email sink: jinja2 templates (HTML + text, shared layout, autoescaped HTML), sent over SMTP with
+aiosmtplib on a few reused connections.
+
+Every notification type renders with ``email/<type>.html|txt`` if such a template exists, else with the
+generic ``email/notification.*``; digests with ``email/digest.*``. ``Message-ID`` is derived from the dedup
+key, so a re-send after a crash carries the same id and mail clients thread/deduplicate it. Non-critical
+mail carries ``List-Unsubscribe`` with an https one-click URL and ``List-Unsubscribe-Post`` (RFC 8058).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from email.message import EmailMessage
+from email.utils import format_datetime
+from typing import Any
+from urllib.parse import quote
+
+import aiosmtplib
+import jinja2
+
+from crownstream.schemas.deliveries import Contact, DeliveryRequest, DigestItem
+from crownstream.settings import Settings
+from crownstream.sinks.base import Sink
+from crownstream.sinks.ledger import Claimed, Outcome
+
+_env = jinja2.Environment(
+    loader=jinja2.PackageLoader("crownstream.sinks", "templates"),
+    autoescape=jinja2.select_autoescape(enabled_extensions=("html",), default_for_string=False),
+    undefined=jinja2.StrictUndefined,
+    trim_blocks=False,
+    keep_trailing_newline=True,
+)
+
+
+@dataclass(frozen=True, slots=True)
+class RenderedEmail:
+    subject: str
+    text: str
+    html: str
+    unsubscribe_url: str | None
+
+    @property
+    def digest(self) -> str:
+        return hashlib.sha256("\x1f".join((self.subject, self.text, self.html)).encode()).hexdigest()
+
+
+def _template(name: str, ext: str) -> jinja2.Template:
+    return _env.get_template(f"email/{name}.{ext}")
+
+
+def template_names(kind: str, notification_type: str) -> str:
+    if kind == "digest":
+        return "digest"
+    specific = notification_type.replace("/", "_")
+    try:
+        _env.get_template(f"email/{specific}.html")
+        return specific
+    except jinja2.TemplateNotFound:
+        return "notification"
+
+
+def unsubscribe_url(request: DeliveryRequest, public_url: str) -> str | None:
+    if request.critical:
+        return None
+    return (f"{public_url.rstrip('/')}/users/{quote(request.user_id, safe='')}/unsubscribe"
+            f"?type={quote(request.notification_type, safe='')}&key={request.dedup_key}")
+
+
+def _facts(data: dict[str, Any]) -> list[tuple[str, str]]:
+    """Scalar fields of the request's data, for the generic template's table."""
+    return [(k.replace("_", " ").capitalize(), str(v)) for k, v in data.items()
+            if isinstance(v, (str, int, float)) and not isinstance(v, bool)][:20]
+
+
+def render_email(request: DeliveryRequest, public_url: str) -> RenderedEmail:
+    name = template_names(request.kind, request.notification_type)
+    unsub = unsubscribe_url(request, public_url)
+    context = {
+        "subject": request.title, "title": request.title, "body": request.body, "url": request.url,
+        "items": request.items, "data": request.data, "facts": _facts(request.data),
+        "contact": request.contact, "notification_type": request.notification_type,
+        "critical": request.critical, "unsubscribe_url": unsub, "tournament_id": request.tournament_id,
+    }
+    return RenderedEmail(request.title, _template(name, "txt").render(context),
+                         _template(name, "html").render(context), unsub)
+
+
+def build_message(request: DeliveryRequest, rendered: RenderedEmail, settings: Settings,
+                  now: datetime | None = None) -> EmailMessage:
+    if not request.contact.email:
+        raise ValueError("the request has no contact.email")
+    message = EmailMessage()
+    message["From"] = settings.email_from
+    message["To"] = request.contact.email
+    message["Subject"] = rendered.subject
+    message["Date"] = format_datetime(now or datetime.now(timezone.utc))
+    message["Message-ID"] = f"<{request.dedup_key}@{settings.email_message_id_domain}>"
+    message["X-Crownstream-Type"] = request.notification_type
+    if rendered.unsubscribe_url:
+        message["List-Unsubscribe"] = f"<{rendered.unsubscribe_url}>"
+        message["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
+    else:
+        message["Auto-Submitted"] = "auto-generated"
+    message.set_content(rendered.text)
+    message.add_alternative(rendered.html, subtype="html")
+    return message
+
+
+class SmtpPool:
+    """A few SMTP connections, each used by one send at a time and kept open between sends."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self._idle: asyncio.Queue[aiosmtplib.SMTP | None] = asyncio.Queue()
+        for _ in range(settings.smtp_connections):
+            self._idle.put_nowait(None)  # opened on first use
+
+    def _client(self) -> aiosmtplib.SMTP:
+        s = self.settings
+        return aiosmtplib.SMTP(hostname=s.smtp_host, port=s.smtp_port, timeout=s.smtp_timeout_s,
+                               use_tls=s.smtp_use_tls, start_tls=s.smtp_starttls if s.smtp_starttls else False,
+                               username=s.smtp_username, password=s.smtp_password)
+
+    async def send(self, message: EmailMessage) -> None:
+        client = await self._idle.get()
+        try:
+            for attempt in (1, 2):
+                if client is None or not client.is_connected:
+                    client = self._client()
+                    await client.connect()
+                try:
+                    await client.send_message(message)
+                    return
+                except aiosmtplib.SMTPServerDisconnected:
+                    # A kept-alive connection the server closed meanwhile: reopen once.
+                    client = None
+                    if attempt == 2:
+                        raise
+        except BaseException:
+            if client is not None:
+                client.close()
+            client = None
+            raise
+        finally:
+            self._idle.put_nowait(client)
+
+    async def close(self) -> None:
+        while not self._idle.empty():
+            client = self._idle.get_nowait()
+            if client is not None and client.is_connected:
+                try:
+                    await client.quit()
+                except aiosmtplib.SMTPException:
+                    client.close()
+
+
+class EmailSink(Sink):
+    channel = "email"
+
+    async def start(self) -> None:
+        self.pool = SmtpPool(self.settings)
+
+    async def stop(self) -> None:
+        await self.pool.close()
+
+    async def deliver(self, claimed: Claimed) -> Outcome:
+        request = claimed.request
+        if not request.contact.email:
+            return Outcome.dead("the request has no contact.email; fan-out must skip users without an address")
+        rendered = render_email(request, self.settings.public_url)
+        message = build_message(request, rendered, self.settings)
+        try:
+            await self.pool.send(message)
+        except aiosmtplib.SMTPResponseException as exc:
+            error = f"SMTP {exc.code}: {exc.message}"
+            if 500 <= exc.code < 600:  # permanent: retrying cannot help (unknown mailbox, rejected content)
+                return Outcome.dead(error, code=exc.code, digest=rendered.digest)
+            return Outcome.failed(error, retry_in=0.0, code=exc.code, digest=rendered.digest)
+        except aiosmtplib.SMTPRecipientsRefused as exc:
+            return Outcome.dead(f"recipient refused: {exc.recipients}", digest=rendered.digest)
+        except (aiosmtplib.SMTPException, OSError, asyncio.TimeoutError) as exc:
+            return Outcome.failed(f"{type(exc).__name__}: {exc}", retry_in=0.0, digest=rendered.digest)
+        return Outcome.sent(250, rendered.digest)
+
+
+def sample_request(notification_type: str, digest: bool = False) -> DeliveryRequest:
+    """Sample data for ``crownstream email preview``."""
+    from crownstream.schemas.deliveries import dedup_key
+
+    now = datetime(2026, 3, 14, 18, 30, tzinfo=timezone.utc)
+    items = [
+        DigestItem(notification_type="match.result", source_event_id=f"evt-{i}", occurred_at=now,
+                   title=f"Match {i}: Team <Alpha> 2 – 1 Team Beta", body="Round of 16 · best of 3",
+                   url=f"https://crownstream.example/matches/{i}")
+        for i in range(1, 4)
+    ] if digest else []
+    return DeliveryRequest(
+        dedup_key=dedup_key("preview", "user-1", "email", notification_type), channel="email",
+        kind="digest" if digest else "single", notification_type=notification_type, user_id="user-1",
+        source_event_id="preview", tournament_id="spring-cup", critical=notification_type.startswith(("payment", "payout")),
+        created_at=now, title="Your daily digest" if digest else f"Preview of {notification_type}",
+        body="Team <Alpha> won the final 3–2.\n\nPlacement: 1st · Points: 42", url="https://crownstream.example/t/spring-cup",
+        data={"placement": 1, "points": 42, "team": "Team <Alpha>"}, items=items,
+        contact=Contact(email="player@example.com", display_name="Ada"),
+    )

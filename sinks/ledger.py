@@ -1,0 +1,199 @@
+"""The delivery ledger: how a sink knows a request was already delivered, and the outbox its dispatcher
+sends from.
+
+Life of a row (one per dedup_key and target):
+
+    accept      INSERT … ON CONFLICT DO NOTHING             -> pending (a replayed request is a no-op)
+    claim       UPDATE … FROM (SELECT … FOR UPDATE SKIP LOCKED) -> sending, lease_until = now + lease
+    record      sent | failed (next_attempt_at = now + backoff) | dead (-> delivery dead-letter topic)
+
+Claiming is one statement: row locks plus the state condition mean two workers can never both hold a
+row. A claimed row whose lease runs out (its worker died between claim and record) is claimed again and
+re-sent — the only way a receiver ever sees an id twice, which is why the dispatcher records each result
+as soon as it is known instead of per batch. Every timestamp is PostgreSQL's ``now()``: workers' clocks
+never decide what is due.
+"""
+
+from __future__ import annotations
+
+import socket
+import os
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import text
+from sqlalchemy.dialects.postgresql import JSONB, insert
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from crownstream.schemas.deliveries import DeliveryRequest
+from crownstream.sinks.tables import deliveries
+
+WORKER_ID = f"{socket.gethostname()}:{os.getpid()}"
+
+
+@dataclass(frozen=True, slots=True)
+class Claimed:
+    """A delivery this worker now holds the lease of."""
+
+    dedup_key: str
+    target: str
+    request: DeliveryRequest
+    attempt: int  # 1 for the first attempt
+    reclaimed: bool  # the lease of an earlier claim ran out: it may have been sent already
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """What one attempt came to. ``retry_in`` set = try again later (failed); ``dead`` = give up."""
+
+    status: str  # sent | failed | dead
+    code: int | None = None
+    error: str | None = None
+    digest: str | None = None
+    retry_in: float | None = None
+
+    @classmethod
+    def sent(cls, code: int | None = None, digest: str | None = None) -> "Outcome":
+        return cls("sent", code=code, digest=digest)
+
+    @classmethod
+    def failed(cls, error: str, retry_in: float, code: int | None = None, digest: str | None = None) -> "Outcome":
+        return cls("failed", code=code, error=error[:2000], retry_in=retry_in, digest=digest)
+
+    @classmethod
+    def dead(cls, error: str, code: int | None = None, digest: str | None = None) -> "Outcome":
+        return cls("dead", code=code, error=error[:2000], digest=digest)
+
+
+def ledger_row(request: DeliveryRequest, target: str = "") -> dict[str, Any]:
+    return {
+        "dedup_key": request.dedup_key,
+        "target": target,
+        "channel": request.channel,
+        "user_id": request.user_id,
+        "notification_type": request.notification_type,
+        "request": request.model_dump(mode="json"),
+    }
+
+
+_CLAIM = text("""
+UPDATE deliveries AS d
+   SET state = 'sending', claimed_by = :worker, lease_until = now() + make_interval(secs => :lease),
+       attempt_count = d.attempt_count + 1, updated_at = now()
+  FROM (SELECT dedup_key, target, state AS was
+          FROM deliveries
+         WHERE channel = :channel
+           AND state IN ('pending', 'failed', 'sending')
+           AND next_attempt_at <= now()
+           AND (state <> 'sending' OR lease_until < now())
+         ORDER BY next_attempt_at
+         LIMIT :limit
+           FOR UPDATE SKIP LOCKED) AS due
+ WHERE d.dedup_key = due.dedup_key AND d.target = due.target
+RETURNING d.dedup_key, d.target, d.request, d.attempt_count, due.was
+""").columns(request=JSONB)
+
+_ATTEMPT = ("jsonb_build_object('at', now(), 'status', CAST(:status AS text), 'code', CAST(:code AS integer), "
+            "'error', CAST(:error AS text), 'worker', CAST(:worker AS text))")
+
+_SENT = text(f"""
+UPDATE deliveries
+   SET state = 'sent', sent_at = now(), updated_at = now(), lease_until = NULL, last_error = NULL,
+       payload_digest = COALESCE(CAST(:digest AS text), payload_digest),
+       attempts = attempts || jsonb_build_array({_ATTEMPT})
+ WHERE dedup_key = :dedup_key AND target = :target AND state <> 'sent'
+""")
+
+_FAILED = text(f"""
+UPDATE deliveries
+   SET state = 'failed', updated_at = now(), lease_until = NULL, last_error = :error,
+       next_attempt_at = now() + make_interval(secs => :retry_in),
+       payload_digest = COALESCE(CAST(:digest AS text), payload_digest),
+       attempts = attempts || jsonb_build_array({_ATTEMPT})
+ WHERE dedup_key = :dedup_key AND target = :target AND state = 'sending' AND claimed_by = :worker
+""")
+
+_DEAD = text(f"""
+UPDATE deliveries
+   SET state = 'dead', updated_at = now(), lease_until = NULL, last_error = :error,
+       payload_digest = COALESCE(CAST(:digest AS text), payload_digest),
+       attempts = attempts || jsonb_build_array({_ATTEMPT})
+ WHERE dedup_key = :dedup_key AND target = :target AND state IN ('sending', 'pending', 'failed')
+""")
+
+
+class Ledger:
+    def __init__(self, engine: AsyncEngine, worker_id: str = WORKER_ID) -> None:
+        self.engine = engine
+        self.worker_id = worker_id
+
+    async def accept(self, rows: Sequence[dict[str, Any]]) -> None:
+        """Record requests as pending; rows already in the ledger (any state) are left alone."""
+        if not rows:
+            return
+        async with self.engine.begin() as conn:
+            await conn.execute(insert(deliveries).on_conflict_do_nothing(), list(rows))
+
+    async def revive(self, rows: Sequence[dict[str, Any]]) -> int:
+        """Replay from the dead-letter topic: dead rows become pending again with a fresh attempt budget;
+        rows that are missing are accepted; rows in any other state are left alone (never sent twice)."""
+        if not rows:
+            return 0
+        async with self.engine.begin() as conn:
+            await conn.execute(insert(deliveries).on_conflict_do_nothing(), list(rows))
+            result = await conn.execute(text("""
+                UPDATE deliveries AS d SET state = 'pending', attempt_count = 0, next_attempt_at = now(),
+                       updated_at = now(), last_error = NULL
+                  FROM unnest(CAST(:keys AS text[]), CAST(:targets AS text[])) AS r(dedup_key, target)
+                 WHERE d.dedup_key = r.dedup_key AND d.target = r.target AND d.state = 'dead'
+            """), {"keys": [r["dedup_key"] for r in rows], "targets": [r["target"] for r in rows]})
+            return result.rowcount
+
+    async def claim(self, channel: str, limit: int, lease_s: float) -> list[Claimed]:
+        async with self.engine.begin() as conn:
+            result = await conn.execute(
+                _CLAIM, {"worker": self.worker_id, "lease": float(lease_s), "channel": channel, "limit": limit}
+            )
+            rows = result.all()
+        return [
+            Claimed(row.dedup_key, row.target, DeliveryRequest.model_validate(row.request), row.attempt_count,
+                    reclaimed=row.was == "sending")
+            for row in rows
+        ]
+
+    async def record(self, results: Iterable[tuple[Claimed, Outcome]]) -> None:
+        """Record attempts' outcomes, one statement per kind, in one transaction."""
+        by_kind: dict[str, list[dict[str, Any]]] = {"sent": [], "failed": [], "dead": []}
+        for claimed, outcome in results:
+            by_kind[outcome.status].append({
+                "dedup_key": claimed.dedup_key, "target": claimed.target, "worker": self.worker_id,
+                "status": outcome.status, "code": outcome.code, "error": outcome.error,
+                "digest": outcome.digest, "retry_in": float(outcome.retry_in or 0.0),
+            })
+        async with self.engine.begin() as conn:
+            for kind, statement in (("sent", _SENT), ("failed", _FAILED), ("dead", _DEAD)):
+                params = by_kind[kind]
+                if kind != "failed":
+                    params = [{k: v for k, v in p.items() if k != "retry_in"} for p in params]
+                if params:
+                    await conn.execute(statement, params)
+
+    async def prune(self, days: int) -> int:
+        """Delete delivered rows older than ``days``. Rows not yet delivered (or dead) are kept."""
+        async with self.engine.begin() as conn:
+            result = await conn.execute(
+                text("DELETE FROM deliveries WHERE state = 'sent' AND sent_at < now() - make_interval(days => :days)"),
+                {"days": days},
+            )
+            return result.rowcount
+
+    async def states(self, channel: str | None = None) -> dict[str, int]:
+        query = "SELECT state, count(*) FROM deliveries"
+        params: dict[str, Any] = {}
+        if channel:
+            query += " WHERE channel = :channel"
+            params["channel"] = channel
+        async with self.engine.connect() as conn:
+            rows = (await conn.execute(text(query + " GROUP BY state"), params)).all()
+        return {state: count for state, count in rows}

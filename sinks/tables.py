@@ -1,0 +1,82 @@
+"""The sinks' PostgreSQL tables (SQLAlchemy Core). The schema itself is created by the migrations in
+``migrations/versions``; these definitions are what the code queries, and a test checks they agree."""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    BigInteger, Boolean, CheckConstraint, Column, DateTime, Index, Integer, MetaData, PrimaryKeyConstraint,
+    String, Table, Text, func, text,
+)
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB
+
+metadata = MetaData()
+
+STATES = ("pending", "sending", "sent", "failed", "dead")
+
+# The delivery ledger. One row per (dedup_key, target): target is "" except for webhooks, where one request
+# fans out to each of the subscriber's matching endpoints (target = endpoint id) and each is its own delivery.
+# The row is also the outbox: `request` holds the request, so retries need nothing from Kafka.
+deliveries = Table(
+    "deliveries", metadata,
+    Column("dedup_key", String(64), nullable=False),
+    Column("target", String(64), nullable=False, server_default=""),
+    Column("channel", String(16), nullable=False),
+    Column("user_id", String(128), nullable=False),
+    Column("notification_type", String(64), nullable=False),
+    Column("state", String(8), nullable=False, server_default="pending"),
+    Column("request", JSONB, nullable=False),
+    Column("payload_digest", String(64)),
+    Column("attempt_count", Integer, nullable=False, server_default="0"),
+    # [{"at": iso, "status": "sent|failed|dead|...", "code": 503, "error": "…", "worker": "…"}]
+    Column("attempts", JSONB, nullable=False, server_default=text("'[]'::jsonb")),
+    Column("last_error", Text),
+    Column("next_attempt_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Column("lease_until", DateTime(timezone=True)),
+    Column("claimed_by", String(128)),
+    Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Column("sent_at", DateTime(timezone=True)),
+    PrimaryKeyConstraint("dedup_key", "target", name="deliveries_pkey"),
+    CheckConstraint(f"state IN {STATES!r}", name="deliveries_state_check"),
+    # The dispatcher's claim scans only work that can be due: never the (large) delivered history.
+    Index("deliveries_due", "channel", "next_attempt_at",
+          postgresql_where=text("state IN ('pending', 'failed', 'sending')")),
+    Index("deliveries_prune", "sent_at", postgresql_where=text("state = 'sent'")),
+)
+
+webhook_endpoints = Table(
+    "webhook_endpoints", metadata,
+    Column("id", String(32), primary_key=True),
+    Column("user_id", String(128), nullable=False),
+    Column("url", Text, nullable=False),
+    # Every secret signs each message (one signature per secret) so receivers can rotate without a gap:
+    # add the new secret, switch the receiver, drop the old one.
+    Column("secrets", ARRAY(Text), nullable=False),
+    # Notification types this endpoint receives; empty = all.
+    Column("event_types", ARRAY(Text), nullable=False, server_default=text("'{}'::text[]")),
+    Column("enabled", Boolean, nullable=False, server_default=text("true")),
+    Column("failing_since", DateTime(timezone=True)),
+    Column("disabled_at", DateTime(timezone=True)),
+    Column("disabled_reason", Text),
+    Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Index("webhook_endpoints_user", "user_id"),
+)
+
+feed_items = Table(
+    "feed_items", metadata,
+    Column("id", BigInteger, primary_key=True, autoincrement=True),
+    Column("dedup_key", String(64), nullable=False, unique=True),
+    Column("user_id", String(128), nullable=False),
+    Column("notification_type", String(64), nullable=False),
+    Column("tournament_id", String(128)),
+    Column("title", Text, nullable=False),
+    Column("body", Text, nullable=False, server_default=""),
+    Column("url", Text),
+    Column("data", JSONB, nullable=False, server_default=text("'{}'::jsonb")),
+    Column("critical", Boolean, nullable=False, server_default=text("false")),
+    Column("occurred_at", DateTime(timezone=True), nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Column("read_at", DateTime(timezone=True)),
+    Index("feed_items_user", "user_id", "id"),
+    Index("feed_items_unread", "user_id", postgresql_where=text("read_at IS NULL")),
+)

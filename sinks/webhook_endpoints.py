@@ -1,0 +1,114 @@
+"""Outbound webhook endpoints registered per subscriber (PostgreSQL ``webhook_endpoints``)."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select, text, update
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from crownstream.sinks.signing import generate_secret
+from crownstream.sinks.tables import webhook_endpoints as t
+from crownstream.sinks.targets import check_url_syntax
+
+
+@dataclass(frozen=True, slots=True)
+class Endpoint:
+    id: str
+    user_id: str
+    url: str
+    secrets: tuple[str, ...]
+    event_types: tuple[str, ...]
+    enabled: bool
+    failing_since: datetime | None
+    disabled_reason: str | None = None
+
+    def wants(self, notification_type: str) -> bool:
+        return not self.event_types or notification_type in self.event_types
+
+    def public(self) -> dict[str, Any]:
+        """Without the secrets."""
+        return {"id": self.id, "user_id": self.user_id, "url": self.url, "event_types": list(self.event_types),
+                "enabled": self.enabled, "failing_since": self.failing_since and self.failing_since.isoformat(),
+                "disabled_reason": self.disabled_reason}
+
+
+def _endpoint(row) -> Endpoint:
+    return Endpoint(row.id, row.user_id, row.url, tuple(row.secrets), tuple(row.event_types), row.enabled,
+                    row.failing_since, row.disabled_reason)
+
+
+async def create_endpoint(engine: AsyncEngine, user_id: str, url: str, event_types: Sequence[str] = (),
+                          secret: str | None = None, allow_private: bool = False) -> tuple[Endpoint, str]:
+    """Register an endpoint; returns it and its secret (shown once to the subscriber)."""
+    check_url_syntax(url, allow_private)
+    secret = secret or generate_secret()
+    endpoint_id = uuid.uuid4().hex
+    async with engine.begin() as conn:
+        row = (await conn.execute(
+            t.insert().values(id=endpoint_id, user_id=user_id, url=url, secrets=[secret],
+                              event_types=list(event_types)).returning(*t.c)
+        )).one()
+    return _endpoint(row), secret
+
+
+async def get_endpoints(engine: AsyncEngine, ids: Sequence[str]) -> dict[str, Endpoint]:
+    async with engine.connect() as conn:
+        rows = (await conn.execute(select(t).where(t.c.id.in_(list(ids))))).all()
+    return {row.id: _endpoint(row) for row in rows}
+
+
+async def endpoints_of(engine: AsyncEngine, user_ids: Sequence[str], enabled_only: bool = True) -> list[Endpoint]:
+    query = select(t).where(t.c.user_id.in_(list(user_ids)))
+    if enabled_only:
+        query = query.where(t.c.enabled)
+    async with engine.connect() as conn:
+        return [_endpoint(row) for row in (await conn.execute(query.order_by(t.c.created_at))).all()]
+
+
+async def rotate_secret(engine: AsyncEngine, endpoint_id: str, keep_old: bool = True) -> str:
+    """Add a new secret (it signs from now on, next to the old ones until ``drop_old_secrets``)."""
+    secret = generate_secret()
+    async with engine.begin() as conn:
+        expr = text("array_prepend(CAST(:s AS text), secrets)") if keep_old else text("ARRAY[CAST(:s AS text)]")
+        result = await conn.execute(update(t).where(t.c.id == endpoint_id).values(secrets=expr), {"s": secret})
+        if result.rowcount == 0:
+            raise KeyError(endpoint_id)
+    return secret
+
+
+async def drop_old_secrets(engine: AsyncEngine, endpoint_id: str) -> None:
+    async with engine.begin() as conn:
+        await conn.execute(update(t).where(t.c.id == endpoint_id).values(secrets=text("secrets[1:1]")))
+
+
+async def set_enabled(engine: AsyncEngine, endpoint_id: str, enabled: bool, reason: str | None = None) -> bool:
+    values: dict[str, Any] = {"enabled": enabled, "disabled_reason": None if enabled else reason}
+    values["disabled_at"] = None if enabled else text("now()")
+    if enabled:
+        values["failing_since"] = None
+    async with engine.begin() as conn:
+        return (await conn.execute(update(t).where(t.c.id == endpoint_id).values(**values))).rowcount == 1
+
+
+async def mark_healthy(engine: AsyncEngine, endpoint_id: str) -> None:
+    async with engine.begin() as conn:
+        await conn.execute(update(t).where(t.c.id == endpoint_id, t.c.failing_since.is_not(None))
+                           .values(failing_since=None))
+
+
+async def mark_failing(engine: AsyncEngine, endpoint_id: str, disable_after_s: float, reason: str) -> bool:
+    """Note a failure; disable the endpoint if it has failed without a success for ``disable_after_s``.
+    True exactly once: for the call that disabled it (so its owner is told once)."""
+    async with engine.begin() as conn:
+        await conn.execute(text("UPDATE webhook_endpoints SET failing_since = now() "
+                                "WHERE id = :id AND failing_since IS NULL"), {"id": endpoint_id})
+        disabled = await conn.execute(text("""
+            UPDATE webhook_endpoints SET enabled = false, disabled_at = now(), disabled_reason = :reason
+             WHERE id = :id AND enabled AND failing_since <= now() - make_interval(secs => :after)
+            RETURNING id"""), {"id": endpoint_id, "after": float(disable_after_s), "reason": reason[:2000]})
+        return disabled.first() is not None

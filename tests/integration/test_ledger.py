@@ -1,0 +1,134 @@
+"""The delivery ledger and feed against a real PostgreSQL (a fresh database per test, migrated by Alembic)."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+from sqlalchemy import text
+
+from crownstream.settings import Settings
+from crownstream.sinks import db
+from crownstream.sinks.feed import FeedSink, list_feed, mark_read, prune_feed
+from crownstream.sinks.ledger import Ledger, Outcome, ledger_row
+from crownstream.sinks.webhook_endpoints import create_endpoint, mark_failing, rotate_secret
+from tests.support.sinks import make_request, migrate
+
+
+@pytest.fixture
+async def engine(database_url):
+    await migrate(database_url)
+    engine = db.create_engine(Settings(database_url=database_url))
+    yield engine
+    await engine.dispose()
+
+
+async def test_migrations_create_what_the_code_queries(engine, database_url):
+    async with engine.connect() as conn:
+        tables = set((await conn.execute(text(
+            "SELECT tablename FROM pg_tables WHERE schemaname = 'public'"))).scalars())
+        version = (await conn.execute(text("SELECT version_num FROM alembic_version"))).scalar_one()
+    assert {"deliveries", "webhook_endpoints", "feed_items", "alembic_version"} <= tables
+    assert version == "0001"
+    await migrate(database_url)  # idempotent
+
+
+async def test_accept_is_idempotent_and_claim_is_exclusive(engine):
+    requests = [make_request(i, "email") for i in range(200)]
+    a, b = Ledger(engine, "worker-a"), Ledger(engine, "worker-b")
+    await a.accept([ledger_row(r) for r in requests])
+    await b.accept([ledger_row(r) for r in requests])  # the same requests again: no-ops
+    assert await a.states() == {"pending": 200}
+
+    # Two workers claiming concurrently, in small batches, until nothing is left: every row exactly once.
+    async def drain(ledger):
+        got = []
+        while batch := await ledger.claim("email", 7, lease_s=60):
+            got += batch
+        return got
+
+    got_a, got_b, got_c = await asyncio.gather(drain(a), drain(b), drain(Ledger(engine, "worker-c")))
+    keys = [c.dedup_key for c in got_a + got_b + got_c]
+    assert len(keys) == 200 and len(set(keys)) == 200
+    assert await a.claim("email", 10, lease_s=60) == []  # all leased
+    assert await a.states() == {"sending": 200}
+
+
+async def test_outcomes_retry_schedule_dead_and_lease_expiry(engine):
+    ledger = Ledger(engine, "w1")
+    await ledger.accept([ledger_row(make_request(i, "webhook"), "ep") for i in range(3)])
+    sent, failed, dead = sorted(await ledger.claim("webhook", 10, lease_s=60), key=lambda c: c.dedup_key)
+    assert (sent.attempt, sent.reclaimed) == (1, False)
+    await ledger.record([(sent, Outcome.sent(204, "d" * 64)), (failed, Outcome.failed("HTTP 503", retry_in=0.5, code=503)),
+                         (dead, Outcome.dead("gave up"))])
+    assert await ledger.states() == {"sent": 1, "failed": 1, "dead": 1}
+    assert await ledger.claim("webhook", 10, lease_s=60) == []  # the retry is not due yet
+    await asyncio.sleep(0.7)
+    [again] = await ledger.claim("webhook", 10, lease_s=0.3)
+    assert again.dedup_key == failed.dedup_key and again.attempt == 2
+    # Its worker "dies": after the lease another worker claims it, flagged as a possible re-send.
+    other = Ledger(engine, "w2")
+    assert await other.claim("webhook", 10, lease_s=60) == []
+    await asyncio.sleep(0.5)
+    [reclaimed] = await other.claim("webhook", 10, lease_s=60)
+    assert reclaimed.reclaimed and reclaimed.attempt == 3
+    await other.record([(reclaimed, Outcome.sent(200))])
+    async with engine.connect() as conn:
+        row = (await conn.execute(text("SELECT state, attempts, payload_digest FROM deliveries WHERE dedup_key = :k"),
+                                  {"k": failed.dedup_key})).one()
+    assert row.state == "sent"
+    assert [a["status"] for a in row.attempts] == ["failed", "sent"]
+    assert row.attempts[0]["code"] == 503 and row.attempts[0]["error"] == "HTTP 503"
+
+
+async def test_revive_only_dead_rows_and_prune_only_old_delivered_rows(engine):
+    ledger = Ledger(engine, "w1")
+    rows = [ledger_row(make_request(i, "email")) for i in range(3)]
+    await ledger.accept(rows)
+    claimed = sorted(await ledger.claim("email", 10, lease_s=60), key=lambda c: c.dedup_key)
+    await ledger.record([(claimed[0], Outcome.sent()), (claimed[1], Outcome.dead("x")), (claimed[2], Outcome.sent())])
+    assert await ledger.revive(rows) == 1
+    assert await ledger.states() == {"sent": 2, "pending": 1}
+    async with engine.begin() as conn:
+        await conn.execute(text("UPDATE deliveries SET sent_at = now() - interval '40 days' WHERE dedup_key = :k"),
+                           {"k": claimed[0].dedup_key})
+    assert await ledger.prune(30) == 1
+    assert await ledger.states() == {"sent": 1, "pending": 1}
+
+
+async def test_feed_is_written_exactly_once_with_its_ledger_row(engine):
+    sink = FeedSink(Settings(), Ledger(engine))
+    requests = [make_request(i, "in_app", user="ada") for i in range(25)]
+    await sink.accept(requests)
+    await sink.accept(requests[:10])  # redelivered by Kafka after a crash
+    assert await sink.ledger.states() == {"sent": 25}
+    page = await list_feed(engine, "ada", limit=10)
+    assert page["unread_count"] == 25 and len(page["items"]) == 10
+    assert page["items"][0]["title"] == "Notification 24"  # newest first
+    ids = [item["id"] for item in page["items"]]
+    page2 = await list_feed(engine, "ada", limit=10, before=page["next_before"])
+    assert not set(ids) & {item["id"] for item in page2["items"]}
+    everything = [page, page2, await list_feed(engine, "ada", limit=10, before=page2["next_before"])]
+    assert sum(len(p["items"]) for p in everything) == 25 and everything[-1]["next_before"] is None
+    assert await mark_read(engine, "ada", ids[:3]) == 3
+    assert await mark_read(engine, "ada", ids[:3]) == 0
+    assert (await list_feed(engine, "ada"))["unread_count"] == 22
+    assert await list_feed(engine, "someone-else") == {"user_id": "someone-else", "unread_count": 0, "items": [],
+                                                       "next_before": None}
+    async with engine.begin() as conn:
+        await conn.execute(text("UPDATE feed_items SET read_at = now() - interval '100 days' WHERE id = :i"), {"i": ids[0]})
+    assert await prune_feed(engine, 90) == 1
+    assert (await list_feed(engine, "ada", limit=100))["unread_count"] == 22
+
+
+async def test_endpoint_is_disabled_once_after_failing_long_enough(engine):
+    endpoint, secret = await create_endpoint(engine, "ada", "https://hooks.example.com/x", ["match.result"])
+    assert secret.startswith("whsec_") and endpoint.secrets == (secret,)
+    assert await mark_failing(engine, endpoint.id, 0.3, "HTTP 500") is False
+    await asyncio.sleep(0.4)
+    assert await mark_failing(engine, endpoint.id, 0.3, "HTTP 500") is True
+    assert await mark_failing(engine, endpoint.id, 0.3, "HTTP 500") is False  # told once
+    new = await rotate_secret(engine, endpoint.id)
+    async with engine.connect() as conn:
+        secrets = (await conn.execute(text("SELECT secrets FROM webhook_endpoints WHERE id = :i"), {"i": endpoint.id})).scalar_one()
+    assert secrets == [new, secret]

@@ -1,0 +1,195 @@
+"""Pure logic of the sinks: backoff, Standard Webhooks signing, target checks, Discord limits, email rendering."""
+
+from __future__ import annotations
+
+import random
+from datetime import datetime, timedelta, timezone
+
+import pytest
+from hypothesis import given, settings as hsettings, strategies as st
+
+from crownstream.schemas.deliveries import Contact, DeliveryRequest, DigestItem, dedup_key
+from crownstream.settings import Settings
+from crownstream.sinks import discord_payload as dp
+from crownstream.sinks.email import build_message, render_email, sample_request
+from crownstream.sinks.retry import backoff, next_delay
+from crownstream.sinks.signing import WebhookVerificationError, generate_secret, sign_headers, verify
+from crownstream.sinks.targets import TargetRefused, check_address, check_url_syntax
+
+NOW = datetime(2026, 3, 14, 18, 30, tzinfo=timezone.utc)
+
+
+def request(**overrides) -> DeliveryRequest:
+    fields = dict(dedup_key=dedup_key("evt-1", "u1", "email", "match.result"), channel="email",
+                  notification_type="match.result", user_id="u1", source_event_id="evt-1", created_at=NOW,
+                  title="Match won", body="You won 2-1", contact=Contact(email="a@example.com"))
+    return DeliveryRequest(**{**fields, **overrides})
+
+
+# --- backoff ----------------------------------------------------------------------------------------------
+def test_backoff_doubles_within_jitter_and_caps():
+    rand = random.Random(7)
+    for attempt in range(1, 12):
+        exp = min(60.0, 1.0 * 2 ** (attempt - 1))
+        delay = backoff(attempt, 1.0, 60.0, rand)
+        assert exp / 2 <= delay <= exp
+
+
+def test_backoff_spreads_retries_of_the_same_attempt():
+    delays = {round(backoff(5, 1.0, 3600, random.Random(seed)), 6) for seed in range(50)}
+    assert len(delays) > 40
+
+
+def test_destination_hint_is_honoured_but_capped():
+    assert next_delay(1, 1.0, 60.0, hinted_s=30.0) >= 30.0
+    assert next_delay(1, 1.0, 60.0, hinted_s=10_000) <= 60.0
+
+
+# --- signing ----------------------------------------------------------------------------------------------
+def test_signature_verifies_and_body_tampering_is_rejected():
+    secret = generate_secret()
+    assert secret.startswith("whsec_")
+    body = b'{"type":"match.result","data":{}}'
+    headers = sign_headers("k" * 64, body, [secret])
+    assert headers["webhook-id"] == "k" * 64
+    assert headers["webhook-signature"].startswith("v1,")
+    assert verify(body, headers, secret) == {"type": "match.result", "data": {}}
+    with pytest.raises(WebhookVerificationError):
+        verify(body.replace(b"result", b"resulT"), headers, secret)
+    with pytest.raises(WebhookVerificationError):
+        verify(body, {**headers, "webhook-id": "other"}, secret)
+    with pytest.raises(WebhookVerificationError):
+        verify(body, headers, generate_secret())
+
+
+def test_signature_matches_the_spec_formula():
+    import base64
+    import hashlib
+    import hmac
+
+    secret = "whsec_" + base64.b64encode(b"0123456789abcdef0123456789abcdef").decode()
+    headers = sign_headers("msg_1", b"{}", [secret], now=NOW)
+    expected = base64.b64encode(hmac.new(b"0123456789abcdef0123456789abcdef",
+                                         f"msg_1.{int(NOW.timestamp())}.{{}}".encode(), hashlib.sha256).digest()).decode()
+    assert headers == {"webhook-id": "msg_1", "webhook-timestamp": str(int(NOW.timestamp())),
+                       "webhook-signature": f"v1,{expected}"}
+
+
+def test_rotation_signs_with_every_secret_and_either_verifies():
+    old, new = generate_secret(), generate_secret()
+    headers = sign_headers("id", b"{}", [new, old])
+    assert len(headers["webhook-signature"].split(" ")) == 2
+    verify(b"{}", headers, old)
+    verify(b"{}", headers, new)
+
+
+@pytest.mark.parametrize("skew", [timedelta(minutes=6), -timedelta(minutes=6)])
+def test_timestamps_outside_five_minutes_are_rejected(skew):
+    secret = generate_secret()
+    headers = sign_headers("id", b"{}", [secret], now=datetime.now(timezone.utc) + skew)
+    with pytest.raises(WebhookVerificationError, match="too (old|new)"):
+        verify(b"{}", headers, secret)
+
+
+def test_timestamps_within_tolerance_pass():
+    secret = generate_secret()
+    verify(b"{}", sign_headers("id", b"{}", [secret], now=datetime.now(timezone.utc) - timedelta(minutes=4)), secret)
+
+
+# --- targets ----------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("address", ["127.0.0.1", "10.1.2.3", "192.168.0.9", "169.254.169.254", "::1", "fe80::1",
+                                     "172.16.0.1", "0.0.0.0", "100.64.0.1", "fd00::1"])
+def test_non_public_addresses_are_refused_unless_allowed(address):
+    with pytest.raises(TargetRefused):
+        check_address(address, allow_private=False)
+    check_address(address, allow_private=True)
+
+
+def test_public_address_is_allowed():
+    check_address("93.184.215.14", allow_private=False)
+
+
+@pytest.mark.parametrize("url", ["ftp://example.com/x", "http://example.com/hook", "https://user:pw@example.com/",
+                                 "https:///nohost"])
+def test_bad_urls_are_refused(url):
+    with pytest.raises(TargetRefused):
+        check_url_syntax(url, allow_private=False)
+
+
+# --- Discord limits ---------------------------------------------------------------------------------------
+def test_truncation_is_clean():
+    text = "word " * 100
+    cut = dp.truncate(text, 50)
+    assert len(cut) <= 50 and cut.endswith("…") and not cut[:-1].endswith(" ")
+
+
+def _check_limits(payload):
+    from crownstream.devpeers.discord import limit_violations
+
+    assert limit_violations(payload) == []
+
+
+long_text = st.text(min_size=0, max_size=6000)
+
+
+@hsettings(max_examples=60, deadline=None)
+@given(title=st.text(min_size=1, max_size=600), body=st.text(max_size=5000),
+       data=st.dictionaries(st.text(min_size=1, max_size=300), st.text(max_size=1500), max_size=40),
+       n_items=st.integers(0, 15))
+def test_any_request_fits_discords_limits(title, body, data, n_items):
+    title = title.strip() or "t"
+    req = request(channel="discord", title=title[:256], body=body[:4000], data=data,
+                  kind="digest" if n_items else "single",
+                  items=[DigestItem(notification_type="match.result", source_event_id=f"e{i}", occurred_at=NOW,
+                                    title=("item " * 80)[:250], body="x" * 900) for i in range(n_items)])
+    payload = dp.build_payload(req)
+    _check_limits(payload)
+    assert payload["embeds"][0]["title"]
+
+
+def test_fit_trims_an_oversized_payload():
+    payload = {"content": "c" * 3000,
+               "embeds": [{"title": "t" * 300, "description": "d" * 5000,
+                           "fields": [{"name": "n" * 300, "value": "v" * 2000} for _ in range(30)]}] * 12}
+    fitted = dp.fit(payload)
+    _check_limits(fitted)
+    assert len(fitted["embeds"]) <= 10 and len(fitted["content"]) == 2000
+
+
+# --- email ------------------------------------------------------------------------------------------------
+def test_email_escapes_html_but_not_text():
+    req = request(title="<script>alert(1)</script>", body="Team <Alpha> & co")
+    rendered = render_email(req, "https://crownstream.example")
+    assert "<script>" not in rendered.html and "&lt;script&gt;" in rendered.html
+    assert "Team &lt;Alpha&gt; &amp; co" in rendered.html
+    assert "Team <Alpha> & co" in rendered.text
+
+
+def test_message_headers_non_critical_has_one_click_unsubscribe():
+    s = Settings(email_message_id_domain="mail.test")
+    req = request()
+    msg = build_message(req, render_email(req, "https://crownstream.example"), s)
+    assert msg["Message-ID"] == f"<{req.dedup_key}@mail.test>"
+    assert msg["List-Unsubscribe"].startswith("<https://crownstream.example/users/u1/unsubscribe?")
+    assert msg["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
+    assert [p.get_content_type() for p in msg.iter_parts()] == ["text/plain", "text/html"]
+
+
+def test_critical_mail_has_no_unsubscribe():
+    req = request(critical=True, notification_type="payment.verified")
+    msg = build_message(req, render_email(req, "https://x"), Settings())
+    assert msg["List-Unsubscribe"] is None and msg["List-Unsubscribe-Post"] is None
+    assert "regardless of your notification settings" in msg.get_body(("plain",)).get_content()
+
+
+def test_digest_renders_every_item():
+    req = sample_request("digest.daily", digest=True)
+    rendered = render_email(req, "https://x")
+    for item in req.items:
+        assert item.title in rendered.text
+        assert item.title.replace("<", "&lt;").replace(">", "&gt;") in rendered.html
+
+
+def test_same_request_same_digest():
+    req = request()
+    assert render_email(req, "https://x").digest == render_email(req, "https://x").digest
