@@ -35,3 +35,19 @@ DELIVERY_RECLAIMS = Counter(
     "Deliveries claimed again after a lease ran out (their sender died; the receiver may see them twice).",
     ["channel"],
 )
+NOTIFICATION_REQUESTS = Counter(
+    "crownstream_notification_requests_total", "Delivery requests emitted by fan-out, by channel and kind.",
+    ["channel", "kind"],
+)
+NOTIFICATION_SKIPPED = Counter(
+    "crownstream_notification_skipped_total",
+    "Notification channels not used for a user, by channel and reason (opted_out, unsubscribed, no_address, not_selected).",
+    ["channel", "reason"],
+)
+NOTIFICATION_NO_AUDIENCE = Counter(
+    "crownstream_notification_no_audience_total", "Notices whose audience resolved to nobody, by notification type.",
+    ["type"],
+)
+NOTIFICATION_HELD = Counter(
+    "crownstream_notification_held_total", "Notifications held for a digest or until quiet hours end.", ["mode"],
+)

@@ -7,6 +7,7 @@ Defaults suit a laptop running ``deploy/`` on loopback; production overrides the
 
 from __future__ import annotations
 
+from datetime import datetime
 from functools import lru_cache
 from typing import Literal
 
@@ -91,6 +92,21 @@ class Settings(BaseSettings):
         5, ge=0, description="429 answers waited out in place before the delivery is rescheduled as a retry."
     )
     feed_retention_days: int = Field(90, ge=1, description="`feed prune` default: read items older than this.")
+
+    # --- Notifications ---------------------------------------------------------------------------------
+    notifications_link_base: str = Field(
+        "", description="Prefix of the links in notifications (e.g. https://play.example.com); empty = paths only."
+    )
+    notifications_tick_s: float = Field(
+        1.0, gt=0, description="How often a worker looks for due digests, quiet-hour releases and scheduled notifications."
+    )
+    notifications_broadcast_chunk: int = Field(
+        500, ge=1, description="Users fanned out per step of an all-users broadcast; other events run between steps."
+    )
+    clock_start: datetime | None = Field(
+        None, description="Test hook: the notification clock starts at this instant instead of now (ISO 8601)."
+    )
+    clock_speed: float = Field(1.0, gt=0, description="Test hook: how many times faster than real time that clock runs.")
 
     # --- Notifications ---------------------------------------------------------------------------------
     notifications_link_base: str = Field(

@@ -125,9 +125,31 @@ DELIVERY_DEAD_LETTER = TopicSpec(
     retention_ms=30 * DAY_MS,
 )
 
+# Notification fan-out's internal repartition topics (agents/notifications*.py, agents/audiences.py).
+NOTIFICATION_AUDIENCES = TopicSpec(
+    "crownstream.notification-audiences",
+    key="team_id or tournament_id",
+    description="Internal: membership changes and notices to resolve, keyed by the team or tournament whose table holds the audience.",
+    retention_ms=7 * DAY_MS,
+)
+NOTIFICATION_USERS = TopicSpec(
+    "crownstream.notification-users",
+    key="user_id",
+    description="Internal: one notice per recipient (and broadcast steps), co-partitioned with the preferences table.",
+    retention_ms=7 * DAY_MS,
+)
+NOTIFICATION_TIMERS = TopicSpec(
+    "crownstream.notification-timers",
+    key="user_id or notification_id",
+    description="Internal: due digests, quiet-hour releases and scheduled sends, processed by the key's owner.",
+    retention_ms=DAY_MS,
+)
+NOTIFICATION_INTERNAL = (NOTIFICATION_AUDIENCES, NOTIFICATION_USERS, NOTIFICATION_TIMERS)
+
 INPUT_TOPICS: tuple[TopicSpec, ...] = (TOURNAMENT_EVENTS, PLATFORM_EVENTS, NOTIFICATION_CONTROL, PREFERENCES)
 ALL_TOPICS: tuple[TopicSpec, ...] = (
     *INPUT_TOPICS, STANDINGS_EVENTS, DEAD_LETTER, *DELIVERIES.values(), DELIVERY_DEAD_LETTER,
+    *NOTIFICATION_INTERNAL,
 )
 
 TOPIC_FOR_TYPE: dict[str, TopicSpec] = {t: spec for spec in ALL_TOPICS for t in spec.event_types}
