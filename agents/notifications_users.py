@@ -20,8 +20,9 @@ from datetime import datetime
 from typing import Any
 
 import orjson
+from faust.streams import current_event
 
-from crownstream.agents.decoding import input_topic, valid_events
+from crownstream.agents.decoding import input_topic, send_to_dead_letter, valid_events
 from crownstream.agents.notifications_common import CLOCK, send_tick, timers_topic, users_topic
 from crownstream.app import app
 from crownstream.metrics import NOTIFICATION_HELD, NOTIFICATION_REQUESTS, NOTIFICATION_SKIPPED
@@ -30,6 +31,7 @@ from crownstream.notifications.clock import digest_due
 from crownstream.notifications.preferences import DEFAULTS, InvalidPreferences, Preferences, parse_preferences
 from crownstream.notifications.requests import digest_item, digest_request, single_request
 from crownstream.notifications.routing import resolve
+from crownstream.schemas.codec import Rejection
 from crownstream.schemas.deliveries import CHANNELS, DeliveryRequest
 from crownstream.settings import get_settings
 from crownstream.streams.topics import DELIVERIES, NOTIFICATION_USERS, PREFERENCES
@@ -78,8 +80,11 @@ async def fold_preferences(stream) -> None:
         try:
             prefs = parse_preferences(event.preferences)
         except InvalidPreferences as exc:
-            # The event is valid, its free-form preferences are not: keep the user's previous ones.
-            log.warning("invalid preferences ignored", extra={"user_id": event.user_id, "reason": str(exc)})
+            # The envelope is valid, the free-form preferences are not: the user keeps their previous ones
+            # and the record goes to the dead-letter topic with the reason, replayable once fixed.
+            await send_to_dead_letter(current_event(), Rejection(
+                "invalid", f"invalid preferences.updated for user {event.user_id!r}: {exc}", event.type,
+                event.event_id), "notification-preferences")
             continue
         preferences[event.user_id] = prefs.model_dump(mode="json")
         if directory.get(event.user_id) is None:

@@ -231,3 +231,37 @@ async def test_all_users_broadcast_reaches_every_known_user_once_in_chunks(
     got = [r for r in await deliveries(settings) if r["source_event_id"] == "bc-1"]
     assert sorted(r["user_id"] for r in got) == members
     assert {r["channel"] for r in got} == {"in_app"} and worker.alive()
+
+
+async def test_tournament_audiences_resolve_through_teams_and_bad_preferences_are_dead_lettered(
+        settings, topics, start_worker, worker_overrides):
+    from crownstream.streams.topics import DEAD_LETTER
+
+    worker = start_worker(**worker_overrides)
+    await send(settings,
+               prefs_event("p9", {"timezone": "Nowhere/Town"}),  # valid envelope, invalid preferences
+               example("tournament.registered", event_id="reg-1", tournament_id="t-9", team_id="team-x",
+                       team_name="X", user_ids=["x1", "x2"]),
+               example("tournament.registered", event_id="reg-2", tournament_id="t-9", team_id="team-y",
+                       team_name="Y", user_ids=["y1"]),
+               example("roster.changed", event_id="roster-y", team_id="team-y", added=["y2"], removed=[]))
+    # Registration (tournament key) and roster (team key) reach the team's table through different partitions:
+    # wait for both before the tournament-wide notice.
+    await wait_deliveries(settings, lambda g: {("y2", "roster-y"), ("x1", "reg-1"), ("y1", "reg-2")}
+                          <= {(r["user_id"], r["source_event_id"]) for r in g})
+    await send(settings,
+               example("bracket.ready", event_id="bracket-9", tournament_id="t-9", stage_id="s-1"),
+               example("payout.distributed", event_id="payout-9", tournament_id="t-9", team_id="team-y"),
+               example("bracket.ready", event_id="bracket-empty", tournament_id="t-nobody", stage_id="s-1"))
+    got = await wait_deliveries(settings, lambda g: sum(r["source_event_id"] in ("bracket-9", "payout-9")
+                                                        for r in g) >= 6)
+    await asyncio.sleep(2)
+    got = [r for r in await deliveries(settings) if r["source_event_id"] in ("bracket-9", "payout-9", "bracket-empty")]
+    # Nobody has an email address: in-app only (bracket: in_app+email by default; payout: critical, same).
+    assert summary(got) == collections.Counter(
+        {(u, "in_app", "bracket.ready", "bracket-9"): 1 for u in ("x1", "x2", "y1", "y2")}
+        | {(u, "in_app", "payout.received", "payout-9"): 1 for u in ("y1", "y2")})
+    dead = await read_topic(settings.kafka_bootstrap, DEAD_LETTER.full_name(settings), settle=0.5)
+    assert [d["event_id"] for d in dead] == ["prefs-p9-1"]
+    metrics = httpx.get(f"{worker.url}/metrics", timeout=5).text
+    assert 'crownstream_notification_no_audience_total{type="bracket.ready"} 1.0' in metrics
