@@ -80,6 +80,7 @@ class Dispatcher:
         self._in_flight: set[asyncio.Task] = set()
         self._tasks: list[asyncio.Task] = []
         self._stopping = False
+        self._record_failing = False
         sink.dispatcher = self
 
     def wake(self) -> None:
@@ -110,6 +111,11 @@ class Dispatcher:
         s = self.settings
         failures = 0
         while not self._stopping:
+            if self._record_failing:
+                # Outcomes that could not be recorded (PostgreSQL away) go first: when it is back, a claim
+                # before them would find their leases expired and re-send what was already delivered.
+                await asyncio.sleep(0.05)
+                continue
             room = s.sink_max_in_flight - len(self._in_flight)
             if room <= 0:
                 self._room.clear()
@@ -185,9 +191,11 @@ class Dispatcher:
             while True:
                 try:
                     await self.ledger.record(batch)
+                    self._record_failing = False
                     break
                 except Exception as exc:  # PostgreSQL away: keep the outcomes and try again
+                    self._record_failing = True
                     log.warning("recording outcomes failed; retrying",
                                 extra={"channel": self.sink.channel, "count": len(batch), "error": repr(exc)})
                     await asyncio.sleep(delay)
-                    delay = min(5.0, delay * 2)
+                    delay = min(1.0, delay * 2)

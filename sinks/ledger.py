@@ -86,7 +86,8 @@ UPDATE deliveries AS d
          WHERE channel = :channel
            AND state IN ('pending', 'failed', 'sending')
            AND next_attempt_at <= now()
-           AND (state <> 'sending' OR lease_until < now())
+           -- Another worker's lease that ran out (never our own: those sends are still in flight here).
+           AND (state <> 'sending' OR (lease_until < now() AND claimed_by <> :worker))
          ORDER BY next_attempt_at
          LIMIT :limit
            FOR UPDATE SKIP LOCKED) AS due

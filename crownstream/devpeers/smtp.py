@@ -52,3 +52,11 @@ class SmtpPeer:
     def count(self) -> int:
         with self.lock:
             return len(self.messages)
+
+
+def serve_forever(port: int) -> None:
+    """Run an SMTP peer in this (child) process until it is terminated."""
+    import threading
+
+    SmtpPeer(port).start()
+    threading.Event().wait()

@@ -52,7 +52,15 @@ class WebhookReceiver(ThreadedServer):
         app = web.Application()
         app.router.add_post("/hooks/{name}", self._handle)
         app.router.add_post("/redirect", self._redirect)
+        app.router.add_get("/stats", self._stats)
         return app
+
+    async def _stats(self, request: web.Request) -> web.Response:
+        """Counts for a receiver running in another process (the benchmark, the demo)."""
+        with self.lock:
+            return web.json_response({name: {"ids": len(got.successes), "successes": sum(got.successes.values()),
+                                             "raw": sum(got.raw.values()), "bad_signatures": got.bad_signatures}
+                                      for name, got in self.received.items()})
 
     async def _redirect(self, request: web.Request) -> web.Response:
         return web.Response(status=302, headers={"Location": f"{self.base_url}/hooks/x"})
@@ -98,3 +106,14 @@ class WebhookReceiver(ThreadedServer):
     def bad_signatures(self) -> int:
         with self.lock:
             return sum(got.bad_signatures for got in self.received.values())
+
+
+def serve_forever(port: int, hooks: dict[str, str]) -> None:
+    """Run a receiver in this (child) process until it is terminated: ``hooks`` maps name -> secret."""
+    import threading
+
+    receiver = WebhookReceiver(port)
+    for name, secret in hooks.items():
+        receiver.add(name, secret)
+    receiver.start()
+    threading.Event().wait()
