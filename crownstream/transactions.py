@@ -19,7 +19,7 @@ from __future__ import annotations
 from typing import Any
 
 from faust.streams import current_event
-from faust.transport.consumer import TopicPartitionGroup, TransactionManager
+from faust.transport.consumer import TransactionManager
 from faust.transport.drivers.aiokafka import AIOKafkaConsumerThread, Consumer, Transport
 
 
@@ -51,27 +51,30 @@ class InputPartitionTransactionManager(TransactionManager):
         return await super().commit(offsets, start_new_transaction=start_new_transaction)
 
     async def on_rebalance(self, assigned, revoked, newly_assigned) -> None:
-        """Stop the producer of every partition this worker no longer processes, start the new ones.
+        """After every rebalance: no producer for a partition this worker does not process, and a *fresh*
+        producer (re-initialised under its transactional id, in a new transaction) for every one it does.
 
-        faust-streaming maps *revoked* partitions to transactional ids through a filter that drops
-        partitions now held as standbys — with standby replicas on, a partition that moves to another
-        worker usually stays here as a standby, so its producer was never stopped: a zombie in mid
-        transaction under the same transactional id as the new owner's, fenced at its next send and
-        crashing the worker ("Can't send messages while not in transaction"). It also re-begins
-        transactions that are already open. Here: stop exactly (revoked - still active), begin exactly
-        (active - already running).
+        faust-streaming's own version gets three things wrong, each seen crashing or silently breaking workers
+        in the two-worker kill -9 test:
+        - it maps revoked partitions to transactional ids through a filter that drops partitions now held as
+          standbys, so the producer of a partition that moved to another worker (and stayed here as a
+          standby) is never stopped: a zombie under the new owner's transactional id;
+        - a partition kept across the rebalance keeps a producer that may be unusable: on revoke faust commits
+          with start_new_transaction=False (Consumer.commit_and_end_transactions), leaving it outside any
+          transaction ("Can't send messages while not in transaction" — inside the producer buffer, where the
+          table writes are lost), and a worker that missed heartbeats under load and re-joined may get its
+          old partitions back after another worker held them and fenced its producers (ProducerFenced);
+        - it re-begins transactions that are already open.
+        Kafka Streams re-initialises a task's producer whenever the task is assigned, and so do we: init
+        fences any other holder of the id and aborts its open transaction. Nothing committable is lost —
+        faust commits every acknowledged offset before it gives partitions up (stream_wait_empty) — and
+        anything not committed is re-read from the committed offset after recovery.
         """
         active = self._tps_to_transactional_ids(assigned)
-        groups = self.app.assignor._topic_groups
-        revoked_tids = {
-            self.transactional_id_format.format(
-                tpg=TopicPartitionGroup(tp.topic, tp.partition, groups[tp.topic]), group_id=self.app.conf.id)
-            for tp in revoked if tp.topic in groups
-        } - active
-        running = set(self.producer._transaction_producers)
-        for tid in sorted(revoked_tids & running):
+        running = self.producer._transaction_producers
+        for tid in sorted(set(running)):
             await self.producer.stop_transaction(tid)
-        for tid in sorted(active - running):
+        for tid in sorted(active):
             await self.producer.maybe_begin_transaction(tid)
 
 
@@ -86,6 +89,24 @@ class _LsoFromBrokerConsumerThread(AIOKafkaConsumerThread):
 
     async def _highwaters(self, partitions):
         return await self._ensure_consumer().end_offsets(list(partitions))
+
+    async def seek_to_committed(self):
+        """After every rebalance's recovery Faust seeks the stream partitions back to their committed offsets, so
+        that records fetched during the rebalance — which the streams skip as belonging to an old generation or
+        arriving while flow control was suspended — are read again. aiokafka's ``seek_to_committed`` only seeks
+        a partition that *has* a committed offset greater than 0: a partition nobody ever committed (its owner
+        was killed before its first commit, or its first events came after the kill) keeps the position the
+        fetcher reached, and the skipped records are lost for good — the survivor of a kill -9 reads to the end
+        of the partition and applies nothing. Such a partition is sought to its beginning, which is what
+        auto_offset_reset=earliest promises and what exactly-once needs (nothing of it was ever committed).
+        Changelog partitions are left alone: recovery positions those itself."""
+        consumer = self._ensure_consumer()
+        committed = await self.call_thread(consumer.seek_to_committed)
+        changelogs = self.consumer.app.tables.changelog_topics
+        never = [tp for tp, offset in committed.items() if not offset and tp.topic not in changelogs]
+        if never:
+            await self.call_thread(consumer.seek_to_beginning, *never)
+        return committed
 
 
 class _Consumer(Consumer):

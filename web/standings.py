@@ -9,7 +9,8 @@ from datetime import datetime, timezone
 from faust.web import Request, Response, View
 from pydantic import ValidationError
 
-from crownstream.agents.standings import board_for, stages, tournaments
+from crownstream.agents.series import group_for, group_series, load_series, series_table
+from crownstream.agents.standings import board_for, stage_key, stages, tournaments
 from crownstream.app import app
 from crownstream.schemas.codec import describe_errors
 from crownstream.schemas.events import ResultOverridden
@@ -146,3 +147,53 @@ class Overrides(View):
         metadata = await producer.send_and_wait(event)
         return self.json({"accepted": True, "event_id": event.event_id, "partition": metadata.partition,
                           "offset": metadata.offset}, status=202)
+
+
+async def _series_answer(view: View, request: Request, tournament_id: str, series_id: str) -> Response:
+    series, stored = load_series(tournament_id, series_id)
+    if series is None:
+        return _error(view, 404, f"no games of series {series_id!r} known in tournament {tournament_id!r}")
+    return view.json({"tournament_id": tournament_id, "stage_id": stored["stage_id"], **series.state().to_dict()})
+
+
+_routed_series = routed(series_table, "tournament_id")(_series_answer)
+
+
+@app.page("/series/{series_id}")
+class SeriesView(View):
+    """A series: score, status, winner, every game (with the revision counted) and the audit trail of staff
+    overrides and forfeits. The series lives with its tournament's standings, hence ``?tournament=``."""
+
+    async def get(self, request: Request, series_id: str) -> Response:
+        tournament_id = request.query.get("tournament")
+        if not tournament_id:
+            return _error(self, 400, f"which tournament does series {series_id!r} belong to? "
+                                     f"Add ?tournament=<tournament_id> (or use /tournaments/<id>/series/{series_id})")
+        return await _routed_series(self, request, tournament_id=tournament_id, series_id=series_id)
+
+
+@app.page("/tournaments/{tournament_id}/series/{series_id}")
+class TournamentSeriesView(View):
+    async def get(self, request: Request, tournament_id: str, series_id: str) -> Response:
+        return await _routed_series(self, request, tournament_id=tournament_id, series_id=series_id)
+
+
+@app.page("/tournaments/{tournament_id}/groups/{stage_id}")
+class GroupStandingsView(View):
+    """Round-robin group standings: W-D-L, game difference, points, and which criterion separated each team
+    from the one above it (points, head-to-head, game difference …)."""
+
+    @routed(group_series, "tournament_id")
+    async def get(self, request: Request, tournament_id: str, stage_id: str) -> Response:
+        record = stages.get(stage_key(tournament_id, stage_id))
+        if not record or record.get("format") != "series_group":
+            return _error(self, 404, f"tournament {tournament_id!r} has no series-group stage {stage_id!r}")
+        group = group_for(tournament_id, stage_id)
+        membership = group_series.get(stage_key(tournament_id, stage_id)) or {"series": []}
+        names = (tournaments.get(tournament_id) or {}).get("teams", {})
+        rows = group.standings() if group is not None else ()
+        return self.json({
+            "tournament_id": tournament_id, "stage_id": stage_id, "rules": record["rules"],
+            "series": sorted(membership["series"]),
+            "standings": [{"team_name": names.get(r.team_id, r.team_id), **r.to_dict()} for r in rows],
+        })

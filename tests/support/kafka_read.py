@@ -14,9 +14,12 @@ async def read_topic(bootstrap: str, topic: str, *, settle: float = 1.5, timeout
                                 enable_auto_commit=False)
     await consumer.start()
     try:
-        if topic not in await consumer.topics():
+        # consumer.topics() fetches metadata into a throwaway ClusterMetadata, not the client's own cache, so
+        # the partitions must come from that same answer (the cache may not know the topic yet).
+        cluster = await consumer._client.fetch_all_metadata()
+        partitions = cluster.partitions_for_topic(topic)
+        if not partitions:
             return []
-        partitions = consumer._client.cluster.partitions_for_topic(topic) or set()
         tps = [TopicPartition(topic, p) for p in sorted(partitions)]
         consumer.assign(tps)
         await consumer.seek_to_beginning(*tps)
