@@ -128,6 +128,11 @@ def _text(raw: bytes | None) -> str | None:
 for command in (topics, produce, dlq, schemas):
     faust_cli.add_command(command)
 
+from crownstream.ops_cli import COMMANDS as _ops_commands  # noqa: E402  (standings rebuild, ops lag|assignment)
+
+for command in _ops_commands:
+    faust_cli.add_command(command)
+
 from crownstream.sinks.cli import COMMANDS as _sink_commands  # noqa: E402
 
 for command in _sink_commands:

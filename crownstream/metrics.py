@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from prometheus_client import Counter, Histogram
+from prometheus_client import Counter, Gauge, Histogram
 
 EVENTS_IN = Counter(
     "crownstream_events_in_total", "Valid events consumed, by topic and type.", ["topic", "type"]
@@ -50,4 +50,12 @@ NOTIFICATION_NO_AUDIENCE = Counter(
 )
 NOTIFICATION_HELD = Counter(
     "crownstream_notification_held_total", "Notifications held for a digest or until quiet hours end.", ["mode"],
+)
+CONSUMER_LAG = Gauge(
+    "crownstream_consumer_lag", "Records of a source partition this worker has yet to consume (actives only).",
+    ["topic", "partition"],
+)
+TABLE_KEYS = Gauge(
+    "crownstream_table_keys", "Keys of a table in the partitions this worker owns actively (RocksDB estimate).",
+    ["table"],
 )

@@ -7,13 +7,22 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from crownstream.agents.tournament_events import tournament_activity
 from crownstream.app import app
+from crownstream.runtime_metrics import refresh as refresh_runtime_metrics
+from crownstream.settings import get_settings
 from crownstream.web.responses import routed
 
 
 @app.page("/metrics")
 class Metrics(View):
     async def get(self, request: Request) -> Response:
+        await refresh_runtime_metrics(app)
         return self.bytes(generate_latest(), content_type=CONTENT_TYPE_LATEST.split(";")[0])
+
+
+@app.timer(interval=get_settings().metrics_refresh_s)
+async def _refresh_runtime_metrics() -> None:
+    # Between scrapes too, so that lag and table sizes are current for anything reading the registry.
+    await refresh_runtime_metrics(app)
 
 
 @app.page("/healthz")
@@ -24,7 +33,11 @@ class Liveness(View):
 
 @app.page("/readyz")
 class Readiness(View):
-    """Ready = the group is not rebalancing, this worker has partitions, and its tables are recovered."""
+    """Ready = the group is not rebalancing, this worker has partitions, and its tables are recovered.
+
+    Faust sets ``recovery.completed`` after the first recovery and never clears it, so after a later
+    rebalance it alone would report "recovered" while the moved partitions are still being replayed from
+    their changelogs: ``in_recovery`` covers that window."""
 
     async def get(self, request: Request) -> Response:
         recovery = app.tables.recovery
@@ -32,7 +45,7 @@ class Readiness(View):
         checks = {
             "rebalancing": bool(app.rebalancing),
             "assigned": assigned,
-            "recovered": recovery.completed.is_set(),
+            "recovered": recovery.completed.is_set() and not recovery.in_recovery,
         }
         ready = not checks["rebalancing"] and checks["assigned"] and checks["recovered"]
         return self.json({"ready": ready, **checks}, status=200 if ready else 503)
