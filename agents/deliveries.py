@@ -25,18 +25,12 @@ from crownstream.sinks.ledger import Ledger
 from crownstream.sinks.registry import build_sinks
 from crownstream.streams.dead_letter import dead_letter_headers
 from crownstream.schemas.codec import Rejection
-from crownstream.streams.topics import DELIVERIES, DELIVERY_DEAD_LETTER
+from crownstream.streams.topics import DELIVERIES
 
 log = logging.getLogger(__name__)
 
 BATCH = 500
 BATCH_WITHIN_S = 0.02
-
-delivery_dead_letter_topic = app.topic(
-    DELIVERY_DEAD_LETTER.full_name(), key_serializer="raw", value_serializer="raw",
-    partitions=DELIVERY_DEAD_LETTER.partition_count(),
-)
-
 
 class DeliveryRuntime:
     """Per worker: the database engine, one sink and one dispatcher per channel, the DLQ producer. Started by
@@ -133,22 +127,19 @@ async def _notify_endpoint_disabled(endpoint, reason: str) -> None:
         await sink.flush()
 
 
-async def _dead_letter_invalid(stream: faust.StreamT, event: faust.EventT, channel: str, reason: str) -> None:
+async def _dead_letter_invalid(event: faust.EventT, channel: str, reason: str) -> None:
     message = event.message
     log.warning("dead-lettered delivery request",
                 extra={"reason": reason, "topic": message.topic, "partition": message.partition, "offset": message.offset})
     DEAD_LETTERS.labels(message.topic, "invalid_delivery").inc()
-    # The send belongs to the transaction of the record's input partition (crownstream/transactions.py).
-    stream._set_current_event(event)
-    try:
-        await delivery_dead_letter_topic.send(
-            key=event.key, value=event.value if event.value is not None else b"",
-            headers=[*dead_letter_headers(Rejection("invalid_delivery", reason), message.topic, message.partition,
-                                          message.offset, f"deliveries-{channel}"),
-                     (HEADER_CHANNEL, b"")],
-        )
-    finally:
-        stream._set_current_event(None)
+    # Through the runtime's own idempotent producer, awaited before the batch is acknowledged: at least once
+    # (a crash right after may repeat the DLQ record), never lost. Not through the input partition's Kafka
+    # transaction: a rebalance can leave that producer outside a transaction, and the agent would crash.
+    assert runtime.dead_letters is not None
+    await _retrying("dead-lettering an invalid delivery request", lambda: runtime.dead_letters.send_raw(
+        event.key, event.value if event.value is not None else b"",
+        [*dead_letter_headers(Rejection("invalid_delivery", reason), message.topic, message.partition,
+                              message.offset, f"deliveries-{channel}"), (HEADER_CHANNEL, b"")]))
 
 
 def _is_replay(event: faust.EventT) -> bool:
@@ -168,7 +159,7 @@ async def accept_batch(stream: faust.StreamT, channel: str, events: Sequence[fau
                 raise InvalidDelivery(f"channel {request.channel!r} on the {channel!r} topic; "
                                       f"fan-out must write each request to DELIVERIES[request.channel]")
         except InvalidDelivery as exc:
-            await _dead_letter_invalid(stream, event, channel, str(exc))
+            await _dead_letter_invalid(event, channel, str(exc))
             continue
         (replayed if _is_replay(event) else fresh).append(request)
     if fresh:

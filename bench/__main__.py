@@ -12,6 +12,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 from bench import naive_faust_row, producer_api, raw_consume
+from bench import sinks as sinks_bench
 from bench.common import Row, create_topic, fill_topic, print_table, run_id, save
 
 
@@ -40,10 +41,13 @@ async def producer(ctx: Context) -> list[Row]:
     return [await producer_api.run(f"bench-{ctx.run_id}.", ctx.produce_events)]
 
 
+SINK_SIZES = {"webhooks": 5_000, "emails": 2_000}
+
 # name -> section, in the order they run. Add a section by appending one line here.
 SECTIONS: dict[str, Callable[[Context], Awaitable[list[Row]]]] = {
     "baselines": baselines,
     "producer": producer,
+    "sinks": lambda ctx: sinks_bench.run(SINK_SIZES["webhooks"], SINK_SIZES["emails"]),
 }
 
 
@@ -65,5 +69,8 @@ if __name__ == "__main__":
     parser.add_argument("--events", type=int, default=200_000, help="team results in the consume benchmarks")
     parser.add_argument("--produce-events", type=int, default=20_000, help="events for the producer-API row")
     parser.add_argument("--only", nargs="*", choices=None, help="sections to run (baselines always run)")
+    parser.add_argument("--sink-webhooks", type=int, default=5_000, help="deliveries of the webhook sink row")
+    parser.add_argument("--sink-emails", type=int, default=2_000, help="emails of the email sink row")
     args = parser.parse_args()
+    SINK_SIZES.update(webhooks=args.sink_webhooks, emails=args.sink_emails)
     asyncio.run(main(args.events, args.produce_events, args.only))

@@ -52,6 +52,9 @@ class DeliveryDeadLetters:
     async def stop(self) -> None:
         await self._producer.stop()
 
+    async def send_raw(self, key: bytes | None, value: bytes, headers: list[tuple[str, bytes]]) -> None:
+        await self._producer.send_and_wait(self.topic, key=key, value=value, headers=headers)
+
     async def __call__(self, claimed: Claimed, outcome: Outcome) -> None:
         await self._producer.send_and_wait(
             self.topic, key=claimed.request.user_id.encode(), value=claimed.request.encode(),
