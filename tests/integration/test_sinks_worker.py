@@ -130,3 +130,38 @@ async def test_every_channel_delivers_each_request_once(settings, topics, start_
 async def _delivery_dlq(settings, n):
     letters = await read_delivery_dead_letters(settings)
     return letters if len(letters) >= n else None
+
+
+async def test_dead_lettered_deliveries_replay_once_the_endpoint_is_fixed(settings, topics, start_worker, database_url,
+                                                                          engine):
+    from sqlalchemy import text
+
+    from crownstream.sinks.dead_letter import replay
+
+    with WebhookReceiver() as receiver:
+        endpoint, secret = await create_endpoint(engine, "gus", "http://placeholder", allow_private=True)
+        url = receiver.add("gus", secret, always_fail=True)
+        async with engine.begin() as conn:
+            await conn.execute(text("UPDATE webhook_endpoints SET url = :u WHERE id = :i"), {"u": url, "i": endpoint.id})
+        start_worker(**sink_worker_overrides(database_url))
+        requests = [make_request(i, "webhook", "gus") for i in range(3)]
+        await produce(settings, requests)
+        await eventually(lambda: _delivery_dlq(settings, 3), what="three deliveries in the DLQ")
+        assert receiver.successes_by_id("gus") == {}
+
+        receiver.add("gus", secret)  # the subscriber fixed their endpoint
+        assert await replay(settings, channel="webhook", dry_run=True) == 3
+        assert await replay(settings, channel="webhook") == 3
+        await eventually(lambda: len(receiver.successes_by_id("gus")) == 3, what="replayed deliveries")
+        # A plain duplicate of a delivered request (no replay header) changes nothing; nor does a second replay.
+        await produce(settings, requests)
+        assert await replay(settings, channel="webhook") == 3
+        await eventually(lambda: _ledger_settled(engine), what="the ledger to settle")
+        await asyncio.sleep(1.5)
+        assert dict(receiver.successes_by_id("gus")) == {r.dedup_key: 1 for r in requests}
+        assert await Ledger(engine).states() == {"sent": 3}
+
+
+async def _ledger_settled(engine):
+    states = await Ledger(engine).states()
+    return set(states) == {"sent"}

@@ -1,0 +1,143 @@
+"""The webhook sink and dispatcher against a real PostgreSQL and a real loopback receiver (no broker):
+target refusal, redirects, disabling a failing endpoint and telling its owner, replay from the DLQ."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+
+import pytest
+from sqlalchemy import text
+
+from crownstream.devpeers import WebhookReceiver
+from crownstream.settings import Settings
+from crownstream.sinks import db
+from crownstream.sinks.base import Dispatcher
+from crownstream.sinks.feed import FeedSink, list_feed
+from crownstream.sinks.ledger import Ledger
+from crownstream.sinks.webhook_endpoints import create_endpoint, set_enabled
+from crownstream.sinks.webhooks import WebhookSink
+from tests.support.services import REPO
+from tests.support.sinks import eventually, make_request, migrate
+
+
+@pytest.fixture
+async def engine(database_url):
+    await migrate(database_url)
+    engine = db.create_engine(Settings(database_url=database_url))
+    yield engine
+    await engine.dispose()
+
+
+def fast(database_url: str, **overrides) -> Settings:
+    return Settings(database_url=database_url, sink_allow_private_targets=True, sink_backoff_base_s=0.05,
+                    sink_backoff_max_s=0.2, sink_max_attempts=3, sink_poll_interval_s=0.1, **overrides)
+
+
+async def point(engine, endpoint_id: str, url: str) -> None:
+    async with engine.begin() as conn:
+        await conn.execute(text("UPDATE webhook_endpoints SET url = :u WHERE id = :i"), {"u": url, "i": endpoint_id})
+
+
+class Run:
+    """A webhook sink with its dispatcher; dead letters collected in a list."""
+
+    def __init__(self, settings: Settings, engine, notify=None) -> None:
+        self.dead: list = []
+        self.sink = WebhookSink(settings, Ledger(engine), notify_disabled=notify)
+
+        async def dead_letter(claimed, outcome):
+            self.dead.append((claimed, outcome))
+
+        self.dispatcher = Dispatcher(self.sink, settings, dead_letter)
+
+    async def __aenter__(self):
+        await self.sink.start()
+        self.dispatcher.start()
+        return self
+
+    async def __aexit__(self, *exc):
+        await self.dispatcher.stop()
+        await self.sink.stop()
+
+
+async def test_loopback_target_is_refused_unless_allowed(engine, database_url):
+    with WebhookReceiver() as receiver:
+        endpoint, secret = await create_endpoint(engine, "ada", "http://x", allow_private=True)
+        await point(engine, endpoint.id, receiver.add("ada", secret))
+        settings = fast(database_url).model_copy(update={"sink_allow_private_targets": False})
+        async with Run(settings, engine) as run:
+            await run.sink.accept([make_request(1, "webhook", "ada")])
+            await run.sink.flush()
+            await eventually(lambda: run.dead, timeout=20, what="the refused delivery")
+        assert "loopback" in run.dead[0][1].error or "plain http" in run.dead[0][1].error
+        assert receiver.received["ada"].raw == {}
+
+
+async def test_redirects_are_not_followed(engine, database_url):
+    with WebhookReceiver() as receiver:
+        endpoint, secret = await create_endpoint(engine, "ada", "http://x", allow_private=True)
+        receiver.add("x", secret)  # where the redirect points: must never be reached
+        await point(engine, endpoint.id, f"{receiver.base_url}/redirect")
+        async with Run(fast(database_url), engine) as run:
+            await run.sink.accept([make_request(1, "webhook", "ada")])
+            await run.sink.flush()
+            await eventually(lambda: run.dead, timeout=30, what="the delivery to a redirecting endpoint giving up")
+        assert "redirects are not followed" in run.dead[0][1].error
+        assert receiver.received["x"].raw == {}
+
+
+async def test_failing_endpoint_is_disabled_and_its_owner_told_once(engine, database_url, monkeypatch):
+    from crownstream.agents.deliveries import _notify_endpoint_disabled, runtime
+
+    told = []
+    # The worker's own notification path, with this test's feed sink as the runtime's in-app sink.
+    monkeypatch.setattr(runtime, "sinks", {"in_app": FeedSink(Settings(), Ledger(engine))})
+
+    async def notify(endpoint, reason):
+        told.append(endpoint.id)
+        await _notify_endpoint_disabled(endpoint, reason)
+
+    with WebhookReceiver() as receiver:
+        endpoint, secret = await create_endpoint(engine, "ada", "http://x", allow_private=True)
+        await point(engine, endpoint.id, receiver.add("ada", secret, always_fail=True))
+        settings = fast(database_url, webhook_disable_after_s=0.5).model_copy(update={"sink_max_attempts": 20})
+        async with Run(settings, engine, notify) as run:
+            await run.sink.accept([make_request(i, "webhook", "ada") for i in range(5)])
+            await run.sink.flush()
+            await eventually(lambda: len(run.dead) == 5, timeout=30, what="all five dead after the endpoint was disabled")
+        assert told == [endpoint.id]
+        assert all("is disabled" in outcome.error or "gave up" in outcome.error for _, outcome in run.dead)
+        page = await list_feed(engine, "ada")
+        assert [i["notification_type"] for i in page["items"]] == ["webhook.endpoint_disabled"]
+        assert page["items"][0]["critical"] and "503" in page["items"][0]["body"]
+        # Re-enabled and fixed: replaying the dead deliveries delivers each exactly once.
+        receiver.add("ada", secret)
+        assert await set_enabled(engine, endpoint.id, True)
+        requests = [claimed.request for claimed, _ in run.dead]
+        run2 = Run(fast(database_url), engine)
+        async with run2:
+            await run2.sink.ledger.revive(await run2.sink.rows(requests))
+            await run2.sink.flush()
+            await eventually(lambda: len(receiver.successes_by_id("ada")) == 5, timeout=30, what="replayed deliveries")
+            await run2.sink.ledger.revive(await run2.sink.rows(requests))  # a second replay: nothing is dead now
+            await asyncio.sleep(0.5)
+        assert set(receiver.successes_by_id("ada").values()) == {1}
+
+
+def test_cli_upgrade_prune_and_preview(database_url, engine):
+    env = {**os.environ, "CROWNSTREAM_DATABASE_URL": database_url}
+    exe = str(REPO / ".venv" / "bin" / "crownstream")
+
+    def run(*args):
+        return subprocess.run([exe, *args], env=env, capture_output=True, text=True, timeout=120, cwd=str(REPO))
+
+    assert run("db", "upgrade").returncode == 0
+    pruned = run("ledger", "prune", "--days", "30")
+    assert pruned.returncode == 0 and "pruned 0 delivered rows older than 30 days" in pruned.stdout
+    preview = run("email", "preview", "match.result")
+    assert preview.returncode == 0 and "text/plain" in preview.stdout and "<!doctype html>" in preview.stdout
+    assert "List-Unsubscribe" not in preview.stdout  # the preview shows bodies; headers are tested elsewhere
+    digest = run("email", "preview", "digest.daily", "--digest", "--part", "text")
+    assert digest.returncode == 0 and "Match 1: Team <Alpha>" in digest.stdout
