@@ -39,6 +39,7 @@ audiences_topic = _topic(NOTIFICATION_AUDIENCES)
 users_topic = _topic(NOTIFICATION_USERS)
 timers_topic = _topic(NOTIFICATION_TIMERS)
 USER_PARTITIONS = NOTIFICATION_USERS.partition_count()
+USERS, AUDIENCES = users_topic.get_topic_name(), audiences_topic.get_topic_name()
 
 
 def make_clock() -> Clock:
@@ -53,12 +54,19 @@ def dumps(record: dict[str, Any]) -> bytes:
     return orjson.dumps(record)
 
 
+async def send(topic: str, key: bytes, value: bytes, partition: int | None = None) -> None:
+    """Straight to the producer Faust would use (under exactly_once, the transaction of the input partition
+    being processed): Topic.send's per-message bookkeeping costs more than a fan-out step itself."""
+    producer = await app.maybe_start_producer()
+    await producer.send(topic, key, value, partition, None, None)
+
+
 async def to_user(user_id: str, record: dict[str, Any]) -> None:
-    await users_topic.send(key=user_id.encode(), value=dumps({**record, "user": user_id}))
+    await send(USERS, user_id.encode(), dumps({**record, "user": user_id}))
 
 
 async def to_audience(key: str, record: dict[str, Any]) -> None:
-    await audiences_topic.send(key=key.encode(), value=dumps(record))
+    await send(AUDIENCES, key.encode(), dumps(record))
 
 
 async def dispatch(notice: Notice, target: Target) -> None:
@@ -84,8 +92,8 @@ async def start_broadcast(notice: dict[str, Any]) -> None:
     directory of users in chunks (agents/notifications_users.py), so nobody holds the whole audience and
     other users' events run between the steps."""
     for partition in range(USER_PARTITIONS):
-        await users_topic.send(key=f"broadcast:{partition}".encode(), partition=partition,
-                               value=dumps({"op": "broadcast_step", "notice": notice, "after": None}))
+        await send(USERS, f"broadcast:{partition}".encode(),
+                   dumps({"op": "broadcast_step", "notice": notice, "after": None}), partition)
 
 
 # Timer ticks are sent outside any input record (from app.timer), so they cannot join a transaction; they

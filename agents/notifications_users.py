@@ -23,14 +23,14 @@ import orjson
 from faust.streams import current_event
 
 from crownstream.agents.decoding import input_topic, send_to_dead_letter, valid_events
-from crownstream.agents.notifications_common import CLOCK, send_tick, timers_topic, users_topic
+from crownstream.agents.notifications_common import CLOCK, USERS, send, send_tick, timers_topic, users_topic
 from crownstream.app import app
-from crownstream.metrics import NOTIFICATION_HELD, NOTIFICATION_REQUESTS, NOTIFICATION_SKIPPED
-from crownstream.notifications.catalog import CATALOG, Notice
+from crownstream.metrics import NOTIFICATION_CLOCK, NOTIFICATION_HELD, NOTIFICATION_REQUESTS, NOTIFICATION_SKIPPED
+from crownstream.notifications.catalog import CATALOG, Notice, NotificationType
 from crownstream.notifications.clock import digest_due
 from crownstream.notifications.preferences import DEFAULTS, InvalidPreferences, Preferences, parse_preferences
-from crownstream.notifications.requests import digest_item, digest_request, single_request
-from crownstream.notifications.routing import resolve
+from crownstream.notifications.requests import RequestTemplate, digest_item, digest_request
+from crownstream.notifications.routing import Resolution, resolve
 from crownstream.schemas.codec import Rejection
 from crownstream.schemas.deliveries import CHANNELS, DeliveryRequest
 from crownstream.settings import get_settings
@@ -48,30 +48,64 @@ digests = app.Table("notification-digests", default=None, partitions=PARTITIONS,
 deferred = app.Table("notification-deferred", default=None, partitions=PARTITIONS,
                      help="user -> requests held until quiet hours end")
 
-delivery_topics = {
-    channel: app.topic(spec.full_name(), key_serializer="raw", value_serializer="raw",
-                       partitions=spec.partition_count())
-    for channel, spec in DELIVERIES.items()
-}
+delivery_topic_names = {channel: spec.full_name() for channel, spec in DELIVERIES.items()}
 preferences_topic = input_topic(PREFERENCES)
 
-# Parsed preferences by user, with the stored dict they came from: validating per notification would
-# dominate a broadcast's cost. Checked against the table value, so it can never serve a stale one.
-_parsed: dict[str, tuple[Any, Preferences]] = {}
+class UserPrefs:
+    """A user's parsed preferences with what fan-out derives from them, computed once per version: the
+    contact as the request carries it and, when no quiet hours make it depend on the time, the resolution
+    per notification type. Validating and resolving per notification would dominate a broadcast's cost."""
+
+    __slots__ = ("stored", "prefs", "contact", "_resolutions")
+
+    def __init__(self, stored: Any, prefs: Preferences) -> None:
+        self.stored, self.prefs = stored, prefs
+        self.contact = prefs.contact_for_delivery().model_dump(mode="json")
+        self._resolutions: dict[str, Resolution] = {}
+
+    def resolve(self, kind: NotificationType, now: datetime) -> Resolution:
+        if self.prefs.quiet_hours is not None:
+            return resolve(kind, self.prefs, now)
+        cached = self._resolutions.get(kind.name)
+        if cached is None:
+            cached = self._resolutions[kind.name] = resolve(kind, self.prefs, now)
+        return cached
+
+
+_DEFAULT_PREFS = UserPrefs(None, DEFAULTS)
+# Checked against the table's value on every use, so it can never serve stale preferences.
+_parsed: dict[str, UserPrefs] = {}
+
+
+def prefs_entry(user_id: str) -> UserPrefs:
+    stored = preferences.get(user_id)
+    if stored is None:
+        return _DEFAULT_PREFS
+    cached = _parsed.get(user_id)
+    if cached is not None and cached.stored == stored:
+        return cached
+    if len(_parsed) > 100_000:
+        _parsed.clear()
+    entry = _parsed[user_id] = UserPrefs(stored, Preferences.model_validate(stored))
+    return entry
 
 
 def preferences_of(user_id: str) -> Preferences:
-    stored = preferences.get(user_id)
-    if stored is None:
-        return DEFAULTS
-    cached = _parsed.get(user_id)
-    if cached is not None and cached[0] == stored:
-        return cached[1]
-    prefs = Preferences.model_validate(stored)
-    if len(_parsed) > 100_000:
-        _parsed.clear()
-    _parsed[user_id] = (stored, prefs)
-    return prefs
+    return prefs_entry(user_id).prefs
+
+
+# Rendered requests per (notice, channel): a team's or a broadcast's recipients share one.
+_templates: dict[tuple[str, str, str], RequestTemplate] = {}
+
+
+def template_for(notice: Notice, channel: str) -> RequestTemplate:
+    key = (notice.source_event_id, notice.notification_type, channel)
+    template = _templates.get(key)
+    if template is None:
+        if len(_templates) > 10_000:
+            _templates.clear()
+        template = _templates[key] = RequestTemplate(notice, channel, SETTINGS.notifications_link_base)
+    return template
 
 
 @app.agent(preferences_topic, name="notification-preferences")
@@ -91,21 +125,24 @@ async def fold_preferences(stream) -> None:
             directory[event.user_id] = 1
 
 
+async def send_raw(channel: str, user_id: str, value: bytes, kind: str = "single") -> None:
+    """Straight to the producer Faust would use (the input partition's transaction under exactly_once):
+    Topic.send's per-message bookkeeping costs more than the rest of a fan-out step."""
+    producer = await app.maybe_start_producer()
+    await producer.send(delivery_topic_names[channel], user_id.encode(), value, None, None, None)
+    NOTIFICATION_REQUESTS.labels(channel, kind).inc()
+
+
 async def send_request(request: DeliveryRequest) -> None:
-    await delivery_topics[request.channel].send(key=request.user_id.encode(), value=request.encode())
-    NOTIFICATION_REQUESTS.labels(request.channel, request.kind).inc()
+    await send_raw(request.channel, request.user_id, request.encode(), request.kind)
 
 
 async def notify(user_id: str, notice: Notice, now: datetime) -> None:
-    prefs = preferences_of(user_id)
-    kind = CATALOG[notice.notification_type]
-    resolution = resolve(kind, prefs, now)
+    entry = prefs_entry(user_id)
+    resolution = entry.resolve(CATALOG[notice.notification_type], now)
     for skip in resolution.skipped:
         if skip.reason != "not_selected":
             NOTIFICATION_SKIPPED.labels(skip.channel, skip.reason).inc()
-    if not resolution.routes:
-        return
-    contact = prefs.contact_for_delivery()
     for route in resolution.routes:
         if route.mode == "digest":
             held = dict(digests.get(user_id) or {"items": {}, "last_day": None})
@@ -115,14 +152,15 @@ async def notify(user_id: str, notice: Notice, now: datetime) -> None:
             digests[user_id] = {**held, "items": items}
             NOTIFICATION_HELD.labels("digest").inc()
             continue
-        request = single_request(notice, user_id, route.channel, contact, SETTINGS.notifications_link_base)
+        value = template_for(notice, route.channel).render(user_id, entry.contact)
         if route.mode == "deferred":
             waiting = list(deferred.get(user_id) or [])
-            waiting.append({"release_at": route.release_at.isoformat(), "request": request.model_dump(mode="json")})
+            waiting.append({"release_at": route.release_at.isoformat(), "channel": route.channel,
+                            "request": value.decode()})
             deferred[user_id] = waiting
             NOTIFICATION_HELD.labels("deferred").inc()
         else:
-            await send_request(request)
+            await send_raw(route.channel, user_id, value)
 
 
 def _partition_users(partition: int, after: str | None, limit: int) -> list[str]:
@@ -151,8 +189,7 @@ async def broadcast_step(record: dict[str, Any], partition: int, now: datetime) 
         await notify(user_id, notice, now)
     if len(batch) == SETTINGS.notifications_broadcast_chunk:
         # The next step queues behind whatever arrived meanwhile: other users' notices are not blocked.
-        await users_topic.send(key=f"broadcast:{partition}".encode(), partition=partition,
-                               value=orjson.dumps({**record, "after": batch[-1]}))
+        await send(USERS, f"broadcast:{partition}".encode(), orjson.dumps({**record, "after": batch[-1]}), partition)
 
 
 @app.agent(users_topic, name="notification-users")
@@ -207,7 +244,7 @@ async def release_deferred(user_id: str, now: datetime) -> None:
     rest = [w for w in waiting if w not in due]
     deferred[user_id] = rest or None
     for w in due:
-        await send_request(DeliveryRequest.model_validate(w["request"]))
+        await send_raw(w["channel"], user_id, w["request"].encode())
 
 
 TIMER_OPS: dict[str, Any] = {"digest": release_digest, "deferred": release_deferred}
@@ -261,6 +298,7 @@ async def find_due_user_work() -> None:
     if app.rebalancing:
         return
     now = CLOCK.now()
+    NOTIFICATION_CLOCK.set(now.timestamp())
     for user_id in due_digest_users(now):
         await tick("digest", user_id)
     for user_id in due_deferred_users(now):

@@ -11,7 +11,7 @@ import asyncio
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
-from bench import naive_faust_row, producer_api, raw_consume
+from bench import naive_faust_row, notifications, producer_api, raw_consume
 from bench import sinks as sinks_bench
 from bench.common import Row, create_topic, fill_topic, print_table, run_id, save
 
@@ -21,6 +21,8 @@ class Context:
     run_id: str
     events: int
     produce_events: int
+    notify_users: int = 100_000
+    notify_events: int = 20_000
     ceiling: Row | None = None
     notes: list[str] = field(default_factory=list)
 
@@ -41,18 +43,24 @@ async def producer(ctx: Context) -> list[Row]:
     return [await producer_api.run(f"bench-{ctx.run_id}.", ctx.produce_events)]
 
 
+async def notification_fan_out(ctx: Context) -> list[Row]:
+    return await notifications.run(f"bench-{ctx.run_id}-n.", ctx.notify_users, ctx.notify_events)
+
+
 SINK_SIZES = {"webhooks": 5_000, "emails": 2_000}
 
 # name -> section, in the order they run. Add a section by appending one line here.
 SECTIONS: dict[str, Callable[[Context], Awaitable[list[Row]]]] = {
     "baselines": baselines,
     "producer": producer,
+    "notifications": notification_fan_out,
     "sinks": lambda ctx: sinks_bench.run(SINK_SIZES["webhooks"], SINK_SIZES["emails"]),
 }
 
 
-async def main(events: int, produce_events: int, only: list[str] | None) -> None:
-    ctx = Context(run_id(), events, produce_events)
+async def main(events: int, produce_events: int, only: list[str] | None, notify_users: int = 100_000,
+               notify_events: int = 20_000) -> None:
+    ctx = Context(run_id(), events, produce_events, notify_users, notify_events)
     rows: list[Row] = []
     for name, section in SECTIONS.items():
         if only and name not in only and name != "baselines":
@@ -69,8 +77,10 @@ if __name__ == "__main__":
     parser.add_argument("--events", type=int, default=200_000, help="team results in the consume benchmarks")
     parser.add_argument("--produce-events", type=int, default=20_000, help="events for the producer-API row")
     parser.add_argument("--only", nargs="*", choices=None, help="sections to run (baselines always run)")
+    parser.add_argument("--notify-users", type=int, default=100_000, help="users reached by the broadcast row")
+    parser.add_argument("--notify-events", type=int, default=20_000, help="events of the mixed notifications row")
     parser.add_argument("--sink-webhooks", type=int, default=5_000, help="deliveries of the webhook sink row")
     parser.add_argument("--sink-emails", type=int, default=2_000, help="emails of the email sink row")
     args = parser.parse_args()
     SINK_SIZES.update(webhooks=args.sink_webhooks, emails=args.sink_emails)
-    asyncio.run(main(args.events, args.produce_events, args.only))
+    asyncio.run(main(args.events, args.produce_events, args.only, args.notify_users, args.notify_events))

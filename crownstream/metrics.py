@@ -51,6 +51,10 @@ NOTIFICATION_NO_AUDIENCE = Counter(
 NOTIFICATION_HELD = Counter(
     "crownstream_notification_held_total", "Notifications held for a digest or until quiet hours end.", ["mode"],
 )
+NOTIFICATION_CLOCK = Gauge(
+    "crownstream_notification_clock_seconds",
+    "The notification clock (Unix time) at the last due-work check: real time unless CROWNSTREAM_CLOCK_START is set.",
+)
 CONSUMER_LAG = Gauge(
     "crownstream_consumer_lag", "Records of a source partition this worker has yet to consume (actives only).",
     ["topic", "partition"],

@@ -108,21 +108,6 @@ class Settings(BaseSettings):
     )
     clock_speed: float = Field(1.0, gt=0, description="Test hook: how many times faster than real time that clock runs.")
 
-    # --- Notifications ---------------------------------------------------------------------------------
-    notifications_link_base: str = Field(
-        "", description="Prefix of the links in notifications (e.g. https://play.example.com); empty = paths only."
-    )
-    notifications_tick_s: float = Field(
-        1.0, gt=0, description="How often a worker looks for due digests, quiet-hour releases and scheduled notifications."
-    )
-    notifications_broadcast_chunk: int = Field(
-        500, ge=1, description="Users fanned out per step of an all-users broadcast; other events run between steps."
-    )
-    clock_start: datetime | None = Field(
-        None, description="Test hook: the notification clock starts at this instant instead of now (ISO 8601)."
-    )
-    clock_speed: float = Field(1.0, gt=0, description="Test hook: how many times faster than real time that clock runs.")
-
     # --- Security --------------------------------------------------------------------------------------
     staff_token: str | None = Field(None, description="Bearer token for staff endpoints; unset = staff endpoints refuse.")
 

@@ -9,6 +9,8 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
+import orjson
+
 from crownstream.notifications.catalog import CATALOG, Notice
 from crownstream.schemas.deliveries import Contact, DeliveryRequest, DigestItem, dedup_key
 
@@ -52,3 +54,25 @@ def digest_request(user_id: str, channel: str, day: str, at: datetime, items: li
         title=f"Your daily digest: {n} notification{'s' if n != 1 else ''}", body="",
         data={"day": day}, contact=contact, items=[DigestItem.model_validate(i) for i in items],
     )
+
+
+class RequestTemplate:
+    """One notice on one channel, rendered once; per recipient only the dedup key, user id and contact change.
+
+    Fan-out to many users (a team, a broadcast) would otherwise build and validate a full pydantic model per
+    request. The template is itself built through ``single_request`` (validated), and rendering keeps its
+    field order, so a rendered request is byte-identical to ``single_request(...).encode()`` (unit-tested).
+    """
+
+    __slots__ = ("_proto", "_source", "_type", "_channel")
+
+    def __init__(self, notice: Notice, channel: str, link_base: str = "") -> None:
+        self._proto = single_request(notice, "template", channel, Contact(), link_base).model_dump(mode="json")
+        self._source, self._type, self._channel = notice.source_event_id, notice.notification_type, channel
+
+    def render(self, user_id: str, contact: dict[str, Any]) -> bytes:
+        fields = dict(self._proto)
+        fields["dedup_key"] = dedup_key(self._source, user_id, self._channel, self._type)
+        fields["user_id"] = user_id
+        fields["contact"] = contact
+        return orjson.dumps(fields)

@@ -10,6 +10,7 @@ import asyncio
 import collections
 import time
 from datetime import datetime, timedelta, timezone
+from zoneinfo import ZoneInfo
 
 import httpx
 import pytest
@@ -135,33 +136,52 @@ async def test_events_become_exactly_the_expected_requests_and_preference_change
     assert summary(await deliveries(settings)) == expected
 
 
+def metric(url: str, name: str) -> float:
+    text = httpx.get(f"{url}/metrics", timeout=5).text
+    return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines() if line.startswith(name))
+
+
+async def wait_metric(url: str, name: str, value: float, timeout: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout
+    while metric(url, name) < value:
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{name} below {value} after {timeout}s: {metric(url, name)}")
+        await asyncio.sleep(0.3)
+
+
 async def test_digest_holds_many_events_and_sends_one_per_user_at_their_time(
         settings, topics, start_worker, worker_overrides):
-    # The worker's clock starts at 06:00 UTC and runs 600x: the users' 12:00 Berlin digest (11:00 UTC) is
-    # ~30 s of real time away, long after the events below are held.
+    # The worker's notification clock starts at 06:00 UTC and runs 120x (an hour in 30 s).
     worker = start_worker(**worker_overrides, clock_start=datetime(2026, 11, 24, 6, tzinfo=timezone.utc),
-                          clock_speed=600.0, notifications_tick_s=0.5)
-    digest = {"enabled": True, "time": "12:00", "types": ["ranking.changed", "match.result"]}
+                          clock_speed=120.0, notifications_tick_s=0.5)
     users = ["d1", "d2"]
-    await send(settings, *[prefs_event(u, {"contact": {"email": f"{u}@example.org"}, "timezone": "Europe/Berlin",
-                                           "digest": digest, "types": {"ranking.changed": ["in_app", "email"]}})
-                           for u in users])
+
+    def prefs(digest_time: str) -> dict:
+        return {"contact": {"email": "digest@example.org"}, "timezone": "Europe/Berlin",
+                "types": {"ranking.changed": ["in_app", "email"]},
+                "digest": {"enabled": True, "time": digest_time, "types": ["ranking.changed", "match.result"]}}
+
+    await send(settings, *[prefs_event(u, prefs("23:30")) for u in users])
     for u in users:
         await wait_prefs(worker.url, u, lambda b: b["preferences"]["digest"]["enabled"])
     await send(settings, example("roster.changed", event_id="roster-d", team_id="team-d", added=users, removed=[]),
                *[example("ranking.changed", event_id=f"rank-{n}", team_id="team-d", new_rank=n + 1, old_rank=n + 2)
                  for n in range(6)])
+    await wait_metric(worker.url, 'crownstream_notification_held_total{mode="digest"}', 2 * 6)
+    # Every email is held; now move the digest to ~20 worker-minutes (10 s) from the worker's clock.
+    clock = datetime.fromtimestamp(metric(worker.url, "crownstream_notification_clock_seconds"), timezone.utc)
+    due = (clock + timedelta(minutes=21)).replace(second=0, microsecond=0)
+    local = due.astimezone(ZoneInfo("Europe/Berlin")).strftime("%H:%M")
+    await send(settings, *[prefs_event(u, prefs(local), n=2) for u in users])
+    assert not [r for r in await deliveries(settings) if r["kind"] == "digest"], "a digest went out early"
 
-    def done(g):
-        return sum(1 for r in g if r["kind"] == "digest") >= len(users)
-
-    got = await wait_deliveries(settings, done, timeout=90)
+    await wait_deliveries(settings, lambda g: sum(r["kind"] == "digest" for r in g) >= len(users), timeout=90)
     await asyncio.sleep(3)  # ticks keep running: a second digest the same day would show up now
     got = await deliveries(settings)
     digests = [r for r in got if r["kind"] == "digest"]
     assert sorted(r["user_id"] for r in digests) == users
     for r in digests:
-        assert r["channel"] == "email" and r["created_at"].startswith("2026-11-24T11:00:00")
+        assert r["channel"] == "email" and datetime.fromisoformat(r["created_at"]) == due
         assert sorted(i["source_event_id"] for i in r["items"]) == [f"rank-{n}" for n in range(6)]
     # In-app is never held; email for each ranking change was held for the digest, not sent singly.
     singles = summary([r for r in got if r["kind"] == "single"])

@@ -236,3 +236,17 @@ def test_digest_request_folds_items_under_a_per_day_id():
                            parse_preferences({}).contact_for_delivery())
     assert req.kind == "digest" and len(req.items) == 2 and req.dedup_key == again.dedup_key
     assert req.source_event_id == "digest:u-1:2026-11-24" and decode_delivery(req.encode()) == req
+
+
+@pytest.mark.parametrize("event_type", sorted(BY_EVENT))
+def test_template_rendering_is_byte_identical_to_the_validated_model(event_type):
+    from crownstream.notifications.requests import RequestTemplate
+
+    notice = notice_for(validate(example(event_type)))[0]
+    contact = parse_preferences({"contact": CONTACT, "timezone": "Asia/Tokyo"}).contact_for_delivery()
+    for channel in CHANNELS:
+        template = RequestTemplate(notice, channel, "https://play.example")
+        for user in ("u-1", "user-0000042"):
+            rendered = template.render(user, contact.model_dump(mode="json"))
+            assert rendered == single_request(notice, user, channel, contact, "https://play.example").encode()
+            assert decode_delivery(rendered).user_id == user
