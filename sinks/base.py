@@ -117,7 +117,9 @@ class Dispatcher:
                 await asyncio.sleep(0.05)
                 continue
             room = s.sink_max_in_flight - len(self._in_flight)
-            if room <= 0:
+            # Claim in sizeable batches: refilling each freed slot with a claim of its own would spend a
+            # PostgreSQL round trip per delivery.
+            if room <= 0 or (self._in_flight and room < min(s.sink_claim_batch, s.sink_max_in_flight) // 2):
                 self._room.clear()
                 await self._room.wait()
                 continue
