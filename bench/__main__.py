@@ -12,6 +12,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 from bench import naive_faust_row, notifications, producer_api, raw_consume
+from bench import restart as restart_bench
 from bench import sinks as sinks_bench
 from bench.common import Row, create_topic, fill_topic, print_table, run_id, save
 
@@ -48,6 +49,7 @@ async def notification_fan_out(ctx: Context) -> list[Row]:
 
 
 SINK_SIZES = {"webhooks": 5_000, "emails": 2_000}
+RESTART_KEYS = {"keys": 1_000_000}
 
 # name -> section, in the order they run. Add a section by appending one line here.
 SECTIONS: dict[str, Callable[[Context], Awaitable[list[Row]]]] = {
@@ -55,6 +57,7 @@ SECTIONS: dict[str, Callable[[Context], Awaitable[list[Row]]]] = {
     "producer": producer,
     "notifications": notification_fan_out,
     "sinks": lambda ctx: sinks_bench.run(SINK_SIZES["webhooks"], SINK_SIZES["emails"]),
+    "restart": lambda ctx: restart_bench.run(ctx.run_id, RESTART_KEYS["keys"]),
 }
 
 
@@ -81,6 +84,8 @@ if __name__ == "__main__":
     parser.add_argument("--notify-events", type=int, default=20_000, help="events of the mixed notifications row")
     parser.add_argument("--sink-webhooks", type=int, default=5_000, help="deliveries of the webhook sink row")
     parser.add_argument("--sink-emails", type=int, default=2_000, help="emails of the email sink row")
+    parser.add_argument("--restart-keys", type=int, default=1_000_000, help="table keys of the restart-to-ready row")
     args = parser.parse_args()
     SINK_SIZES.update(webhooks=args.sink_webhooks, emails=args.sink_emails)
+    RESTART_KEYS.update(keys=args.restart_keys)
     asyncio.run(main(args.events, args.produce_events, args.only, args.notify_users, args.notify_events))

@@ -1,0 +1,125 @@
+"""Restart to ready: how long a worker that owned a table of N keys takes, after a restart, until /readyz
+answers 200 — against the baseline measured in the same run, the first start of the same worker, which has
+no local state and replays every key from the changelog.
+
+The table is filled by writing its changelog directly (what N events would leave there), so the row measures
+recovery, not event processing. The worker is a real ``crownstream worker`` process with the project's
+tables; it is stopped with SIGTERM between the two starts, as an orchestrator would on a rolling restart,
+and restarted on the same port and data dir (the data dir is per app id and port).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+import orjson
+from aiokafka import AIOKafkaProducer
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+
+from bench.common import BOOTSTRAP, Row
+from tests.support.services import REPO, free_port
+
+TABLE = "tournament-activity"  # a table every worker has; one key per tournament
+PARTITIONS = 8
+
+
+def changelog_topic(app_id: str) -> str:
+    return f"{app_id}-{TABLE}-changelog"
+
+
+async def fill_changelog(topic: str, keys: int) -> None:
+    admin = AIOKafkaAdminClient(bootstrap_servers=BOOTSTRAP)
+    await admin.start()
+    try:
+        await admin.create_topics([NewTopic(topic, PARTITIONS, 1, topic_configs={"cleanup.policy": "compact"})])
+    finally:
+        await admin.close()
+    producer = AIOKafkaProducer(bootstrap_servers=BOOTSTRAP, linger_ms=20, max_batch_size=512 * 1024, acks=1)
+    await producer.start()
+    try:
+        value = orjson.dumps({"counts": {"match.completed": 6}, "last_occurred_at": "2026-11-24T18:00:00+00:00"})
+        pending = []
+        for n in range(keys):
+            # Faust's json key serializer: the key is the JSON of the string, hashed like the producer's key.
+            pending.append(await producer.send(topic, value, key=orjson.dumps(f"t-{n}")))
+            if len(pending) >= 20_000:
+                await asyncio.gather(*pending)
+                pending.clear()
+        await asyncio.gather(*pending)
+    finally:
+        await producer.stop()
+
+
+def start_worker(env: dict[str, str], log: Path) -> subprocess.Popen:
+    exe = REPO / ".venv" / "bin" / "crownstream"
+    with open(log, "ab") as out:
+        return subprocess.Popen([str(exe if exe.exists() else "crownstream"), "worker", "--loglevel", "warn"],
+                                env=env, stdout=out, stderr=subprocess.STDOUT, cwd=str(REPO), start_new_session=True)
+
+
+async def time_to_ready(proc: subprocess.Popen, url: str, log: Path, timeout: float) -> float:
+    started = time.monotonic()
+    async with httpx.AsyncClient(timeout=2) as client:
+        while True:
+            if proc.poll() is not None:
+                raise RuntimeError(f"worker exited with {proc.returncode}: {log.read_text()[-3000:]}")
+            if time.monotonic() - started > timeout:
+                raise TimeoutError(f"worker not ready after {timeout}s; log {log}")
+            try:
+                if (await client.get(f"{url}/readyz")).status_code == 200:
+                    return time.monotonic() - started
+            except httpx.HTTPError:
+                pass
+            await asyncio.sleep(0.05)
+
+
+def stop(proc: subprocess.Popen, timeout: float = 60) -> None:
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(10)
+
+
+async def run(run_id: str, keys: int, timeout: float = 600) -> list[Row]:
+    app_id = f"bench-{run_id}-restart"
+    print(f"  writing {keys:,} keys to {changelog_topic(app_id)} …", flush=True)
+    await fill_changelog(changelog_topic(app_id), keys)
+    port = free_port()
+    with tempfile.TemporaryDirectory() as tmp:
+        env = {**os.environ, "CROWNSTREAM_KAFKA_BOOTSTRAP": BOOTSTRAP, "CROWNSTREAM_APP_ID": app_id,
+               "CROWNSTREAM_TOPIC_PREFIX": f"bench-{run_id}-restart.", "CROWNSTREAM_TOPIC_PARTITIONS": str(PARTITIONS),
+               "CROWNSTREAM_WEB_PORT": str(port), "CROWNSTREAM_DATA_DIR": tmp, "CROWNSTREAM_LOG_JSON": "false",
+               "CROWNSTREAM_TABLE_STANDBY_REPLICAS": "0", "PYTHONUNBUFFERED": "1"}
+        from crownstream.settings import Settings
+        from crownstream.streams.admin import ensure_topics
+
+        await ensure_topics(settings=Settings(**{k.removeprefix("CROWNSTREAM_").lower(): v for k, v in env.items()
+                                                 if k.startswith("CROWNSTREAM_")}))
+        url = f"http://127.0.0.1:{port}"
+        log = Path(tmp) / "worker.log"
+        proc = start_worker(env, log)
+        try:
+            cold = await time_to_ready(proc, url, log, timeout)
+            print(f"  first start (replays the changelog): {cold:.2f}s", flush=True)
+            stop(proc)
+            proc = start_worker(env, log)
+            warm = await time_to_ready(proc, url, log, timeout)
+            print(f"  restart (local RocksDB state): {warm:.2f}s", flush=True)
+        finally:
+            stop(proc)
+    return [
+        Row(f"first start to ready, {keys:,} table keys (changelog replay)", keys, cold, unit="keys/s",
+            note="baseline"),
+        Row(f"restart to ready, {keys:,} table keys (local state)", keys, warm, unit="keys/s",
+            note=f"{warm:.2f} s; goal <= 10 s at 1M keys; {cold / warm:.1f}x faster than the first start"),
+    ]
