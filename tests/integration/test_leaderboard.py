@@ -6,6 +6,7 @@ standings view."""
 
 from __future__ import annotations
 
+import asyncio
 import re
 import time
 
@@ -107,3 +108,46 @@ async def test_unknown_stage_and_tournament_are_clear_errors(settings, topics, s
     assert r.status_code == 404 and "nope" in r.json()["error"]
     r = httpx.get(f"{worker.url}/tournaments/{T}/leaderboard/events", params={"stage": "nope"}, timeout=10)
     assert r.status_code == 404 and "nope" in r.json()["error"]
+
+
+async def test_relayed_stream_ends_when_the_owner_leaves_and_reconnects_to_the_new_owner(settings, topics, start_worker):
+    from crownstream.streams.topics import TOURNAMENT_EVENTS
+    from crownstream.web.routing import partition_for
+
+    workers = [start_worker(), start_worker()]
+    setup, later = br_events(2)
+    await produce(settings, setup)
+    after_one = wait_until(lambda: (s := json_standings(workers[0].url)) and s[0][2] > 0 and s, 60, "match 1 standings")
+    home = f"{TOURNAMENT_EVENTS.full_name(settings)}[{partition_for(T, settings.topic_partitions)}]"
+    owner = next(w for w in workers if home in httpx.get(f"{w.url}/ops/assignment", timeout=5).json()["actives"])
+    viewer = next(w for w in workers if w is not owner)
+    url = f"{viewer.url}/tournaments/{T}/leaderboard/events"
+
+    async with httpx.AsyncClient(timeout=httpx.Timeout(10, read=60)) as client:
+        async with client.stream("GET", url, params={"stage": "br-finals"}) as relayed:
+            stream = events(relayed)
+            assert rows(orjson.loads((await next_event(stream, "standings", 30)).data)) == after_one
+            owner.stop(timeout=30)  # the owner leaves the group: its streams close, so does the relay
+
+            async def drain():
+                async for _ in stream:
+                    pass
+
+            await asyncio.wait_for(drain(), 60)
+
+        # As EventSource does: reconnect to the same address until it answers; the viewer owns it now.
+        deadline = time.monotonic() + 60
+        while True:
+            async with client.stream("GET", url, params={"stage": "br-finals"}) as direct:
+                if direct.status_code == 200:
+                    stream = events(direct)
+                    assert rows(orjson.loads((await next_event(stream, "standings", 30)).data)) == after_one
+                    await produce(settings, later)
+                    snapshot = orjson.loads((await next_event(stream, "standings", 60)).data)
+                    while snapshot["matches"] < 2:
+                        snapshot = orjson.loads((await next_event(stream, "standings", 60)).data)
+                    break
+                assert direct.status_code == 503, await direct.aread()
+            assert time.monotonic() < deadline, "the stream never came back after the owner left"
+            await asyncio.sleep(1)
+    assert rows(snapshot) == json_standings(viewer.url)
