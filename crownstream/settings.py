@@ -59,6 +59,9 @@ class Settings(BaseSettings):
     # --- Sinks (delivery) ------------------------------------------------------------------------------
     sink_max_in_flight: int = Field(256, ge=1, description="Deliveries a worker sends concurrently per channel.")
     sink_claim_batch: int = Field(128, ge=1, description="Ledger rows a dispatcher claims per statement.")
+    sink_max_in_flight_per_target: int = Field(
+        64, ge=1, description="Of those, at most this many to one destination (a slow endpoint cannot take them all)."
+    )
     sink_poll_interval_s: float = Field(
         1.0, gt=0, description="How often a dispatcher looks for due retries and expired leases of other workers."
     )

@@ -60,6 +60,11 @@ class Sink(ABC):
     def backpressure(self) -> bool:
         return self.dispatcher is not None and self.dispatcher.saturated()
 
+    def target_of(self, claimed: Claimed) -> str:
+        """The destination a delivery competes for (a webhook endpoint, a Discord webhook, the SMTP relay):
+        at most ``CROWNSTREAM_SINK_MAX_IN_FLIGHT_PER_TARGET`` of a worker's sends go to one at a time."""
+        return claimed.target or claimed.dedup_key
+
     @abstractmethod
     async def deliver(self, claimed: Claimed) -> Outcome:
         """One attempt. Must not raise for a destination's failure: return ``Outcome.failed``/``dead``."""
@@ -78,6 +83,7 @@ class Dispatcher:
         self._room = asyncio.Event()
         self._results: asyncio.Queue[tuple[Claimed, Outcome]] = asyncio.Queue()
         self._in_flight: set[asyncio.Task] = set()
+        self._per_target: dict[str, int] = {}
         self._tasks: list[asyncio.Task] = []
         self._stopping = False
         self._record_failing = False
@@ -124,7 +130,9 @@ class Dispatcher:
                 await self._room.wait()
                 continue
             try:
-                claimed = await self.ledger.claim(self.sink.channel, min(room, s.sink_claim_batch), s.sink_lease_s)
+                saturated = [t for t, n in self._per_target.items() if n >= s.sink_max_in_flight_per_target]
+                claimed = await self.ledger.claim(self.sink.channel, min(room, s.sink_claim_batch), s.sink_lease_s,
+                                                  skip_targets=saturated)
                 failures = 0
             except Exception as exc:  # PostgreSQL down or restarting: wait, nothing is lost (rows stay due)
                 failures += 1
@@ -134,7 +142,13 @@ class Dispatcher:
             for item in claimed:
                 if item.reclaimed:
                     DELIVERY_RECLAIMS.labels(self.sink.channel).inc()
-                task = asyncio.create_task(self._deliver(item))
+                key = self.sink.target_of(item)
+                if self._per_target.get(key, 0) >= s.sink_max_in_flight_per_target:
+                    # One slow destination must not take every slot: hand the row back, unattempted.
+                    self._results.put_nowait((item, Outcome.deferred(s.sink_poll_interval_s)))
+                    continue
+                self._per_target[key] = self._per_target.get(key, 0) + 1
+                task = asyncio.create_task(self._deliver(item, key))
                 self._in_flight.add(task)
                 task.add_done_callback(self._done)
             if len(claimed) < min(room, s.sink_claim_batch):
@@ -150,13 +164,19 @@ class Dispatcher:
         self._in_flight.discard(task)
         self._room.set()
 
-    async def _deliver(self, item: Claimed) -> None:
+    async def _deliver(self, item: Claimed, target_key: str) -> None:
         started = time.perf_counter()
         try:
             outcome = await self.sink.deliver(item)
         except Exception as exc:  # a bug or an unexpected error of a client library: retried, never lost
             log.exception("sink raised; the delivery will be retried", extra={"dedup_key": item.dedup_key})
             outcome = Outcome.failed(f"{type(exc).__name__}: {exc}", retry_in=0.0)
+        finally:
+            left = self._per_target.get(target_key, 1) - 1
+            if left > 0:
+                self._per_target[target_key] = left
+            else:
+                self._per_target.pop(target_key, None)
         DELIVERY_SECONDS.labels(self.sink.channel).observe(time.perf_counter() - started)
         if outcome.status == "failed":
             if item.attempt >= self.settings.sink_max_attempts:

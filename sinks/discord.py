@@ -62,6 +62,9 @@ def retry_after_s(response: httpx.Response) -> float:
 class DiscordSink(Sink):
     channel = "discord"
 
+    def target_of(self, claimed: Claimed) -> str:
+        return claimed.request.contact.discord_webhook_url or ""
+
     async def start(self) -> None:
         self._client = httpx.AsyncClient(timeout=self.settings.discord_timeout_s, follow_redirects=False,
                                          headers={"user-agent": "Crownstream (https://crownstream.invalid, 1)"})

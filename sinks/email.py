@@ -160,6 +160,9 @@ class SmtpPool:
 class EmailSink(Sink):
     channel = "email"
 
+    def target_of(self, claimed: Claimed) -> str:
+        return claimed.dedup_key  # one relay, whose connection pool already bounds what is in flight
+
     async def start(self) -> None:
         self.pool = SmtpPool(self.settings)
 

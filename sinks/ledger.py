@@ -47,7 +47,7 @@ class Claimed:
 class Outcome:
     """What one attempt came to. ``retry_in`` set = try again later (failed); ``dead`` = give up."""
 
-    status: str  # sent | failed | dead
+    status: str  # sent | failed | dead | deferred (not attempted: its destination had enough in flight)
     code: int | None = None
     error: str | None = None
     digest: str | None = None
@@ -64,6 +64,11 @@ class Outcome:
     @classmethod
     def dead(cls, error: str, code: int | None = None, digest: str | None = None) -> "Outcome":
         return cls("dead", code=code, error=error[:2000], digest=digest)
+
+
+    @classmethod
+    def deferred(cls, retry_in: float) -> "Outcome":
+        return cls("deferred", retry_in=retry_in)
 
 
 def ledger_row(request: DeliveryRequest, target: str = "") -> dict[str, Any]:
@@ -86,6 +91,7 @@ UPDATE deliveries AS d
          WHERE channel = :channel
            AND state IN ('pending', 'failed', 'sending')
            AND next_attempt_at <= now()
+           AND NOT (target = ANY(CAST(:skip AS text[])))
            -- Another worker's lease that ran out (never our own: those sends are still in flight here).
            AND (state <> 'sending' OR (lease_until < now() AND claimed_by <> :worker))
          ORDER BY next_attempt_at
@@ -112,6 +118,15 @@ UPDATE deliveries
        next_attempt_at = now() + make_interval(secs => :retry_in),
        payload_digest = COALESCE(CAST(:digest AS text), payload_digest),
        attempts = attempts || jsonb_build_array({_ATTEMPT})
+ WHERE dedup_key = :dedup_key AND target = :target AND state = 'sending' AND claimed_by = :worker
+""")
+
+# Handed back unattempted: the claim's attempt is given back and nothing is logged as an attempt.
+_DEFERRED = text("""
+UPDATE deliveries
+   SET state = CASE WHEN attempt_count <= 1 THEN 'pending' ELSE 'failed' END, updated_at = now(),
+       lease_until = NULL, attempt_count = attempt_count - 1,
+       next_attempt_at = now() + make_interval(secs => :retry_in)
  WHERE dedup_key = :dedup_key AND target = :target AND state = 'sending' AND claimed_by = :worker
 """)
 
@@ -151,10 +166,12 @@ class Ledger:
             """), {"keys": [r["dedup_key"] for r in rows], "targets": [r["target"] for r in rows]})
             return result.rowcount
 
-    async def claim(self, channel: str, limit: int, lease_s: float) -> list[Claimed]:
+    async def claim(self, channel: str, limit: int, lease_s: float, skip_targets: Sequence[str] = ()) -> list[Claimed]:
+        """Lease up to ``limit`` due rows; rows of ``skip_targets`` (destinations with enough in flight) wait."""
         async with self.engine.begin() as conn:
             result = await conn.execute(
-                _CLAIM, {"worker": self.worker_id, "lease": float(lease_s), "channel": channel, "limit": limit}
+                _CLAIM, {"worker": self.worker_id, "lease": float(lease_s), "channel": channel, "limit": limit,
+                         "skip": list(skip_targets)},
             )
             rows = result.all()
         return [
@@ -165,7 +182,7 @@ class Ledger:
 
     async def record(self, results: Iterable[tuple[Claimed, Outcome]]) -> None:
         """Record attempts' outcomes, one statement per kind, in one transaction."""
-        by_kind: dict[str, list[dict[str, Any]]] = {"sent": [], "failed": [], "dead": []}
+        by_kind: dict[str, list[dict[str, Any]]] = {"sent": [], "failed": [], "dead": [], "deferred": []}
         for claimed, outcome in results:
             by_kind[outcome.status].append({
                 "dedup_key": claimed.dedup_key, "target": claimed.target, "worker": self.worker_id,
@@ -173,9 +190,11 @@ class Ledger:
                 "digest": outcome.digest, "retry_in": float(outcome.retry_in or 0.0),
             })
         async with self.engine.begin() as conn:
-            for kind, statement in (("sent", _SENT), ("failed", _FAILED), ("dead", _DEAD)):
+            for kind, statement in (("sent", _SENT), ("failed", _FAILED), ("dead", _DEAD), ("deferred", _DEFERRED)):
                 params = by_kind[kind]
-                if kind != "failed":
+                if kind == "deferred":
+                    params = [{k: p[k] for k in ("dedup_key", "target", "worker", "retry_in")} for p in params]
+                elif kind != "failed":
                     params = [{k: v for k, v in p.items() if k != "retry_in"} for p in params]
                 if params:
                     await conn.execute(statement, params)

@@ -141,3 +141,24 @@ def test_cli_upgrade_prune_and_preview(database_url, engine):
     assert "List-Unsubscribe" not in preview.stdout  # the preview shows bodies; headers are tested elsewhere
     digest = run("email", "preview", "digest.daily", "--digest", "--part", "text")
     assert digest.returncode == 0 and "Match 1: Team <Alpha>" in digest.stdout
+
+
+async def test_a_slow_endpoint_does_not_take_every_slot(engine, database_url):
+    with WebhookReceiver() as receiver:
+        slow, slow_secret = await create_endpoint(engine, "slow", "http://x", allow_private=True)
+        fast_ep, fast_secret = await create_endpoint(engine, "fast", "http://x", allow_private=True)
+        await point(engine, slow.id, receiver.add("slow", slow_secret, delay_s=1.0))
+        await point(engine, fast_ep.id, receiver.add("fast", fast_secret))
+        settings = fast(database_url, sink_max_in_flight=8, sink_max_in_flight_per_target=2, sink_claim_batch=8)
+        async with Run(settings, engine) as run:
+            # The slow endpoint's rows are older: a plain oldest-first dispatcher would send them all first.
+            await run.sink.accept([make_request(i, "webhook", "slow") for i in range(10)])
+            await run.sink.accept([make_request(i, "webhook", "fast") for i in range(20)])
+            await run.sink.flush()
+            await eventually(lambda: len(receiver.successes_by_id("fast")) == 20, timeout=30, interval=0.02,
+                             what="the fast endpoint's deliveries")
+            # By then the slow endpoint has had at most its 2 slots' worth answered.
+            assert len(receiver.successes_by_id("slow")) <= 2
+            await eventually(lambda: len(receiver.successes_by_id("slow")) == 10, timeout=60, what="the slow ones")
+        assert set(receiver.successes_by_id().values()) == {1}
+        assert run.dead == []
