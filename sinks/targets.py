@@ -37,6 +37,36 @@ def check_url_syntax(url: str, allow_private: bool) -> tuple[str, int]:
     return parts.hostname, parts.port or (443 if parts.scheme == "https" else 80)
 
 
+def check_url_literal(url: str, allow_private: bool) -> None:
+    """Syntax, and the address itself when the host is an IP literal (which no resolver ever sees)."""
+    host, _ = check_url_syntax(url, allow_private)
+    try:
+        ipaddress.ip_address(host.split("%", 1)[0])
+    except ValueError:
+        return
+    check_address(host, allow_private)
+
+
+class GuardedResolver:
+    """An aiohttp resolver that refuses non-public addresses at connect time — checking the URL beforehand
+    and connecting later would let a DNS answer change in between (DNS rebinding)."""
+
+    def __init__(self, allow_private: bool) -> None:
+        from aiohttp.resolver import DefaultResolver
+
+        self.allow_private = allow_private
+        self._inner = DefaultResolver()
+
+    async def resolve(self, host: str, port: int = 0, family: int = socket.AF_INET):
+        results = await self._inner.resolve(host, port, family)
+        for result in results:
+            check_address(result["host"], self.allow_private)
+        return results
+
+    async def close(self) -> None:
+        await self._inner.close()
+
+
 async def check_url(url: str, allow_private: bool) -> None:
     """Refuse the URL unless every address its host resolves to is allowed."""
     host, port = check_url_syntax(url, allow_private)

@@ -24,7 +24,7 @@ from crownstream.schemas.deliveries import DeliveryRequest
 from crownstream.sinks.base import Sink
 from crownstream.sinks.ledger import Claimed, Outcome, ledger_row
 from crownstream.sinks.signing import sign_headers
-from crownstream.sinks.targets import TargetRefused, check_url
+from crownstream.sinks.targets import GuardedResolver, TargetRefused, check_url_literal
 from crownstream.sinks.webhook_endpoints import Endpoint, endpoints_of, get_endpoints, mark_failing, mark_healthy
 
 log = logging.getLogger(__name__)
@@ -70,7 +70,9 @@ class WebhookSink(Sink):
         # this project's 2-core CI machine where aiohttp did ~1,700 (bench/sinks.py), and webhooks are the
         # high-volume sink.
         self._client = aiohttp.ClientSession(
-            connector=aiohttp.TCPConnector(limit=self.settings.sink_max_in_flight, limit_per_host=0),
+            connector=aiohttp.TCPConnector(limit=self.settings.sink_max_in_flight, limit_per_host=0,
+                                           resolver=GuardedResolver(self.settings.sink_allow_private_targets),
+                                           ttl_dns_cache=60),
             timeout=aiohttp.ClientTimeout(total=self.settings.webhook_timeout_s),
             headers={"user-agent": "Crownstream-Webhooks/1", "content-type": "application/json"},
             skip_auto_headers=("accept-encoding",),
@@ -106,7 +108,7 @@ class WebhookSink(Sink):
         body = webhook_body(claimed.request)
         digest = hashlib.sha256(body).hexdigest()
         try:
-            await check_url(endpoint.url, self.settings.sink_allow_private_targets)
+            check_url_literal(endpoint.url, self.settings.sink_allow_private_targets)
         except TargetRefused as exc:
             return Outcome.dead(str(exc), digest=digest)
         headers = sign_headers(claimed.dedup_key, body, endpoint.secrets)
@@ -117,6 +119,8 @@ class WebhookSink(Sink):
                 text = "" if 200 <= code < 300 else (await response.text(errors="replace"))[:200]
                 location = response.headers.get("location")
                 retry_after = _retry_after(response.headers.get("retry-after"))
+        except TargetRefused as exc:  # from the resolver: the name resolves to a non-public address
+            return Outcome.dead(str(exc), digest=digest)
         except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
             return await self._failed(endpoint, f"{type(exc).__name__}: {exc or 'timed out'}", None, digest)
         if 200 <= code < 300:

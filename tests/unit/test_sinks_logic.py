@@ -193,3 +193,22 @@ def test_digest_renders_every_item():
 def test_same_request_same_digest():
     req = request()
     assert render_email(req, "https://x").digest == render_email(req, "https://x").digest
+
+
+async def test_guarded_resolver_refuses_names_that_resolve_to_loopback():
+    from crownstream.sinks.targets import GuardedResolver, check_url_literal
+
+    resolver = GuardedResolver(allow_private=False)
+    try:
+        with pytest.raises(TargetRefused, match="loopback"):
+            await resolver.resolve("localhost", 80)
+    finally:
+        await resolver.close()
+    allowed = GuardedResolver(allow_private=True)
+    try:
+        assert (await allowed.resolve("localhost", 80))[0]["host"] in ("127.0.0.1", "::1")
+    finally:
+        await allowed.close()
+    with pytest.raises(TargetRefused):
+        check_url_literal("https://10.0.0.1/hook", allow_private=False)
+    check_url_literal("https://hooks.example.com/x", allow_private=False)  # names are checked at connect time
