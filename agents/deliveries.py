@@ -89,10 +89,16 @@ class DeliveryService(mode.Service):
     """Starts the runtime with the worker (so due retries are sent even when no new request arrives) and
     stops it — in-flight sends finished and recorded — when the worker shuts down."""
 
+    _starting: asyncio.Task | None = None
+
     async def on_start(self) -> None:
-        await runtime.ensure_started()
+        # In the background: with PostgreSQL down at boot the runtime waits for it, and that must not hold
+        # up the rest of the worker (standings, queries) — only deliveries wait.
+        self._starting = asyncio.ensure_future(runtime.ensure_started())
 
     async def on_stop(self) -> None:
+        if self._starting is not None and not self._starting.done():
+            self._starting.cancel()
         await runtime.stop()
 
 
