@@ -23,6 +23,7 @@ from crownstream.agents.tournament_events import handles
 from crownstream.app import app
 from crownstream.metrics import DUPLICATES, EVENTS_OUT
 from crownstream.schemas.codec import encode
+from crownstream.settings import get_settings
 from crownstream.schemas import events as ev
 from crownstream.standings.battle_royale import (
     Change, Disqualification, Forfeit, Leaderboard, LobbyRow, MatchResult, Override, RankChange, Status,
@@ -75,7 +76,10 @@ def board_for(tournament_id: str, stage_id: str) -> Leaderboard | None:
     record = stages.get(key)
     if not record or record["format"] != "battle_royale":
         return None
-    board = Leaderboard(RuleSet.from_dict(record["rules"]), stage_id)
+    # Teams only displaced by others are reported within the top ranks only: in a 1000-team stage one lobby
+    # shifts most ranks, and reporting every shift would make each event cost the size of the stage.
+    top = max(get_settings().ranking_changes_top, max((p["placement"] for p in record["prizes"]), default=0))
+    board = Leaderboard(RuleSet.from_dict(record["rules"]), stage_id, displaced_top=top)
     for match_id in record["matches"]:
         stored = br_results.get(f"{key}/{match_id}")
         if stored:

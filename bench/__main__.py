@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from bench import naive_faust_row, notifications, producer_api, raw_consume
 from bench import restart as restart_bench
 from bench import sinks as sinks_bench
+from bench import standings as standings_bench
 from bench.common import Row, create_topic, fill_topic, print_table, run_id, save
 
 
@@ -58,6 +59,7 @@ SECTIONS: dict[str, Callable[[Context], Awaitable[list[Row]]]] = {
     "notifications": notification_fan_out,
     "sinks": lambda ctx: sinks_bench.run(SINK_SIZES["webhooks"], SINK_SIZES["emails"]),
     "restart": lambda ctx: restart_bench.run(ctx.run_id, RESTART_KEYS["keys"]),
+    "standings": lambda ctx: standings_bench.run(ctx.run_id, ctx.events),
 }
 
 

@@ -42,6 +42,10 @@ class Settings(BaseSettings):
         10.0, gt=0, description="How long the group waits for a silent worker before moving its partitions."
     )
     table_standby_replicas: int = Field(1, ge=0, description="Standby replicas of each table partition, for fast failover.")
+    ranking_changes_top: int = Field(
+        10, ge=0, description="ranking.changed is emitted for every team whose own standing changed, and for teams "
+        "only pushed up or down by others when within this many top ranks (or a stage's prize places, if more).",
+    )
     log_level: str = Field("info", description="Worker log level.")
     log_json: bool = Field(True, description="Structured JSON logs (one object per line).")
 

@@ -423,10 +423,17 @@ SNAPSHOT_VERSION = 1
 class Leaderboard:
     """Standings of one battle-royale stage. Not thread-safe: one stage belongs to one stream partition."""
 
-    def __init__(self, rules: RuleSet, stage_id: str) -> None:
+    def __init__(self, rules: RuleSet, stage_id: str, displaced_top: int | None = None) -> None:
+        """``displaced_top``: report teams that only *moved because others moved* (their points unchanged)
+        when their old or new rank is within the top ``displaced_top``; None reports all of them. In a
+        1000-team stage one lobby result shifts most ranks, so reporting all makes every event cost the size
+        of the stage; teams whose own points changed are always reported."""
         _check_id(stage_id, "stage_id")
+        if displaced_top is not None and displaced_top < 0:
+            raise ValueError(f"displaced_top must be None or >= 0, got {displaced_top}")
         self.rules = rules
         self.stage_id = stage_id
+        self.displaced_top = displaced_top
         self._key = sort_key_function(rules.tiebreakers)
         # Inputs.
         self._results: dict[str, MatchResult] = {}
@@ -754,6 +761,9 @@ class Leaderboard:
                 continue
             start = self._index.bisect_key_right(lo)
             stop = len(self._index) if hi is None else self._index.bisect_key_left(hi)
+            if self.displaced_top is not None:
+                # new rank = position + 1, old rank = new - shift: beyond this either is outside the top N.
+                stop = min(stop, self.displaced_top + max(shift, 0))
             for j, standing in enumerate(self._index.islice(start, stop)):
                 new_rank = start + j + 1
                 points = standing.total_points

@@ -1,0 +1,12 @@
+"""A Crownstream worker with only the standings agents and their views (no notification fan-out, no sinks):
+what ``bench/standings.py`` measures, so its rows are the standings engine's cost, not the whole pipeline's.
+
+Run as:  python -m bench.standings_worker worker   (configured by the same CROWNSTREAM_* variables)
+"""
+
+from crownstream.agents import series, standings, tournament_events  # noqa: F401
+from crownstream.app import app
+from crownstream.web import standings as standings_views, views  # noqa: F401
+
+if __name__ == "__main__":
+    app.main()
