@@ -177,6 +177,8 @@ class Dispatcher:
                 self._per_target[target_key] = left
             else:
                 self._per_target.pop(target_key, None)
+            if left == self.settings.sink_max_in_flight_per_target - 1:
+                self._wake.set()  # the claim skipped this destination's due rows; they may go now
         DELIVERY_SECONDS.labels(self.sink.channel).observe(time.perf_counter() - started)
         if outcome.status == "failed":
             if item.attempt >= self.settings.sink_max_attempts:
