@@ -151,12 +151,11 @@ async def _fold(event: ev.Envelope, stage_id: str, series_id: str, teams: tuple[
         moves = [(row.team_id, before.get(row.team_id), row.rank) for row in group.standings()
                  if before.get(row.team_id) != row.rank and (before or row.played)]
     points = {row.team_id: row.points for row in group.standings()}
-    for team_id, old_rank, new_rank in moves:
-        await emit(ev.RankingChanged(
-            event_id=derived_id(event.event_id, "group-rank", team_id), occurred_at=event.occurred_at,
-            tournament_id=tournament_id, stage_id=stage_id, team_id=team_id, old_rank=old_rank, new_rank=new_rank,
-            points=points[team_id],
-        ))
+    await emit(*(ev.RankingChanged(
+        event_id=derived_id(event.event_id, "group-rank", team_id), occurred_at=event.occurred_at,
+        tournament_id=tournament_id, stage_id=stage_id, team_id=team_id, old_rank=old_rank, new_rank=new_rank,
+        points=points[team_id],
+    ) for team_id, old_rank, new_rank in moves))
 
 
 @handles("match.completed")

@@ -30,6 +30,7 @@ from crownstream.standings.battle_royale import (
 )
 from crownstream.standings.rules import RuleSet
 from crownstream.streams.topics import STANDINGS_EVENTS, TOURNAMENT_EVENTS
+from crownstream.web.routing import partition_for
 from crownstream.web import live
 
 log = logging.getLogger(__name__)
@@ -94,21 +95,34 @@ def board_for(tournament_id: str, stage_id: str) -> Leaderboard | None:
     return board
 
 
-async def emit(event: ev.Envelope) -> None:
-    await standings_topic.send(key=event.tournament_id.encode(), value=encode(event))
-    EVENTS_OUT.labels(standings_topic.get_topic_name(), event.type).inc()
+async def emit(*events: ev.Envelope) -> None:
+    """Send an event's outputs (all keyed by one tournament) in the input partition's transaction."""
+    if not events:
+        return
+    topic = standings_topic.get_topic_name()
+    if app.in_transaction:
+        key = events[0].tournament_id
+        assert all(e.tournament_id == key for e in events), "one batch, one key"
+        partition = partition_for(key, STANDINGS_EVENTS.partition_count())
+        await app.consumer.transactions.send_batch(topic, partition, [(key.encode(), encode(e)) for e in events])
+    else:
+        for e in events:
+            await standings_topic.send(key=e.tournament_id.encode(), value=encode(e))
+    for e in events:
+        EVENTS_OUT.labels(topic, e.type).inc()
 
 
 async def emit_rank_changes(trigger: ev.Envelope, stage_id: str, change: Change) -> None:
     live.publish(trigger.tournament_id, stage_id)  # wake this stage's live leaderboard pages (web/live.py)
-    for rc in change.rank_changes:
-        if rc.old_rank == rc.new_rank or rc.new_rank is None:
-            continue  # points moved but not the rank, or the team left the standings: not a ranking change
-        await emit(ev.RankingChanged(
+    await emit(*(
+        ev.RankingChanged(
             event_id=derived_id(trigger.event_id, "rank", rc.team_id),
             occurred_at=trigger.occurred_at, tournament_id=trigger.tournament_id, stage_id=stage_id,
             team_id=rc.team_id, old_rank=rc.old_rank, new_rank=rc.new_rank, points=rc.new_points,
-        ))
+        )
+        # Not when points moved but not the rank, or the team left the standings.
+        for rc in change.rank_changes if rc.old_rank != rc.new_rank and rc.new_rank is not None
+    ))
 
 
 def _update_stage(key: str, mutate) -> dict[str, Any]:
@@ -242,16 +256,17 @@ async def on_completed(event: ev.TournamentCompleted) -> None:
                   for rank, s in board.standings()]
     # Marked first: the table write and the sends below commit in one transaction, or not at all.
     _update_stage(key, lambda r: r.update(finalized=event.event_id))
-    await emit(ev.StandingsFinalized(event_id=derived_id(event.tournament_id, event.stage_id, "final"),
-                                     occurred_at=event.occurred_at, tournament_id=event.tournament_id,
-                                     stage_id=event.stage_id, placements=placements))
+    outputs: list[ev.Envelope] = [ev.StandingsFinalized(
+        event_id=derived_id(event.tournament_id, event.stage_id, "final"), occurred_at=event.occurred_at,
+        tournament_id=event.tournament_id, stage_id=event.stage_id, placements=placements)]
     by_place = {p.placement: p for p in placements}
     for share in record["prizes"]:
         winner = by_place.get(share["placement"])
         if winner is None:
             continue
-        await emit(ev.PayoutDistributed(
+        outputs.append(ev.PayoutDistributed(
             event_id=derived_id(event.tournament_id, event.stage_id, "payout", str(share["placement"])),
             occurred_at=event.occurred_at, tournament_id=event.tournament_id, stage_id=event.stage_id,
             team_id=winner.team_id, placement=share["placement"], prize=share["prize"],
         ))
+    await emit(*outputs)
