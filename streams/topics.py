@@ -23,9 +23,13 @@ class TopicSpec:
     compacted: bool = False
     retention_ms: int | None = None  # None = the broker's default
     event_types: tuple[str, ...] = field(default=())
+    # Internal topics of one consumer group (repartitions), named after the app id like Faust's changelogs:
+    # a second group on the same prefix (a replay, a blue/green deploy) must not read the first one's.
+    per_app: bool = False
 
     def full_name(self, settings: Settings | None = None) -> str:
-        return (settings or get_settings()).topic_prefix + self.name
+        s = settings or get_settings()
+        return s.topic_prefix + (f"{s.app_id}." if self.per_app else "") + self.name
 
     def partition_count(self, settings: Settings | None = None) -> int:
         return self.partitions or (settings or get_settings()).topic_partitions
@@ -131,18 +135,21 @@ NOTIFICATION_AUDIENCES = TopicSpec(
     key="team_id or tournament_id",
     description="Internal: membership changes and notices to resolve, keyed by the team or tournament whose table holds the audience.",
     retention_ms=7 * DAY_MS,
+    per_app=True,
 )
 NOTIFICATION_USERS = TopicSpec(
     "crownstream.notification-users",
     key="user_id",
     description="Internal: one notice per recipient (and broadcast steps), co-partitioned with the preferences table.",
     retention_ms=7 * DAY_MS,
+    per_app=True,
 )
 NOTIFICATION_TIMERS = TopicSpec(
     "crownstream.notification-timers",
     key="user_id or notification_id",
     description="Internal: due digests, quiet-hour releases and scheduled sends, processed by the key's owner.",
     retention_ms=DAY_MS,
+    per_app=True,
 )
 NOTIFICATION_INTERNAL = (NOTIFICATION_AUDIENCES, NOTIFICATION_USERS, NOTIFICATION_TIMERS)
 
