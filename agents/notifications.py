@@ -31,6 +31,8 @@ from crownstream.streams.topics import NOTIFICATION_CONTROL, PLATFORM_EVENTS, ST
 
 log = logging.getLogger(__name__)
 
+broadcasts = app.Table("notification-broadcasts", default=None, partitions=NOTIFICATION_CONTROL.partition_count(),
+                       help="broadcast_id -> the event that started it (a resent request is not fanned out again)")
 schedules = app.Table("notification-schedules", default=None, partitions=NOTIFICATION_CONTROL.partition_count(),
                       help="notification_id -> scheduled notification and its status")
 
@@ -91,6 +93,12 @@ async def notification_control(stream) -> None:
             elif current["status"] == "pending":
                 schedules[event.notification_id] = {**current, "status": "cancelled", "cancelled_by": event.event_id}
         elif event.type == "broadcast.requested":
+            # A resent request would walk the whole audience again; the sinks would drop every request as a
+            # duplicate, but only after the fan-out's full cost.
+            if broadcasts.get(event.broadcast_id) is not None:
+                DUPLICATES.labels(event.type).inc()
+                continue
+            broadcasts[event.broadcast_id] = event.event_id
             await dispatch(*notice_for(event))
 
 

@@ -268,6 +268,9 @@ async def test_all_users_broadcast_reaches_every_known_user_once_in_chunks(
     assert sorted(r["user_id"] for r in roster) == members
     await send(settings, example("broadcast.requested", event_id="bc-1", broadcast_id="bc-1"))
     got = await wait_deliveries(settings, lambda g: len(g) >= 2 * len(members))
+    # The producer retried: the same request again is not fanned out a second time.
+    await send(settings, example("broadcast.requested", event_id="bc-1", broadcast_id="bc-1"))
+    await wait_metric(worker.url, 'crownstream_duplicate_events_total{type="broadcast.requested"}', 1)
     await asyncio.sleep(2)
     got = [r for r in await deliveries(settings) if r["source_event_id"] == "bc-1"]
     assert sorted(r["user_id"] for r in got) == members
