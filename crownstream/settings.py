@@ -114,9 +114,18 @@ class Settings(BaseSettings):
         None, description="Test hook: the notification clock starts at this instant instead of now (ISO 8601)."
     )
     clock_speed: float = Field(1.0, gt=0, description="Test hook: how many times faster than real time that clock runs.")
+    fault_abort_after_sends: int = Field(
+        0, ge=0, description="Test hook: after this many transactional sends, the worker aborts its open transactions "
+                             "once instead of committing them (what a fenced producer sees); 0 = never.",
+    )
 
     # --- Security --------------------------------------------------------------------------------------
     staff_token: str | None = Field(None, description="Bearer token for staff endpoints; unset = staff endpoints refuse.")
+    unsubscribe_secret: str = Field(
+        "crownstream-dev-unsubscribe-secret",
+        description="Key of the HMAC that signs one-click unsubscribe links; set a long random value in production "
+                    "(anyone who knows it can unsubscribe anyone). The same on every worker.",
+    )
 
     # --- Live leaderboard page and operations ----------------------------------------------------------
     leaderboard_rows: int = Field(100, ge=1, le=1000, description="Rows the live leaderboard page shows and streams.")

@@ -21,6 +21,7 @@ from urllib.parse import quote
 import aiosmtplib
 import jinja2
 
+from crownstream.notifications.unsubscribe import ALL_TYPES, unsubscribe_key
 from crownstream.schemas.deliveries import Contact, DeliveryRequest, DigestItem
 from crownstream.settings import Settings
 from crownstream.sinks.base import Sink
@@ -62,11 +63,14 @@ def template_names(kind: str, notification_type: str) -> str:
         return "notification"
 
 
-def unsubscribe_url(request: DeliveryRequest, public_url: str) -> str | None:
+def unsubscribe_url(request: DeliveryRequest, public_url: str, secret: str) -> str | None:
+    """The one-click link (web/unsubscribe.py): a digest's unsubscribes from all email, any other mail from
+    its type; the key is an HMAC under the deployment's secret, so links cannot be forged for other users."""
     if request.critical:
         return None
+    kind = ALL_TYPES if request.kind == "digest" else request.notification_type
     return (f"{public_url.rstrip('/')}/users/{quote(request.user_id, safe='')}/unsubscribe"
-            f"?type={quote(request.notification_type, safe='')}&key={request.dedup_key}")
+            f"?type={quote(kind, safe='')}&key={unsubscribe_key(secret, request.user_id, kind)}")
 
 
 def _facts(data: dict[str, Any]) -> list[tuple[str, str]]:
@@ -75,9 +79,9 @@ def _facts(data: dict[str, Any]) -> list[tuple[str, str]]:
             if isinstance(v, (str, int, float)) and not isinstance(v, bool)][:20]
 
 
-def render_email(request: DeliveryRequest, public_url: str) -> RenderedEmail:
+def render_email(request: DeliveryRequest, public_url: str, unsubscribe_secret: str) -> RenderedEmail:
     name = template_names(request.kind, request.notification_type)
-    unsub = unsubscribe_url(request, public_url)
+    unsub = unsubscribe_url(request, public_url, unsubscribe_secret)
     context = {
         "subject": request.title, "title": request.title, "body": request.body, "url": request.url,
         "items": request.items, "data": request.data, "facts": _facts(request.data),
@@ -173,7 +177,7 @@ class EmailSink(Sink):
         request = claimed.request
         if not request.contact.email:
             return Outcome.dead("the request has no contact.email; fan-out must skip users without an address")
-        rendered = render_email(request, self.settings.public_url)
+        rendered = render_email(request, self.settings.public_url, self.settings.unsubscribe_secret)
         message = build_message(request, rendered, self.settings)
         try:
             await self.pool.send(message)

@@ -159,7 +159,7 @@ def test_fit_trims_an_oversized_payload():
 # --- email ------------------------------------------------------------------------------------------------
 def test_email_escapes_html_but_not_text():
     req = request(title="<script>alert(1)</script>", body="Team <Alpha> & co")
-    rendered = render_email(req, "https://crownstream.example")
+    rendered = render_email(req, "https://crownstream.example", "test-secret")
     assert "<script>" not in rendered.html and "&lt;script&gt;" in rendered.html
     assert "Team &lt;Alpha&gt; &amp; co" in rendered.html
     assert "Team <Alpha> & co" in rendered.text
@@ -168,7 +168,7 @@ def test_email_escapes_html_but_not_text():
 def test_message_headers_non_critical_has_one_click_unsubscribe():
     s = Settings(email_message_id_domain="mail.test")
     req = request()
-    msg = build_message(req, render_email(req, "https://crownstream.example"), s)
+    msg = build_message(req, render_email(req, "https://crownstream.example", "test-secret"), s)
     assert msg["Message-ID"] == f"<{req.dedup_key}@mail.test>"
     assert msg["List-Unsubscribe"].startswith("<https://crownstream.example/users/u1/unsubscribe?")
     assert msg["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
@@ -177,14 +177,14 @@ def test_message_headers_non_critical_has_one_click_unsubscribe():
 
 def test_critical_mail_has_no_unsubscribe():
     req = request(critical=True, notification_type="payment.verified")
-    msg = build_message(req, render_email(req, "https://x"), Settings())
+    msg = build_message(req, render_email(req, "https://x", "test-secret"), Settings())
     assert msg["List-Unsubscribe"] is None and msg["List-Unsubscribe-Post"] is None
     assert "regardless of your notification settings" in msg.get_body(("plain",)).get_content()
 
 
 def test_digest_renders_every_item():
     req = sample_request("digest.daily", digest=True)
-    rendered = render_email(req, "https://x")
+    rendered = render_email(req, "https://x", "test-secret")
     for item in req.items:
         assert item.title in rendered.text
         assert item.title.replace("<", "&lt;").replace(">", "&gt;") in rendered.html
@@ -192,7 +192,7 @@ def test_digest_renders_every_item():
 
 def test_same_request_same_digest():
     req = request()
-    assert render_email(req, "https://x").digest == render_email(req, "https://x").digest
+    assert render_email(req, "https://x", "test-secret").digest == render_email(req, "https://x", "test-secret").digest
 
 
 async def test_guarded_resolver_refuses_names_that_resolve_to_loopback():
