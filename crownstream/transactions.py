@@ -77,7 +77,28 @@ class InputPartitionTransactionManager(TransactionManager):
         puts every change of an acknowledged event in the same transaction as its offset.
         """
         await self.app.producer.flush()
+        await self._reopen_ended_transactions(offsets)
         return await super().commit(offsets, start_new_transaction=start_new_transaction)
+
+    async def _reopen_ended_transactions(self, offsets) -> None:
+        """Begin a transaction for every producer about to commit offsets outside one.
+
+        faust ends the transactions (``commit_and_end_transactions``: commit with start_new_transaction=False)
+        as soon as the streams are drained — on SIGTERM in ``App._stop_consumer``, *before* it stops the tables
+        and the consumer — but the consumer's commit timer keeps running, and the consumer's own ``on_stop``
+        commits again. Offsets acknowledged after the "final" commit then met a producer between transactions:
+        ``IllegalOperation('Not in the middle of a transaction')`` crashed the consumer and the worker exited 1
+        on every SIGTERM. Those offsets belong to events whose outputs are already sent (in the ended
+        transaction, or a later one: nothing can be sent outside a transaction), so they are committed in a
+        transaction of their own; the last commit before the consumer leaves the group ends it again."""
+        tids = {f"{self.app.conf.id}-{self.app.assignor.group_for_topic(tp.topic)}-{tp.partition}" for tp in offsets}
+        for tid in sorted(tids):
+            producer = self.producer._transaction_producers.get(tid)
+            if producer is None:  # not ours (any more): faust's commit warns and skips it
+                continue
+            async with self.producer._trn_locks[tid]:
+                if not producer._txn_manager.is_in_transaction():
+                    await producer.begin_transaction()
 
     async def on_rebalance(self, assigned, revoked, newly_assigned) -> None:
         """After every rebalance: no producer for a partition this worker does not process, and a *fresh*
