@@ -31,9 +31,38 @@ class Liveness(View):
         return self.json({"status": "alive"})
 
 
+class _Assignment:
+    """The consumer generation whose assignment this worker has received (None: none since the last revoke)."""
+
+    generation: int | None = None
+
+
+_assignment = _Assignment()
+
+
+@app.on_partitions_revoked.connect
+async def _forget_assignment(sender, revoked, **kwargs) -> None:
+    # Every rebalance starts with a revoke (aiokafka's eager protocol): until the new assignment arrives the
+    # worker does not know what it owns.
+    _assignment.generation = None
+
+
+@app.on_partitions_assigned.connect
+async def _note_assignment(sender, assigned, **kwargs) -> None:
+    _assignment.generation = sender.consumer_generation_id
+
+
+def assigned_in_current_generation(received: int | None, current: int) -> bool:
+    """"Assigned" = this worker received its assignment in the group's current generation — whatever it holds:
+    actives, only standbys, or nothing (more workers than partitions; the sticky assignor may leave one empty).
+    A worker with no active partition still serves every query by forwarding it to the owner."""
+    return received is not None and received == current and current >= 0
+
+
 @app.page("/readyz")
 class Readiness(View):
-    """Ready = the group is not rebalancing, this worker has partitions, and its tables are recovered.
+    """Ready = the group is not rebalancing, this worker has its assignment of the current generation, and its
+    tables are recovered.
 
     Faust sets ``recovery.completed`` after the first recovery and never clears it, so after a later
     rebalance it alone would report "recovered" while the moved partitions are still being replayed from
@@ -41,11 +70,11 @@ class Readiness(View):
 
     async def get(self, request: Request) -> Response:
         recovery = app.tables.recovery
-        assigned = bool(app.assignor.assigned_actives())
         checks = {
             "rebalancing": bool(app.rebalancing),
-            "assigned": assigned,
+            "assigned": assigned_in_current_generation(_assignment.generation, app.consumer_generation_id),
             "recovered": recovery.completed.is_set() and not recovery.in_recovery,
+            "actives": len([tp for tp in app.assignor.assigned_actives() if not tp.topic.endswith("-changelog")]),
         }
         ready = not checks["rebalancing"] and checks["assigned"] and checks["recovered"]
         return self.json({"ready": ready, **checks}, status=200 if ready else 503)

@@ -87,3 +87,39 @@ async def test_sigterm_mid_stream_is_a_clean_leave(settings, topics, start_worke
     assert not log_problems(survivor), "\n".join(log_problems(survivor))
     print(f"\nSIGTERM: exit 0 after {stop_took:.1f}s, partitions moved {moved_after:.1f}s after the signal "
           f"(session timeout 45 s); {len(outputs)} outputs, no duplicates")
+
+
+async def test_a_worker_without_active_partitions_is_ready_and_serves_by_forwarding(settings, start_worker):
+    # One partition per topic and two workers: one of them holds every active partition, the other at most standbys.
+    from crownstream.streams.admin import ensure_topics
+
+    single = settings.model_copy(update={"topic_partitions": 1})
+    await ensure_topics(settings=single)
+    first = start_worker(topic_partitions=1)
+    second = start_worker(wait=False, topic_partitions=1)
+    second.wait_ready(90)  # was never ready: "assigned" meant "has active partitions"
+
+    def readiness(worker) -> dict:
+        r = httpx.get(f"{worker.url}/readyz", timeout=5)
+        return {"status": r.status_code, **r.json()}
+
+    def both_ready():
+        states = [readiness(first), readiness(second)]
+        return states if all(s["status"] == 200 for s in states) else None
+
+    states = wait_until(both_ready, 60, "both workers ready after the second one joined")
+    assert sorted(s["actives"] for s in states)[0] == 0, f"one worker should hold no active partition: {states}"
+    idle, owner = (first, second) if states[0]["actives"] == 0 else (second, first)
+    assert all(s["assigned"] and s["recovered"] and not s["rebalancing"] for s in states), states
+
+    events = [e for e in tournament_events() if e.get("tournament_id") == TOURNAMENTS[0]]
+    await produce(single, events)
+    expected = expected_standings(events, TOURNAMENTS[0])
+    wait_until(lambda: standings_of(idle.url, TOURNAMENTS[0]) == expected, 90, "the idle worker to answer (forwarded)")
+    assert standings_of(owner.url, TOURNAMENTS[0]) == expected
+
+    # The owner leaves: the idle worker gets a new assignment (now with the actives) and is ready again.
+    assert owner.stop(40) == 0
+    wait_until(lambda: (s := readiness(idle))["status"] == 200 and s["actives"] > 0, 60,
+               "the remaining worker to take the partitions and be ready")
+    assert standings_of(idle.url, TOURNAMENTS[0]) == expected
