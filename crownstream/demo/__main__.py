@@ -5,6 +5,9 @@ starts two real ``crownstream worker`` processes, streams the demo tournament (c
 a 16-team battle-royale stage over several matches with a corrected result and a staff override, and a
 best-of-3 round-robin group) while showing progress and the live standings the workers serve, then prints a
 summary — checked against a recompute from the events — and the URL of the live leaderboard page.
+Notifications go to loopback receivers (crownstream/demo/channels.py: SMTP, signed webhooks, a Discord stand-in,
+the in-app feed in a database of the demo's own); the summary compares, per channel, the committed delivery
+requests with what the receivers got.
 
 Ctrl-C at any point stops the workers (SIGTERM, then SIGKILL if one hangs) and exits; nothing is left
 running. Expects the broker and PostgreSQL to be up (``make demo`` starts them: deploy/with-services.sh).
@@ -25,6 +28,7 @@ from typing import Any
 import httpx
 import orjson
 from aiokafka import AIOKafkaConsumer, TopicPartition
+from sqlalchemy.exc import SQLAlchemyError
 from tqdm import tqdm
 
 from crownstream.demo import hooks
@@ -49,7 +53,7 @@ class Summary:
     outputs: collections.Counter = field(default_factory=collections.Counter)
     payouts: list[dict[str, Any]] = field(default_factory=list)
     dead_letters: int = 0
-    deliveries: dict[str, int] = field(default_factory=dict)
+    deliveries: Any = None  # crownstream.demo.reconcile.Reconciliation when channels are on
     verified: bool = False
     problems: list[str] = field(default_factory=list)
     leaderboard_url: str = ""
@@ -69,6 +73,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                              "(default: when stdin is a terminal)")
     parser.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
                         help="progress bar (default: when stderr is a terminal)")
+    parser.add_argument("--channels", action=argparse.BooleanOptionalAction, default=True,
+                        help="deliver notifications to loopback email/Discord/webhook receivers and the in-app feed, "
+                             "and check what they got (default: %(default)s)")
+    parser.add_argument("--keep-database", action="store_true",
+                        help="keep the demo's ledger/feed database (default: dropped when the demo ends)")
     return parser.parse_args(argv)
 
 
@@ -180,6 +189,9 @@ async def stream(settings: Settings, api: Api, events: list[dict[str, Any]], cha
                 for line in standings_lines(rows, ranks, 5):
                     say(line)
                 ranks = {row["team_id"]: row["rank"] for row in rows}
+                delivered = channels.counts()
+                if delivered:
+                    say("   delivered so far: " + ", ".join(f"{k} {v}" for k, v in sorted(delivered.items())))
             deliveries = channels.counts()
             bar.set_postfix_str(", ".join(f"{k} {v}" for k, v in sorted(deliveries.items())) or event["type"])
             if pace:
@@ -212,13 +224,25 @@ async def read_outputs(settings: Settings, tournament_id: str) -> list[dict[str,
 async def run_demo(settings: Settings, group: WorkerGroup, channels: hooks.Channels, args: argparse.Namespace) -> Summary:
     from crownstream.streams.dlq_ops import read_dead_letters
 
-    events = channels.prepare(settings) + demo_tournament(args.tournament, br_matches=args.br_matches)
-    tournament_events = [e for e in events if e.get("tournament_id") == args.tournament]
+    from crownstream.streams.producer import EventProducer
+
     api = Api(group)
+    prepared = channels.prepare(settings)
+    if prepared:
+        async with EventProducer(settings) as producer:
+            for event in prepared:
+                await producer.send(event)
+            await producer.flush()
+        if await asyncio.to_thread(channels.wait_prepared, [w.url for w in group.workers], 60):
+            say(f"preferences of {len(prepared)} players applied")
+        else:
+            say("warning: not every player's preferences were applied within 60 s; early notices use the defaults")
+    events = prepared + demo_tournament(args.tournament, br_matches=args.br_matches)
+    tournament_events = [e for e in events if e.get("tournament_id") == args.tournament]
     say(f"streaming {len(tournament_events)} events of tournament {args.tournament!r}: a {BR_STAGE} stage of "
         f"16 teams over {args.br_matches} matches (one corrected, one staff override, one retried duplicate) "
         f"and a best-of-3 group")
-    await stream(settings, api, events, channels, args.pace, args.progress)
+    await stream(settings, api, events[len(prepared):], channels, args.pace, args.progress)
 
     summary = Summary(events=len(events))
     if not await asyncio.to_thread(api.wait_applied, args.tournament, len(tournament_events), 120):
@@ -244,7 +268,9 @@ async def run_demo(settings: Settings, group: WorkerGroup, channels: hooks.Chann
     if duplicates:
         summary.problems.append(f"{len(duplicates)} outputs were committed more than once")
     summary.dead_letters = len(await read_dead_letters(settings=settings))
-    summary.deliveries = channels.counts()
+    summary.deliveries = await channels.reconcile(settings, timeout=180)
+    if summary.deliveries is not None and not summary.deliveries.matches:
+        summary.problems.append("what the receivers got differs from the committed delivery requests (see above)")
     crashed = [w for w in group.workers if not w.alive()]
     for worker in crashed:
         summary.problems.append(f"worker {worker.url} died during the run (exit {worker.process.returncode}); "
@@ -272,8 +298,10 @@ def print_summary(summary: Summary, args: argparse.Namespace, group: WorkerGroup
     say("\nOutputs committed on standings-events: " +
         (", ".join(f"{n} {t}" for t, n in sorted(summary.outputs.items())) or "none"))
     say(f"Dead-lettered records: {summary.dead_letters}")
-    if summary.deliveries:
-        say("Deliveries by channel: " + ", ".join(f"{c} {n}" for c, n in sorted(summary.deliveries.items())))
+    if summary.deliveries is not None:
+        say("")
+        for line in summary.deliveries.lines():
+            say(line)
     say(f"Standings equal a recompute from the events: {'yes' if summary.verified else 'NO'}")
     for problem in summary.problems:
         say(f"PROBLEM: {problem}")
@@ -293,7 +321,7 @@ def main(argv: list[str] | None = None) -> int:
     settings = demo_settings(get_settings(), args, run)
     state = args.state_dir / run
     state.mkdir(parents=True, exist_ok=True)
-    channels = hooks.channels()
+    channels = hooks.channels(keep_database=args.keep_database, enabled=args.channels)
     group: WorkerGroup | None = None
     status = 1
     try:
@@ -303,7 +331,8 @@ def main(argv: list[str] | None = None) -> int:
             f"group {settings.app_id}")
         reports = asyncio.run(ensure_topics(settings=settings))
         say(f"topics: {len(reports)} ready")
-        extra_env = channels.start()
+        extra_env = channels.start(settings)
+        say(channels.describe())
         group = WorkerGroup(settings, args.workers, state, extra_env)
         group.start_all()
         say(f"starting {args.workers} workers: " + ", ".join(f"{w.url} (pid {w.pid})" for w in group.workers))
@@ -319,7 +348,7 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         say("\ninterrupted")
         status = 130 if status != 0 else 0
-    except (RuntimeError, TimeoutError, OSError) as exc:
+    except (RuntimeError, TimeoutError, OSError, SQLAlchemyError) as exc:
         say(f"demo failed: {exc}")
         status = 1
     finally:
@@ -336,7 +365,14 @@ def main(argv: list[str] | None = None) -> int:
                     say(f"warning: worker {worker.url} exited with {code}, not as a clean stop: see {worker.log_path}")
             if left:
                 status = status or 1
-        channels.stop()
+        try:
+            done = channels.stop()
+        except Exception as exc:  # the workers are stopped; a cleanup failure must say what is left over
+            say(f"warning: stopping the channels failed: {exc}")
+            status = status or 1
+        else:
+            if done:
+                say(done)
     return status
 
 
