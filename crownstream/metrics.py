@@ -63,3 +63,9 @@ TABLE_KEYS = Gauge(
     "crownstream_table_keys", "Keys of a table in the partitions this worker owns actively (RocksDB estimate).",
     ["table"],
 )
+TABLE_STATE_WIPES = Counter(
+    "crownstream_table_state_wipes_total",
+    "Local table partitions deleted to be restored from the changelog because a transaction holding their "
+    "writes ended without a commit, by cause (aborted, stopped, commit_failed, fenced).",
+    ["cause"],
+)

@@ -16,13 +16,18 @@ for changelogs is the input partition already; ``commit`` drains them first (see
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from aiokafka import TopicPartition
 from faust.streams import current_event
 from faust.exceptions import ProducerSendError
 from faust.transport.consumer import TransactionManager
-from faust.transport.drivers.aiokafka import AIOKafkaConsumerThread, Consumer, Transport
+from faust.transport.drivers.aiokafka import AIOKafkaConsumerThread, Consumer, Producer, Transport
+
+from crownstream.state_repair import repair_for
+
+log = logging.getLogger(__name__)
 
 
 class InputPartitionTransactionManager(TransactionManager):
@@ -49,6 +54,7 @@ class InputPartitionTransactionManager(TransactionManager):
         if event is None:
             raise RuntimeError("send_batch sends the outputs of the event being processed; there is none")
         tid = self._input_transactional_id(event)
+        repair_for(self.app).sent(tid)  # not through Producer.send, which tracks the others
         producer = self.producer._transaction_producers.get(tid)
         if producer is None:
             raise ProducerSendError(f"no transactional producer for {tid}: the partition is not active here")
@@ -124,6 +130,9 @@ class InputPartitionTransactionManager(TransactionManager):
         running = self.producer._transaction_producers
         for tid in sorted(set(running)):
             await self.producer.stop_transaction(tid)
+        # Before tables.on_rebalance and its recovery: a partition whose writes were just aborted (or earlier,
+        # see crownstream/state_repair.py) is deleted here and restored from the committed changelog.
+        repair_for(self.app).wipe_corrupt()
         for tid in sorted(active):
             await self.producer.maybe_begin_transaction(tid)
 
@@ -186,6 +195,58 @@ class _LsoFromBrokerConsumerThread(AIOKafkaConsumerThread):
         return await super()._seek_wait(consumer, usable)
 
 
+class _StateTrackingProducer(Producer):
+    """Faust's producer, telling crownstream/state_repair.py which transactions hold sends (every send with a
+    transactional id passes here: the agents' outputs and the changelog writes drained from the producer
+    buffer) and which of those ended without a commit — their partition's local table state is then ahead of
+    the committed changelog. A corrupt partition commits nothing more until the next rebalance has wiped and
+    restored it: committing its later offsets would skip, for good, the events whose writes were aborted."""
+
+    async def send(self, topic, key, value, partition, timestamp, headers, *, transactional_id=None):
+        if transactional_id:
+            repair_for(self.app).sent(transactional_id)  # before: a failed send leaves the transaction doomed too
+        return await super().send(topic, key, value, partition, timestamp, headers,
+                                  transactional_id=transactional_id)
+
+    async def commit_transactions(self, tid_to_offset_map, group_id, start_new_transaction: bool = True) -> None:
+        repair = repair_for(self.app)
+        abort_now = repair.take_fault(tid_to_offset_map)
+        newly_corrupt = False
+        for tid, offsets in tid_to_offset_map.items():
+            if tid not in self._transaction_producers:
+                # Fenced earlier (faust dropped the producer): the sends it held are gone with its transaction.
+                newly_corrupt |= repair.ended_without_commit(tid, "fenced", "no transactional producer at commit")
+                continue
+            if (abort_now and tid in repair.dirty) or repair.is_corrupt(tid):
+                cause = "aborted" if abort_now else "corrupt"
+                await self.abort_transaction(tid)  # marks it corrupt if it held sends
+                newly_corrupt = True
+                if start_new_transaction:
+                    await self.begin_transaction(tid)
+                log.warning("transaction %s aborted instead of committing offsets %s (%s)", tid,
+                            {tp.partition: offset for tp, offset in offsets.items()}, cause)
+                continue
+            try:
+                await super().commit_transactions({tid: offsets}, group_id, start_new_transaction)
+            except BaseException as exc:
+                repair.ended_without_commit(tid, "commit_failed", repr(exc))
+                raise
+            repair.committed(tid)
+        if newly_corrupt and start_new_transaction:  # not while giving partitions up: that is a rebalance
+            await repair.request_rebalance()
+
+    async def abort_transaction(self, transactional_id: str) -> None:
+        repair_for(self.app).ended_without_commit(transactional_id, "aborted", "transaction aborted")
+        await super().abort_transaction(transactional_id)
+
+    async def stop_transaction(self, transactional_id: str) -> None:
+        if transactional_id in self._transaction_producers:
+            # aiokafka's stop leaves the transaction open; the next holder of the id aborts it.
+            repair_for(self.app).ended_without_commit(transactional_id, "stopped",
+                                                      "producer stopped with its transaction open")
+        await super().stop_transaction(transactional_id)
+
+
 class _Consumer(Consumer):
     def _new_consumer_thread(self):
         return _LsoFromBrokerConsumerThread(self, loop=self.loop, beacon=self.beacon)
@@ -193,4 +254,5 @@ class _Consumer(Consumer):
 
 class CrownstreamTransport(Transport):
     TransactionManager = InputPartitionTransactionManager
+    Producer = _StateTrackingProducer
     Consumer = _Consumer

@@ -1,0 +1,90 @@
+"""A transaction aborted after its table writes reached the local store: the worker wipes that partition's
+local state, restores it from the committed changelog and reprocesses the events, so their writes are
+committed after all — and a fresh worker that recovers the partition from the changelog alone (the first one
+killed with SIGKILL) has the full state.
+
+The abort is forced with the ``fault_abort_after_sends`` test hook: the worker's first commit after that many
+transactional sends aborts its open transactions instead — what a worker sees when its producer is fenced.
+Without the wipe, the reprocessed match results are skipped as duplicates ("stored revision >= event
+revision") and never reach the changelog, and the fresh worker's standings miss them."""
+
+from __future__ import annotations
+
+import collections
+import re
+
+import httpx
+import pytest
+
+from crownstream.demo.tournament import demo_tournament
+from crownstream.streams.topics import STANDINGS_EVENTS
+from tests.integration.test_standings_cluster import expected_standings, produce, standings_of, wait_until
+from tests.support.kafka_read import read_topic
+
+pytestmark = pytest.mark.slow
+
+TOURNAMENT = "abort-cup"
+
+
+def answered(ask, *args):
+    """``ask(*args)``, or None while the worker is too busy to answer (a rebalance on a loaded machine)."""
+    try:
+        return ask(*args)
+    except httpx.TimeoutException:
+        return None
+
+
+def wipes(url: str) -> float:
+    text = httpx.get(f"{url}/metrics", timeout=30).text
+    found = re.findall(r'^crownstream_table_state_wipes_total\{cause="aborted"\} ([0-9.e+]+)$', text, re.M)
+    return float(found[0]) if found else 0.0
+
+
+async def committed_match_results(settings) -> set[tuple[str, int]]:
+    """(match, revision) of every br-results write in the committed changelog."""
+    records = await read_topic(settings.kafka_bootstrap, f"{settings.app_id}-br-results-changelog")
+    return {(r["match_id"], r["revision"]) for r in records if r}
+
+
+async def test_aborted_writes_are_wiped_reprocessed_and_committed(settings, topics, start_worker):
+    events = [e for e in demo_tournament(TOURNAMENT, seed=3, br_matches=8) if e.get("stage_id") != "group-a"]
+    completed = [e for e in events if e["type"] == "match.completed" and e["stage_id"] == "br-finals"]
+    # Latest revision per match: what the changelog must end up holding.
+    final_results = {(m, r) for m, r in {e["match_id"]: e["revision"] for e in completed}.items()}
+    split = events.index(completed[3]) + 1  # stage, teams and the first results (one of them revised)
+
+    first = start_worker(fault_abort_after_sends=1)
+    await produce(settings, events[:split])
+    # The first commit holding table writes is aborted; the worker wipes that partition and replays it.
+    wait_until(lambda: (answered(wipes, first.url) or 0) >= 1, 90, "the aborted transaction's partition to be wiped")
+    so_far = expected_standings(events[:split], TOURNAMENT)
+    wait_until(lambda: answered(standings_of, first.url, TOURNAMENT) == so_far, 90, "standings after the replay")
+
+    await produce(settings, events[split:])
+    expected = expected_standings(events, TOURNAMENT)
+    wait_until(lambda: answered(standings_of, first.url, TOURNAMENT) == expected, 90, "final standings on the first worker")
+    assert wipes(first.url) == 1  # the hook fires once; nothing else ended uncommitted
+    log = first.log_path.read_text(errors="replace")
+    assert re.search(r"wiped local state of partition \d+ .*\(aborted: transaction aborted\)", log), first.tail()
+
+    # Every result's write is in the committed changelog, including those first written in the aborted
+    # transaction (their reprocessing must have applied them again, not skipped them as duplicates).
+    changelog: set[tuple[str, int]] = set()
+    for _ in range(30):
+        changelog = await committed_match_results(settings)
+        if final_results <= changelog:
+            break
+    assert final_results <= changelog, f"missing from the committed changelog: {sorted(final_results - changelog)}"
+
+    first.kill()
+    # A fresh worker (empty data dir) knows only the committed changelog and committed offsets.
+    fresh = start_worker()
+    wait_until(lambda: answered(standings_of, fresh.url, TOURNAMENT) == expected, 90, "final standings on a fresh worker")
+    assert wipes(fresh.url) == 0
+
+    outputs = await read_topic(settings.kafka_bootstrap, STANDINGS_EVENTS.full_name(settings))
+    ids = collections.Counter(o["event_id"] for o in outputs)
+    assert not [i for i, n in ids.items() if n > 1], "outputs committed more than once"
+    finals = [o for o in outputs if o["type"] == "standings.finalized" and o["tournament_id"] == TOURNAMENT]
+    assert len(finals) == 1
+    assert [(p["team_id"], p["points"]) for p in finals[0]["placements"]] == expected
