@@ -16,6 +16,7 @@ import orjson
 
 from crownstream.agents.notifications_common import audiences_topic, to_audience, to_user
 from crownstream.app import app
+from crownstream.commit_gate import gated_events
 from crownstream.metrics import NOTIFICATION_NO_AUDIENCE
 from crownstream.streams.topics import NOTIFICATION_AUDIENCES
 
@@ -76,7 +77,7 @@ OPS = {"members": _members, "register": _register, "resolve_team": _resolve_team
 
 @app.agent(audiences_topic, name="notification-audiences")
 async def resolve_audiences(stream) -> None:
-    async for record in stream.events():
+    async for record in gated_events(app, stream):
         # Written only by our own agents: a record we cannot read is a bug, logged and skipped so that
         # one bad record does not stop every notification behind it.
         try:

@@ -12,6 +12,7 @@ from collections.abc import AsyncIterator
 import faust
 
 from crownstream.app import app
+from crownstream.commit_gate import gated_events
 from crownstream.metrics import DEAD_LETTERS, EVENTS_IN
 from crownstream.schemas.codec import Rejection, decode
 from crownstream.schemas.events import Envelope
@@ -34,7 +35,8 @@ def input_topic(spec: TopicSpec) -> faust.TopicT:
 
 async def valid_events(stream: faust.StreamT, agent_name: str) -> AsyncIterator[Envelope]:
     max_bytes = get_settings().max_event_bytes
-    async for record in stream.events():
+    # Each event is handled inside its partition's commit gate: no commit splits its effects.
+    async for record in gated_events(app, stream):
         message = record.message
         result = decode(record.value, max_bytes=max_bytes)
         if isinstance(result, Rejection):

@@ -25,6 +25,7 @@ from faust.streams import current_event
 from crownstream.agents.decoding import input_topic, send_to_dead_letter, valid_events
 from crownstream.agents.notifications_common import CLOCK, USERS, send, send_tick, timers_topic, users_topic
 from crownstream.app import app
+from crownstream.commit_gate import gated_events
 from crownstream.metrics import NOTIFICATION_CLOCK, NOTIFICATION_HELD, NOTIFICATION_REQUESTS, NOTIFICATION_SKIPPED
 from crownstream.notifications.catalog import CATALOG, Notice, NotificationType
 from crownstream.notifications.clock import digest_due
@@ -194,7 +195,7 @@ async def broadcast_step(record: dict[str, Any], partition: int, now: datetime) 
 
 @app.agent(users_topic, name="notification-users")
 async def fan_out_to_users(stream) -> None:
-    async for record in stream.events():
+    async for record in gated_events(app, stream):
         try:
             data = orjson.loads(record.value)
             op = data["op"]
@@ -256,7 +257,7 @@ def register_timer_op(op: str, handler) -> None:
 
 @app.agent(timers_topic, name="notification-timers")
 async def due_work(stream) -> None:
-    async for record in stream.events():
+    async for record in gated_events(app, stream):
         try:
             data = orjson.loads(record.value)
             handler = TIMER_OPS[data["op"]]

@@ -25,6 +25,8 @@ from faust.exceptions import ProducerSendError
 from faust.transport.consumer import TransactionManager
 from faust.transport.drivers.aiokafka import AIOKafkaConsumerThread, Consumer, Producer, Transport
 
+from crownstream.commit_gate import gate_for, input_transactional_id
+from crownstream.producer_buffer import DrainingProducerBuffer
 from crownstream.state_repair import repair_for
 
 log = logging.getLogger(__name__)
@@ -70,8 +72,7 @@ class InputPartitionTransactionManager(TransactionManager):
                 await producer.send_batch(batch, topic, partition=partition)
 
     def _input_transactional_id(self, event) -> str:
-        source = event.message.tp
-        return f"{self.app.conf.id}-{self.app.assignor.group_for_topic(source.topic)}-{source.partition}"
+        return input_transactional_id(self.app, event.message.tp)
 
     async def commit(self, offsets, start_new_transaction: bool = True) -> bool:
         """Drain buffered table writes into their transactions, then commit the input offsets.
@@ -81,10 +82,14 @@ class InputPartitionTransactionManager(TransactionManager):
         one transaction while the state change it caused is sent in the next one — which a crash aborts:
         after a kill -9 the new owner resumes *after* events whose effects it never sees. Draining first
         puts every change of an acknowledged event in the same transaction as its offset.
+
+        The commit gate (crownstream/commit_gate.py) first waits for the events being processed in these
+        partitions, so no transaction ends between two effects of one event.
         """
-        await self.app.producer.flush()
-        await self._reopen_ended_transactions(offsets)
-        return await super().commit(offsets, start_new_transaction=start_new_transaction)
+        async with gate_for(self.app).committing(input_transactional_id(self.app, tp) for tp in offsets):
+            await self.app.producer.flush()
+            await self._reopen_ended_transactions(offsets)
+            return await super().commit(offsets, start_new_transaction=start_new_transaction)
 
     async def _reopen_ended_transactions(self, offsets) -> None:
         """Begin a transaction for every producer about to commit offsets outside one.
@@ -97,7 +102,7 @@ class InputPartitionTransactionManager(TransactionManager):
         on every SIGTERM. Those offsets belong to events whose outputs are already sent (in the ended
         transaction, or a later one: nothing can be sent outside a transaction), so they are committed in a
         transaction of their own; the last commit before the consumer leaves the group ends it again."""
-        tids = {f"{self.app.conf.id}-{self.app.assignor.group_for_topic(tp.topic)}-{tp.partition}" for tp in offsets}
+        tids = {input_transactional_id(self.app, tp) for tp in offsets}
         for tid in sorted(tids):
             producer = self.producer._transaction_producers.get(tid)
             if producer is None:  # not ours (any more): faust's commit warns and skips it
@@ -200,7 +205,16 @@ class _StateTrackingProducer(Producer):
     transactional id passes here: the agents' outputs and the changelog writes drained from the producer
     buffer) and which of those ended without a commit — their partition's local table state is then ahead of
     the committed changelog. A corrupt partition commits nothing more until the next rebalance has wiped and
-    restored it: committing its later offsets would skip, for good, the events whose writes were aborted."""
+    restored it: committing its later offsets would skip, for good, the events whose writes were aborted.
+
+    Its buffer (table writes) is a DrainingProducerBuffer: faust's flush returns with writes still queued."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        buffer = DrainingProducerBuffer(loop=self.loop, beacon=self.beacon)
+        buffer.app = self.buffer.app
+        buffer.threaded_producer = getattr(self.buffer, "threaded_producer", None)
+        self.buffer = buffer
 
     async def send(self, topic, key, value, partition, timestamp, headers, *, transactional_id=None):
         if transactional_id:
@@ -248,8 +262,34 @@ class _StateTrackingProducer(Producer):
 
 
 class _Consumer(Consumer):
+    """Records fetched while the stream partitions are being sought to their committed offsets are dropped.
+
+    After every rebalance's recovery Faust resumes the stream partitions and then, while the fetcher is
+    already running, asks the broker for the committed offsets and seeks to them (``perform_seek``). Records
+    fetched from the old positions in the meantime reached the agents before the committed offsets were
+    known: a survivor of a kill -9 re-processed events its dead peer had committed, and the records after
+    them, fetched again from the committed offset, were then dropped by Faust as already read — a match
+    result went missing from the standings in 1 of 2 runs on a loaded machine. Every stream partition is
+    sought by ``perform_seek``, so what is dropped here is fetched again from the right offset."""
+
+    _seeking_streams = False
+
     def _new_consumer_thread(self):
         return _LsoFromBrokerConsumerThread(self, loop=self.loop, beacon=self.beacon)
+
+    async def perform_seek(self) -> None:
+        self._seeking_streams = True
+        try:
+            await super().perform_seek()
+        finally:
+            self._seeking_streams = False
+
+    async def getmany(self, timeout: float):
+        changelogs = self.app.tables.changelog_topics
+        async for tp, message in super().getmany(timeout):
+            if self._seeking_streams and tp.topic not in changelogs:
+                continue
+            yield tp, message
 
 
 class CrownstreamTransport(Transport):

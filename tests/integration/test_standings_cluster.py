@@ -106,7 +106,15 @@ async def test_kill_minus_nine_mid_stream_loses_and_duplicates_nothing(settings,
                                  + "\n".join(l for l in httpx.get(f"{first.url}/metrics").text.splitlines()
                                              if l.startswith("crownstream_events_in_total")))
 
-    crash_outputs = await committed_outputs(settings)
+    # The standings served include writes whose transaction has not committed yet (read-your-writes, as in
+    # Kafka Streams' interactive queries); the outputs count once their transactions have committed.
+    deadline = time.monotonic() + 60
+    while True:
+        crash_outputs = await committed_outputs(settings)
+        finals = [e for e in crash_outputs if e["type"] == "standings.finalized"]
+        if len(finals) >= len(TOURNAMENTS) or time.monotonic() > deadline:
+            break
+        await asyncio.sleep(1)
     ids = collections.Counter(e["event_id"] for e in crash_outputs)
     duplicates = {i: n for i, n in ids.items() if n > 1}
     assert not duplicates, f"{len(duplicates)} outputs committed more than once: {list(duplicates)[:5]}"
