@@ -268,7 +268,15 @@ async def run_demo(settings: Settings, group: WorkerGroup, channels: hooks.Chann
     if duplicates:
         summary.problems.append(f"{len(duplicates)} outputs were committed more than once")
     summary.dead_letters = len(await read_dead_letters(settings=settings))
-    summary.deliveries = await channels.reconcile(settings, timeout=180)
+    shown = [0.0]
+
+    def delivering(result) -> None:
+        if time.monotonic() - shown[0] >= 5 and not result.matches:
+            shown[0] = time.monotonic()
+            say("delivering (received/requested): " + ", ".join(f"{c.channel} {c.received}/{c.requested}"
+                                                                  for c in result.checks))
+
+    summary.deliveries = await channels.reconcile(settings, timeout=180, on_progress=delivering)
     if summary.deliveries is not None and not summary.deliveries.matches:
         summary.problems.append("what the receivers got differs from the committed delivery requests (see above)")
     crashed = [w for w in group.workers if not w.alive()]

@@ -207,9 +207,11 @@ class LocalChannels(Channels):
                 discord.update(reconcile.discord_message_identity(hook, p) for p in payloads)
         return {"email": emails, "discord": discord, "webhook": self.webhooks.successes_by_id()}
 
-    async def reconcile(self, settings: Settings, timeout: float, settle: float = 4.0) -> reconcile.Reconciliation:
+    async def reconcile(self, settings: Settings, timeout: float, settle: float = 4.0,
+                        on_progress=None) -> reconcile.Reconciliation:
         """Wait until the requests stop changing for ``settle`` seconds and the receivers have all of them (or
-        ``timeout``), then compare: per channel, requested vs received, missing, duplicates, unexpected."""
+        ``timeout``), then compare: per channel, requested vs received, missing, duplicates, unexpected.
+        ``on_progress(result)`` sees each intermediate comparison (the deliveries still arriving)."""
         deadline = time.monotonic() + timeout
         last_total, stable_since = -1, time.monotonic()
         while True:
@@ -217,6 +219,8 @@ class LocalChannels(Channels):
             received = self._received()
             received["in_app"] = await self._feed_keys()
             result = self._compare(requested, received)
+            if on_progress:
+                on_progress(result)
             total = sum(len(v) for v in requested.values())
             if total != last_total:
                 last_total, stable_since = total, time.monotonic()

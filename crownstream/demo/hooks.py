@@ -33,7 +33,7 @@ class Channels:
         """Channel -> deliveries the receivers got so far (the progress line)."""
         return {}
 
-    async def reconcile(self, settings: Settings, timeout: float):
+    async def reconcile(self, settings: Settings, timeout: float, on_progress=None):
         """The summary's per-channel comparison (crownstream.demo.reconcile.Reconciliation), or None."""
         return None
 
