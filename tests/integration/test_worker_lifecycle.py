@@ -100,17 +100,24 @@ async def test_a_worker_without_active_partitions_is_ready_and_serves_by_forward
     second.wait_ready(90)  # was never ready: "assigned" meant "has active partitions"
 
     def readiness(worker) -> dict:
-        r = httpx.get(f"{worker.url}/readyz", timeout=5)
+        try:
+            r = httpx.get(f"{worker.url}/readyz", timeout=10)
+        except httpx.HTTPError as exc:  # a loaded machine: the next poll decides
+            return {"status": None, "error": repr(exc)}
         return {"status": r.status_code, **r.json()}
 
-    def both_ready():
-        states = [readiness(first), readiness(second)]
-        return states if all(s["status"] == 200 for s in states) else None
+    def idle_and_ready():
+        # One worker at a time: on a loaded machine the group may rebalance again (each worker is then briefly
+        # not ready), so "both ready at the same instant" is not the property; "ready while holding no active
+        # partition" is — it was never true before.
+        for worker, other in ((first, second), (second, first)):
+            state = readiness(worker)
+            if state["status"] == 200 and state["actives"] == 0:
+                return worker, other, state
+        return None
 
-    states = wait_until(both_ready, 60, "both workers ready after the second one joined")
-    assert sorted(s["actives"] for s in states)[0] == 0, f"one worker should hold no active partition: {states}"
-    idle, owner = (first, second) if states[0]["actives"] == 0 else (second, first)
-    assert all(s["assigned"] and s["recovered"] and not s["rebalancing"] for s in states), states
+    idle, owner, state = wait_until(idle_and_ready, 90, "a worker without active partitions to be ready")
+    assert state["assigned"] and state["recovered"] and not state["rebalancing"], state
 
     events = [e for e in tournament_events() if e.get("tournament_id") == TOURNAMENTS[0]]
     await produce(single, events)
