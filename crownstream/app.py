@@ -12,7 +12,7 @@ import faust
 
 from crownstream.logs import logging_config
 from crownstream.settings import Settings, get_settings
-from crownstream.transactions import CrownstreamTransport
+from crownstream.topic_declarations import DeclareOnceTransport
 
 
 def broker_urls(bootstrap: str) -> str:
@@ -20,13 +20,14 @@ def broker_urls(bootstrap: str) -> str:
 
 
 class CrownstreamApp(faust.App):
-    """Faust's App with the input-partition transaction manager (see crownstream/transactions.py)."""
+    """Faust's App with the input-partition transaction manager (see crownstream/transactions.py), declaring only
+    the topics that do not exist yet (crownstream/topic_declarations.py)."""
 
     def _new_transport(self):
-        return CrownstreamTransport(self.conf.broker_consumer, self)
+        return DeclareOnceTransport(self.conf.broker_consumer, self)
 
     def _new_producer_transport(self):
-        return CrownstreamTransport(self.conf.broker_producer, self)
+        return DeclareOnceTransport(self.conf.broker_producer, self)
 
 
 def create_app(settings: Settings | None = None) -> faust.App:
