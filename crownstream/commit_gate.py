@@ -8,22 +8,28 @@ transaction and the marker in the next; a crash before that one commits leaves t
 and the stage unmarked, so the new owner — re-reading the event, whose offset did not commit either —
 emits them again (seen as duplicated ``standings.finalized`` records after a kill -9 on a loaded machine).
 
-Reprocessing an event is harmless only if its effects are all or nothing. So each event is processed under
-the *read* side of its transactional id's lock (many events of one partition's agents may run at once), and
-the commit takes the *write* side of every transactional id it commits: it waits for the events in progress
-to finish, and new ones wait for it (aiorwlock prefers writers, so a steady stream cannot starve it). An
-event that finished but is not acknowledged yet has all its effects in the transaction and its offset in
-the next one: re-read after a crash, it finds its own effects in the tables and does nothing twice.
+Reprocessing an event is harmless only if its effects are all or nothing. So per transactional id, events
+are processed *inside* the gate (many at once: several agents may read one partition's topics) and a commit
+waits until none is inside, while new events wait for the commit: committers go first, so a steady stream
+cannot starve them. An event that finished but is not acknowledged yet has all its effects in the
+transaction and its offset in the next one: re-read after a crash, it finds its own effects in the tables
+and does nothing twice.
+
+Why not a reader-writer lock library (aiorwlock): those tie a hold to the task that took it, and an
+event's hold is released by an async generator, whose clean-up runs in another task when the agent raised
+(asyncio's async-generator finalizer) — the release then fails and the partition never commits again.
+Leaving the gate here is a plain counter decrement, valid from any task, and an agent that raised has its
+holds released before Faust's error handling commits (``release_task``, from the consumer's ``on_task_error``).
 """
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Iterable
 from contextlib import AsyncExitStack, asynccontextmanager
 from typing import Any
 
 import faust
-from aiorwlock import RWLock
 
 
 def input_transactional_id(app: Any, tp: Any) -> str:
@@ -31,26 +37,98 @@ def input_transactional_id(app: Any, tp: Any) -> str:
     return f"{app.conf.id}-{app.assignor.group_for_topic(tp.topic)}-{tp.partition}"
 
 
-class CommitGate:
-    def __init__(self) -> None:
-        self._locks: dict[str, RWLock] = {}
+class PartitionGate:
+    """Events inside at once, or one commit: never both."""
 
-    def _lock(self, transactional_id: str) -> RWLock:
-        lock = self._locks.get(transactional_id)
-        if lock is None:
-            lock = self._locks[transactional_id] = RWLock()
-        return lock
+    def __init__(self) -> None:
+        self.inside = 0
+        self.committers = 0
+        self._idle = asyncio.Event()
+        self._idle.set()
+        self._no_committer = asyncio.Event()
+        self._no_committer.set()
+        self._commit = asyncio.Lock()
+
+    async def enter(self) -> None:
+        while self.committers:
+            await self._no_committer.wait()
+        self.inside += 1
+        self._idle.clear()
+
+    def leave(self) -> None:
+        self.inside -= 1
+        if not self.inside:
+            self._idle.set()
 
     @asynccontextmanager
-    async def processing(self, transactional_id: str) -> AsyncIterator[None]:
-        async with self._lock(transactional_id).reader_lock:
-            yield
+    async def committing(self) -> AsyncIterator[None]:
+        self.committers += 1
+        self._no_committer.clear()
+        try:
+            async with self._commit:
+                await self._idle.wait()
+                yield
+        finally:
+            self.committers -= 1
+            if not self.committers:
+                self._no_committer.set()
+
+
+class _Hold:
+    """One event inside one gate; released once, by whichever comes first: the agent asking for the next
+    event, or the agent's crash (``release_task``)."""
+
+    __slots__ = ("gate", "task", "released")
+
+    def __init__(self, gate: PartitionGate, task: asyncio.Task | None) -> None:
+        self.gate, self.task, self.released = gate, task, False
+
+    def release(self) -> None:
+        if not self.released:
+            self.released = True
+            self.gate.leave()
+
+
+class CommitGate:
+    def __init__(self) -> None:
+        self._gates: dict[str, PartitionGate] = {}
+        self._holds: dict[asyncio.Task | None, set[_Hold]] = {}
+
+    async def hold(self, transactional_id: str) -> _Hold:
+        gate = self.gate(transactional_id)
+        await gate.enter()
+        hold = _Hold(gate, asyncio.current_task())
+        self._holds.setdefault(hold.task, set()).add(hold)
+        return hold
+
+    def release(self, hold: _Hold) -> None:
+        hold.release()
+        held = self._holds.get(hold.task)
+        if held is not None:
+            held.discard(hold)
+            if not held:
+                del self._holds[hold.task]
+
+    def release_task(self, task: asyncio.Task | None) -> int:
+        """Release what ``task`` holds: an agent that raised mid-event leaves its generator suspended (its
+        traceback keeps it alive), and Faust then commits from that same task (``on_task_error``) — which
+        would otherwise wait for the task itself. Returns how many holds were released."""
+        held = self._holds.pop(task, set())
+        for hold in held:
+            hold.release()
+        return len(held)
+
+    def gate(self, transactional_id: str) -> PartitionGate:
+        gate = self._gates.get(transactional_id)
+        if gate is None:
+            gate = self._gates[transactional_id] = PartitionGate()
+        return gate
 
     @asynccontextmanager
     async def committing(self, transactional_ids: Iterable[str]) -> AsyncIterator[None]:
         async with AsyncExitStack() as stack:
             for transactional_id in sorted(set(transactional_ids)):  # one order everywhere: no deadlock
-                await stack.enter_async_context(self._lock(transactional_id).writer_lock)
+                await stack.enter_async_context(self.gate(transactional_id).committing())
             yield
 
 
@@ -63,9 +141,12 @@ def gate_for(app: Any) -> CommitGate:
 
 
 async def gated_events(app: Any, stream: faust.StreamT) -> AsyncIterator[faust.EventT]:
-    """``stream.events()``, each event handed out under its partition's processing lock, which is released
-    when the agent asks for the next one — the whole of the event's handling, sends and table writes."""
-    gate = gate_for(app)
+    """``stream.events()``, each event handed out inside its partition's gate, left when the agent asks for
+    the next one — the whole of the event's handling, sends and table writes."""
+    gates = gate_for(app)
     async for event in stream.events():
-        async with gate.processing(input_transactional_id(app, event.message.tp)):
+        hold = await gates.hold(input_transactional_id(app, event.message.tp))
+        try:
             yield event
+        finally:
+            gates.release(hold)

@@ -16,6 +16,7 @@ for changelogs is the input partition already; ``commit`` drains them first (see
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from typing import Any
 
@@ -276,6 +277,11 @@ class _Consumer(Consumer):
 
     def _new_consumer_thread(self):
         return _LsoFromBrokerConsumerThread(self, loop=self.loop, beacon=self.beacon)
+
+    async def on_task_error(self, exc: BaseException) -> None:
+        # Faust commits from the failed agent's own task; what it held in the commit gate is released first.
+        gate_for(self.app).release_task(asyncio.current_task())
+        await super().on_task_error(exc)
 
     async def perform_seek(self) -> None:
         self._seeking_streams = True
