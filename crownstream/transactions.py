@@ -268,10 +268,11 @@ class _Consumer(Consumer):
     After every rebalance's recovery Faust resumes the stream partitions and then, while the fetcher is
     already running, asks the broker for the committed offsets and seeks to them (``perform_seek``). Records
     fetched from the old positions in the meantime reached the agents before the committed offsets were
-    known: a survivor of a kill -9 re-processed events its dead peer had committed, and the records after
-    them, fetched again from the committed offset, were then dropped by Faust as already read — a match
-    result went missing from the standings in 1 of 2 runs on a loaded machine. Every stream partition is
-    sought by ``perform_seek``, so what is dropped here is fetched again from the right offset."""
+    known: a survivor of a kill -9 re-processed a stale copy of events its dead peer had committed, and the
+    records after them (offsets 14-23 of a partition in the traced run), fetched again from the committed
+    offset, were dropped by Faust as already read — two match results missing from the standings. Every
+    stream partition is sought by ``perform_seek``, so what is dropped here is fetched again from the right
+    offset."""
 
     _seeking_streams = False
 
