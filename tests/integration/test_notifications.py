@@ -184,9 +184,13 @@ async def test_digest_holds_many_events_and_sends_one_per_user_at_their_time(
     await send(settings, *[prefs_event(u, prefs("23:30")) for u in users])
     for u in users:
         await wait_prefs(worker.url, u, lambda b: b["preferences"]["digest"]["enabled"])
-    await send(settings, example("roster.changed", event_id="roster-d", team_id="team-d", added=users, removed=[]),
-               *[example("ranking.changed", event_id=f"rank-{n}", team_id="team-d", new_rank=n + 1, old_rank=n + 2)
-                 for n in range(6)])
+    await send(settings, example("roster.changed", event_id="roster-d", team_id="team-d", added=users, removed=[]))
+    # The roster (platform topic) and the ranking changes (standings topic) are ordered by nothing between them:
+    # a busy worker may resolve a ranking change's audience before it has read the roster. Wait for the roster.
+    await wait_deliveries(settings, lambda g: {(u, "roster-d") for u in users}
+                          <= {(r["user_id"], r["source_event_id"]) for r in g})
+    await send(settings, *[example("ranking.changed", event_id=f"rank-{n}", team_id="team-d", new_rank=n + 1,
+                                   old_rank=n + 2) for n in range(6)])
     await wait_metric(worker.url, 'crownstream_notification_held_total{mode="digest"}', 2 * 6)
     # Every email is held; now move the digest to ~20 worker-minutes (10 s) from the worker's clock.
     clock = datetime.fromtimestamp(metric(worker.url, "crownstream_notification_clock_seconds"), timezone.utc)
