@@ -122,7 +122,24 @@ async def test_a_worker_without_active_partitions_is_ready_and_serves_by_forward
     events = [e for e in tournament_events() if e.get("tournament_id") == TOURNAMENTS[0]]
     await produce(single, events)
     expected = expected_standings(events, TOURNAMENTS[0])
-    wait_until(lambda: standings_of(idle.url, TOURNAMENTS[0]) == expected, 90, "the idle worker to answer (forwarded)")
+    answers: dict[str, object] = {}
+
+    def idle_answers() -> bool:
+        for name, worker in (("idle", idle), ("owner", owner)):
+            try:
+                r = httpx.get(f"{worker.url}/tournaments/{TOURNAMENTS[0]}/standings",
+                              params={"stage": "br-finals", "limit": 1000}, timeout=10)
+                answers[name] = (r.status_code, r.text[:300])
+            except httpx.HTTPError as exc:
+                answers[name] = repr(exc)
+        return standings_of(idle.url, TOURNAMENTS[0]) == expected
+
+    try:
+        wait_until(idle_answers, 90, "the idle worker to answer (forwarded)")
+    except AssertionError as exc:
+        raise AssertionError(f"{exc}; last answers {answers}; expected {len(expected)} rows\n"
+                             f"idle log {idle.log_path}:\n{idle.tail(60)}\nowner log {owner.log_path}:\n"
+                             f"{owner.tail(60)}") from None
     assert standings_of(owner.url, TOURNAMENTS[0]) == expected
 
     # The owner leaves: the idle worker gets a new assignment (now with the actives) and is ready again.
