@@ -45,9 +45,12 @@ def expected_standings(events: list[dict], tournament_id: str) -> list[tuple[str
     return [(s.team_id, s.total_points) for s in recompute(rules, results, overrides)]
 
 
-def standings_of(url: str, tournament_id: str) -> list[tuple[str, int]] | None:
+def standings_of(url: str, tournament_id: str, answers: dict | None = None) -> list[tuple[str, int]] | None:
+    """The (team, points) rows a worker answers, or None; ``answers[url]`` keeps its raw answer for a failure."""
     r = httpx.get(f"{url}/tournaments/{tournament_id}/standings", params={"stage": "br-finals", "limit": 1000},
                   timeout=10)
+    if answers is not None:
+        answers[url] = (r.status_code, r.text[:300])
     if r.status_code != 200:
         return None
     return [(row["team_id"], row["total_points"]) for row in r.json()["standings"]]

@@ -125,14 +125,12 @@ async def test_a_worker_without_active_partitions_is_ready_and_serves_by_forward
     answers: dict[str, object] = {}
 
     def idle_answers() -> bool:
-        for name, worker in (("idle", idle), ("owner", owner)):
-            try:
-                r = httpx.get(f"{worker.url}/tournaments/{TOURNAMENTS[0]}/standings",
-                              params={"stage": "br-finals", "limit": 1000}, timeout=10)
-                answers[name] = (r.status_code, r.text[:300])
-            except httpx.HTTPError as exc:
-                answers[name] = repr(exc)
-        return standings_of(idle.url, TOURNAMENTS[0]) == expected
+        try:
+            standings_of(owner.url, TOURNAMENTS[0], answers)
+            return standings_of(idle.url, TOURNAMENTS[0], answers) == expected
+        except httpx.HTTPError as exc:  # a loaded machine: the next poll decides
+            answers["error"] = repr(exc)
+            return False
 
     try:
         wait_until(idle_answers, 90, "the idle worker to answer (forwarded)")
