@@ -324,6 +324,10 @@ def wait_for_ctrl_c(url: str) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    # A shell without job control starts background commands with SIGINT ignored, and Python then installs no
+    # KeyboardInterrupt handler (nor does asyncio.run): the demo ignored Ctrl-C / kill -INT and ran on to its end
+    # (seen in a run of the tests launched with `&`). The demo always answers SIGINT.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     args = parse_args(argv)
     run = time.strftime("%Y%m%d-%H%M%S")
     settings = demo_settings(get_settings(), args, run)

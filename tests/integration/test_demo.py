@@ -157,6 +157,9 @@ async def test_ctrl_c_stops_the_workers(kafka_bootstrap, database_url, tmp_path)
             [sys.executable, "-m", "crownstream.demo", "--pace", "1", "--partitions", "2", "--no-progress",
              "--state-dir", str(tmp_path / "demo")],
             env=demo_env(kafka_bootstrap, database_url), cwd=REPO, stdout=sink, stderr=subprocess.STDOUT,
+            # As a background job of a shell without job control starts it: SIGINT ignored. The demo must
+            # still stop on it.
+            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN),
         )
     try:
         deadline = time.monotonic() + 240
