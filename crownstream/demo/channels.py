@@ -23,6 +23,7 @@ from sqlalchemy.ext.asyncio import create_async_engine
 from crownstream.demo import reconcile
 from crownstream.demo.hooks import Channels
 from crownstream.devpeers import DiscordStandIn, SmtpPeer, WebhookReceiver
+from crownstream.ops import group_lag
 from crownstream.settings import Settings
 from crownstream.streams.topics import DELIVERIES
 
@@ -225,7 +226,11 @@ class LocalChannels(Channels):
             if total != last_total:
                 last_total, stable_since = total, time.monotonic()
             settled = time.monotonic() - stable_since >= settle
-            if (settled and result.matches and not await self._pending_rows()) or time.monotonic() > deadline:
+            # "No new request for a few seconds" is not "fan-out finished": a notice crosses up to three topics,
+            # each hop waiting for a transaction commit. Done = the group has nothing left to process, too.
+            if settled and result.matches and not await self._pending_rows() and await _group_idle(settings):
+                break
+            if time.monotonic() > deadline:
                 break
             await asyncio.sleep(1)
         # Receivers keep listening a moment longer: a late re-send would show as a duplicate now.
@@ -273,3 +278,8 @@ class LocalChannels(Channels):
             return f"kept database {self._db_name!r}: {self.database_url}"
         asyncio.run(self._admin(f'DROP DATABASE IF EXISTS "{self._db_name}" WITH (FORCE)'))
         return f"dropped database {self._db_name!r}"
+
+
+async def _group_idle(settings: Settings) -> bool:
+    """The workers' group has committed everything on every topic it reads (inputs and internal hops)."""
+    return sum(row.lag for row in await group_lag(settings)) == 0
