@@ -23,7 +23,7 @@ from faust.streams import current_event
 
 from crownstream.agents.decoding import send_to_dead_letter
 from crownstream.agents.standings import derived_id, emit, stage_key, stages
-from crownstream.agents.tournament_events import handles
+from crownstream.agents.tournament_events import ALREADY_APPLIED, handles
 from crownstream.app import app
 from crownstream.metrics import DUPLICATES
 from crownstream.schemas import events as ev
@@ -100,7 +100,7 @@ async def _reject(event: ev.Envelope, reason: str) -> None:
         await send_to_dead_letter(record, Rejection("rejected", reason, event.type, event.event_id), "tournament-events")
 
 
-async def _fold(event: ev.Envelope, stage_id: str, series_id: str, teams: tuple[str, str] | None, fact) -> None:
+async def _fold(event: ev.Envelope, stage_id: str, series_id: str, teams: tuple[str, str] | None, fact) -> object:
     tournament_id = event.tournament_id
     series, stored = load_series(tournament_id, series_id)
     if series is None:
@@ -122,7 +122,7 @@ async def _fold(event: ev.Envelope, stage_id: str, series_id: str, teams: tuple[
     change = series.apply(fact)
     if change.status in (ChangeStatus.DUPLICATE, ChangeStatus.STALE):
         DUPLICATES.labels(event.type).inc()
-        return
+        return ALREADY_APPLIED
     if change.status == ChangeStatus.REJECTED:
         await _reject(event, change.reason)
         return
@@ -159,29 +159,29 @@ async def _fold(event: ev.Envelope, stage_id: str, series_id: str, teams: tuple[
 
 
 @handles("match.completed")
-async def on_series_game(event: ev.MatchCompleted) -> None:
+async def on_series_game(event: ev.MatchCompleted) -> object:
     if event.result.format != "series_game":
         return  # battle royale: agents/standings.py
     r = event.result
     fact = GameResult(r.series_id, r.game_number, r.winner_team_id, event.revision, dict(r.score))
-    await _fold(event, event.stage_id, r.series_id, (r.team_ids[0], r.team_ids[1]), fact)
+    return await _fold(event, event.stage_id, r.series_id, (r.team_ids[0], r.team_ids[1]), fact)
 
 
 @handles("result.overridden")
-async def on_series_override(event: ev.ResultOverridden) -> None:
+async def on_series_override(event: ev.ResultOverridden) -> object:
     if event.series_id is None:
         return  # battle-royale placement overrides: agents/standings.py
     fact = GameOverride(event.event_id, event.series_id, event.game_number, event.winner_team_id, event.actor,
                         event.reason, event.occurred_at.isoformat())
-    await _fold(event, event.stage_id, event.series_id, None, fact)
+    return await _fold(event, event.stage_id, event.series_id, None, fact)
 
 
 @handles("match.forfeited")
-async def on_series_forfeit(event: ev.MatchForfeited) -> None:
+async def on_series_forfeit(event: ev.MatchForfeited) -> object:
     if event.series_id is None:
         return  # battle-royale forfeits: agents/standings.py
     fact = Forfeit(event.event_id, event.series_id, event.team_id, event.occurred_at.isoformat())
-    await _fold(event, event.stage_id, event.series_id, None, fact)
+    return await _fold(event, event.stage_id, event.series_id, None, fact)
 
 
 @handles("stage.configured")

@@ -19,7 +19,7 @@ import hashlib
 import logging
 from typing import Any
 
-from crownstream.agents.tournament_events import handles
+from crownstream.agents.tournament_events import ALREADY_APPLIED, handles
 from crownstream.app import app
 from crownstream.metrics import DUPLICATES, EVENTS_OUT
 from crownstream.schemas.codec import encode
@@ -172,7 +172,7 @@ async def on_registered(event: ev.TournamentRegistered) -> None:
 
 
 @handles("match.completed")
-async def on_match_completed(event: ev.MatchCompleted) -> None:
+async def on_match_completed(event: ev.MatchCompleted) -> object:
     if event.result.format != "battle_royale":
         return  # series games: agents/series.py
     key = stage_key(event.tournament_id, event.stage_id)
@@ -180,7 +180,7 @@ async def on_match_completed(event: ev.MatchCompleted) -> None:
     stored = br_results.get(result_key)
     if stored is not None and stored["revision"] >= event.revision:
         DUPLICATES.labels(event.type).inc()
-        return
+        return ALREADY_APPLIED
     result = MatchResult(event.stage_id, event.match_id, event.revision, event.result.sequence,
                          event.occurred_at.isoformat(),
                          tuple(LobbyRow(p.team_id, p.placement, p.kills) for p in event.result.placements))
@@ -193,7 +193,7 @@ async def on_match_completed(event: ev.MatchCompleted) -> None:
 
 
 @handles("result.overridden")
-async def on_override(event: ev.ResultOverridden) -> None:
+async def on_override(event: ev.ResultOverridden) -> object:
     if event.team_id is None:
         return  # series game overrides: agents/series.py
     key = stage_key(event.tournament_id, event.stage_id)
@@ -202,7 +202,7 @@ async def on_override(event: ev.ResultOverridden) -> None:
     record = stages.get(key) or new_stage_record()
     if any(o["override_id"] == event.event_id for o in record["overrides"]):
         DUPLICATES.labels(event.type).inc()
-        return
+        return ALREADY_APPLIED
     board = board_for(event.tournament_id, event.stage_id)  # before the write, as above
     _update_stage(key, lambda r: r.update(overrides=[*r["overrides"], override.to_dict()]))
     if board is not None:
@@ -210,14 +210,14 @@ async def on_override(event: ev.ResultOverridden) -> None:
 
 
 @handles("team.disqualified")
-async def on_disqualified(event: ev.TeamDisqualified) -> None:
+async def on_disqualified(event: ev.TeamDisqualified) -> object:
     key = stage_key(event.tournament_id, event.stage_id)
     dq = Disqualification(event.event_id, event.team_id, event.from_sequence, event.actor, event.reason,
                           event.occurred_at.isoformat())
     record = stages.get(key) or new_stage_record()
     if any(d["disqualification_id"] == event.event_id for d in record["dqs"]):
         DUPLICATES.labels(event.type).inc()
-        return
+        return ALREADY_APPLIED
     board = board_for(event.tournament_id, event.stage_id)  # before the write, as above
     _update_stage(key, lambda r: r.update(dqs=[*r["dqs"], dq.to_dict()]))
     if board is not None:
@@ -225,7 +225,7 @@ async def on_disqualified(event: ev.TeamDisqualified) -> None:
 
 
 @handles("match.forfeited")
-async def on_forfeited(event: ev.MatchForfeited) -> None:
+async def on_forfeited(event: ev.MatchForfeited) -> object:
     if event.series_id is not None:
         return  # series forfeits: agents/series.py
     key = stage_key(event.tournament_id, event.stage_id)
@@ -233,7 +233,7 @@ async def on_forfeited(event: ev.MatchForfeited) -> None:
     record = stages.get(key) or new_stage_record()
     if pair in record["forfeits"]:
         DUPLICATES.labels(event.type).inc()
-        return
+        return ALREADY_APPLIED
     board = board_for(event.tournament_id, event.stage_id)  # before the write, as above
     _update_stage(key, lambda r: r.update(forfeits=[*r["forfeits"], pair]))
     if board is not None:
@@ -241,14 +241,16 @@ async def on_forfeited(event: ev.MatchForfeited) -> None:
 
 
 @handles("tournament.completed")
-async def on_completed(event: ev.TournamentCompleted) -> None:
+async def on_completed(event: ev.TournamentCompleted) -> object:
     key = stage_key(event.tournament_id, event.stage_id)
     record = stages.get(key)
-    if record is None or record["finalized"] is not None:
+    if record is None:
         DUPLICATES.labels(event.type).inc()
-        if record is None:
-            log.warning("tournament.completed for an unknown stage", extra={"event_id": event.event_id})
-        return
+        log.warning("tournament.completed for an unknown stage", extra={"event_id": event.event_id})
+        return None
+    if record["finalized"] is not None:
+        DUPLICATES.labels(event.type).inc()
+        return ALREADY_APPLIED
     board = board_for(event.tournament_id, event.stage_id)
     if board is None:
         return

@@ -1,7 +1,8 @@
 """Agent: folds the tournament event stream (keyed by tournament) into per-tournament state.
 
 Every record is decoded at the edge; invalid ones go to the dead-letter topic (agents/decoding.py).
-Valid events are dispatched by type to the handlers registered by the standings modules.
+Valid events are dispatched by type to the handlers registered by the standings modules, then to the
+notification handler (registered last: agents/notifications.py is imported after them, agents/all.py).
 """
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Awaitable, Callable
+from typing import Final
 
 from crownstream.agents.decoding import input_topic, valid_events
 from crownstream.app import app
@@ -20,8 +22,22 @@ log = logging.getLogger(__name__)
 
 tournament_events_topic = input_topic(TOURNAMENT_EVENTS)
 
-Handler = Callable[[Envelope], Awaitable[None]]
+Handler = Callable[[Envelope], Awaitable[object]]
 HANDLERS: dict[str, list[Handler]] = {}
+
+# What a handler returns for a redelivered event it applied before (a producer's retry, a replay): the handlers
+# after it do not run, so a duplicate result does not notify anyone again. The sinks' ledger would drop those
+# notices by their dedup key, but only after the whole fan-out to every member of every team in the lobby.
+ALREADY_APPLIED: Final = object()
+
+
+async def run_handlers(handlers: list[Handler], event: Envelope) -> bool:
+    """Run ``handlers`` in registration order; stop at the first that reports the event already applied.
+    Returns whether every handler ran."""
+    for handler in handlers:
+        if await handler(event) is ALREADY_APPLIED:
+            return False
+    return True
 
 
 def handles(*event_types: str) -> Callable[[Handler], Handler]:
@@ -42,8 +58,7 @@ tournament_activity = app.Table("tournament-activity", default=None, partitions=
 async def fold_tournament_events(stream) -> None:
     async for event in valid_events(stream, "tournament-events"):
         started = time.perf_counter()
-        for handler in HANDLERS.get(event.type, ()):
-            await handler(event)
+        await run_handlers(HANDLERS.get(event.type, []), event)
         activity = tournament_activity.get(event.tournament_id) or {"counts": {}, "last_occurred_at": None}
         counts = dict(activity["counts"])
         counts[event.type] = counts.get(event.type, 0) + 1

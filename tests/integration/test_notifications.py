@@ -342,3 +342,25 @@ async def test_a_replay_by_a_fresh_group_yields_byte_identical_requests(settings
 
     await wait_deliveries(settings, complete, timeout=90)
     assert set(raw.values()) == {2}, [k for k, n in raw.items() if n != 2][:3]
+
+
+async def test_a_redelivered_match_result_is_not_fanned_out_again(settings, topics, start_worker, worker_overrides):
+    worker = start_worker(**worker_overrides)
+    await send(settings, example("stage.configured"),
+               example("tournament.registered"),  # team-a: u-1, u-2
+               example("tournament.registered", event_id="reg-b", team_id="team-b", team_name="Bravo",
+                       user_ids=["u-3"]),
+               example("match.completed"))  # team-a and team-b in the lobby
+    result = "ex-match.completed"
+    await wait_deliveries(settings, lambda g: sum(r["source_event_id"] == result for r in g) >= 3)
+    # The producer retried after a timeout: the very same record again. Standings skip it, and so do its notices
+    # (the sinks' ledger would drop them by dedup key, but only after the whole fan-out).
+    # A marker behind it: the tournament's next event reaches the same users through the same partitions, one hop
+    # later, so once its requests are on the topics a second fan-out of the result would be there too.
+    await send(settings, example("match.completed"), example("match.started", match_id="m-2"))
+    await wait_deliveries(settings, lambda g: sum(r["source_event_id"] == "ex-match.started" for r in g) >= 3)
+    assert metric(worker.url, 'crownstream_duplicate_events_total{type="match.completed"}') == 1
+    got = [r for r in await deliveries(settings) if r["source_event_id"] == result]
+    # Nobody has an email address: in-app only.
+    assert summary(got) == collections.Counter(
+        {(u, "in_app", "match.result", result): 1 for u in ("u-1", "u-2", "u-3")})
