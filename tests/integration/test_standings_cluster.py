@@ -79,6 +79,20 @@ async def committed_outputs(settings) -> list[dict]:
     return await read_topic(settings.kafka_bootstrap, STANDINGS_EVENTS.full_name(settings))
 
 
+async def committed_outputs_with_finals(settings, finals: int, timeout: float = 60.0) -> list[dict]:
+    """The committed outputs once ``finals`` ``standings.finalized`` records are among them (or at ``timeout``).
+
+    The standings served include writes whose transaction has not committed yet (read-your-writes, as in Kafka
+    Streams' interactive queries); the outputs count once their transactions have committed, up to a commit
+    interval later."""
+    deadline = time.monotonic() + timeout
+    while True:
+        outputs = await committed_outputs(settings)
+        if sum(e["type"] == "standings.finalized" for e in outputs) >= finals or time.monotonic() > deadline:
+            return outputs
+        await asyncio.sleep(1)
+
+
 async def test_kill_minus_nine_mid_stream_loses_and_duplicates_nothing(settings, topics, start_worker, tmp_path):
     events = [e for e in tournament_events() if e.get("stage_id") != "group-a"]
     first = start_worker()
@@ -109,15 +123,7 @@ async def test_kill_minus_nine_mid_stream_loses_and_duplicates_nothing(settings,
                                  + "\n".join(l for l in httpx.get(f"{first.url}/metrics").text.splitlines()
                                              if l.startswith("crownstream_events_in_total")))
 
-    # The standings served include writes whose transaction has not committed yet (read-your-writes, as in
-    # Kafka Streams' interactive queries); the outputs count once their transactions have committed.
-    deadline = time.monotonic() + 60
-    while True:
-        crash_outputs = await committed_outputs(settings)
-        finals = [e for e in crash_outputs if e["type"] == "standings.finalized"]
-        if len(finals) >= len(TOURNAMENTS) or time.monotonic() > deadline:
-            break
-        await asyncio.sleep(1)
+    crash_outputs = await committed_outputs_with_finals(settings, len(TOURNAMENTS))
     ids = collections.Counter(e["event_id"] for e in crash_outputs)
     duplicates = {i: n for i, n in ids.items() if n > 1}
     assert not duplicates, f"{len(duplicates)} outputs committed more than once: {list(duplicates)[:5]}"
