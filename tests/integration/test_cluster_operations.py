@@ -42,7 +42,7 @@ from tests.support.kafka_read import read_topic
 from tests.support.services import REPO, free_port
 from tests.support.sinks import eventually, migrate, sink_worker_overrides
 
-# Not part of `make test` yet: it passed 2 of 3 runs on 2026-11-24; the third traced to Faust's recovery declaring a
+# Not part of `make test` yet: it passed 3 of 4 runs on 2026-11-24; the third traced to Faust's recovery declaring a
 # changelog partition recovered without applying it (a worker that never catches up on one tournament after the
 # broker restart); `make soak` runs it. README, Known limits.
 pytestmark = [pytest.mark.slow, pytest.mark.soak, pytest.mark.timeout(1200)]
