@@ -34,11 +34,11 @@ class _ExistingTopics:
 def _declare_once(producer_cls):
     class Producer(producer_cls):
         async def create_topic(self, topic: str, partitions: int, replication: int, **kwargs: Any) -> None:
-            existing = await self.transport.existing_topics.names(self._ensure_producer().client)
-            if topic in existing:
+            # Checked here too, not only in the transport's _create_topic: faust's producer forces a metadata
+            # refresh after every declaration, which is the other half of the cost.
+            if topic in await self.transport.existing_topics.names(self._ensure_producer().client):
                 return
-            await super().create_topic(topic, partitions, replication, **kwargs)
-            existing.add(topic)
+            await super().create_topic(topic, partitions, replication, **kwargs)  # remembered by _create_topic
 
     return Producer
 
