@@ -23,9 +23,8 @@ from faust.streams import current_event
 
 from crownstream.agents.decoding import send_to_dead_letter
 from crownstream.agents.standings import derived_id, emit, stage_key, stages
-from crownstream.agents.tournament_events import ALREADY_APPLIED, handles
+from crownstream.agents.tournament_events import already_applied, handles
 from crownstream.app import app
-from crownstream.metrics import DUPLICATES
 from crownstream.schemas import events as ev
 from crownstream.schemas.codec import Rejection
 from crownstream.standings.groups import GroupPointsRule, GroupStandings
@@ -121,8 +120,7 @@ async def _fold(event: ev.Envelope, stage_id: str, series_id: str, teams: tuple[
     group_before = group_for(tournament_id, stage_id)
     change = series.apply(fact)
     if change.status in (ChangeStatus.DUPLICATE, ChangeStatus.STALE):
-        DUPLICATES.labels(event.type).inc()
-        return ALREADY_APPLIED
+        return already_applied(event)
     if change.status == ChangeStatus.REJECTED:
         await _reject(event, change.reason)
         return

@@ -19,7 +19,7 @@ import hashlib
 import logging
 from typing import Any
 
-from crownstream.agents.tournament_events import ALREADY_APPLIED, handles
+from crownstream.agents.tournament_events import already_applied, handles
 from crownstream.app import app
 from crownstream.metrics import DUPLICATES, EVENTS_OUT
 from crownstream.schemas.codec import encode
@@ -179,8 +179,7 @@ async def on_match_completed(event: ev.MatchCompleted) -> object:
     result_key = f"{key}/{event.match_id}"
     stored = br_results.get(result_key)
     if stored is not None and stored["revision"] >= event.revision:
-        DUPLICATES.labels(event.type).inc()
-        return ALREADY_APPLIED
+        return already_applied(event)
     result = MatchResult(event.stage_id, event.match_id, event.revision, event.result.sequence,
                          event.occurred_at.isoformat(),
                          tuple(LobbyRow(p.team_id, p.placement, p.kills) for p in event.result.placements))
@@ -201,8 +200,7 @@ async def on_override(event: ev.ResultOverridden) -> object:
                         event.actor, event.reason, event.occurred_at.isoformat())
     record = stages.get(key) or new_stage_record()
     if any(o["override_id"] == event.event_id for o in record["overrides"]):
-        DUPLICATES.labels(event.type).inc()
-        return ALREADY_APPLIED
+        return already_applied(event)
     board = board_for(event.tournament_id, event.stage_id)  # before the write, as above
     _update_stage(key, lambda r: r.update(overrides=[*r["overrides"], override.to_dict()]))
     if board is not None:
@@ -216,8 +214,7 @@ async def on_disqualified(event: ev.TeamDisqualified) -> object:
                           event.occurred_at.isoformat())
     record = stages.get(key) or new_stage_record()
     if any(d["disqualification_id"] == event.event_id for d in record["dqs"]):
-        DUPLICATES.labels(event.type).inc()
-        return ALREADY_APPLIED
+        return already_applied(event)
     board = board_for(event.tournament_id, event.stage_id)  # before the write, as above
     _update_stage(key, lambda r: r.update(dqs=[*r["dqs"], dq.to_dict()]))
     if board is not None:
@@ -232,8 +229,7 @@ async def on_forfeited(event: ev.MatchForfeited) -> object:
     pair = [event.match_id, event.team_id]
     record = stages.get(key) or new_stage_record()
     if pair in record["forfeits"]:
-        DUPLICATES.labels(event.type).inc()
-        return ALREADY_APPLIED
+        return already_applied(event)
     board = board_for(event.tournament_id, event.stage_id)  # before the write, as above
     _update_stage(key, lambda r: r.update(forfeits=[*r["forfeits"], pair]))
     if board is not None:
@@ -249,8 +245,7 @@ async def on_completed(event: ev.TournamentCompleted) -> object:
         log.warning("tournament.completed for an unknown stage", extra={"event_id": event.event_id})
         return None
     if record["finalized"] is not None:
-        DUPLICATES.labels(event.type).inc()
-        return ALREADY_APPLIED
+        return already_applied(event)
     board = board_for(event.tournament_id, event.stage_id)
     if board is None:
         return

@@ -14,7 +14,7 @@ from typing import Final
 
 from crownstream.agents.decoding import input_topic, valid_events
 from crownstream.app import app
-from crownstream.metrics import PROCESSING_SECONDS
+from crownstream.metrics import DUPLICATES, PROCESSING_SECONDS
 from crownstream.schemas.events import Envelope
 from crownstream.streams.topics import TOURNAMENT_EVENTS
 
@@ -29,6 +29,12 @@ HANDLERS: dict[str, list[Handler]] = {}
 # after it do not run, so a duplicate result does not notify anyone again. The sinks' ledger would drop those
 # notices by their dedup key, but only after the whole fan-out to every member of every team in the lobby.
 ALREADY_APPLIED: Final = object()
+
+
+def already_applied(event: Envelope) -> object:
+    """Count ``event`` as a duplicate; the handler returns this to stop the handlers after it."""
+    DUPLICATES.labels(event.type).inc()
+    return ALREADY_APPLIED
 
 
 async def run_handlers(handlers: list[Handler], event: Envelope) -> bool:
