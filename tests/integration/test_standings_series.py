@@ -5,6 +5,7 @@ emitted twice."""
 
 from __future__ import annotations
 
+import asyncio
 import collections
 import time
 from datetime import datetime, timedelta, timezone
@@ -137,7 +138,15 @@ async def test_series_and_group_standings_exact_under_corrections_duplicates_and
     assert [(a["actor"], a["team_id"], a["effective"]) for a in audit] == [("ref-kim", "Dune", True)]
 
     outputs_path = STANDINGS_EVENTS.full_name(settings)
-    first = [e for e in await read_topic(settings.kafka_bootstrap, outputs_path) if e["stage_id"] == STAGE]
+    # The standings above are read-your-writes; the outputs count once their transaction commits (a commit
+    # interval later): read until the last rank change of every team is there, or 60 s.
+    wanted = {row["team_id"]: row["rank"] for row in group_expected}
+    deadline = time.monotonic() + 60
+    while True:
+        first = [e for e in await read_topic(settings.kafka_bootstrap, outputs_path) if e["stage_id"] == STAGE]
+        if {e["team_id"]: e["new_rank"] for e in first} == wanted or time.monotonic() > deadline:
+            break
+        await asyncio.sleep(1)
     assert first, "group rank changes must be emitted"
     ids = collections.Counter(e["event_id"] for e in first)
     assert max(ids.values()) == 1
