@@ -12,9 +12,14 @@ existing topic either); a missing one is created as before, and remembered.
 from __future__ import annotations
 
 import asyncio
+import logging
 from typing import Any
 
+from aiokafka import TopicPartition
+
 from crownstream.transactions import CrownstreamTransport
+
+log = logging.getLogger(__name__)
 
 
 class _ExistingTopics:
@@ -57,3 +62,23 @@ class DeclareOnceTransport(CrownstreamTransport):
             return
         await super()._create_topic(owner, client, topic, partitions, replication, **kwargs)
         existing.add(topic)
+        await _until_visible(client, topic, partitions)
+
+
+async def _until_visible(client, topic: str, partitions: int, timeout: float = 30.0) -> None:
+    """Wait until the broker's metadata lists the new topic with a leader for every partition. The consumer
+    subscribes right after the tables declare their changelogs; a group joined while a busy broker (thousands of
+    partitions to load after a start) does not list them yet assigns none of their partitions ("Ignoring missing
+    topic"), and nothing makes the worker join again: its tables then fail every write (PartitionsMismatch)."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while True:
+        cluster = await client.fetch_all_metadata()
+        found = cluster.partitions_for_topic(topic) or set()
+        if len(found) >= partitions and all(
+                (cluster.leader_for_partition(TopicPartition(topic, p)) or -1) >= 0 for p in found):
+            return
+        if loop.time() > deadline:
+            log.warning("topic %s created but not in the broker's metadata after %.0f s; going on", topic, timeout)
+            return
+        await asyncio.sleep(0.1)
