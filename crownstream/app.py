@@ -57,6 +57,8 @@ def create_app(settings: Settings | None = None) -> faust.App:
         consumer_auto_offset_reset="earliest",
         # A worker that is down while events arrive must catch up on restart, not skip to the end.
         stream_wait_empty=True,
+        # Active table partitions are restored by a consumer of their own (crownstream/recovery.py).
+        TableManager="crownstream.recovery:RestoringTableManager",
         web_cors_options=None,
         producer_linger_ms=settings.producer_linger_ms,
         logging_config=logging_config(settings.log_level, settings.log_json),

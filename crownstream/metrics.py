@@ -69,3 +69,13 @@ TABLE_STATE_WIPES = Counter(
     "writes ended without a commit, by cause (aborted, stopped, commit_failed, fenced).",
     ["cause"],
 )
+TABLE_RESTORED_RECORDS = Counter(
+    "crownstream_table_restored_records_total",
+    "Changelog records applied to active table partitions by the restore consumer (crownstream/recovery.py).",
+    ["table"],
+)
+TABLE_RESTORE_SECONDS = Histogram(
+    "crownstream_table_restore_seconds",
+    "Time to restore this worker's active table partitions after a rebalance, including the end-offset lookup.",
+    buckets=(0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120),
+)

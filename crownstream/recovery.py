@@ -1,0 +1,248 @@
+"""Table recovery that cannot declare a partition restored before its last committed change is applied.
+
+Faust restores an active table partition through the worker's one consumer: changelog records pass the
+fetcher, the consumer's read-offset filter, the conductor and a flow-controlled queue before recovery
+applies them, and every rebalance step (stop flow, clear queues, seek, resume) races with that path. Under
+exactly-once it then cannot tell when it is done: the changelog's last offset is a transaction marker that
+is never delivered, so it waits for ten quiet seconds and, if the consumer's position has passed the end,
+declares the partition recovered whether or not its records arrived. A soak run traced a partition
+"recovered" from offset 0 with none of its records applied — that tournament answered 404 on its new
+owner. Every rebalance also paid those ten seconds.
+
+Kafka Streams restores with a consumer of its own, and so does this:
+
+- ``RestoringRecovery`` reads every active changelog partition from the last offset its local store holds
+  to the partition's last stable offset with a dedicated ``read_committed`` consumer (no group, nothing
+  shared with the streams), applies each batch to the table's store, and only then lets Faust go on —
+  with the highwater set to the last change applied, so Faust's own restore path has nothing left to do.
+  A rebalance that interrupts it keeps what was applied; the next round resumes from there.
+- Standby partitions stay on Faust's path, with one fix: Faust clears the changelog queue when it resumes
+  the streams after recovery, dropping standby records already fetched (the consumer's position is past
+  them, so they never come again: a gap the standby carries into a failover). ``ChangelogQueue`` keeps its
+  events through that one clear; every other clear (revocation, the start of a recovery round, when the
+  partitions are sought again anyway) still happens.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+from typing import Any, Optional
+
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from faust.tables.manager import TableManager
+from faust.tables.recovery import Recovery
+from faust.types import TP
+from mode.utils.queues import ThrowableQueue
+
+from crownstream.metrics import TABLE_RESTORED_RECORDS, TABLE_RESTORE_SECONDS
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class ChangelogRecord:
+    """What a Faust store's ``apply_changelog_batch`` reads of a changelog event: ``event.message``'s topic
+    partition, offset, key and value (raw bytes; None deletes the key)."""
+
+    tp: TP
+    offset: int
+    key: bytes
+    value: Optional[bytes]
+
+    @property
+    def partition(self) -> int:
+        return self.tp.partition
+
+    @property
+    def message(self) -> "ChangelogRecord":
+        return self
+
+
+@dataclass
+class RestorePlan:
+    """Where each partition's restore starts (the offset after the last change the store holds) and where
+    the committed changelog ends (its last stable offset, read_committed)."""
+
+    starts: dict[TP, int]
+    ends: dict[TP, int]
+
+    def pending(self) -> dict[TP, int]:
+        return {tp: start for tp, start in self.starts.items() if start < self.ends[tp]}
+
+
+def plan_restore(applied: dict[TP, Optional[int]], ends: dict[TP, int]) -> tuple[RestorePlan, set[TP]]:
+    """Start offsets for a restore, and the partitions whose local state claims changes past the committed
+    end (a store ahead of its changelog: those restart from the beginning once wiped)."""
+    starts, ahead = {}, set()
+    for tp, end in ends.items():
+        last = applied.get(tp)
+        last = -1 if last is None else last
+        if last >= end:
+            ahead.add(tp)
+            last = -1
+        starts[tp] = last + 1
+    return RestorePlan(starts, dict(ends)), ahead
+
+
+class RestoringRecovery(Recovery):
+    """Faust's Recovery with active partitions restored by a consumer of their own (see the module doc)."""
+
+    #: Records per getmany of the restore consumer: a batch is applied to RocksDB in one write batch.
+    restore_batch_records = 10_000
+
+    def __init__(self, app: Any, tables: Any, **kwargs: Any) -> None:
+        super().__init__(app, tables, **kwargs)
+        from crownstream.settings import get_settings
+
+        self._settings = get_settings()
+
+    async def _wait(self, coro: Any, timeout: Any = None) -> None:
+        # Faust bounds each recovery step by broker_request_timeout and, when it expires, stops recovering for
+        # good (the worker never becomes ready). Restoring a large table legitimately takes longer; a
+        # rebalance or a stop still interrupts it.
+        if getattr(coro, "cr_code", None) is RestoringRecovery._build_highwaters.__code__:
+            timeout = None
+        return await super()._wait(coro, timeout)
+
+    async def _build_highwaters(self, consumer: Any, tps: Any, destination: Any, title: str) -> None:
+        if title != "active" or not tps:
+            return await super()._build_highwaters(consumer, tps, destination, title)
+        applied = await self.restore_actives(set(tps))
+        destination.clear()
+        destination.update(applied)
+
+    async def restore_actives(self, tps: set[TP]) -> dict[TP, int]:
+        """Apply every committed change of ``tps`` the local stores lack. Returns, per partition, the offset
+        before its committed end, which Faust then takes as both the offset read and the highwater."""
+        offsets = self.active_offsets
+        restore = AIOKafkaConsumer(
+            bootstrap_servers=self._settings.kafka_bootstrap,
+            client_id=f"{self.app.conf.id}-restore",
+            group_id=None,
+            enable_auto_commit=False,
+            isolation_level="read_committed",
+            auto_offset_reset="earliest",
+        )
+        started = time.monotonic()
+        restored = 0
+        await restore.start()
+        try:
+            kafka_tps = {tp: TopicPartition(tp.topic, tp.partition) for tp in tps}
+            ends_by_ktp = await restore.end_offsets(list(kafka_tps.values()))
+            ends = {tp: ends_by_ktp[ktp] for tp, ktp in kafka_tps.items()}
+            plan, ahead = plan_restore({tp: offsets.get(tp) for tp in tps}, ends)
+            for tp in sorted(ahead):
+                self._discard_local_state(tp, offsets.get(tp), ends[tp])
+            for tp in tps:
+                offsets[tp] = plan.starts[tp] - 1
+            pending = plan.pending()
+            if pending:
+                restore.assign([kafka_tps[tp] for tp in pending])
+                for tp, start in pending.items():
+                    restore.seek(kafka_tps[tp], start)
+                restored = await self._read_to_end(restore, kafka_tps, pending, plan.ends)
+        finally:
+            await restore.stop()
+        elapsed = time.monotonic() - started
+        TABLE_RESTORE_SECONDS.observe(elapsed)
+        if restored:
+            log.info("restored %d changelog records of %d active partitions in %.2f s", restored, len(tps), elapsed)
+        # Read to the end: what lies between the last change and the end is markers and aborted records.
+        for tp in tps:
+            offsets[tp] = plan.ends[tp] - 1
+        return {tp: offsets[tp] for tp in tps}
+
+    async def _read_to_end(self, restore: AIOKafkaConsumer, kafka_tps: dict[TP, TopicPartition],
+                           pending: dict[TP, int], ends: dict[TP, int]) -> int:
+        offsets = self.active_offsets
+        remaining = set(pending)
+        restored = 0
+        last_report = time.monotonic()
+        while remaining:
+            batch = await restore.getmany(*(kafka_tps[tp] for tp in remaining), timeout_ms=100,
+                                          max_records=self.restore_batch_records)
+            for ktp, records in batch.items():
+                if not records:
+                    continue
+                tp = TP(ktp.topic, ktp.partition)
+                table = self.tp_to_table[tp]
+                table.apply_changelog_batch([ChangelogRecord(tp, r.offset, r.key, r.value) for r in records])
+                # Only after the store holds the batch: an interrupted restore resumes after what it applied.
+                offsets[tp] = records[-1].offset
+                restored += len(records)
+                TABLE_RESTORED_RECORDS.labels(table.name).inc(len(records))
+            for tp in list(remaining):
+                # The position passes transaction markers and aborted records too, which are never returned.
+                if await restore.position(kafka_tps[tp]) >= ends[tp]:
+                    remaining.discard(tp)
+            if time.monotonic() - last_report > 5:
+                last_report = time.monotonic()
+                log.info("restoring tables: %d records applied, %d partitions to go", restored, len(remaining))
+        return restored
+
+    def _discard_local_state(self, tp: TP, applied: Optional[int], end: int) -> None:
+        from crownstream.state_repair import wipe_partition
+
+        table = self.tp_to_table[tp]
+        log.warning("local state of %s partition %d holds changelog offset %s, past the committed end %d: "
+                    "deleting it and restoring the partition from the changelog", table.name, tp.partition,
+                    applied, end)
+        wipe_partition(self.app, table, tp.partition)
+
+    async def on_recovery_completed(self, generation_id: int = 0) -> None:
+        queue = self.tables.changelog_queue
+        queue.keep_through_clear = True
+        try:
+            await super().on_recovery_completed(generation_id)
+        finally:
+            queue.keep_through_clear = False
+
+
+class ChangelogQueue(ThrowableQueue):
+    """Faust's changelog queue, which can keep its events through a flow-control clear (see the module doc)."""
+
+    keep_through_clear = False
+
+    def clear(self) -> None:
+        if not self.keep_through_clear:
+            super().clear()
+
+
+class RestoringTableManager(TableManager):
+    """Faust's table manager with RestoringRecovery and ChangelogQueue, persisting the changelog offsets of
+    committed table writes."""
+
+    def on_commit(self, offsets: Any) -> None:
+        """Under exactly_once Faust holds back a table write's changelog offset until the commit and then looks
+        it up by the committed *source* partitions — which never name a changelog partition, so no offset of a
+        table written by processing was ever persisted, and every restart replayed its whole changelog. A
+        changelog partition is written only by events of the same partition number (Faust sends the change to
+        the event's partition), whose transactions this commit has just committed — except a partition whose
+        transaction was aborted instead (crownstream/state_repair.py), whose local state is about to be wiped."""
+        from crownstream.state_repair import partition_of, repair_for
+
+        committed = {tp.partition for tp in offsets}
+        committed -= {partition_of(tid) for tid in repair_for(self.app).corrupt}
+        pending = self._pending_persisted_offsets
+        for tp, (store, offset) in list(pending.items()):
+            if tp.partition in committed:
+                store.set_persisted_offset(tp, offset)
+                del pending[tp]
+
+    @property
+    def changelog_queue(self) -> ChangelogQueue:
+        if self._changelog_queue is None:
+            self._changelog_queue = ChangelogQueue(
+                maxsize=self.app.conf.stream_buffer_maxsize,
+                flow_control=self.app.flow_control,
+                clear_on_resume=True,
+            )
+        return self._changelog_queue
+
+    @property
+    def recovery(self) -> RestoringRecovery:
+        if self._recovery is None:
+            self._recovery = RestoringRecovery(self.app, self, beacon=self.beacon, loop=self.loop)
+        return self._recovery
