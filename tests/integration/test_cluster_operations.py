@@ -142,6 +142,16 @@ async def delivery_keys(settings: Settings) -> dict[str, Counter]:
     return out
 
 
+async def repeated_requests_by_type(settings: Settings) -> dict[str, Counter]:
+    """For the report: the notification types of the requests committed twice."""
+    out = {}
+    for channel, spec in DELIVERIES.items():
+        records = await read_topic(settings.kafka_bootstrap, spec.full_name(settings), settle=1.0)
+        seen = Counter(r["dedup_key"] for r in records)
+        out[channel] = Counter(r.get("notification_type") for r in records if seen[r["dedup_key"]] > 1)
+    return out
+
+
 async def committed_outputs(settings: Settings) -> Counter:
     """Committed standings outputs, counted by (type, event id)."""
     records = await read_topic(settings.kafka_bootstrap, STANDINGS_EVENTS.full_name(settings))
@@ -274,7 +284,8 @@ async def test_scale_kill_and_broker_restart_lose_and_duplicate_nothing(settings
             print(f"\nscale 3->2->3, kill -9, broker restart: {len(events)} events, "
                   f"{len(crash_outputs)} standings outputs, deliveries "
                   f"{ {c: len(k) for c, k in requested.items()} }, duplicates 0, missing 0, raw re-sends {resends}, "
-                  f"requests committed twice on the topics (absorbed by the ledger) {repeated_requests}")
+                  f"requests committed twice on the topics (absorbed by the ledger) {repeated_requests}, "
+                  f"by notification type {await repeated_requests_by_type(settings)}")
         finally:
             await engine.dispose()
 
