@@ -58,7 +58,8 @@ def create_app(settings: Settings | None = None) -> faust.App:
         # A worker that is down while events arrive must catch up on restart, not skip to the end.
         stream_wait_empty=True,
         # Active table partitions are restored by a consumer of their own (crownstream/recovery.py).
-        TableManager="crownstream.recovery:RestoringTableManager",
+        TableManager=("crownstream.recovery:RestoringTableManager" if settings.table_restore == "consumer"
+                      else "faust.tables:TableManager"),
         web_cors_options=None,
         producer_linger_ms=settings.producer_linger_ms,
         logging_config=logging_config(settings.log_level, settings.log_json),

@@ -42,6 +42,11 @@ class Settings(BaseSettings):
         10.0, gt=0, description="How long the group waits for a silent worker before moving its partitions."
     )
     table_standby_replicas: int = Field(1, ge=0, description="Standby replicas of each table partition, for fast failover.")
+    table_restore: Literal["consumer", "faust"] = Field(
+        "consumer", description="How active table partitions are restored: a restore consumer of their own "
+        "(crownstream/recovery.py), or 'faust', Faust's own recovery — slower and known to lose changelog records "
+        "under back-to-back rebalances; kept to compare against (bench/restart.py).",
+    )
     ranking_changes_top: int = Field(
         10, ge=0, description="ranking.changed is emitted for every team whose own standing changed, and for teams "
         "only pushed up or down by others when within this many top ranks (or a stage's prize places, if more).",
