@@ -10,6 +10,7 @@ import os
 
 import faust
 
+from crownstream import kafka_rebootstrap
 from crownstream.logs import logging_config
 from crownstream.settings import Settings, get_settings
 from crownstream.topic_declarations import DeclareOnceTransport
@@ -31,6 +32,7 @@ class CrownstreamApp(faust.App):
 
 
 def create_app(settings: Settings | None = None) -> faust.App:
+    kafka_rebootstrap.install()
     settings = settings or get_settings()
     # Each worker keeps its RocksDB tables in a folder of its own; two workers on one host must not share one.
     datadir = os.path.join(settings.data_dir, f"{settings.app_id}-{settings.web_port}")
