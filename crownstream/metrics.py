@@ -79,3 +79,9 @@ TABLE_RESTORE_SECONDS = Histogram(
     "Time to restore this worker's active table partitions after a rebalance, including the end-offset lookup.",
     buckets=(0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120),
 )
+STALE_RECORDS = Counter(
+    "crownstream_stale_records_dropped_total",
+    "Records dropped because their partition was sought after their batch was fetched (read again from the new "
+    "position), by kind of partition (stream, changelog).",
+    ["kind"],
+)

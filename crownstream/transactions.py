@@ -27,7 +27,9 @@ from faust.transport.consumer import TransactionManager
 from faust.transport.drivers.aiokafka import AIOKafkaConsumerThread, Consumer, Producer, Transport
 
 from crownstream.commit_gate import gate_for, input_transactional_id
+from crownstream.metrics import STALE_RECORDS
 from crownstream.producer_buffer import DrainingProducerBuffer
+from crownstream.seek_epochs import SeekEpochs, StampedRecords
 from crownstream.state_repair import repair_for
 
 log = logging.getLogger(__name__)
@@ -152,8 +154,19 @@ class _LsoFromBrokerConsumerThread(AIOKafkaConsumerThread):
     read_committed consumer asks the broker, which answers with the last stable offset: the right number,
     always known."""
 
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        #: Bumped here, in the consumer's thread, as each partition is sought (crownstream/seek_epochs.py).
+        self.seek_epochs = SeekEpochs()
+
     async def _highwaters(self, partitions):
         return await self._ensure_consumer().end_offsets(list(partitions))
+
+    async def _fetch_records(self, consumer, active_partitions, timeout=None, max_records=None):
+        records = await super()._fetch_records(consumer, active_partitions, timeout=timeout, max_records=max_records)
+        stamped = StampedRecords(records)
+        stamped.seek_epochs = self.seek_epochs.stamp(records)
+        return stamped
 
     async def seek_to_committed(self):
         """After every rebalance's recovery Faust seeks the stream partitions back to their committed offsets, so
@@ -165,12 +178,22 @@ class _LsoFromBrokerConsumerThread(AIOKafkaConsumerThread):
         of the partition and applies nothing. Such a partition is sought to its beginning, which is what
         auto_offset_reset=earliest promises and what exactly-once needs (nothing of it was ever committed).
         Changelog partitions are left alone: recovery positions those itself."""
-        consumer = self._ensure_consumer()
-        committed = await self.call_thread(consumer.seek_to_committed)
+        return await self.call_thread(self._seek_streams_to_committed, self._ensure_consumer())
+
+    async def _seek_streams_to_committed(self, consumer):
+        """aiokafka's seek_to_committed, one partition at a time, each seek marked in the same step (it runs in
+        the consumer's thread): a fetch may return between two partitions' seeks."""
         changelogs = self.consumer.app.tables.changelog_topics
+        committed = {}
+        for tp in consumer.assignment():
+            offset = committed[tp] = await consumer.committed(tp)
+            if offset and offset > 0:
+                self.seek_epochs.sought([tp])
+                consumer.seek(tp, offset)
         never = [tp for tp, offset in committed.items() if not offset and tp.topic not in changelogs]
         if never:
-            await self.call_thread(consumer.seek_to_beginning, *never)
+            self.seek_epochs.sought(never)
+            await consumer.seek_to_beginning(*never)
         return committed
 
     def verify_event_path(self, now: float, tp) -> None:
@@ -198,6 +221,7 @@ class _LsoFromBrokerConsumerThread(AIOKafkaConsumerThread):
         assigned = consumer.assignment()
         usable = {tp: (0 if offset is None or offset < 0 else offset)
                   for tp, offset in partitions.items() if tp in assigned}
+        self.seek_epochs.sought(usable)  # faust's _seek_wait seeks them all before its first await
         return await super()._seek_wait(consumer, usable)
 
 
@@ -272,9 +296,15 @@ class _Consumer(Consumer):
     records after them (offsets 14-23 of a partition in the traced run), fetched again from the committed
     offset, were dropped by Faust as already read — two match results missing from the standings. Every
     stream partition is sought by ``perform_seek``, so what is dropped here is fetched again from the right
-    offset."""
+    offset.
+
+    The rest of a batch fetched before its partition was sought is dropped too, whenever it is iterated
+    (crownstream/seek_epochs.py): stream partitions after ``perform_seek``, changelog partitions after
+    recovery seeks them."""
 
     _seeking_streams = False
+    #: The seek epochs of the batch being iterated (crownstream/seek_epochs.py).
+    _batch_epochs: dict | None = None
 
     def _new_consumer_thread(self):
         return _LsoFromBrokerConsumerThread(self, loop=self.loop, beacon=self.beacon)
@@ -291,10 +321,19 @@ class _Consumer(Consumer):
         finally:
             self._seeking_streams = False
 
+    async def _wait_next_records(self, timeout: float):
+        records, active_partitions = await super()._wait_next_records(timeout)
+        self._batch_epochs = getattr(records, "seek_epochs", None)
+        return records, active_partitions
+
     async def getmany(self, timeout: float):
         changelogs = self.app.tables.changelog_topics
+        epochs = self._thread.seek_epochs
         async for tp, message in super().getmany(timeout):
             if self._seeking_streams and tp.topic not in changelogs:
+                continue
+            if epochs.is_stale(self._batch_epochs, tp):
+                STALE_RECORDS.labels("changelog" if tp.topic in changelogs else "stream").inc()
                 continue
             yield tp, message
 

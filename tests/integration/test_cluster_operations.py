@@ -152,6 +152,18 @@ async def repeated_requests_by_type(settings: Settings) -> dict[str, Counter]:
     return out
 
 
+async def ledger_rows(engine, keys: set[str]) -> dict[str, object]:
+    """For a failure message: where each of ``keys`` stands in the delivery ledger (absent: never accepted)."""
+    if not keys:
+        return {}
+    async with engine.connect() as conn:
+        rows = (await conn.execute(text(
+            "SELECT dedup_key, state, attempt_count, last_error, lease_until, claimed_by, notification_type, user_id "
+            "FROM deliveries WHERE dedup_key = ANY(:keys)"), {"keys": list(keys)})).mappings().all()
+    found = {r["dedup_key"]: dict(r) for r in rows}
+    return {key: found.get(key, "not in the ledger") for key in sorted(keys)}
+
+
 async def committed_outputs(settings: Settings) -> Counter:
     """Committed standings outputs, counted by (type, event id)."""
     records = await read_topic(settings.kafka_bootstrap, STANDINGS_EVENTS.full_name(settings))
@@ -249,8 +261,10 @@ async def test_scale_kill_and_broker_restart_lose_and_duplicate_nothing(settings
             try:
                 await eventually(all_delivered, timeout=180, interval=1, what="every delivery at its receiver")
             except AssertionError as exc:
+                lost = set(requested["in_app"]) - set(await feed_keys())
                 raise AssertionError(f"{exc}; still missing per channel: {missing} "
-                                     f"of { {c: len(k) for c, k in requested.items()} }") from None
+                                     f"of { {c: len(k) for c, k in requested.items()} }; the in-app ones in the "
+                                     f"ledger: {await ledger_rows(engine, lost)}") from None
             await asyncio.sleep(3)  # a late re-send would show now
             assert set(emails()) == set(requested["email"])
             assert set(receiver.successes_by_id()) == set(requested["webhook"])

@@ -1,0 +1,53 @@
+"""Records fetched before their partition was sought are stale: they must not reach the agents or recovery.
+
+Faust's consumer runs aiokafka in a thread of its own; a batch of records returned by a fetch there is
+handed to the worker's loop and iterated over there, one record at a time, while rebalances, recovery and
+``perform_seek`` go on. A seek executed in the consumer's thread after the batch left it (to the committed
+offsets after a rebalance, to a changelog's restart offset) makes the rest of that batch stale — and Faust
+still delivers it. A stale record ahead of the new position is worse than a duplicate: Faust takes the
+offsets between the position and the stale record for a gap (under exactly_once, transaction markers leave
+gaps), counts them as processed and commits past them, and then drops the records it fetches again from the
+position as already read. A soak run lost three in-app delivery requests that way around a broker restart.
+
+aiokafka itself discards records buffered before a seek, so a batch the fetch returns *after* the seek is
+fresh. An epoch per partition, bumped in the consumer's thread at the very moment of a seek and stamped on
+each batch when the fetch returns, tells the two apart: a record whose partition was sought since its batch
+was fetched is dropped, and the seek reads it again from the right offset.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+
+def key_of(tp: Any) -> tuple[str, int]:
+    """Faust's TP and aiokafka's TopicPartition name a partition alike."""
+    return tp.topic, tp.partition
+
+
+class SeekEpochs:
+    def __init__(self) -> None:
+        self._epochs: dict[tuple[str, int], int] = {}
+
+    def sought(self, tps: Iterable[Any]) -> None:
+        """Call in the consumer's thread right before seeking ``tps``, with no await in between."""
+        for tp in tps:
+            key = key_of(tp)
+            self._epochs[key] = self._epochs.get(key, 0) + 1
+
+    def stamp(self, tps: Iterable[Any]) -> dict[tuple[str, int], int]:
+        """The epochs of a batch's partitions, taken in the consumer's thread when its fetch returns."""
+        return {key_of(tp): self._epochs.get(key_of(tp), 0) for tp in tps}
+
+    def is_stale(self, stamp: dict[tuple[str, int], int] | None, tp: Any) -> bool:
+        if stamp is None:
+            return False
+        key = key_of(tp)
+        return stamp.get(key, 0) != self._epochs.get(key, 0)
+
+
+class StampedRecords(dict):
+    """A fetch's records (aiokafka TopicPartition -> records) with the epochs they were fetched in."""
+
+    seek_epochs: dict[tuple[str, int], int] | None = None
