@@ -42,9 +42,9 @@ from tests.support.kafka_read import read_topic
 from tests.support.services import REPO, free_port
 from tests.support.sinks import eventually, migrate, sink_worker_overrides
 
-# Not part of `make test` yet: it passed 3 of 4 runs on 2026-11-24; the third traced to Faust's recovery declaring a
-# changelog partition recovered without applying it (a worker that never catches up on one tournament after the
-# broker restart); `make soak` runs it. README, Known limits.
+# In `make test` since 2026-11-25 (`make soak` runs it alone): its failures traced to Faust's recovery (now
+# crownstream/recovery.py), a client stuck without brokers after the restart (crownstream/kafka_rebootstrap.py) and
+# stale records after a seek (crownstream/seek_epochs.py).
 pytestmark = [pytest.mark.slow, pytest.mark.soak, pytest.mark.timeout(1200)]
 
 TOURNAMENTS = ("cup-a", "cup-b", "cup-c")
