@@ -7,7 +7,8 @@ offsets after a rebalance, to a changelog's restart offset) makes the rest of th
 still delivers it. A stale record ahead of the new position is worse than a duplicate: Faust takes the
 offsets between the position and the stale record for a gap (under exactly_once, transaction markers leave
 gaps), counts them as processed and commits past them, and then drops the records it fetches again from the
-position as already read. A soak run lost three in-app delivery requests that way around a broker restart.
+position as already read. (A soak run lost three in-app delivery requests around a broker restart; this is the
+mechanism that fits, not traced record by record.)
 
 aiokafka itself discards records buffered before a seek, so a batch the fetch returns *after* the seek is
 fresh. An epoch per partition, bumped in the consumer's thread at the very moment of a seek and stamped on
