@@ -42,9 +42,11 @@ from tests.support.kafka_read import read_topic
 from tests.support.services import REPO, free_port
 from tests.support.sinks import eventually, migrate, sink_worker_overrides
 
-# In `make test` since 2026-11-25 (`make soak` runs it alone): its failures traced to Faust's recovery (now
-# crownstream/recovery.py), a client stuck without brokers after the restart (crownstream/kafka_rebootstrap.py) and
-# stale records after a seek (crownstream/seek_epochs.py).
+# Not in `make test` (`make soak` runs it): 6 of 7 runs passed on 2026-11-25, after fixes for the failures traced to
+# Faust's recovery (crownstream/recovery.py), a client stuck without brokers after the broker restart
+# (crownstream/kafka_rebootstrap.py) and stale records after a seek (crownstream/seek_epochs.py); the one failure, in a
+# fresh-clone `make test`, had a worker not answering one tournament's recomputed standings within 180 s. Its
+# failure message now carries every worker's answer. README, Known limits.
 pytestmark = [pytest.mark.slow, pytest.mark.soak, pytest.mark.timeout(1200)]
 
 TOURNAMENTS = ("cup-a", "cup-b", "cup-c")
@@ -118,6 +120,16 @@ def standings_of(url: str, tournament_id: str) -> list[tuple[str, int]] | None:
     if r.status_code != 200:
         return None
     return [(row["team_id"], row["total_points"]) for row in r.json()["standings"]]
+
+
+def raw_answer(url: str, tournament_id: str | None) -> str:
+    """For a failure message: a worker's answer for the tournament's standings (or its assignment), as sent."""
+    path = f"/tournaments/{tournament_id}/standings?stage={STAGE}&limit=1000" if tournament_id else "/ops/assignment"
+    try:
+        r = httpx.get(url + path, timeout=10)
+    except httpx.HTTPError as exc:
+        return repr(exc)
+    return f"{r.status_code} {r.text[:1500]}"
 
 
 def phase(what: str) -> None:
@@ -218,8 +230,13 @@ async def test_scale_kill_and_broker_restart_lose_and_duplicate_nothing(settings
             for t in TOURNAMENTS:
                 expected = expected_standings(events, t)
                 for w in alive:  # every worker answers, owner or not, with the recomputed standings
-                    await eventually(lambda: standings_of(w.url, t) == expected, timeout=180, interval=1,
-                                     what=f"standings of {t} on {w.url}")
+                    try:
+                        await eventually(lambda: standings_of(w.url, t) == expected, timeout=180, interval=1,
+                                         what=f"standings of {t} on {w.url}")
+                    except AssertionError as exc:
+                        answers = {v.url: raw_answer(v.url, t) for v in alive}
+                        raise AssertionError(f"{exc}\nexpected {expected}\nanswers {answers}\nassignment "
+                                             f"{ {v.url: raw_answer(v.url, None) for v in alive} }") from None
 
             async def finished() -> Counter | None:
                 outputs = await committed_outputs(settings)
