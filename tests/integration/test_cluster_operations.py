@@ -42,7 +42,7 @@ from tests.support.kafka_read import read_topic
 from tests.support.services import REPO, free_port
 from tests.support.sinks import eventually, migrate, sink_worker_overrides
 
-# Not in `make test` (`make soak` runs it): 6 of 7 runs passed on 2026-11-25, after fixes for the failures traced to
+# Not in `make test` (`make soak` runs it): 7 of 8 runs passed on 2026-11-25, after fixes for the failures traced to
 # Faust's recovery (crownstream/recovery.py), a client stuck without brokers after the broker restart
 # (crownstream/kafka_rebootstrap.py) and stale records after a seek (crownstream/seek_epochs.py); the one failure, in a
 # fresh-clone `make test`, had a worker not answering one tournament's recomputed standings within 180 s. Its
