@@ -65,6 +65,14 @@ class DeclareOnceTransport(CrownstreamTransport):
         await _until_visible(client, topic, partitions)
 
 
+def every_partition_led(cluster, topic: str, partitions: int) -> bool:
+    """``cluster`` (aiokafka ClusterMetadata) lists ``topic`` with ``partitions`` partitions, each with a leader
+    (broker ids start at 0: a leader of 0 is a leader)."""
+    found = cluster.partitions_for_topic(topic) or set()
+    leaders = [cluster.leader_for_partition(TopicPartition(topic, p)) for p in found]
+    return len(found) >= partitions and all(leader is not None and leader >= 0 for leader in leaders)
+
+
 async def _until_visible(client, topic: str, partitions: int, timeout: float = 30.0) -> None:
     """Wait until the broker's metadata lists the new topic with a leader for every partition. The consumer
     subscribes right after the tables declare their changelogs; a group joined while a busy broker (thousands of
@@ -73,10 +81,7 @@ async def _until_visible(client, topic: str, partitions: int, timeout: float = 3
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout
     while True:
-        cluster = await client.fetch_all_metadata()
-        found = cluster.partitions_for_topic(topic) or set()
-        if len(found) >= partitions and all(
-                (cluster.leader_for_partition(TopicPartition(topic, p)) or -1) >= 0 for p in found):
+        if every_partition_led(await client.fetch_all_metadata(), topic, partitions):
             return
         if loop.time() > deadline:
             log.warning("topic %s created but not in the broker's metadata after %.0f s; going on", topic, timeout)
