@@ -37,6 +37,8 @@ from faust.types import TP
 from mode.utils.queues import ThrowableQueue
 
 from crownstream.metrics import TABLE_RESTORED_RECORDS, TABLE_RESTORE_SECONDS
+from crownstream.settings import get_settings
+from crownstream.state_repair import partition_of, repair_for, wipe_partition
 
 log = logging.getLogger(__name__)
 
@@ -94,8 +96,6 @@ class RestoringRecovery(Recovery):
 
     def __init__(self, app: Any, tables: Any, **kwargs: Any) -> None:
         super().__init__(app, tables, **kwargs)
-        from crownstream.settings import get_settings
-
         self._settings = get_settings()
 
     async def _wait(self, coro: Any, timeout: Any = None) -> None:
@@ -183,8 +183,6 @@ class RestoringRecovery(Recovery):
         return restored
 
     def _discard_local_state(self, tp: TP, applied: Optional[int], end: int) -> None:
-        from crownstream.state_repair import wipe_partition
-
         table = self.tp_to_table[tp]
         log.warning("local state of %s partition %d holds changelog offset %s, past the committed end %d: "
                     "deleting it and restoring the partition from the changelog", table.name, tp.partition,
@@ -221,8 +219,6 @@ class RestoringTableManager(TableManager):
         changelog partition is written only by events of the same partition number (Faust sends the change to
         the event's partition), whose transactions this commit has just committed — except a partition whose
         transaction was aborted instead (crownstream/state_repair.py), whose local state is about to be wiped."""
-        from crownstream.state_repair import partition_of, repair_for
-
         committed = {tp.partition for tp in offsets}
         committed -= {partition_of(tid) for tid in repair_for(self.app).corrupt}
         pending = self._pending_persisted_offsets
