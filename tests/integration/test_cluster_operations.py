@@ -42,7 +42,7 @@ from tests.support.kafka_read import read_topic
 from tests.support.services import REPO, free_port
 from tests.support.sinks import eventually, migrate, sink_worker_overrides
 
-# Not in `make test` (`make soak` runs it): 7 of 8 runs passed on 2026-11-25, after fixes for the failures traced to
+# Not in `make test` (`make soak` runs it): 8 of 9 runs passed on 2026-11-25, after fixes for the failures traced to
 # Faust's recovery (crownstream/recovery.py), a client stuck without brokers after the broker restart
 # (crownstream/kafka_rebootstrap.py) and stale records after a seek (crownstream/seek_epochs.py); the one failure, in a
 # fresh-clone `make test`, had a worker not answering one tournament's recomputed standings within 180 s. Its
@@ -145,20 +145,22 @@ async def produce(settings: Settings, events: list[dict], pace: float = 0.02) ->
                 await asyncio.sleep(pace)
 
 
+async def delivery_requests(settings: Settings) -> dict[str, list[dict]]:
+    """Committed delivery requests per channel."""
+    return {channel: await read_topic(settings.kafka_bootstrap, spec.full_name(settings), settle=1.0)
+            for channel, spec in DELIVERIES.items()}
+
+
 async def delivery_keys(settings: Settings) -> dict[str, Counter]:
     """Committed delivery requests per channel, counted by dedup key."""
-    out = {}
-    for channel, spec in DELIVERIES.items():
-        records = await read_topic(settings.kafka_bootstrap, spec.full_name(settings), settle=1.0)
-        out[channel] = Counter(r["dedup_key"] for r in records)
-    return out
+    return {channel: Counter(r["dedup_key"] for r in records)
+            for channel, records in (await delivery_requests(settings)).items()}
 
 
 async def repeated_requests_by_type(settings: Settings) -> dict[str, Counter]:
     """For the report: the notification types of the requests committed twice."""
     out = {}
-    for channel, spec in DELIVERIES.items():
-        records = await read_topic(settings.kafka_bootstrap, spec.full_name(settings), settle=1.0)
+    for channel, records in (await delivery_requests(settings)).items():
         seen = Counter(r["dedup_key"] for r in records)
         out[channel] = Counter(r.get("notification_type") for r in records if seen[r["dedup_key"]] > 1)
     return out
