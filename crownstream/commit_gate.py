@@ -118,6 +118,11 @@ class CommitGate:
             hold.release()
         return len(held)
 
+    def snapshot(self) -> dict[str, dict[str, int]]:
+        """Per transactional id, the events inside and the commits waiting (``/ops/assignment``): a gate that
+        stays with events inside and a committer waiting is a stalled partition."""
+        return {tid: {"inside": gate.inside, "committers": gate.committers} for tid, gate in sorted(self._gates.items())}
+
     def gate(self, transactional_id: str) -> PartitionGate:
         gate = self._gates.get(transactional_id)
         if gate is None:

@@ -7,6 +7,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from crownstream.agents.tournament_events import tournament_activity
 from crownstream.app import app
+from crownstream.commit_gate import gate_for
 from crownstream.runtime_metrics import refresh as refresh_runtime_metrics
 from crownstream.settings import get_settings
 from crownstream.web.responses import routed
@@ -117,4 +118,7 @@ class Assignment(View):
             "paused": [f"{tp.topic}[{tp.partition}]" for tp in sorted(consumer._paused_partitions)],
             "sources": lag,
             "transaction_groups": dict(app.assignor._topic_groups),
+            "commit_gates": gate_for(app).snapshot(),
+            # Faust's flow control: both stay false from a rebalance's start until its recovery completes.
+            "flow": {"consumer": consumer.flow_active, "app": app.flow_control.is_active()},
         })

@@ -122,9 +122,9 @@ def standings_of(url: str, tournament_id: str) -> list[tuple[str, int]] | None:
     return [(row["team_id"], row["total_points"]) for row in r.json()["standings"]]
 
 
-def raw_answer(url: str, tournament_id: str | None) -> str:
-    """For a failure message: a worker's answer for the tournament's standings (or its assignment), as sent."""
-    path = f"/tournaments/{tournament_id}/standings?stage={STAGE}&limit=1000" if tournament_id else "/ops/assignment"
+def raw_answer(url: str, tournament_id: str) -> str:
+    """For a failure message: a worker's answer for the tournament's standings, as sent."""
+    path = f"/tournaments/{tournament_id}/standings?stage={STAGE}&limit=1000"
     try:
         r = httpx.get(url + path, timeout=10)
     except httpx.HTTPError as exc:
@@ -237,8 +237,8 @@ async def test_scale_kill_and_broker_restart_lose_and_duplicate_nothing(settings
                                          what=f"standings of {t} on {w.url}")
                     except AssertionError as exc:
                         answers = {v.url: raw_answer(v.url, t) for v in alive}
-                        raise AssertionError(f"{exc}\nexpected {expected}\nanswers {answers}\nassignment "
-                                             f"{ {v.url: raw_answer(v.url, None) for v in alive} }") from None
+                        reports = "\n".join(v.self_report() for v in alive)
+                        raise AssertionError(f"{exc}\nexpected {expected}\nanswers {answers}\n{reports}") from None
 
             async def finished() -> Counter | None:
                 outputs = await committed_outputs(settings)

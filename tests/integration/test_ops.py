@@ -118,6 +118,16 @@ async def test_rebuild_lag_and_assignment_commands(settings, topics, start_worke
             for line in metrics.splitlines() if line.startswith("crownstream_table_keys{")}
     assert keys["stages"] >= 1 and keys["br-results"] >= 4 and keys["tournaments"] >= 1, keys
 
+    # A worker with nothing left to process says so: flow on, no event inside a commit gate, no commit waiting.
+    def settled():
+        view = httpx.get(f"{owner}/ops/assignment", timeout=10).json()
+        gates = view["commit_gates"]
+        return view if view["flow"] == {"consumer": True, "app": True} and gates and all(
+            g == {"inside": 0, "committers": 0} for g in gates.values()) else None
+
+    view = wait_until(settled, 30, "the owner's commit gates to be idle with flow on")
+    assert any(tid.endswith(f"-{home.split('[')[1][:-1]}") for tid in view["commit_gates"]), view["commit_gates"]
+
 
 async def test_sigterm_commits_leaves_the_group_and_loses_nothing(settings, topics, start_worker):
     # A long session timeout: if the stopped worker did not leave the group, its partitions would stay

@@ -136,6 +136,7 @@ async def test_a_worker_without_active_partitions_is_ready_and_serves_by_forward
         wait_until(idle_answers, 90, "the idle worker to answer (forwarded)")
     except AssertionError as exc:
         raise AssertionError(f"{exc}; last answers {answers}; expected {len(expected)} rows\n"
+                             f"{owner.self_report()}\n{idle.self_report()}\n"
                              f"idle log {idle.log_path}:\n{idle.tail(60)}\nowner log {owner.log_path}:\n"
                              f"{owner.tail(60)}") from None
     assert standings_of(owner.url, TOURNAMENTS[0]) == expected

@@ -16,6 +16,12 @@ from tests.support.services import REPO, free_port
 
 CROWNSTREAM = str(REPO / ".venv" / "bin" / "crownstream")
 
+#: The metrics that tell, in a failure message, whether a worker reads its partitions, commits and restores.
+REPORTED_METRICS = (
+    "crownstream_events_in_total", "crownstream_consumer_lag", "crownstream_stale_records_dropped_total",
+    "crownstream_commit_gate", "crownstream_state_repair", "crownstream_table_restored_records_total",
+)
+
 
 def settings_env(settings: Settings) -> dict[str, str]:
     """The environment variables that reproduce ``settings`` in a child process."""
@@ -78,12 +84,30 @@ class Worker:
                 self.kill()
         return self.process.returncode if self.process else None
 
+    def self_report(self) -> str:
+        """For a failure message: the worker's readiness, assignment and reading/commit metrics, as it tells them."""
+        parts = [f"worker {self.url} (log {self.log_path}):"]
+        for path in ("/readyz", "/ops/assignment"):
+            try:
+                r = httpx.get(self.url + path, timeout=10)
+                parts.append(f"  {path}: {r.status_code} {r.text[:3000]}")
+            except httpx.HTTPError as exc:
+                parts.append(f"  {path}: {exc!r}")
+        try:
+            text = httpx.get(f"{self.url}/metrics", timeout=10).text
+        except httpx.HTTPError as exc:
+            return "\n".join([*parts, f"  /metrics: {exc!r}"])
+        parts += [f"  {line}" for line in text.splitlines() if line.startswith(REPORTED_METRICS)]
+        return "\n".join(parts)
+
     def alive(self) -> bool:
         return self.process is not None and self.process.poll() is None
 
     def tail(self, lines: int = 40) -> str:
+        """The log's last lines, without the HTTP client's request lines (a forwarding worker logs one per query)."""
         try:
-            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+            text = self.log_path.read_text(errors="replace")
+            return "\n".join([line for line in text.splitlines() if "httpx: HTTP Request" not in line][-lines:])
         except FileNotFoundError:
             return ""
 

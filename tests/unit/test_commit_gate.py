@@ -73,3 +73,20 @@ async def test_a_hold_can_be_released_from_another_task():
 
 async def _release(gates, hold) -> None:
     gates.release(hold)
+
+
+async def test_the_snapshot_shows_a_commit_stalled_behind_an_event_inside():
+    gates = CommitGate()
+    hold = await gates.hold("app-1-0")
+    await gates.hold("app-1-1")
+    committer = asyncio.create_task(_commit(gates, "app-1-0"))
+    await asyncio.sleep(0.01)
+    assert gates.snapshot() == {"app-1-0": {"inside": 1, "committers": 1}, "app-1-1": {"inside": 1, "committers": 0}}
+    gates.release(hold)
+    await committer
+    assert gates.snapshot()["app-1-0"] == {"inside": 0, "committers": 0}
+
+
+async def _commit(gates: CommitGate, transactional_id: str) -> None:
+    async with gates.committing([transactional_id]):
+        pass
