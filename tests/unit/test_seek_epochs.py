@@ -1,7 +1,12 @@
+import asyncio
+from types import SimpleNamespace
+
 from aiokafka import TopicPartition
+from faust.transport.drivers.aiokafka import Consumer as FaustAiokafkaConsumer
 from faust.types import TP
 
 from crownstream.seek_epochs import SeekEpochs, StampedRecords
+from crownstream.transactions import _Consumer
 
 EVENTS = TopicPartition("events", 3)
 
@@ -34,3 +39,78 @@ def test_stamped_records_stay_a_mapping_of_records():
     records = StampedRecords({EVENTS: ["r1", "r2"]})
     records.seek_epochs = {("events", 3): 1}
     assert dict(records) == {EVENTS: ["r1", "r2"]} and records.seek_epochs == {("events", 3): 1}
+
+
+def test_records_of_a_partition_whose_seek_is_decided_but_not_done_are_stale_whenever_fetched():
+    epochs = SeekEpochs()
+    before = epochs.stamp([EVENTS])
+    epochs.seeking([EVENTS, TopicPartition("events", 4)])
+    during = epochs.stamp([EVENTS])  # fetched from the old position, after the decision
+    assert epochs.is_stale(before, EVENTS) and epochs.is_stale(during, EVENTS) and epochs.is_stale(None, EVENTS)
+    epochs.sought([EVENTS])
+    assert epochs.is_stale(during, EVENTS)  # its seek has now moved the position: read again from there
+    assert not epochs.is_stale(epochs.stamp([EVENTS]), EVENTS)
+
+
+def test_a_partition_already_sought_is_fresh_while_another_still_waits_for_its_seek():
+    # Dropping these would lose them: their position is past them and no seek will bring it back.
+    epochs = SeekEpochs()
+    other = TopicPartition("events", 4)
+    epochs.seeking([EVENTS, other])
+    epochs.sought([EVENTS])
+    fetched = epochs.stamp([EVENTS, other])
+    assert not epochs.is_stale(fetched, EVENTS)
+    assert epochs.is_stale(fetched, other)
+
+
+def test_abandoned_seeks_release_their_partitions_without_a_new_epoch():
+    epochs = SeekEpochs()
+    other = TopicPartition("events", 4)
+    batch = epochs.stamp([EVENTS, other])
+    epochs.seeking([EVENTS, other])
+    epochs.sought([other])
+    assert epochs.abandon([EVENTS, other]) == [("events", 3)]
+    assert not epochs.is_stale(batch, EVENTS)  # no seek happened: its position still follows this batch
+    assert epochs.is_stale(batch, other)
+    assert epochs.abandon([EVENTS, other]) == []
+
+
+async def test_the_consumer_delivers_what_was_fetched_after_its_seek_while_perform_seek_goes_on(monkeypatch):
+    """Faust's perform_seek (faked: it seeks one partition and then waits on the broker for the other's
+    committed offset) runs while the fetcher hands over a batch of both partitions."""
+    epochs = SeekEpochs()
+    other = TopicPartition("events", 4)
+    broker_answers = asyncio.Event()
+    batches: list[StampedRecords] = []
+
+    async def perform_seek(self):
+        epochs.seeking([EVENTS, other])
+        epochs.sought([EVENTS])
+        await broker_answers.wait()
+        epochs.sought([other])
+
+    async def wait_next_records(self, timeout):
+        return batches.pop(0), None
+
+    async def faust_getmany(self, timeout):
+        records, _ = await self._wait_next_records(timeout)
+        for tp, batch in records.items():
+            for record in batch:
+                yield TP(tp.topic, tp.partition), record
+
+    monkeypatch.setattr(FaustAiokafkaConsumer, "perform_seek", perform_seek)
+    monkeypatch.setattr(FaustAiokafkaConsumer, "_wait_next_records", wait_next_records)
+    monkeypatch.setattr(FaustAiokafkaConsumer, "getmany", faust_getmany)
+    consumer = _Consumer.__new__(_Consumer)
+    consumer.app = SimpleNamespace(tables=SimpleNamespace(changelog_topics=set()))
+    consumer._thread = SimpleNamespace(seek_epochs=epochs)
+
+    seeking = asyncio.create_task(consumer.perform_seek())
+    await asyncio.sleep(0)
+    fetched = StampedRecords({EVENTS: ["e3@sought-offset"], other: ["e4@old-position"]})
+    fetched.seek_epochs = epochs.stamp(fetched)
+    batches.append(fetched)
+    delivered = [record async for _, record in consumer.getmany(timeout=1.0)]
+    assert delivered == ["e3@sought-offset"]  # the other one is read again once its seek is done
+    broker_answers.set()
+    await seeking
