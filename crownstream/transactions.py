@@ -317,6 +317,24 @@ class _Consumer(Consumer):
 
     #: The seek epochs of the batch being iterated (crownstream/seek_epochs.py).
     _batch_epochs: dict | None = None
+    #: Partition resumes held back while recovery completes (RestoringRecovery.on_recovery_completed).
+    _deferred_resumes: list[set] | None = None
+
+    def defer_resumes(self) -> None:
+        """Hold back ``resume_partitions`` calls until ``release_resumes``."""
+        self._deferred_resumes = []
+
+    def release_resumes(self) -> list[set]:
+        """Stop holding resumes back; returns the partition sets whose resume was held, for the caller to
+        resume (or not, if the group's generation changed meanwhile)."""
+        deferred, self._deferred_resumes = self._deferred_resumes or [], None
+        return deferred
+
+    def resume_partitions(self, tps) -> None:
+        if self._deferred_resumes is not None:
+            self._deferred_resumes.append(set(tps))
+            return
+        super().resume_partitions(tps)
 
     def _new_consumer_thread(self):
         return _LsoFromBrokerConsumerThread(self, loop=self.loop, beacon=self.beacon)

@@ -312,8 +312,8 @@ async def test_scale_kill_and_broker_restart_lose_and_duplicate_nothing(settings
                              what="clean run's outputs")
             clean_requested = await eventually(lambda: _settled(clean), timeout=120, interval=2,
                                                what="clean run's delivery requests")
-            for channel in DELIVERIES:
-                assert set(clean_requested[channel]) == set(requested[channel]), channel
+            if any(set(clean_requested[c]) != set(requested[c]) for c in DELIVERIES):
+                raise AssertionError(await _request_differences(settings, clean, requested))
             print(f"\nscale 3->2->3, kill -9, broker restart: {len(events)} events, "
                   f"{len(crash_outputs)} standings outputs, deliveries "
                   f"{ {c: len(k) for c, k in requested.items()} }, duplicates 0, missing 0, raw re-sends {resends}, "
@@ -333,6 +333,27 @@ async def _settled(settings: Settings) -> dict[str, Counter] | None:
     previous = _last_counts.get(settings.topic_prefix)
     _last_counts[settings.topic_prefix] = signature
     return keys if previous == signature and sum(signature) > 0 else None
+
+
+async def _request_differences(settings: Settings, clean: Settings, requested: dict[str, Counter]) -> str:
+    """For a failure message: per channel, the requests only one of the two runs committed (type, user, source
+    event), and whether the disturbed run committed them after its requests were taken as settled."""
+    now = await delivery_requests(settings)
+    clean_now = await delivery_requests(clean)
+    lines = []
+    for channel in DELIVERIES:
+        by_key = {r["dedup_key"]: r for r in now[channel]} | {r["dedup_key"]: r for r in clean_now[channel]}
+        only_clean = set(r["dedup_key"] for r in clean_now[channel]) - set(requested[channel])
+        only_disturbed = set(requested[channel]) - set(r["dedup_key"] for r in clean_now[channel])
+        late = only_clean & set(r["dedup_key"] for r in now[channel])
+        if not (only_clean or only_disturbed):
+            continue
+        described = Counter((by_key[k].get("notification_type"), by_key[k].get("source_event_id", "?"))
+                            for k in only_clean | only_disturbed)
+        lines.append(f"{channel}: {len(only_clean)} only in the undisturbed run ({len(late)} of them committed by "
+                     f"the disturbed run after it was taken as settled), {len(only_disturbed)} only in the disturbed "
+                     f"run; by (type, source event): {dict(described.most_common(12))}")
+    return "delivery requests differ from the undisturbed run's:\n" + "\n".join(lines)
 
 
 async def _same_outputs(settings: Settings, expected: Counter) -> bool:
