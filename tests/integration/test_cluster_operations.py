@@ -335,16 +335,18 @@ async def _settled(settings: Settings) -> dict[str, Counter] | None:
 
 
 async def _request_differences(settings: Settings, clean: Settings, requested: dict[str, Counter]) -> str:
-    """For a failure message: per channel, the requests only one of the two runs committed (type, user, source
+    """For a failure message: per channel, the requests only one of the two runs committed (by type and source
     event), and whether the disturbed run committed them after its requests were taken as settled."""
     now = await delivery_requests(settings)
     clean_now = await delivery_requests(clean)
     lines = []
     for channel in DELIVERIES:
-        by_key = {r["dedup_key"]: r for r in now[channel]} | {r["dedup_key"]: r for r in clean_now[channel]}
-        only_clean = set(r["dedup_key"] for r in clean_now[channel]) - set(requested[channel])
-        only_disturbed = set(requested[channel]) - set(r["dedup_key"] for r in clean_now[channel])
-        late = only_clean & set(r["dedup_key"] for r in now[channel])
+        disturbed_by_key = {r["dedup_key"]: r for r in now[channel]}
+        clean_by_key = {r["dedup_key"]: r for r in clean_now[channel]}
+        by_key = disturbed_by_key | clean_by_key
+        only_clean = clean_by_key.keys() - set(requested[channel])
+        only_disturbed = set(requested[channel]) - clean_by_key.keys()
+        late = only_clean & disturbed_by_key.keys()
         if not (only_clean or only_disturbed):
             continue
         described = Counter((by_key[k].get("notification_type"), by_key[k].get("source_event_id", "?"))

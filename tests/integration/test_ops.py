@@ -107,12 +107,13 @@ async def test_rebuild_lag_and_assignment_commands(settings, topics, start_worke
     # The same picture in each worker's Prometheus metrics: lag per source partition, keys per table.
     from crownstream.web.routing import partition_for
 
-    home = f"{source}[{partition_for('ops-a', settings.topic_partitions)}]"
+    home_partition = partition_for('ops-a', settings.topic_partitions)
+    home = f"{source}[{home_partition}]"
     owner = next(m["url"] for m in report["members"] if home in m["worker"]["actives"])
     metrics = httpx.get(f"{owner}/metrics", timeout=10).text
     lag_lines = [line for line in metrics.splitlines()
                  if line.startswith("crownstream_consumer_lag{") and f'topic="{source}"' in line]
-    assert any(f'partition="{home.split("[")[1][:-1]}"' in line for line in lag_lines), lag_lines
+    assert any(f'partition="{home_partition}"' in line for line in lag_lines), lag_lines
     assert all(line.endswith(" 0.0") for line in lag_lines), lag_lines
     keys = {line.split('table="')[1].split('"')[0]: float(line.rsplit(" ", 1)[1])
             for line in metrics.splitlines() if line.startswith("crownstream_table_keys{")}
@@ -126,7 +127,7 @@ async def test_rebuild_lag_and_assignment_commands(settings, topics, start_worke
             g == {"inside": 0, "committers": 0} for g in gates.values()) else None
 
     view = wait_until(settled, 30, "the owner's commit gates to be idle with flow on")
-    assert any(tid.endswith(f"-{home.split('[')[1][:-1]}") for tid in view["commit_gates"]), view["commit_gates"]
+    assert any(tid.endswith(f"-{home_partition}") for tid in view["commit_gates"]), view["commit_gates"]
 
 
 async def test_sigterm_commits_leaves_the_group_and_loses_nothing(settings, topics, start_worker):

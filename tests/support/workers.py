@@ -16,10 +16,11 @@ from tests.support.services import REPO, free_port
 
 CROWNSTREAM = str(REPO / ".venv" / "bin" / "crownstream")
 
-#: The metrics that tell, in a failure message, whether a worker reads its partitions, commits and restores.
+#: The metrics that tell, in a failure message, whether a worker reads its partitions and restores its tables
+#: (its commit gates are in /ops/assignment).
 REPORTED_METRICS = (
     "crownstream_events_in_total", "crownstream_consumer_lag", "crownstream_stale_records_dropped_total",
-    "crownstream_commit_gate", "crownstream_state_repair", "crownstream_table_restored_records_total",
+    "crownstream_table_state_wipes_total", "crownstream_table_restored_records_total",
 )
 
 
