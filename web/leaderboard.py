@@ -161,3 +161,15 @@ async def _close_live_streams(sender, revoked, **kwargs) -> None:
     closed = HUB.close_all()
     if closed:
         log.info("closed %d live leaderboard streams on rebalance", closed)
+
+
+@app.on_before_shutdown.connect
+async def _end_live_streams(sender, **kwargs) -> None:
+    """A worker stopping (SIGTERM) ends the event streams it serves before its web server stops: the server waits
+    for every running handler, and a stream runs until its viewer leaves, so a worker with a leaderboard open
+    in a browser took aiohttp's whole handler shutdown timeout (60 s) to exit — past the usual grace period
+    before a SIGKILL. (A stopping worker's partitions are not revoked through the rebalance signal above.)
+    Viewers reconnect to a worker still in the group; relays of this worker's streams end with them."""
+    closed = HUB.close_all()
+    if closed:
+        log.info("shutting down: ended %d live leaderboard streams", closed)

@@ -60,6 +60,22 @@ def rows(snapshot: dict) -> list[tuple[str, int, int]]:
     return [(row["team_id"], row["rank"], row["total_points"]) for row in snapshot["standings"]]
 
 
+async def drain(stream) -> None:
+    """Read a stream of server-sent events to its end."""
+    async for _ in stream:
+        pass
+
+
+def owner_and_viewer(settings, workers):
+    """The worker that owns the tournament's partition, and the other one (which relays its streams)."""
+    from crownstream.streams.topics import TOURNAMENT_EVENTS
+    from crownstream.web.routing import partition_for
+
+    home = f"{TOURNAMENT_EVENTS.full_name(settings)}[{partition_for(T, settings.topic_partitions)}]"
+    owner = next(w for w in workers if home in httpx.get(f"{w.url}/ops/assignment", timeout=5).json()["actives"])
+    return owner, next(w for w in workers if w is not owner)
+
+
 async def test_page_and_live_stream_from_owner_and_non_owner(settings, topics, start_worker):
     first, second = start_worker(), start_worker()
     setup, later = br_events(2)
@@ -95,6 +111,17 @@ async def test_page_and_live_stream_from_owner_and_non_owner(settings, topics, s
                 while rows(snapshot) != after_two:
                     snapshot = orjson.loads((await next_event(stream, "standings", 30)).data)
                 assert snapshot["matches"] == 2
+
+            # SIGTERM while browsers watch: the owner first (its streams, the relayed one too, end), then the
+            # other worker. Each exits cleanly and at once, without waiting for the viewers to leave.
+            owner, viewer = owner_and_viewer(settings, (first, second))
+            for worker in (owner, viewer):
+                signalled = time.monotonic()
+                code = await asyncio.to_thread(worker.stop, 30)
+                took = time.monotonic() - signalled
+                assert code == 0 and took < 15, (f"SIGTERM with a live stream open: exit {code} after {took:.1f} s; "
+                                                 f"log {worker.log_path}\n{worker.tail()}")
+            await asyncio.wait_for(asyncio.gather(*map(drain, streams)), 10)
     moved = {t for (t, rank, _) in after_two if dict((a, b) for a, b, _ in after_one)[t] != rank}
     assert moved, "the second match moved no team: the test data no longer exercises a rank change"
 
@@ -111,16 +138,11 @@ async def test_unknown_stage_and_tournament_are_clear_errors(settings, topics, s
 
 
 async def test_relayed_stream_ends_when_the_owner_leaves_and_reconnects_to_the_new_owner(settings, topics, start_worker):
-    from crownstream.streams.topics import TOURNAMENT_EVENTS
-    from crownstream.web.routing import partition_for
-
     workers = [start_worker(), start_worker()]
     setup, later = br_events(2)
     await produce(settings, setup)
     after_one = wait_until(lambda: (s := json_standings(workers[0].url)) and s[0][2] > 0 and s, 60, "match 1 standings")
-    home = f"{TOURNAMENT_EVENTS.full_name(settings)}[{partition_for(T, settings.topic_partitions)}]"
-    owner = next(w for w in workers if home in httpx.get(f"{w.url}/ops/assignment", timeout=5).json()["actives"])
-    viewer = next(w for w in workers if w is not owner)
+    owner, viewer = owner_and_viewer(settings, workers)
     url = f"{viewer.url}/tournaments/{T}/leaderboard/events"
 
     async with httpx.AsyncClient(timeout=httpx.Timeout(10, read=60)) as client:
@@ -128,12 +150,7 @@ async def test_relayed_stream_ends_when_the_owner_leaves_and_reconnects_to_the_n
             stream = events(relayed)
             assert rows(orjson.loads((await next_event(stream, "standings", 30)).data)) == after_one
             owner.stop(timeout=30)  # the owner leaves the group: its streams close, so does the relay
-
-            async def drain():
-                async for _ in stream:
-                    pass
-
-            await asyncio.wait_for(drain(), 60)
+            await asyncio.wait_for(drain(stream), 60)
 
         # As EventSource does: reconnect to the same address until it answers; the viewer owns it now.
         deadline = time.monotonic() + 60
