@@ -12,7 +12,7 @@ import pytest
 
 from crownstream.settings import Settings
 from tests.support.services import KAFKA_BOOTSTRAP, ensure_kafka, ensure_postgres
-from tests.support.workers import Worker, worker_settings
+from tests.support.workers import Worker, stop_all, worker_settings
 
 
 def pytest_collection_modifyitems(items):
@@ -86,5 +86,4 @@ def start_worker(settings: Settings, tmp_path: Path):
         return worker
 
     yield start
-    for worker in started:
-        worker.stop(timeout=20)
+    stop_all(started, timeout=20)

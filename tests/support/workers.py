@@ -39,12 +39,14 @@ class Worker:
     log_path: Path
     extra_env: dict[str, str] = field(default_factory=dict)
     process: subprocess.Popen | None = None
+    _terminated: bool = field(default=False, init=False, repr=False)
 
     @property
     def url(self) -> str:
         return self.settings.worker_url
 
     def start(self) -> "Worker":
+        self._terminated = False
         env = {**os.environ, **settings_env(self.settings), **self.extra_env, "PYTHONUNBUFFERED": "1"}
         exe = CROWNSTREAM if os.path.exists(CROWNSTREAM) else "crownstream"
         self._log = open(self.log_path, "ab")
@@ -76,9 +78,16 @@ class Worker:
             os.killpg(self.process.pid, signal.SIGKILL)
             self.process.wait(10)
 
-    def stop(self, timeout: float = 30.0) -> int | None:
-        if self.process and self.process.poll() is None:
+    def terminate(self) -> None:
+        """SIGTERM, once: the worker commits, leaves the group and exits."""
+        if self.process and self.process.poll() is None and not self._terminated:
+            self._terminated = True
             self.process.send_signal(signal.SIGTERM)
+
+    def stop(self, timeout: float = 30.0) -> int | None:
+        """SIGTERM and wait for the exit; SIGKILL past ``timeout``. Returns the exit code."""
+        self.terminate()
+        if self.process and self.process.poll() is None:
             try:
                 self.process.wait(timeout)
             except subprocess.TimeoutExpired:
@@ -111,6 +120,16 @@ class Worker:
             return "\n".join([line for line in text.splitlines() if "httpx: HTTP Request" not in line][-lines:])
         except FileNotFoundError:
             return ""
+
+
+def stop_all(workers: list[Worker], timeout: float) -> None:
+    """Stop ``workers`` at once (a test's teardown): stopped one by one, each leave would first rebalance the
+    group onto the workers about to stop too, and their recovery would delay their own exit."""
+    for worker in workers:
+        worker.terminate()
+    deadline = time.monotonic() + timeout
+    for worker in workers:
+        worker.stop(max(0.1, deadline - time.monotonic()))
 
 
 def worker_settings(base: Settings, tmp_path: Path, **overrides) -> Settings:
