@@ -16,7 +16,7 @@ each batch when the fetch returns, tells the two apart: a record whose partition
 was fetched is dropped, and the seek reads it again from the right offset.
 
 A seek can also be *decided* before it is done: after a rebalance the streams are sought to their committed
-offsets, which must first be asked of the broker, partition by partition, while the fetcher runs. A record
+offsets, which must first be asked of the broker while the fetcher runs. A record
 iterated in that time comes from the old position, and its seek is still to come — it is dropped as well
 (``seeking``), and read again once the seek is done. A record fetched after its partition's seek is kept,
 even while other partitions still wait for theirs: dropping it would lose it, since the position has already

@@ -181,27 +181,33 @@ class _LsoFromBrokerConsumerThread(AIOKafkaConsumerThread):
         return await self.call_thread(self._seek_streams_to_committed, self._ensure_consumer())
 
     async def _seek_streams_to_committed(self, consumer):
-        """aiokafka's seek_to_committed, one partition at a time, each seek marked in the same step (it runs in
-        the consumer's thread): a fetch may return between two partitions' seeks. Until its seek, a stream
-        partition's records come from its old position and are held back (``SeekEpochs.seeking``)."""
+        """aiokafka's seek_to_committed in one request and one step: every stream partition's committed offset
+        (aiokafka asks one partition per round trip), then each partition marked sought and sought with no await in
+        between — it runs in the consumer's thread, so no fetch returns between two seeks. A partition never
+        committed is sought to offset 0: past a deleted head the fetch answers "out of range" and
+        auto_offset_reset=earliest (crownstream/app.py) moves it to the first record. (aiokafka's
+        seek_to_beginning asks the broker first, on the connection that the fetcher's 1.5-s long poll holds:
+        1.5 s of every rebalance of a worker with such partitions.) Until its seek, a stream partition's records
+        come from its old position and are held back (``SeekEpochs.seeking``). Changelogs are left alone."""
         changelogs = self.consumer.app.tables.changelog_topics
-        assigned = list(consumer.assignment())
-        self.seek_epochs.seeking(tp for tp in assigned if tp.topic not in changelogs)
-        committed = {}
+        streams = [tp for tp in consumer.assignment() if tp.topic not in changelogs]
+        self.seek_epochs.seeking(streams)
+        # The group never commits a changelog partition: as before, Faust takes None for their read offsets.
+        committed: dict = {tp: None for tp in consumer.assignment() if tp.topic in changelogs}
         try:
-            for tp in assigned:
-                offset = committed[tp] = await consumer.committed(tp)
-                if offset and offset > 0:
-                    self.seek_epochs.sought([tp])
-                    consumer.seek(tp, offset)
-            never = [tp for tp, offset in committed.items() if not offset and tp.topic not in changelogs]
-            if never:
-                self.seek_epochs.sought(never)
-                await consumer.seek_to_beginning(*never)
+            answer = await consumer._coordinator.fetch_committed_offsets(streams)
+            for tp in streams:
+                meta = answer.get(tp)
+                committed[tp] = None if meta is None or meta.offset < 0 else meta.offset
+            assigned = consumer.assignment()
+            targets = {tp: committed[tp] or 0 for tp in streams if tp in assigned}
+            self.seek_epochs.sought(targets)
+            for tp, offset in targets.items():
+                consumer.seek(tp, offset)
         finally:
             # Interrupted (a rebalance, the broker gone): the partitions left unsought keep their positions,
             # as Faust would; the next rebalance seeks them again.
-            left = self.seek_epochs.abandon(assigned)
+            left = self.seek_epochs.abandon(streams)
             if left:
                 log.warning("seek to committed offsets interrupted before %d partitions: %s", len(left), left[:5])
         return committed

@@ -114,3 +114,69 @@ async def test_the_consumer_delivers_what_was_fetched_after_its_seek_while_perfo
     assert delivered == ["e3@sought-offset"]  # the other one is read again once its seek is done
     broker_answers.set()
     await seeking
+
+
+class _SeekingConsumer:
+    """What ``_seek_streams_to_committed`` uses of an aiokafka consumer: its assignment, the group coordinator's
+    committed offsets, and seeks. Each seek is recorded with two facts taken at that moment: whether a batch
+    fetched before the call is now stale for the partition, and whether a batch fetched now would be held back."""
+
+    def __init__(self, assignment, committed, epochs):
+        self._assignment, self._committed, self._epochs = set(assignment), committed, epochs
+        self.before = epochs.stamp(assignment)
+        self.requests: list[list] = []
+        self.seeks: list[tuple] = []
+        self._coordinator = SimpleNamespace(fetch_committed_offsets=self._fetch)
+
+    def assignment(self):
+        return set(self._assignment)
+
+    async def _fetch(self, partitions):
+        self.requests.append(sorted(partitions))
+        return {tp: SimpleNamespace(offset=self._committed[tp]) for tp in partitions if tp in self._committed}
+
+    def _facts(self, tp):
+        return self._epochs.is_stale(self.before, tp), self._epochs.is_stale(self._epochs.stamp([tp]), tp)
+
+    def seek(self, tp, offset):
+        self.seeks.append((tp, offset, *self._facts(tp)))
+
+
+async def test_streams_are_sought_to_their_committed_offsets_asked_in_one_request():
+    from crownstream.transactions import _LsoFromBrokerConsumerThread
+
+    changelog, never, fresh = TopicPartition("t-changelog", 3), TopicPartition("events", 5), TopicPartition("events", 6)
+    thread = _LsoFromBrokerConsumerThread.__new__(_LsoFromBrokerConsumerThread)
+    thread.seek_epochs = epochs = SeekEpochs()
+    thread.consumer = SimpleNamespace(app=SimpleNamespace(tables=SimpleNamespace(changelog_topics={"t-changelog"})))
+    consumer = _SeekingConsumer([EVENTS, never, fresh, changelog], {EVENTS: 42, never: -1, fresh: 0}, epochs)
+
+    committed = await thread._seek_streams_to_committed(consumer)
+
+    assert consumer.requests == [sorted([EVENTS, never, fresh])]  # one round trip, no changelog asked for
+    # At each seek the partition is marked sought: what was fetched before is stale, what is fetched now is kept.
+    # Never committed: from offset 0, which auto_offset_reset=earliest moves to the first record if it is gone.
+    assert sorted(consumer.seeks) == sorted([(EVENTS, 42, True, False), (never, 0, True, False),
+                                             (fresh, 0, True, False)])
+    assert committed == {EVENTS: 42, never: None, fresh: 0, changelog: None}
+    assert not epochs.abandon([EVENTS, never, fresh])  # nothing left pending
+
+
+async def test_a_partition_revoked_while_offsets_are_asked_for_is_not_sought():
+    from crownstream.transactions import _LsoFromBrokerConsumerThread
+
+    moved = TopicPartition("events", 7)
+    thread = _LsoFromBrokerConsumerThread.__new__(_LsoFromBrokerConsumerThread)
+    thread.seek_epochs = epochs = SeekEpochs()
+    thread.consumer = SimpleNamespace(app=SimpleNamespace(tables=SimpleNamespace(changelog_topics=set())))
+    consumer = _SeekingConsumer([EVENTS, moved], {EVENTS: 3, moved: 9}, epochs)
+    fetch = consumer._fetch
+
+    async def rebalanced_meanwhile(partitions):
+        consumer._assignment.discard(moved)
+        return await fetch(partitions)
+
+    consumer._coordinator.fetch_committed_offsets = rebalanced_meanwhile
+    await thread._seek_streams_to_committed(consumer)
+    assert consumer.seeks == [(EVENTS, 3, True, False)]
+    assert not epochs.is_stale(None, moved)  # no longer held back: the next rebalance seeks it if it comes back
