@@ -30,10 +30,6 @@ class Settings(BaseSettings):
     # Below the broker's default message.max.bytes (1 MiB), so an oversize event can still be kept in the DLQ.
     max_event_bytes: int = Field(512_000, ge=1024, description="Largest accepted event; larger ones go to the DLQ.")
     producer_linger_ms: int = Field(5, ge=0, description="How long the producer waits to fill a batch.")
-    consumer_fetch_max_wait_ms: int = Field(
-        200, ge=10, le=1500, description="How long the broker holds a worker's fetch when there is no new data. "
-        "Offset look-ups of a rebalance wait behind it on the same connection; Faust's 1500 cost seconds per rebalance.",
-    )
 
     # --- Workers ---------------------------------------------------------------------------------------
     web_host: str = Field("127.0.0.1", description="Interface the worker's HTTP server binds to.")

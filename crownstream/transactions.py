@@ -30,7 +30,6 @@ from crownstream.commit_gate import gate_for, input_transactional_id
 from crownstream.metrics import STALE_RECORDS
 from crownstream.producer_buffer import DrainingProducerBuffer
 from crownstream.seek_epochs import SeekEpochs, StampedRecords
-from crownstream.settings import get_settings
 from crownstream.state_repair import repair_for
 
 log = logging.getLogger(__name__)
@@ -159,16 +158,6 @@ class _LsoFromBrokerConsumerThread(AIOKafkaConsumerThread):
         super().__init__(*args, **kwargs)
         #: Bumped here, in the consumer's thread, as each partition is sought (crownstream/seek_epochs.py).
         self.seek_epochs = SeekEpochs()
-
-    def _create_worker_consumer(self, transport):
-        """Faust's worker consumer with a shorter fetch long poll (``CROWNSTREAM_CONSUMER_FETCH_MAX_WAIT_MS``). Faust
-        fixes it at 1.5 s, and the broker answers a connection's requests in order: the end and beginning offsets
-        that each rebalance's recovery asks for (changelog highwaters, standby offsets) waited behind an idle fetch
-        1.5 s apiece — about 4.5 s of every rebalance of a worker with standbys. A fetch still returns as soon as
-        records arrive; a shorter poll only costs an idle worker a few more fetch requests a second."""
-        consumer = super()._create_worker_consumer(transport)
-        consumer._fetch_max_wait_ms = get_settings().consumer_fetch_max_wait_ms  # read by start(), not yet called
-        return consumer
 
     async def _highwaters(self, partitions):
         return await self._ensure_consumer().end_offsets(list(partitions))
