@@ -23,6 +23,7 @@ import subprocess
 from collections import Counter
 
 import httpx
+import orjson
 import pytest
 from sqlalchemy import select, text
 
@@ -38,7 +39,7 @@ from crownstream.standings.rules import RuleSet
 from crownstream.streams.admin import ensure_topics
 from crownstream.streams.producer import EventProducer
 from crownstream.streams.topics import DELIVERIES, STANDINGS_EVENTS
-from tests.support.kafka_read import read_topic
+from tests.support.kafka_read import read_records, read_topic
 from tests.support.services import REPO, free_port
 from tests.support.sinks import eventually, migrate, sink_worker_overrides
 
@@ -131,8 +132,22 @@ def raw_answer(url: str, tournament_id: str) -> str:
     return f"{r.status_code} {r.text[:1500]}"
 
 
+#: (wall-clock start, name) of each phase of the scenario, for placing records by their timestamps.
+PHASES: list[tuple[float, str]] = []
+
+
 def phase(what: str) -> None:
+    PHASES.append((time.time(), what))
     print(f"[{time.strftime('%H:%M:%S')}] {what}", flush=True)
+
+
+def phase_at(timestamp_ms: int) -> str:
+    """The phase during which a record with this Kafka timestamp (ms) was produced."""
+    current = "start"
+    for started, name in PHASES:
+        if started * 1000 <= timestamp_ms:
+            current = name
+    return current
 
 
 async def produce(settings: Settings, events: list[dict], pace: float = 0.02) -> None:
@@ -156,12 +171,19 @@ async def delivery_keys(settings: Settings) -> dict[str, Counter]:
             for channel, records in (await delivery_requests(settings)).items()}
 
 
-async def repeated_requests_by_type(settings: Settings) -> dict[str, Counter]:
-    """For the report: the notification types of the requests committed twice."""
+async def repeated_requests_report(settings: Settings) -> dict[str, dict]:
+    """For the report: per channel, the notification types of the requests committed twice, and the phases in which
+    their copies were produced (first copy -> later copy, by record timestamp)."""
     out = {}
-    for channel, records in (await delivery_requests(settings)).items():
-        seen = Counter(r["dedup_key"] for r in records)
-        out[channel] = Counter(r.get("notification_type") for r in records if seen[r["dedup_key"]] > 1)
+    for channel, spec in DELIVERIES.items():
+        copies: dict[str, list] = {}
+        for record in await read_records(settings.kafka_bootstrap, spec.full_name(settings), settle=1.0):
+            copies.setdefault(orjson.loads(record.value)["dedup_key"], []).append(record)
+        repeated = {key: sorted(rs, key=lambda r: r.timestamp) for key, rs in copies.items() if len(rs) > 1}
+        out[channel] = {
+            "types": Counter(orjson.loads(rs[0].value).get("notification_type") for rs in repeated.values()),
+            "phases": Counter(f"{phase_at(rs[0].timestamp)} -> {phase_at(rs[-1].timestamp)}" for rs in repeated.values()),
+        }
     return out
 
 
@@ -211,6 +233,7 @@ async def test_scale_kill_and_broker_restart_lose_and_duplicate_nothing(settings
                                                headers={"Authorization": "Bearer test-token"}).json().get("defaults") is False,
                              timeout=90, what="preferences applied")
 
+            phase("first quarter, 3 workers")
             await produce(settings, events[:quarter])
             phase("scale 3 -> 2")
             workers[2].stop()                                   # scale 3 -> 2: SIGTERM, commit and leave
@@ -223,6 +246,7 @@ async def test_scale_kill_and_broker_restart_lose_and_duplicate_nothing(settings
             await produce(settings, events[3 * quarter - quarter // 2:3 * quarter])
             phase("broker restart")
             await asyncio.to_thread(kafka, "restart")           # the broker goes away and comes back
+            phase("broker back")
             await produce(settings, events[3 * quarter:])
             alive = [w for w in workers if w.alive()]
             assert len(alive) == 2
@@ -317,7 +341,7 @@ async def test_scale_kill_and_broker_restart_lose_and_duplicate_nothing(settings
                   f"{len(crash_outputs)} standings outputs, deliveries "
                   f"{ {c: len(k) for c, k in requested.items()} }, duplicates 0, missing 0, raw re-sends {resends}, "
                   f"requests committed twice on the topics (absorbed by the ledger) {repeated_requests}, "
-                  f"by notification type {await repeated_requests_by_type(settings)}")
+                  f"by type and phase {await repeated_requests_report(settings)}")
         finally:
             await engine.dispose()
 

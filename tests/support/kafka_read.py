@@ -10,6 +10,12 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 
 async def read_topic(bootstrap: str, topic: str, *, settle: float = 1.5, timeout: float = 60) -> list[dict]:
     """Every committed record of ``topic`` up to its current end, as decoded JSON."""
+    return [orjson.loads(r.value) for r in await read_records(bootstrap, topic, settle=settle, timeout=timeout)]
+
+
+async def read_records(bootstrap: str, topic: str, *, settle: float = 1.5, timeout: float = 60) -> list:
+    """Every committed record of ``topic`` up to its current end, as aiokafka ConsumerRecords (partition, offset,
+    timestamp, raw value)."""
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, isolation_level="read_committed",
                                 enable_auto_commit=False)
     await consumer.start()
@@ -24,13 +30,13 @@ async def read_topic(bootstrap: str, topic: str, *, settle: float = 1.5, timeout
         consumer.assign(tps)
         await consumer.seek_to_beginning(*tps)
         ends = await consumer.end_offsets(tps)
-        records: list[dict] = []
+        records: list = []
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
         while loop.time() < deadline:
             batch = await consumer.getmany(timeout_ms=int(settle * 1000))
             for rs in batch.values():
-                records += [orjson.loads(r.value) for r in rs]
+                records += rs
             positions = {tp: await consumer.position(tp) for tp in tps}
             if not batch and all(positions[tp] >= ends[tp] for tp in tps):
                 break
