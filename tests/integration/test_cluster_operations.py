@@ -207,6 +207,7 @@ async def committed_outputs(settings: Settings) -> Counter:
 async def test_scale_kill_and_broker_restart_lose_and_duplicate_nothing(settings, own_kafka, start_worker,
                                                                       database_url, tmp_path):
     bootstrap, kafka = own_kafka
+    PHASES.clear()
     # 8 partitions: with 4, Faust's sticky assignor may leave a third worker without an active partition.
     settings = settings.model_copy(update={"kafka_bootstrap": bootstrap, "topic_partitions": 8})
     await ensure_topics(settings=settings)
