@@ -98,7 +98,7 @@ async def measure(run_id: str, keys: int, restore: str, timeout: float) -> tuple
     await fill_changelog(changelog_topic(app_id), keys)
     port = free_port()
     with tempfile.TemporaryDirectory() as tmp:
-        env = {**os.environ, "CROWNSTREAM_KAFKA_BOOTSTRAP": BOOTSTRAP, "CROWNSTREAM_APP_ID": app_id,
+        env = {**os.environ, "CROWNSTREAM_DEV_MODE": "true", "CROWNSTREAM_KAFKA_BOOTSTRAP": BOOTSTRAP, "CROWNSTREAM_APP_ID": app_id,
                "CROWNSTREAM_TOPIC_PREFIX": f"{app_id}.", "CROWNSTREAM_TOPIC_PARTITIONS": str(PARTITIONS),
                "CROWNSTREAM_WEB_PORT": str(port), "CROWNSTREAM_DATA_DIR": tmp, "CROWNSTREAM_LOG_JSON": "false",
                "CROWNSTREAM_TABLE_STANDBY_REPLICAS": "0", "CROWNSTREAM_TABLE_RESTORE": restore,

@@ -160,7 +160,7 @@ async def run(webhooks: int, emails: int) -> list[Row]:
             await sink.stop()
             rows.append(Row("sinks: emails rendered + ledgered -> loopback SMTP", emails, seconds, unit="msg/s",
                             note=f"goal >= 1k/s; {settings.smtp_connections} SMTP connections"))
-            message = build_message(requests[0], render_email(requests[0], settings.public_url, settings.unsubscribe_secret), settings)
+            message = build_message(requests[0], render_email(requests[0], settings.public_url, settings.unsubscribe_key), settings)
             import aiosmtplib
 
             clients = [aiosmtplib.SMTP(hostname="127.0.0.1", port=smtp_port) for _ in range(settings.smtp_connections)]

@@ -13,7 +13,7 @@ import click
 import orjson
 from faust.cli.faust import cli as faust_cli
 
-from crownstream.settings import get_settings
+from crownstream.settings import InsecureSecrets, get_settings
 
 
 @click.group("topics")
@@ -140,7 +140,12 @@ for command in _sink_commands:
 
 
 def main() -> None:
-    get_settings()  # fail fast on a bad environment variable, before Faust starts anything
+    settings = get_settings()  # fail fast on a bad environment variable, before Faust starts anything
+    if "worker" in sys.argv[1:]:
+        try:
+            settings.check_secrets()
+        except InsecureSecrets as exc:
+            sys.exit(f"crownstream worker: {exc}")
     from crownstream.agents import all as _agents  # noqa: F401  (registers agents, tables, views)
     from crownstream.app import app
 

@@ -14,6 +14,24 @@ from typing import Literal
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+#: The secrets a worker needs, and the shortest value accepted for each outside development mode.
+SECRETS = ("staff_token", "user_token_key", "unsubscribe_secret")
+MIN_SECRET_LENGTH = 32
+#: Values that were ever written in this project's files or are placeholders people copy: never a production secret.
+KNOWN_SECRETS = frozenset({
+    "change-me", "change-me-too", "changeme", "secret", "password", "token", "test-token", "link-secret",
+    "crownstream", "crownstream-dev-unsubscribe-secret",
+})
+#: What development mode signs with when a key is unset. Public on purpose: anyone can forge with them, which is
+#: why a worker outside development mode refuses to start while one is in use.
+DEV_USER_TOKEN_KEY = "crownstream-development-user-token-key-not-a-secret"
+DEV_UNSUBSCRIBE_SECRET = "crownstream-development-unsubscribe-key-not-a-secret"
+KNOWN_SECRETS |= {DEV_USER_TOKEN_KEY, DEV_UNSUBSCRIBE_SECRET}
+
+
+class InsecureSecrets(ValueError):
+    """A worker was asked to start outside development mode with a secret unset, short or well known."""
+
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="CROWNSTREAM_", extra="ignore", frozen=True)
@@ -84,7 +102,7 @@ class Settings(BaseSettings):
         False, description="Allow webhook/Discord URLs on private, loopback and link-local addresses (tests, demo)."
     )
     ledger_retention_days: int = Field(30, ge=1, description="`ledger prune` default: delivered rows older than this.")
-    webhook_timeout_s: float = Field(10.0, gt=0, description="Timeout of one outbound webhook request.")
+    webhook_timeout_s: float = Field(10.0, gt=0, description="Deadline of one outbound webhook request, connect to last byte.")
     webhook_disable_after_s: float = Field(
         5 * 24 * 3600.0, gt=0, description="An endpoint failing without a success for this long is disabled."
     )
@@ -99,7 +117,7 @@ class Settings(BaseSettings):
     email_from: str = Field("Crownstream <notifications@crownstream.invalid>", description="From: of every email.")
     email_message_id_domain: str = Field("crownstream.invalid", description="Right-hand side of Message-IDs.")
     public_url: str = Field("http://127.0.0.1:6066", description="Base URL of links in emails (unsubscribe, feed).")
-    discord_timeout_s: float = Field(10.0, gt=0, description="Timeout of one Discord execute-webhook request.")
+    discord_timeout_s: float = Field(10.0, gt=0, description="Deadline of one Discord execute-webhook request, connect to last byte.")
     discord_max_429_waits: int = Field(
         5, ge=0, description="429 answers waited out in place before the delivery is rescheduled as a retry."
     )
@@ -125,12 +143,39 @@ class Settings(BaseSettings):
     )
 
     # --- Security --------------------------------------------------------------------------------------
-    staff_token: str | None = Field(None, description="Bearer token for staff endpoints; unset = staff endpoints refuse.")
-    unsubscribe_secret: str = Field(
-        "crownstream-dev-unsubscribe-secret",
-        description="Key of the HMAC that signs one-click unsubscribe links; set a long random value in production "
-                    "(anyone who knows it can unsubscribe anyone). The same on every worker.",
+    dev_mode: bool = Field(
+        False, description="Development mode (the demo, the tests): workers accept unset or well-known secrets. "
+        "Never in production: without it a worker refuses to start while a secret below is unset or a known value.",
     )
+    staff_token: str | None = Field(
+        None, description="Bearer token of staff actions (overrides, endpoint administration, DLQ replay, ops views). "
+        "At least 32 characters; required unless dev_mode.",
+    )
+    user_token_key: str | None = Field(
+        None, description="Key of the HMAC that signs per-user bearer tokens (minted by the platform backend with "
+        "`crownstream token mint` or crownstream.web.auth.mint_user_token). At least 32 characters; required unless "
+        "dev_mode. The same on every worker.",
+    )
+    user_token_max_ttl_s: int = Field(
+        86_400, ge=60, description="Longest lifetime a user token may have; a token valid for longer is refused.",
+    )
+    unsubscribe_secret: str | None = Field(
+        None, description="Key of the HMAC that signs one-click unsubscribe links (anyone who knows it can "
+        "unsubscribe anyone). At least 32 characters; required unless dev_mode. The same on every worker.",
+    )
+
+    # --- Limits on what outside parties control --------------------------------------------------------
+    http_max_body_bytes: int = Field(1_048_576, ge=1024, description="Largest request body a worker reads.")
+    http_max_json_depth: int = Field(32, ge=2, description="Deepest nesting of a JSON request body.")
+    http_max_ids: int = Field(1000, ge=1, description="Most ids one request may name (feed read marks).")
+    sink_retry_after_max_s: float = Field(
+        300.0, gt=0, description="Longest Retry-After / X-RateLimit-Reset-After a sink waits; a longer one is capped "
+        "and the attempt counted as failed.",
+    )
+    sink_response_body_max_bytes: int = Field(
+        16_384, ge=256, description="Most bytes a sink reads of a receiver's non-2xx answer (for the error text).",
+    )
+    sink_max_url_length: int = Field(2048, ge=64, description="Longest webhook or Discord URL accepted.")
 
     # --- Live leaderboard page and operations ----------------------------------------------------------
     leaderboard_rows: int = Field(100, ge=1, le=1000, description="Rows the live leaderboard page shows and streams.")
@@ -145,6 +190,57 @@ class Settings(BaseSettings):
     @property
     def worker_url(self) -> str:
         return self.canonical_url or f"http://{self.web_host}:{self.web_port}"
+
+    @property
+    def unsubscribe_key(self) -> str:
+        """The key that signs unsubscribe links: the configured secret, or in development mode a public one."""
+        return _secret_or_dev(self, "unsubscribe_secret", DEV_UNSUBSCRIBE_SECRET)
+
+    @property
+    def user_token_signing_key(self) -> str | None:
+        """The key of per-user tokens; None (every user token refused) when unset outside development mode."""
+        if self.user_token_key:
+            return self.user_token_key
+        return DEV_USER_TOKEN_KEY if self.dev_mode else None
+
+    def secret_problems(self) -> list[str]:
+        """What is wrong with the secrets for a production worker, one line each (empty: nothing)."""
+        problems = []
+        for name in SECRETS:
+            value = getattr(self, name)
+            variable = f"CROWNSTREAM_{name.upper()}"
+            if not value:
+                problems.append(f"{variable} is not set")
+            elif value.strip().lower() in KNOWN_SECRETS:
+                problems.append(f"{variable} is a well-known value; anyone could use it")
+            elif len(value) < MIN_SECRET_LENGTH:
+                problems.append(f"{variable} has {len(value)} characters; use at least {MIN_SECRET_LENGTH}")
+        given = [getattr(self, name) for name in SECRETS if getattr(self, name)]
+        if len(set(given)) < len(given):
+            problems.append("two of the secrets have the same value; give each its own random value")
+        return problems
+
+    def check_secrets(self) -> None:
+        """Raise ``InsecureSecrets`` unless every secret is fit for production or development mode is on."""
+        if self.dev_mode:
+            return
+        problems = self.secret_problems()
+        if problems:
+            raise InsecureSecrets(
+                "refusing to start a worker with unsafe secrets:\n  - " + "\n  - ".join(problems) +
+                "\nSet each to its own long random value (e.g. `python -c 'import secrets; "
+                "print(secrets.token_urlsafe(32))'`), the same on every worker; or, on a development machine "
+                "only, set CROWNSTREAM_DEV_MODE=true."
+            )
+
+
+def _secret_or_dev(settings: Settings, name: str, dev_value: str) -> str:
+    value = getattr(settings, name)
+    if value:
+        return value
+    if settings.dev_mode:
+        return dev_value
+    raise InsecureSecrets(f"CROWNSTREAM_{name.upper()} is not set (a worker outside development mode needs it)")
 
 
 @lru_cache(maxsize=1)

@@ -94,7 +94,7 @@ def email_preview(notification_type: str, digest: bool, part: str) -> None:
     from crownstream.sinks.email import render_email, sample_request, template_names
 
     request = sample_request(notification_type, digest=digest)
-    rendered = render_email(request, get_settings().public_url, get_settings().unsubscribe_secret)
+    rendered = render_email(request, get_settings().public_url, get_settings().unsubscribe_key)
     click.echo(f"Template: email/{template_names(request.kind, notification_type)}.*   Subject: {rendered.subject}")
     if part in ("text", "both"):
         click.echo("----- text/plain -----")

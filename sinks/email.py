@@ -177,7 +177,7 @@ class EmailSink(Sink):
         request = claimed.request
         if not request.contact.email:
             return Outcome.dead("the request has no contact.email; fan-out must skip users without an address")
-        rendered = render_email(request, self.settings.public_url, self.settings.unsubscribe_secret)
+        rendered = render_email(request, self.settings.public_url, self.settings.unsubscribe_key)
         message = build_message(request, rendered, self.settings)
         try:
             await self.pool.send(message)

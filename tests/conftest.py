@@ -4,6 +4,7 @@ other's data."""
 
 from __future__ import annotations
 
+import os
 import uuid
 from pathlib import Path
 
@@ -13,6 +14,12 @@ import pytest
 from crownstream.settings import Settings
 from tests.support.services import KAFKA_BOOTSTRAP, ensure_kafka, ensure_postgres
 from tests.support.workers import Worker, stop_all, worker_settings
+
+
+def pytest_configure(config):
+    # The tests' workers and in-process sinks run in development mode: they start with the development keys
+    # unless a test sets its own secrets (tests/integration/test_secrets.py starts workers without it).
+    os.environ.setdefault("CROWNSTREAM_DEV_MODE", "true")
 
 
 def pytest_collection_modifyitems(items):

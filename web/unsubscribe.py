@@ -43,7 +43,7 @@ def _what(kind: str) -> str:
 class Unsubscribe(View):
     def _checked(self, request: Request, user_id: str) -> tuple[str, str] | Response:
         kind, key = request.query.get("type", ""), request.query.get("key", "")
-        if not kind or not key_is_valid(get_settings().unsubscribe_secret, user_id, kind, key):
+        if not kind or not key_is_valid(get_settings().unsubscribe_key, user_id, kind, key):
             return _page(self, 403, "This link is not valid",
                          "The unsubscribe link is incomplete or was not issued for this address. Use the link "
                          "from the email itself, or change your notification settings in the app.")

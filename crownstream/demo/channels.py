@@ -70,7 +70,10 @@ class LocalChannels(Channels):
         self.database_url: str | None = None
         self._admin_url: str | None = None
         self._db_name: str | None = None
-        self.staff_token = secrets.token_urlsafe(24)
+        # Fresh random secrets per run: the demo's workers start as production ones do, not in development mode.
+        self.staff_token = secrets.token_urlsafe(32)
+        self.user_token_key = secrets.token_urlsafe(32)
+        self.unsubscribe_secret = secrets.token_urlsafe(32)
 
     # --- start: peers, database, endpoints ------------------------------------------------------------------
     def start(self, settings: Settings) -> dict[str, str]:
@@ -93,6 +96,8 @@ class LocalChannels(Channels):
             "CROWNSTREAM_SINK_ALLOW_PRIVATE_TARGETS": "true",
             "CROWNSTREAM_SINK_POLL_INTERVAL_S": "0.2",
             "CROWNSTREAM_STAFF_TOKEN": self.staff_token,
+            "CROWNSTREAM_USER_TOKEN_KEY": self.user_token_key,
+            "CROWNSTREAM_UNSUBSCRIBE_SECRET": self.unsubscribe_secret,
         }
 
     def describe(self) -> str:
