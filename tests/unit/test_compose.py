@@ -7,7 +7,7 @@ from pathlib import Path
 
 import yaml
 
-from crownstream.settings import Settings
+from crownstream.settings import SECRETS, Settings
 
 REPO = Path(__file__).resolve().parents[2]
 compose = yaml.safe_load((REPO / "docker-compose.yml").read_text())
@@ -33,12 +33,27 @@ def test_kafka_image_matches_the_broker_deploy_fetches():
     assert env["KAFKA_TRANSACTION_STATE_LOG_REPLICATION_FACTOR"] == 1  # exactly_once needs transactions on 1 broker
 
 
-def test_host_ports_match_deploy_defaults():
-    assert f"{deploy_default('CROWNSTREAM_KAFKA_PORT')}:19092" in services["kafka"]["ports"]
-    assert any(p.startswith(f"{deploy_default('CROWNSTREAM_PG_PORT')}:") for p in services["postgres"]["ports"])
+def test_only_the_workers_http_port_is_published():
+    assert "ports" not in services["kafka"], "Kafka has no authentication: it stays on compose's network"
+    assert "ports" not in services["postgres"], "PostgreSQL stays on compose's network"
+    (published,) = services["worker"]["ports"]
+    address, host_ports, container_port = published.rsplit(":", 2)
+    assert container_port == services["worker"]["environment"]["CROWNSTREAM_WEB_PORT"]
+    assert address == "${CROWNSTREAM_PUBLISH_ADDRESS:-127.0.0.1}", "published on loopback unless the operator says"
+    assert "-" in host_ports, "a host port range, so that `--scale worker=N` can publish each replica"
     defaults = Settings()
     assert defaults.kafka_bootstrap == f"127.0.0.1:{deploy_default('CROWNSTREAM_KAFKA_PORT')}"
     assert f":{deploy_default('CROWNSTREAM_PG_PORT')}/" in defaults.database_url
+
+
+def test_secrets_come_only_from_the_environment():
+    env = services["worker"]["environment"]
+    for name in (f"CROWNSTREAM_{s.upper()}" for s in SECRETS):
+        # ${VAR:?message}: compose refuses to start while it is unset; no default anybody could know.
+        assert re.fullmatch(rf"\$\{{{name}:\?[^}}]+\}}", env[name]), f"{name}: {env[name]!r}"
+    assert "${CROWNSTREAM_PG_PASSWORD:?" in env["CROWNSTREAM_DATABASE_URL"]
+    assert services["postgres"]["environment"]["POSTGRES_PASSWORD"].startswith("${CROWNSTREAM_PG_PASSWORD:?")
+    assert "CROWNSTREAM_DEV_MODE" not in env
 
 
 def test_worker_environment_names_real_settings():
@@ -54,7 +69,6 @@ def test_worker_environment_names_real_settings():
 
 def test_worker_scales():
     worker = services["worker"]
-    assert "ports" not in worker, "fixed host ports would make `--scale worker=N` fail"
     assert "container_name" not in worker
     assert worker["environment"]["CROWNSTREAM_WEB_PORT"] in {str(p) for p in worker["expose"]}
 

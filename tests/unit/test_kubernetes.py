@@ -7,7 +7,7 @@ from pathlib import Path
 
 import yaml
 
-from crownstream.settings import Settings
+from crownstream.settings import SECRETS, Settings
 
 REPO = Path(__file__).resolve().parents[2]
 DOCS = [doc for path in sorted((REPO / "deploy" / "kubernetes").glob("*.yaml"))
@@ -61,10 +61,19 @@ def test_canonical_url_is_the_pods_stable_name_behind_the_headless_service():
 
 
 def test_secrets_come_from_a_secret_and_shutdown_is_graceful():
-    for name in ("CROWNSTREAM_DATABASE_URL", "CROWNSTREAM_STAFF_TOKEN"):
+    for name in ("CROWNSTREAM_DATABASE_URL", *(f"CROWNSTREAM_{s.upper()}" for s in SECRETS)):
         entry = next(e for e in WORKER["env"] if e["name"] == name)
         assert "secretKeyRef" in entry["valueFrom"], f"{name} must not be a plain value"
         assert name not in CONFIG
+    # No Secret with a value in it: whatever the file said would be a value everybody knows.
+    assert "Secret" not in BY_KIND
     # The grace period must leave time to commit and leave the group before the kubelet's SIGKILL.
     assert POD["terminationGracePeriodSeconds"] > float(CONFIG["CROWNSTREAM_SESSION_TIMEOUT_S"])
     assert int(CONFIG["CROWNSTREAM_TABLE_STANDBY_REPLICAS"]) >= 1
+
+
+def test_only_the_http_port_takes_connections():
+    policy = BY_KIND["NetworkPolicy"][0]
+    assert policy["spec"]["podSelector"]["matchLabels"].items() <= STATEFULSET["spec"]["template"]["metadata"]["labels"].items()
+    ports = [p["port"] for rule in policy["spec"]["ingress"] for p in rule["ports"]]
+    assert ports == [int(CONFIG["CROWNSTREAM_WEB_PORT"])]
