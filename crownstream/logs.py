@@ -15,17 +15,22 @@ import orjson
 
 _STANDARD = set(vars(logging.LogRecord("", 0, "", 0, "", (), None))) | {"message", "asctime", "taskName"}
 _SECRET_NAME = re.compile(r"secret|token|password|passwd|authorization|api_key|apikey", re.I)
-_SECRET_VALUE = re.compile(r"(whsec_[A-Za-z0-9+/=]+|Bearer\s+[A-Za-z0-9._~+/=-]+|://[^:/@\s]+:[^@\s]+@)")
 MASK = "***"
+# Each pattern keeps its first group (what the secret is) and masks the rest.
+_SECRET_VALUES = [re.compile(p) for p in (
+    r"(whsec_)[A-Za-z0-9+/=]+",                                 # webhook signing secrets
+    r"(Bearer\s+)[A-Za-z0-9._~+/=-]+",                          # staff and user bearer tokens
+    r"(://[^:/@\s]+:)[^@\s]+(?=@)",                             # passwords in URLs (keep the user)
+    r"(/api/webhooks/\d+/)[A-Za-z0-9._-]+",                      # a Discord webhook URL's token is its credential
+    r"()eyJ[A-Za-z0-9_-]*\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+",       # JWTs (user tokens) without their scheme
+    r"([?&](?:key|token|secret|signature|sig)=)[^&\s\"']+",      # signed links (one-click unsubscribe keys)
+)]
 
 
 def redact_text(text: str) -> str:
-    def mask(match: re.Match) -> str:
-        value = match.group(0)
-        if value.startswith("://"):
-            return "://" + value[3:].split(":", 1)[0] + ":" + MASK + "@"  # keep the user, hide the password
-        return value.split("_", 1)[0] + "_" + MASK if value.startswith("whsec_") else "Bearer " + MASK
-    return _SECRET_VALUE.sub(mask, text)
+    for pattern in _SECRET_VALUES:
+        text = pattern.sub(lambda match: match.group(1) + MASK, text)
+    return text
 
 
 def redact(value: Any, key: str = "") -> Any:
@@ -57,11 +62,19 @@ class JsonFormatter(logging.Formatter):
         return orjson.dumps(entry, default=str).decode()
 
 
+class TextFormatter(logging.Formatter):
+    """Plain log lines, masked as the JSON ones are (tracebacks included)."""
+
+    def __init__(self) -> None:
+        super().__init__("[%(asctime)s] [%(process)d] [%(levelname)s] %(name)s: %(message)s")
+
+    def format(self, record: logging.LogRecord) -> str:
+        return redact_text(super().format(record))
+
+
 def logging_config(level: str, as_json: bool) -> dict[str, Any]:
     """A ``logging.config.dictConfig`` for Faust's worker (Faust applies it at start-up)."""
-    formatter = {"()": "crownstream.logs.JsonFormatter"} if as_json else {
-        "format": "[%(asctime)s] [%(process)d] [%(levelname)s] %(name)s: %(message)s"
-    }
+    formatter = {"()": "crownstream.logs.JsonFormatter" if as_json else "crownstream.logs.TextFormatter"}
     return {
         "version": 1,
         "disable_existing_loggers": False,
