@@ -16,7 +16,7 @@ import orjson
 
 from crownstream.agents.notifications_common import audiences_topic, to_audience, to_user
 from crownstream.app import app
-from crownstream.commit_gate import gated_events
+from crownstream.agents.decoding import process_internal
 from crownstream.metrics import NOTIFICATION_NO_AUDIENCE
 from crownstream.streams.topics import NOTIFICATION_AUDIENCES
 
@@ -75,15 +75,13 @@ OPS = {"members": _members, "register": _register, "resolve_team": _resolve_team
        "resolve_tournament": _resolve_tournament}
 
 
+async def apply_audience_record(record) -> None:
+    # Written only by our own agents: a record we cannot read or apply is a bug; it goes to the dead-letter
+    # topic (process_internal) so that it neither stops every notification behind it nor vanishes.
+    data = orjson.loads(record.value)
+    await OPS[data["op"]](data)
+
+
 @app.agent(audiences_topic, name="notification-audiences")
 async def resolve_audiences(stream) -> None:
-    async for record in gated_events(app, stream):
-        # Written only by our own agents: a record we cannot read is a bug, logged and skipped so that
-        # one bad record does not stop every notification behind it.
-        try:
-            data = orjson.loads(record.value)
-            handler = OPS[data["op"]]
-        except (orjson.JSONDecodeError, KeyError, TypeError) as exc:
-            log.error("unreadable notification-audiences record skipped", extra={"error": repr(exc)})
-            continue
-        await handler(data)
+    await process_internal(stream, "notification-audiences", apply_audience_record)

@@ -1,24 +1,43 @@
-"""Turns a Faust stream of raw records into valid events, diverting everything else to the dead-letter topic.
+"""Turns a Faust stream of raw records into applied events, diverting everything else to the dead-letter topic.
 
-Input topics use the raw serializer on purpose: if Faust decoded values itself, one malformed record would
-raise inside the stream and stop the agent. Here a bad record costs one DLQ write and processing goes on.
+Every record an agent reads ends one of two ways: it takes effect, or it reaches the dead-letter topic with a
+reason code. Never a third: an exception that escapes an agent makes Faust crash and restart it, and the
+record is then committed past without a trace. So:
+
+- Input topics use the raw serializer on purpose: if Faust decoded values itself, one malformed record would
+  raise inside the stream and stop the agent. ``decode`` never raises.
+- A valid event of a type that belongs on another topic is refused (``wrong_topic``): the producer routes by
+  type (streams/topics.py), so such a record is a misrouted write, and the agent of this topic would either
+  ignore it silently or apply it where its key does not partition it.
+- A handler that raises for one record: that record goes to the DLQ as ``handler_error`` (exception type and
+  message) and the agent goes on with the next one. The rules of the event contract are the handlers' own
+  (schemas/events.py runs the engine's validators), so this is for bugs, not for bad input. What the handler
+  did before it raised stays (table writes and sends are in the input partition's transaction with the other
+  events of that commit, which cannot be unpicked one event at a time); the tournament agent drops its cached
+  views of the event's stage so they are rebuilt from the tables.
+- Kafka's own errors (a fenced producer, a lost broker) are not the record's fault: they propagate as before,
+  and Faust's recovery (rebalance, transaction abort) re-reads the record.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator
+import traceback
+from collections.abc import Awaitable, Callable
+from typing import Any
 
 import faust
+from aiokafka.errors import KafkaError, MessageSizeTooLargeError
+from faust.exceptions import ProducerSendError
 
 from crownstream.app import app
 from crownstream.commit_gate import gated_events
 from crownstream.metrics import DEAD_LETTERS, EVENTS_IN
-from crownstream.schemas.codec import Rejection, decode
+from crownstream.schemas.codec import Rejection, cap_reason, decode
 from crownstream.schemas.events import Envelope
 from crownstream.settings import get_settings
-from crownstream.streams.dead_letter import dead_letter_headers
-from crownstream.streams.topics import DEAD_LETTER, TopicSpec
+from crownstream.streams.dead_letter import PRODUCER_MAX_REQUEST_SIZE, dead_letter_headers, fit_dead_letter
+from crownstream.streams.topics import ALL_TOPICS, DEAD_LETTER, TopicSpec, topic_for
 
 log = logging.getLogger(__name__)
 
@@ -33,35 +52,132 @@ def input_topic(spec: TopicSpec) -> faust.TopicT:
     )
 
 
-async def valid_events(stream: faust.StreamT, agent_name: str) -> AsyncIterator[Envelope]:
+class RejectRecord(Exception):
+    """Raised by a handler that finds its (valid) event unusable for a reason of its own — e.g. free-form
+    preferences that do not parse: the record goes to the DLQ with this rejection instead of ``handler_error``."""
+
+    def __init__(self, rejection: Rejection) -> None:
+        super().__init__(rejection.reason)
+        self.rejection = rejection
+
+
+def _infrastructure(exc: BaseException) -> bool:
+    # A record too large to send is the record's problem; every other Kafka error is the cluster's.
+    return isinstance(exc, (KafkaError, ProducerSendError)) and not isinstance(exc, MessageSizeTooLargeError)
+
+
+def handler_error(exc: Exception, event_type: str | None = None, event_id: str | None = None) -> Rejection:
+    """The DLQ reason of a handler's exception: its type and message (no traceback, no locals: the message is
+    what the handler chose to say, and the DLQ headers are read by operators)."""
+    return Rejection("handler_error", cap_reason(f"{type(exc).__name__}: {exc}", 1000), event_type, event_id)
+
+
+async def guard(work: Callable[[], Awaitable[Any]], event_type: str | None = None,
+                event_id: str | None = None, agent: str = "") -> Rejection | None:
+    """Run one record's handling; a record-level failure becomes a ``Rejection``, never an exception."""
+    try:
+        await work()
+    except RejectRecord as exc:
+        return exc.rejection
+    except Exception as exc:  # noqa: BLE001  (the point: no handler exception escapes an agent)
+        if _infrastructure(exc):
+            raise
+        # Where it failed, for whoever fixes the handler; one line, no traceback dump in the log.
+        frame = traceback.extract_tb(exc.__traceback__)[-1] if exc.__traceback__ else None
+        log.error("handler failed; record dead-lettered", extra={
+            "agent": agent, "event_type": event_type, "event_id": event_id, "error": type(exc).__name__,
+            "at": f"{frame.filename}:{frame.lineno} in {frame.name}" if frame else "?",
+        })
+        return handler_error(exc, event_type, event_id)
+    return None
+
+
+# Which event types each topic carries, by full name (input topics and the standings outputs the notification
+# agent reads); a topic not listed (internal ones) is not checked.
+def _types_by_topic() -> dict[str, frozenset[str]]:
+    return {spec.full_name(): frozenset(spec.event_types) for spec in ALL_TOPICS if spec.event_types}
+
+
+_TYPES_BY_TOPIC: dict[str, frozenset[str]] | None = None
+
+
+def wrong_topic(event: Envelope, topic: str) -> Rejection | None:
+    global _TYPES_BY_TOPIC
+    if _TYPES_BY_TOPIC is None:
+        _TYPES_BY_TOPIC = _types_by_topic()
+    expected = _TYPES_BY_TOPIC.get(topic)
+    if expected is None or event.type in expected:
+        return None
+    home = topic_for(event.type).full_name()
+    return Rejection(
+        "wrong_topic",
+        f"{event.type} events belong on topic {home}, not {topic}; send them with the event producer "
+        "(crownstream.streams.producer.EventProducer), which routes by type",
+        event.type, event.event_id,
+    )
+
+
+async def process(value: bytes | None, topic: str, handle: Callable[[Envelope], Awaitable[Any]], *,
+                  max_bytes: int, agent: str = "") -> Envelope | Rejection:
+    """One input record, as every input agent handles it: decoded, checked against its topic, handled.
+    Returns the applied event, or the ``Rejection`` to dead-letter. Raises only Kafka's own errors."""
+    result = decode(value, max_bytes=max_bytes)
+    if isinstance(result, Rejection):
+        return result
+    rejection = wrong_topic(result, topic)
+    if rejection is not None:
+        return rejection
+    EVENTS_IN.labels(topic, result.type).inc()
+    event = result
+    rejection = await guard(lambda: handle(event), event.type, event.event_id, agent)
+    return rejection if rejection is not None else event
+
+
+async def process_events(stream: faust.StreamT, agent_name: str, handle: Callable[[Envelope], Awaitable[Any]]) -> None:
+    """The body of an input agent: each record inside its partition's commit gate (no commit splits an event's
+    effects, its DLQ copy included), applied by ``handle`` or dead-lettered."""
     max_bytes = get_settings().max_event_bytes
-    # Each event is handled inside its partition's commit gate: no commit splits its effects.
     async for record in gated_events(app, stream):
-        message = record.message
-        result = decode(record.value, max_bytes=max_bytes)
-        if isinstance(result, Rejection):
-            await send_to_dead_letter(record, result, agent_name)
-            continue
-        EVENTS_IN.labels(message.topic, result.type).inc()
-        yield result
+        outcome = await process(record.value, record.message.topic, handle, max_bytes=max_bytes, agent=agent_name)
+        if isinstance(outcome, Rejection):
+            await send_to_dead_letter(record, outcome, agent_name)
+
+
+async def process_internal(stream: faust.StreamT, agent_name: str, handle: Callable[[faust.EventT], Awaitable[Any]]) -> None:
+    """The body of an agent of an internal topic (records our own agents wrote): a record its handler cannot
+    read or apply is a bug, dead-lettered with the reason, so that it neither stops the agent nor vanishes."""
+    async for record in gated_events(app, stream):
+        current = record
+        rejection = await guard(lambda: handle(current), agent=agent_name)
+        if rejection is not None:
+            await send_to_dead_letter(record, rejection, agent_name)
+
+
+def _max_request_size() -> int:
+    try:
+        return int(app.conf.producer_max_request_size)
+    except (AttributeError, TypeError, ValueError):
+        return PRODUCER_MAX_REQUEST_SIZE
 
 
 async def send_to_dead_letter(record: faust.EventT, rejection: Rejection, agent_name: str) -> None:
     message = record.message
+    copy = fit_dead_letter(
+        record.key, record.value,
+        dead_letter_headers(rejection, message.topic, message.partition, message.offset, agent_name),
+        _max_request_size(),
+    )
     log.warning(
         "dead-lettered record",
         extra={
             "code": rejection.code,
-            "reason": rejection.reason,
+            "reason": cap_reason(rejection.reason, 500),
             "topic": message.topic,
             "partition": message.partition,
             "offset": message.offset,
             "event_id": rejection.event_id,
+            "truncated": len(copy.value) < len(record.value or b""),
         },
     )
     DEAD_LETTERS.labels(message.topic, rejection.code).inc()
-    await dead_letter_topic.send(
-        key=record.key,
-        value=record.value if record.value is not None else b"",
-        headers=dead_letter_headers(rejection, message.topic, message.partition, message.offset, agent_name),
-    )
+    await dead_letter_topic.send(key=copy.key, value=copy.value, headers=copy.headers)

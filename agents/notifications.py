@@ -2,8 +2,8 @@
 notifications and broadcasts.
 
 - tournament events are handled inside the tournament-events agent (``handles``), platform events,
-  standings outputs and notification control by agents of their own; invalid records are dead-lettered
-  by ``valid_events`` like everywhere else.
+  standings outputs and notification control by agents of their own; invalid records (and records whose
+  handling raised) are dead-lettered by ``process_events`` like everywhere else.
 - membership events (roster changes, accepted invites, registrations) update the audience tables first,
   through the same keyed topic as the notices that follow them, so a new member hears of the next event.
 - ``notification-schedules`` (notification_id -> status, send_at, the event) is written from the control
@@ -18,7 +18,7 @@ import logging
 from datetime import datetime
 
 from crownstream.agents.audiences import members_op, register_op
-from crownstream.agents.decoding import input_topic, valid_events
+from crownstream.agents.decoding import input_topic, process_events
 from crownstream.agents.notifications_common import CLOCK, dispatch
 from crownstream.agents.notifications_users import register_timer_op, tick
 from crownstream.agents.tournament_events import handles
@@ -63,43 +63,45 @@ handles(*TOURNAMENT_TYPES)(notify_event)
 
 @app.agent(input_topic(PLATFORM_EVENTS), name="platform-notifications")
 async def platform_notifications(stream) -> None:
-    async for event in valid_events(stream, "platform-notifications"):
-        await notify_event(event)
+    await process_events(stream, "platform-notifications", notify_event)
 
 
 @app.agent(input_topic(STANDINGS_EVENTS), name="standings-notifications")
 async def standings_notifications(stream) -> None:
-    async for event in valid_events(stream, "standings-notifications"):
-        await notify_event(event)
+    await process_events(stream, "standings-notifications", notify_event)
 
 
 # --- scheduled notifications and broadcasts --------------------------------------------------------------
 
+async def apply_control(event: ev.Envelope) -> None:
+    if event.type == "notification.scheduled":
+        if schedules.get(event.notification_id) is not None:
+            DUPLICATES.labels(event.type).inc()  # a replay, or an id reused after a cancel: first one wins
+            return
+        schedules[event.notification_id] = {"status": "pending", "send_at": event.send_at.isoformat(),
+                                            "event": event.model_dump(mode="json"), "cancelled_by": None}
+    elif event.type == "notification.cancelled":
+        current = schedules.get(event.notification_id)
+        if current is None:
+            # Cancelled before its schedule arrived: remembered, so the schedule never fires.
+            schedules[event.notification_id] = {"status": "cancelled", "send_at": None, "event": None,
+                                                "cancelled_by": event.event_id}
+        elif current["status"] == "pending":
+            schedules[event.notification_id] = {**current, "status": "cancelled", "cancelled_by": event.event_id}
+    elif event.type == "broadcast.requested":
+        # A resent request would walk the whole audience again; the sinks would drop every request as a
+        # duplicate, but only after the fan-out's full cost.
+        if broadcasts.get(event.broadcast_id) is not None:
+            DUPLICATES.labels(event.type).inc()
+            return
+        built = notice_for(event)  # before the mark: a failure here leaves nothing half-done
+        broadcasts[event.broadcast_id] = event.event_id
+        await dispatch(*built)
+
+
 @app.agent(input_topic(NOTIFICATION_CONTROL), name="notification-control")
 async def notification_control(stream) -> None:
-    async for event in valid_events(stream, "notification-control"):
-        if event.type == "notification.scheduled":
-            if schedules.get(event.notification_id) is not None:
-                DUPLICATES.labels(event.type).inc()  # a replay, or an id reused after a cancel: first one wins
-                continue
-            schedules[event.notification_id] = {"status": "pending", "send_at": event.send_at.isoformat(),
-                                                "event": event.model_dump(mode="json"), "cancelled_by": None}
-        elif event.type == "notification.cancelled":
-            current = schedules.get(event.notification_id)
-            if current is None:
-                # Cancelled before its schedule arrived: remembered, so the schedule never fires.
-                schedules[event.notification_id] = {"status": "cancelled", "send_at": None, "event": None,
-                                                    "cancelled_by": event.event_id}
-            elif current["status"] == "pending":
-                schedules[event.notification_id] = {**current, "status": "cancelled", "cancelled_by": event.event_id}
-        elif event.type == "broadcast.requested":
-            # A resent request would walk the whole audience again; the sinks would drop every request as a
-            # duplicate, but only after the fan-out's full cost.
-            if broadcasts.get(event.broadcast_id) is not None:
-                DUPLICATES.labels(event.type).inc()
-                continue
-            broadcasts[event.broadcast_id] = event.event_id
-            await dispatch(*notice_for(event))
+    await process_events(stream, "notification-control", apply_control)
 
 
 async def fire_schedule(notification_id: str, now: datetime) -> None:

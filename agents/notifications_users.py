@@ -20,12 +20,9 @@ from datetime import datetime
 from typing import Any
 
 import orjson
-from faust.streams import current_event
-
-from crownstream.agents.decoding import input_topic, send_to_dead_letter, valid_events
+from crownstream.agents.decoding import RejectRecord, input_topic, process_events, process_internal
 from crownstream.agents.notifications_common import CLOCK, USERS, send, send_tick, timers_topic, users_topic
 from crownstream.app import app
-from crownstream.commit_gate import gated_events
 from crownstream.metrics import NOTIFICATION_CLOCK, NOTIFICATION_HELD, NOTIFICATION_REQUESTS, NOTIFICATION_SKIPPED
 from crownstream.notifications.catalog import CATALOG, Notice, NotificationType
 from crownstream.notifications.clock import digest_due
@@ -109,21 +106,23 @@ def template_for(notice: Notice, channel: str) -> RequestTemplate:
     return template
 
 
+async def apply_preferences(event) -> None:
+    try:
+        prefs = parse_preferences(event.preferences)
+    except InvalidPreferences as exc:
+        # The envelope is valid, the free-form preferences are not: the user keeps their previous ones
+        # and the record goes to the dead-letter topic with the reason, replayable once fixed.
+        raise RejectRecord(Rejection(
+            "invalid", f"invalid preferences.updated for user {event.user_id!r}: {exc}", event.type,
+            event.event_id)) from None
+    preferences[event.user_id] = prefs.model_dump(mode="json")
+    if directory.get(event.user_id) is None:
+        directory[event.user_id] = 1
+
+
 @app.agent(preferences_topic, name="notification-preferences")
 async def fold_preferences(stream) -> None:
-    async for event in valid_events(stream, "notification-preferences"):
-        try:
-            prefs = parse_preferences(event.preferences)
-        except InvalidPreferences as exc:
-            # The envelope is valid, the free-form preferences are not: the user keeps their previous ones
-            # and the record goes to the dead-letter topic with the reason, replayable once fixed.
-            await send_to_dead_letter(current_event(), Rejection(
-                "invalid", f"invalid preferences.updated for user {event.user_id!r}: {exc}", event.type,
-                event.event_id), "notification-preferences")
-            continue
-        preferences[event.user_id] = prefs.model_dump(mode="json")
-        if directory.get(event.user_id) is None:
-            directory[event.user_id] = 1
+    await process_events(stream, "notification-preferences", apply_preferences)
 
 
 async def send_raw(channel: str, user_id: str, value: bytes, kind: str = "single") -> None:
@@ -193,28 +192,34 @@ async def broadcast_step(record: dict[str, Any], partition: int, now: datetime) 
         await send(USERS, f"broadcast:{partition}".encode(), orjson.dumps({**record, "after": batch[-1]}), partition)
 
 
+class UnknownOp(ValueError):
+    pass
+
+
+async def apply_user_record(record) -> None:
+    # Written only by our own agents: a record we cannot read or apply is a bug, dead-lettered with the reason
+    # by process_internal (it neither stops every user's notices behind it nor vanishes).
+    data = orjson.loads(record.value)
+    op = data["op"]
+    now = CLOCK.now()
+    if op == "notify":
+        notice = Notice.from_dict(data["notice"])  # before any write: an unreadable notice changes nothing
+        user_id = data["user"]
+        if directory.get(user_id) is None:
+            directory[user_id] = 1
+        await notify(user_id, notice, now)
+    elif op == "known":
+        if directory.get(data["user"]) is None:
+            directory[data["user"]] = 1
+    elif op == "broadcast_step":
+        await broadcast_step(data, record.message.partition, now)
+    else:
+        raise UnknownOp(f"unknown notification-users op {str(op)[:64]!r}")
+
+
 @app.agent(users_topic, name="notification-users")
 async def fan_out_to_users(stream) -> None:
-    async for record in gated_events(app, stream):
-        try:
-            data = orjson.loads(record.value)
-            op = data["op"]
-        except (orjson.JSONDecodeError, KeyError, TypeError) as exc:
-            log.error("unreadable notification-users record skipped", extra={"error": repr(exc)})
-            continue
-        now = CLOCK.now()
-        if op == "notify":
-            user_id = data["user"]
-            if directory.get(user_id) is None:
-                directory[user_id] = 1
-            await notify(user_id, Notice.from_dict(data["notice"]), now)
-        elif op == "known":
-            if directory.get(data["user"]) is None:
-                directory[data["user"]] = 1
-        elif op == "broadcast_step":
-            await broadcast_step(data, record.message.partition, now)
-        else:
-            log.error("unknown notification-users op skipped", extra={"op": op})
+    await process_internal(stream, "notification-users", apply_user_record)
 
 
 # --- due work: digests and quiet-hour releases ------------------------------------------------------------
@@ -255,16 +260,14 @@ def register_timer_op(op: str, handler) -> None:
     TIMER_OPS[op] = handler
 
 
+async def apply_timer_record(record) -> None:
+    data = orjson.loads(record.value)
+    await TIMER_OPS[data["op"]](data["key"], CLOCK.now())
+
+
 @app.agent(timers_topic, name="notification-timers")
 async def due_work(stream) -> None:
-    async for record in gated_events(app, stream):
-        try:
-            data = orjson.loads(record.value)
-            handler = TIMER_OPS[data["op"]]
-        except (orjson.JSONDecodeError, KeyError, TypeError) as exc:
-            log.error("unreadable notification-timers record skipped", extra={"error": repr(exc)})
-            continue
-        await handler(data["key"], CLOCK.now())
+    await process_internal(stream, "notification-timers", apply_timer_record)
 
 
 # A tick already sent for a key is not repeated for a while: the handler may still be on its way.

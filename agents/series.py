@@ -23,7 +23,7 @@ from faust.streams import current_event
 
 from crownstream.agents.decoding import send_to_dead_letter
 from crownstream.agents.standings import derived_id, emit, stage_key, stages
-from crownstream.agents.tournament_events import already_applied, handles
+from crownstream.agents.tournament_events import FORGET_ON_ERROR, already_applied, handles
 from crownstream.app import app
 from crownstream.schemas import events as ev
 from crownstream.schemas.codec import Rejection
@@ -45,6 +45,15 @@ GROUPS: dict[str, GroupStandings] = {}
 async def _forget_groups(sender, revoked, **kwargs) -> None:
     # A group view is a cache of table state that may have moved or been updated by standby replication.
     GROUPS.clear()
+
+
+def _forget_group(event: ev.Envelope) -> None:
+    stage_id = getattr(event, "stage_id", None)
+    if stage_id is not None:
+        GROUPS.pop(stage_key(event.tournament_id, stage_id), None)
+
+
+FORGET_ON_ERROR.append(_forget_group)
 
 
 def series_key(tournament_id: str, series_id: str) -> str:

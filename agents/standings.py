@@ -19,7 +19,7 @@ import hashlib
 import logging
 from typing import Any
 
-from crownstream.agents.tournament_events import already_applied, handles
+from crownstream.agents.tournament_events import FORGET_ON_ERROR, already_applied, handles
 from crownstream.app import app
 from crownstream.metrics import DUPLICATES, EVENTS_OUT
 from crownstream.schemas.codec import encode
@@ -28,6 +28,7 @@ from crownstream.schemas import events as ev
 from crownstream.standings.battle_royale import (
     Change, Disqualification, Forfeit, Leaderboard, LobbyRow, MatchResult, Override, RankChange, Status,
 )
+from crownstream.standings.groups import GroupPointsRule
 from crownstream.standings.rules import RuleSet
 from crownstream.streams.topics import STANDINGS_EVENTS, TOURNAMENT_EVENTS
 from crownstream.web.routing import partition_for
@@ -55,6 +56,15 @@ async def _forget_boards(sender, revoked, **kwargs) -> None:
 
 def stage_key(tournament_id: str, stage_id: str) -> str:
     return f"{tournament_id}/{stage_id}"
+
+
+def _forget_board(event: ev.Envelope) -> None:
+    stage_id = getattr(event, "stage_id", None)
+    if stage_id is not None:
+        BOARDS.pop(stage_key(event.tournament_id, stage_id), None)
+
+
+FORGET_ON_ERROR.append(_forget_board)
 
 
 def derived_id(*parts: str) -> str:
@@ -139,8 +149,12 @@ def _update_stage(key: str, mutate) -> dict[str, Any]:
 async def on_stage_configured(event: ev.StageConfigured) -> None:
     key = stage_key(event.tournament_id, event.stage_id)
     rules = event.rules.model_dump(mode="json")
+    # The event contract ran these same checks at the edge; repeated before any write, so that rules the engine
+    # cannot use fail here (a handler_error, nothing stored) rather than at every later result of the stage.
     if event.rules.format == "battle_royale":
-        RuleSet.from_dict(rules)  # unknown point table names etc. are caught here, not at the first result
+        RuleSet.from_dict(rules)
+    else:
+        GroupPointsRule.from_dict(rules)
     before = _ranks(board_for(event.tournament_id, event.stage_id))
 
     def configure(record: dict[str, Any]) -> None:

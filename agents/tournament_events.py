@@ -1,6 +1,7 @@
 """Agent: folds the tournament event stream (keyed by tournament) into per-tournament state.
 
-Every record is decoded at the edge; invalid ones go to the dead-letter topic (agents/decoding.py).
+Every record is decoded at the edge; invalid ones go to the dead-letter topic (agents/decoding.py), and so
+does an event whose handler raises (``handler_error``): the agent goes on with the next record.
 Valid events are dispatched by type to the handlers registered by the standings modules, then to the
 notification handler (registered last: agents/notifications.py is imported after them, agents/all.py).
 """
@@ -12,7 +13,7 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Final
 
-from crownstream.agents.decoding import input_topic, valid_events
+from crownstream.agents.decoding import input_topic, process_events
 from crownstream.app import app
 from crownstream.metrics import DUPLICATES, PROCESSING_SECONDS
 from crownstream.schemas.events import Envelope
@@ -24,6 +25,9 @@ tournament_events_topic = input_topic(TOURNAMENT_EVENTS)
 
 Handler = Callable[[Envelope], Awaitable[object]]
 HANDLERS: dict[str, list[Handler]] = {}
+# Called with the event when one of its handlers raised: modules drop what they cache in memory about it (a
+# leaderboard that applied half the event), so it is rebuilt from the tables, which are the truth.
+FORGET_ON_ERROR: list[Callable[[Envelope], None]] = []
 
 # What a handler returns for a redelivered event it applied before (a producer's retry, a replay): the handlers
 # after it do not run, so a duplicate result does not notify anyone again. The sinks' ledger would drop those
@@ -60,13 +64,22 @@ def handles(*event_types: str) -> Callable[[Handler], Handler]:
 tournament_activity = app.Table("tournament-activity", default=None, partitions=TOURNAMENT_EVENTS.partition_count())
 
 
+async def apply_tournament_event(event: Envelope) -> None:
+    """One valid tournament event: its handlers, then the activity counts (only for an event that took effect)."""
+    started = time.perf_counter()
+    try:
+        await run_handlers(HANDLERS.get(event.type, []), event)
+    except Exception:
+        for forget in FORGET_ON_ERROR:
+            forget(event)
+        raise
+    activity = tournament_activity.get(event.tournament_id) or {"counts": {}, "last_occurred_at": None}
+    counts = dict(activity["counts"])
+    counts[event.type] = counts.get(event.type, 0) + 1
+    tournament_activity[event.tournament_id] = {"counts": counts, "last_occurred_at": event.occurred_at.isoformat()}
+    PROCESSING_SECONDS.labels(event.type).observe(time.perf_counter() - started)
+
+
 @app.agent(tournament_events_topic, name="tournament-events")
 async def fold_tournament_events(stream) -> None:
-    async for event in valid_events(stream, "tournament-events"):
-        started = time.perf_counter()
-        await run_handlers(HANDLERS.get(event.type, []), event)
-        activity = tournament_activity.get(event.tournament_id) or {"counts": {}, "last_occurred_at": None}
-        counts = dict(activity["counts"])
-        counts[event.type] = counts.get(event.type, 0) + 1
-        tournament_activity[event.tournament_id] = {"counts": counts, "last_occurred_at": event.occurred_at.isoformat()}
-        PROCESSING_SECONDS.labels(event.type).observe(time.perf_counter() - started)
+    await process_events(stream, "tournament-events", apply_tournament_event)

@@ -2,6 +2,10 @@
 
 Missing preferences (no event ever) and missing fields mean the defaults: every type on its catalog
 channels, no opt-outs, no digest, no quiet hours, times in UTC.
+
+Every string is refused if it holds NUL or another control character: the contact fields end up in
+PostgreSQL (which rejects NUL in text, so a delivery carrying one would be retried forever) and in email
+headers and HTTP requests.
 """
 
 from __future__ import annotations
@@ -13,7 +17,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from pydantic import Field, ValidationError, field_validator, model_validator
 
 from crownstream.notifications.catalog import CATALOG
-from crownstream.schemas.common import Model
+from crownstream.schemas.common import Model, Text, control_character
 from crownstream.schemas.deliveries import Channel, Contact
 
 
@@ -37,10 +41,10 @@ class Digest(Model):
 
 
 class ContactInfo(Model):
-    email: str | None = Field(None, max_length=320, pattern=r"^[^@\s]+@[^@\s]+$")
-    discord_webhook_url: str | None = Field(None, max_length=2000, pattern=r"^https?://")
-    display_name: str | None = Field(None, max_length=200)
-    locale: str = Field("en", max_length=16)
+    email: Text | None = Field(None, max_length=320, pattern=r"^[^@\s]+@[^@\s]+$")
+    discord_webhook_url: Text | None = Field(None, max_length=2000, pattern=r"^https?://")
+    display_name: Text | None = Field(None, max_length=200)
+    locale: Text = Field("en", max_length=16)
 
 
 class Preferences(Model):
@@ -53,7 +57,8 @@ class Preferences(Model):
     )
     digest: Digest = Field(default_factory=Digest)
     quiet_hours: QuietHours | None = None
-    timezone: str = Field("UTC", description="IANA timezone of digest time and quiet hours, e.g. Europe/Berlin.")
+    timezone: Text = Field("UTC", max_length=64,
+                           description="IANA timezone of digest time and quiet hours, e.g. Europe/Berlin.")
     contact: ContactInfo = Field(default_factory=ContactInfo)
 
     @field_validator("types")
@@ -69,7 +74,7 @@ class Preferences(Model):
     def _iana(cls, value: str) -> str:
         try:
             ZoneInfo(value)
-        except (ZoneInfoNotFoundError, ValueError):
+        except (ZoneInfoNotFoundError, ValueError, OSError):  # OSError: a name the file system refuses
             raise ValueError(f"{value!r} is not an IANA timezone (e.g. Europe/Berlin, America/New_York, UTC)") from None
         return value
 
@@ -100,10 +105,38 @@ class InvalidPreferences(ValueError):
     pass
 
 
+def _find_control(value: Any, path: tuple[str, ...] = ()) -> str | None:
+    """The first string (or object key) anywhere in ``value`` holding a control character, as a message."""
+    if isinstance(value, str):
+        found = control_character(value)
+        if found is not None:
+            where = ".".join(path) or "(preferences)"
+            # The position only: the value may be a credential (a Discord webhook URL).
+            return (f"{where}: contains the control character U+{ord(found[1]):04X} at index {found[0]}; "
+                    "remove it (no control characters are allowed in preferences)")
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            name = str(key)
+            if control_character(name) is not None:
+                return f"{'.'.join(path) or '(preferences)'}: a field name contains a control character"
+            problem = _find_control(item, (*path, name))
+            if problem:
+                return problem
+    elif isinstance(value, (list, tuple)):
+        for i, item in enumerate(value):
+            problem = _find_control(item, (*path, str(i)))
+            if problem:
+                return problem
+    return None
+
+
 def parse_preferences(data: Any) -> Preferences:
-    """Dict -> Preferences, or ``InvalidPreferences`` naming each bad field and why."""
+    """Dict -> Preferences, or ``InvalidPreferences`` naming each bad field and why. Raises nothing else."""
     if not isinstance(data, dict):
         raise InvalidPreferences(f"preferences are a JSON object, got {type(data).__name__}")
+    problem = _find_control(data)
+    if problem:
+        raise InvalidPreferences(problem)
     try:
         return Preferences.model_validate(data)
     except ValidationError as exc:

@@ -22,7 +22,9 @@ _event_adapter: TypeAdapter[Envelope] = TypeAdapter(Event)
 class Rejection:
     """Why a record is not a valid event. ``code`` is stable (metrics, DLQ headers); ``reason`` is for people."""
 
-    code: str  # oversize | empty | not_json | not_object | unknown_type | unsupported_version | invalid
+    # oversize | empty | not_json | not_object | unknown_type | unsupported_version | invalid | decode_error
+    # (here); wrong_topic | handler_error | rejected (the agents: agents/decoding.py, agents/series.py)
+    code: str
     reason: str
     event_type: str | None = None
     event_id: str | None = None
@@ -41,7 +43,21 @@ def encode(event: Envelope) -> bytes:
     return orjson.dumps(event.model_dump(mode="json"))
 
 
+# A reason is for people and travels in a DLQ header and a log line: long enough to name every problem of a
+# realistic record, short enough that a record with ten thousand bad fields cannot make it megabytes.
+REASON_MAX_CHARS = 2000
+_ERRORS_SHOWN = 10
+
+
 def decode(raw: bytes | None, *, max_bytes: int = 512_000) -> Envelope | Rejection:
+    """Never raises: whatever ``raw`` holds, an event or a ``Rejection``."""
+    try:
+        return _decode(raw, max_bytes)
+    except Exception as exc:  # noqa: BLE001  (the contract: a bug here must cost one record, not the agent)
+        return Rejection("decode_error", cap_reason(f"record could not be decoded: {type(exc).__name__}: {exc}"))
+
+
+def _decode(raw: bytes | None, max_bytes: int) -> Envelope | Rejection:
     if raw is None or len(raw) == 0:
         return Rejection("empty", "record has no value (tombstone or empty message); an event is a JSON object")
     if len(raw) > max_bytes:
@@ -50,19 +66,39 @@ def decode(raw: bytes | None, *, max_bytes: int = 512_000) -> Envelope | Rejecti
         data = orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
         return Rejection("not_json", f"value is not valid JSON: {exc}")
-    return from_dict(data)
+    return _from_dict(data)
 
 
 def from_dict(data: Any) -> Envelope | Rejection:
+    """A dict -> an event or a ``Rejection``; never raises (see ``decode``)."""
+    try:
+        return _from_dict(data)
+    except Exception as exc:  # noqa: BLE001
+        return Rejection("decode_error", cap_reason(f"record could not be validated: {type(exc).__name__}: {exc}"))
+
+
+def _from_dict(data: Any) -> Envelope | Rejection:
     if not isinstance(data, dict):
         return Rejection("not_object", f"an event is a JSON object, got {type(data).__name__}")
     event_type = data.get("type")
-    event_id = data.get("event_id") if isinstance(data.get("event_id"), str) else None
+    # Only for logs and headers: a clipped printable form, whatever the record holds.
+    event_id = repr(data["event_id"])[1:-1][:128] if isinstance(data.get("event_id"), str) else None
     if not isinstance(event_type, str) or event_type not in EVENT_MODELS:
         known = ", ".join(sorted(EVENT_MODELS))
-        return Rejection("unknown_type", f"unknown event type {event_type!r}; known types: {known}", None, event_id)
+        shown = repr(event_type) if not isinstance(event_type, (dict, list)) else type(event_type).__name__
+        return Rejection("unknown_type", cap_reason(f"unknown event type {shown[:80]}; known types: {known}"), None,
+                         event_id)
     version = data.get("schema_version", 1)
     supported = SUPPORTED_VERSIONS[event_type]
+    if isinstance(version, bool) or not isinstance(version, int):
+        # A list or an object is not hashable, true is not 1, and 1e30 is a float: all are wrong types.
+        shown = repr(version) if not isinstance(version, (dict, list)) else type(version).__name__
+        return Rejection(
+            "invalid",
+            cap_reason(f"{event_type} schema_version must be an integer (supported: {sorted(supported)}), got {shown[:80]}"),
+            event_type,
+            event_id,
+        )
     if version not in supported:
         return Rejection(
             "unsupported_version",
@@ -89,7 +125,12 @@ def describe_errors(exc: ValidationError, event_type: str) -> str:
         if len(shown) > 80:
             shown = shown[:77] + "..."
         lines.append(f"{field}: {err['msg']} (got {shown})" if err["type"] != "missing" else f"{field}: required field is missing")
-    return f"invalid {event_type}: " + "; ".join(lines)
+    more = f"; and {len(lines) - _ERRORS_SHOWN} more problem(s)" if len(lines) > _ERRORS_SHOWN else ""
+    return cap_reason(f"invalid {event_type}: " + "; ".join(lines[:_ERRORS_SHOWN]) + more)
+
+
+def cap_reason(reason: str, limit: int = REASON_MAX_CHARS) -> str:
+    return reason if len(reason) <= limit else reason[: limit - 1] + "…"
 
 
 def validate(data: dict[str, Any] | Envelope) -> Envelope:

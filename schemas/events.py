@@ -13,35 +13,30 @@ from __future__ import annotations
 
 from typing import Annotated, Literal, Union
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
-from crownstream.schemas.common import Audience, Id, Model, Money, UtcDatetime
-
-TIEBREAKERS = (
-    "total_points",
-    "wins",
-    "placement_points",
-    "kill_points",
-    "kills",
-    "best_placement",
-    "last_match_placement",
-    "earliest_completion",
+from crownstream.schemas.common import (
+    KILLS_MAX, POINTS_MAX, SEQUENCE_MAX, STARTING_POINTS_MAX, Audience, Id, Model, Money, MultilineText, StrictInt,
+    Text, UtcDatetime,
 )
-Tiebreaker = Literal[
-    "total_points",
-    "wins",
-    "placement_points",
-    "kill_points",
-    "kills",
-    "best_placement",
-    "last_match_placement",
-    "earliest_completion",
-]
+# The scoring engine's own rules are the contract's: the edge refuses what the handlers would fail on, with the
+# engine's messages, so a stage's rules can never be stored and then break every later result of the stage.
+from crownstream.standings.groups import GroupPointsRule
+from crownstream.standings.point_tables import NAMED_TABLES, PointTable
+from crownstream.standings.rules import RuleSet
+from crownstream.standings.tiebreakers import TIEBREAKERS
+
+Tiebreaker = Literal[TIEBREAKERS]  # type: ignore[valid-type]  (one list: standings/tiebreakers.py)
+
+PLACEMENT_MAX = 1000  # teams in one lobby; a point table longer than that scores placements no team can reach
+REVISION_MAX = 2**31 - 1
+# Engine outputs: what orjson can encode. The input bounds above keep every total far inside it.
+Int64 = Annotated[StrictInt, Field(ge=-(2**63), le=2**63 - 1)]
 
 
 class Envelope(Model):
     event_id: Id = Field(description="Unique per logical event, stable across producer retries.")
-    schema_version: int = Field(1, ge=1, description="Version of this type's fields.")
+    schema_version: StrictInt = Field(1, ge=1, description="Version of this type's fields.")
     occurred_at: UtcDatetime = Field(description="When it happened on the platform (timezone-aware; stored as UTC).")
 
 
@@ -50,26 +45,56 @@ class Envelope(Model):
 
 class BattleRoyaleRules(Model):
     format: Literal["battle_royale"] = "battle_royale"
-    point_table: str | list[Annotated[int, Field(ge=0)]] = Field(
-        description="A named table (pubgm_2023, pubgm_2020, free_fire, algs) or the points for placement 1, 2, …"
+    point_table: (
+        Annotated[str, Field(json_schema_extra={"enum": sorted(NAMED_TABLES)})]
+        | Annotated[list[Annotated[StrictInt, Field(ge=0, le=POINTS_MAX)]], Field(min_length=1, max_length=PLACEMENT_MAX)]
+    ) = Field(description="A named table (pubgm_2023, pubgm_2020, free_fire, algs) or the points for placement 1, 2, …")
+    kill_points: StrictInt = Field(1, ge=0, le=POINTS_MAX)
+    kill_cap: StrictInt | None = Field(None, ge=0, le=POINTS_MAX, description="Most kills that score per team per match.")
+    tiebreakers: list[Tiebreaker] | None = Field(
+        None, min_length=1, max_length=len(TIEBREAKERS), json_schema_extra={"uniqueItems": True},
+        description="Ordered, each at most once; default per the engine.",
     )
-    kill_points: int = Field(1, ge=0)
-    kill_cap: int | None = Field(None, ge=0, description="Most kills that score per team per match.")
-    tiebreakers: list[Tiebreaker] | None = Field(None, min_length=1, description="Ordered; default per the engine.")
-    starting_points: dict[Id, int] = Field(default_factory=dict, description="Points carried in, per team.")
-    match_point_threshold: int | None = Field(None, ge=1, description="Match-point final: points to become eligible.")
+    starting_points: dict[Id, Annotated[StrictInt, Field(ge=-STARTING_POINTS_MAX, le=STARTING_POINTS_MAX)]] = Field(
+        default_factory=dict, max_length=10_000, description="Points carried in, per team (negative: a deduction)."
+    )
+    match_point_threshold: StrictInt | None = Field(
+        None, ge=1, le=STARTING_POINTS_MAX, description="Match-point final: points to become eligible."
+    )
+
+    @field_validator("point_table")
+    @classmethod
+    def _known_table(cls, value: str | list[int]) -> str | list[int]:
+        if isinstance(value, str):
+            PointTable.named(value)  # ValueError naming the known tables
+        return value
+
+    @model_validator(mode="after")
+    def _engine_accepts(self) -> "BattleRoyaleRules":
+        # Whatever else the engine checks (tiebreakers listed twice, …), with its own message.
+        RuleSet.from_dict(self.model_dump(mode="json"))
+        return self
 
 
 class SeriesGroupRules(Model):
     format: Literal["series_group"] = "series_group"
     best_of: Literal[1, 2, 3, 5, 7] = 3
-    points: dict[str, int] | None = Field(
-        None, description='Points per series result from the team\'s side, e.g. {"2-0": 3, "2-1": 2, "1-2": 1, "0-2": 0}.'
+    points: dict[Annotated[str, Field(max_length=8)], Annotated[StrictInt, Field(ge=0, le=POINTS_MAX)]] | None = Field(
+        None, max_length=16,
+        description='Points per final series score from the team\'s side, one for every final score of best_of, '
+                    'e.g. {"2-0": 3, "2-1": 2, "1-2": 1, "0-2": 0}; omitted: the engine\'s defaults.',
     )
+
+    @model_validator(mode="after")
+    def _every_final_score(self) -> "SeriesGroupRules":
+        # A table missing a final score would fail every later game of the stage: refused here, with the scores
+        # that are missing or impossible.
+        GroupPointsRule.from_dict(self.model_dump(mode="json"))
+        return self
 
 
 class PrizeShare(Model):
-    placement: int = Field(ge=1)
+    placement: StrictInt = Field(ge=1, le=100_000)
     prize: Money
 
 
@@ -79,7 +104,7 @@ class StageConfigured(Envelope):
     type: Literal["stage.configured"] = "stage.configured"
     tournament_id: Id
     stage_id: Id
-    name: str = Field("", max_length=200)
+    name: Text = Field("", max_length=200)
     rules: Annotated[BattleRoyaleRules | SeriesGroupRules, Field(discriminator="format")]
     prizes: list[PrizeShare] = Field(default_factory=list, max_length=1000)
 
@@ -88,7 +113,7 @@ class TournamentRegistered(Envelope):
     type: Literal["tournament.registered"] = "tournament.registered"
     tournament_id: Id
     team_id: Id
-    team_name: str = Field(max_length=200)
+    team_name: Text = Field(max_length=200)
     user_ids: list[Id] = Field(default_factory=list, max_length=100, description="Members registered with the team.")
 
 
@@ -125,15 +150,15 @@ class MatchStarted(Envelope):
 
 class TeamPlacement(Model):
     team_id: Id
-    placement: int = Field(ge=1, le=1000)
-    kills: int = Field(0, ge=0, le=1000)
+    placement: StrictInt = Field(ge=1, le=PLACEMENT_MAX)
+    kills: StrictInt = Field(0, ge=0, le=KILLS_MAX)
 
 
 class LobbyResult(Model):
     """A whole battle-royale lobby: every team's placement and kills in one match."""
 
     format: Literal["battle_royale"] = "battle_royale"
-    sequence: int = Field(ge=1, description="Order of the match within the stage (1, 2, …); match-point rules use it.")
+    sequence: StrictInt = Field(ge=1, le=SEQUENCE_MAX, description="Order of the match within the stage (1, 2, …); match-point rules use it.")
     placements: list[TeamPlacement] = Field(min_length=1, max_length=1000)
 
     @model_validator(mode="after")
@@ -152,9 +177,9 @@ class SeriesGameResult(Model):
     format: Literal["series_game"] = "series_game"
     series_id: Id
     team_ids: Annotated[list[Id], Field(min_length=2, max_length=2)]
-    game_number: int = Field(ge=1, le=7)
+    game_number: StrictInt = Field(ge=1, le=7)
     winner_team_id: Id
-    score: dict[Id, int] = Field(default_factory=dict, description="Optional per-team game score (rounds, kills…).")
+    score: dict[Id, Annotated[StrictInt, Field(ge=0, le=POINTS_MAX)]] = Field(default_factory=dict, max_length=16, description="Optional per-team game score (rounds, kills…).")
 
     @model_validator(mode="after")
     def _winner_plays(self) -> "SeriesGameResult":
@@ -173,7 +198,7 @@ class MatchCompleted(Envelope):
     tournament_id: Id
     stage_id: Id
     match_id: Id
-    revision: int = Field(1, ge=1)
+    revision: StrictInt = Field(1, ge=1, le=REVISION_MAX)
     result: Annotated[LobbyResult | SeriesGameResult, Field(discriminator="format")]
 
 
@@ -183,7 +208,7 @@ class MatchDisputed(Envelope):
     stage_id: Id
     match_id: Id
     team_id: Id
-    reason: str = Field(max_length=2000)
+    reason: MultilineText = Field(max_length=2000)
 
 
 class ResultOverridden(Envelope):
@@ -193,13 +218,13 @@ class ResultOverridden(Envelope):
     tournament_id: Id
     stage_id: Id
     match_id: Id
-    actor: str = Field(min_length=1, max_length=200)
-    reason: str = Field(min_length=1, max_length=2000)
+    actor: Text = Field(min_length=1, max_length=200)
+    reason: MultilineText = Field(min_length=1, max_length=2000)
     team_id: Id | None = Field(None, description="Battle royale: the team whose placement is pinned.")
-    placement: int | None = Field(None, ge=1, le=1000)
-    kills: int | None = Field(None, ge=0, le=1000)
+    placement: StrictInt | None = Field(None, ge=1, le=PLACEMENT_MAX)
+    kills: StrictInt | None = Field(None, ge=0, le=KILLS_MAX)
     series_id: Id | None = None
-    game_number: int | None = Field(None, ge=1, le=7)
+    game_number: StrictInt | None = Field(None, ge=1, le=7)
     winner_team_id: Id | None = Field(None, description="Series: the game's pinned winner.")
 
     @model_validator(mode="after")
@@ -219,9 +244,9 @@ class TeamDisqualified(Envelope):
     tournament_id: Id
     stage_id: Id
     team_id: Id
-    from_sequence: int = Field(1, ge=1, description="First match (by sequence) in which the team scores nothing.")
-    actor: str = Field(min_length=1, max_length=200)
-    reason: str = Field(min_length=1, max_length=2000)
+    from_sequence: StrictInt = Field(1, ge=1, le=SEQUENCE_MAX, description="First match (by sequence) in which the team scores nothing.")
+    actor: Text = Field(min_length=1, max_length=200)
+    reason: MultilineText = Field(min_length=1, max_length=2000)
 
 
 class MatchForfeited(Envelope):
@@ -239,7 +264,7 @@ class MatchForfeited(Envelope):
 class InviteSent(Envelope):
     type: Literal["invite.sent"] = "invite.sent"
     team_id: Id
-    team_name: str = Field("", max_length=200)
+    team_name: Text = Field("", max_length=200)
     user_id: Id = Field(description="The invitee.")
     invited_by: Id
 
@@ -266,20 +291,20 @@ class RosterChanged(Envelope):
 class AchievementEarned(Envelope):
     type: Literal["achievement.earned"] = "achievement.earned"
     user_id: Id
-    achievement: str = Field(min_length=1, max_length=200)
+    achievement: Text = Field(min_length=1, max_length=200)
     tournament_id: Id | None = None
 
 
 class SponsorApproved(Envelope):
     type: Literal["sponsor.approved"] = "sponsor.approved"
     team_id: Id
-    sponsor: str = Field(min_length=1, max_length=200)
+    sponsor: Text = Field(min_length=1, max_length=200)
 
 
 class PromotionStarted(Envelope):
     type: Literal["promotion.started"] = "promotion.started"
     promotion_id: Id
-    title: str = Field(min_length=1, max_length=200)
+    title: Text = Field(min_length=1, max_length=200)
     audience: Audience
 
 
@@ -300,7 +325,7 @@ class PaymentRefunded(Envelope):
     user_id: Id
     tournament_id: Id | None = None
     amount: Money
-    reason: str = Field("", max_length=2000)
+    reason: MultilineText = Field("", max_length=2000)
 
 
 class PayoutDistributed(Envelope):
@@ -308,7 +333,7 @@ class PayoutDistributed(Envelope):
     tournament_id: Id
     stage_id: Id
     team_id: Id
-    placement: int = Field(ge=1)
+    placement: StrictInt = Field(ge=1, le=100_000)
     prize: Money
 
 
@@ -320,22 +345,22 @@ class RankingChanged(Envelope):
     tournament_id: Id
     stage_id: Id
     team_id: Id
-    old_rank: int | None = Field(None, ge=1, description="None when the team enters the standings.")
-    new_rank: int = Field(ge=1)
-    points: int
+    old_rank: StrictInt | None = Field(None, ge=1, description="None when the team enters the standings.")
+    new_rank: StrictInt = Field(ge=1)
+    points: Int64
 
 
 class FinalPlacement(Model):
     team_id: Id
-    placement: int = Field(ge=1)
-    points: int
+    placement: StrictInt = Field(ge=1)
+    points: Int64
 
 
 class StandingsFinalized(Envelope):
     type: Literal["standings.finalized"] = "standings.finalized"
     tournament_id: Id
     stage_id: Id
-    placements: list[FinalPlacement]
+    placements: list[FinalPlacement] = Field(max_length=100_000)
 
 
 # --- notification control -------------------------------------------------------------------------------
@@ -346,8 +371,8 @@ class NotificationScheduled(Envelope):
     notification_id: Id
     send_at: UtcDatetime
     audience: Audience
-    title: str = Field(min_length=1, max_length=256)
-    body: str = Field(min_length=1, max_length=4000)
+    title: Text = Field(min_length=1, max_length=256)
+    body: MultilineText = Field(min_length=1, max_length=4000)
 
 
 class NotificationCancelled(Envelope):
@@ -359,8 +384,8 @@ class BroadcastRequested(Envelope):
     type: Literal["broadcast.requested"] = "broadcast.requested"
     broadcast_id: Id
     audience: Audience
-    title: str = Field(min_length=1, max_length=256)
-    body: str = Field(min_length=1, max_length=4000)
+    title: Text = Field(min_length=1, max_length=256)
+    body: MultilineText = Field(min_length=1, max_length=4000)
 
 
 class PreferencesUpdated(Envelope):

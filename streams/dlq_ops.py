@@ -53,7 +53,9 @@ async def replay_dead_letters(
     letters = [
         letter
         for letter in await read_dead_letters(from_offset=from_offset, settings=settings)
-        if (code is None or letter.code == code) and letter.source_topic
+        # A truncated copy (an oversized original: streams/dead_letter.py) is not the record; replaying its
+        # head would only dead-letter it again as not_json.
+        if (code is None or letter.code == code) and letter.source_topic and not letter.truncated
     ]
     if dry_run or not letters:
         return len(letters)
