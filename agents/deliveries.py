@@ -21,7 +21,7 @@ from crownstream.settings import get_settings
 from crownstream.sinks import db
 from crownstream.sinks.base import Dispatcher, Sink
 from crownstream.sinks.dead_letter import HEADER_CHANNEL, REPLAY_HEADER, DeliveryDeadLetters
-from crownstream.sinks.ledger import Ledger
+from crownstream.sinks.ledger import Ledger, clean_text, describe_db_error, is_transient
 from crownstream.sinks.registry import build_sinks
 from crownstream.streams.dead_letter import dead_letter_headers
 from crownstream.schemas.codec import Rejection
@@ -102,12 +102,16 @@ class DeliveryService(mode.Service):
         await runtime.stop()
 
 
-async def _retrying(what: str, attempt) -> object:
+async def _retrying(what: str, attempt, transient_only: bool = False) -> object:
+    """Retry until it works (PostgreSQL down or restarting: no record is acked until then). With
+    ``transient_only`` an error no retry can fix is raised instead (ledger.is_transient)."""
     delay = 0.2
     while True:
         try:
             return await attempt()
-        except Exception as exc:  # PostgreSQL down or restarting: no record is acked until this succeeds
+        except Exception as exc:
+            if transient_only and not is_transient(exc):
+                raise
             log.warning(f"{what} failed; retrying", extra={"error": repr(exc), "retry_in_s": delay})
             await asyncio.sleep(delay)
             delay = min(5.0, delay * 2)
@@ -133,19 +137,24 @@ async def _notify_endpoint_disabled(endpoint, reason: str) -> None:
         await sink.flush()
 
 
-async def _dead_letter_invalid(event: faust.EventT, channel: str, reason: str) -> None:
+async def _dead_letter_invalid(event: faust.EventT, channel: str, reason: str, code: str = "invalid_delivery") -> None:
     message = event.message
-    log.warning("dead-lettered delivery request",
-                extra={"reason": reason, "topic": message.topic, "partition": message.partition, "offset": message.offset})
-    DEAD_LETTERS.labels(message.topic, "invalid_delivery").inc()
+    reason = clean_text(reason, 4000) or code
+    log.warning("dead-lettered delivery request", extra={
+        "reason": reason, "code": code, "topic": message.topic, "partition": message.partition,
+        "offset": message.offset})
+    DEAD_LETTERS.labels(message.topic, code).inc()
     # Through the runtime's own idempotent producer, awaited before the batch is acknowledged: at least once
     # (a crash right after may repeat the DLQ record), never lost. Not through the input partition's Kafka
     # transaction: a rebalance can leave that producer outside a transaction, and the agent would crash.
+    # An invalid request has no channel header (it cannot be replayed as it is); one refused by PostgreSQL
+    # keeps its channel, so that it can be replayed once what it carries is fixed upstream.
     assert runtime.dead_letters is not None
-    await _retrying("dead-lettering an invalid delivery request", lambda: runtime.dead_letters.send_raw(
+    channel_header = b"" if code == "invalid_delivery" else channel.encode()
+    await _retrying("dead-lettering a delivery request", lambda: runtime.dead_letters.send_raw(
         event.key, event.value if event.value is not None else b"",
-        [*dead_letter_headers(Rejection("invalid_delivery", reason), message.topic, message.partition,
-                              message.offset, f"deliveries-{channel}"), (HEADER_CHANNEL, b"")]))
+        [*dead_letter_headers(Rejection(code, reason), message.topic, message.partition,
+                              message.offset, f"deliveries-{channel}"), (HEADER_CHANNEL, channel_header)]))
 
 
 def _is_replay(event: faust.EventT) -> bool:
@@ -154,10 +163,13 @@ def _is_replay(event: faust.EventT) -> bool:
     return any(k == REPLAY_HEADER for k, _ in items)
 
 
+Pending = list[tuple[faust.EventT, DeliveryRequest]]
+
+
 async def accept_batch(stream: faust.StreamT, channel: str, events: Sequence[faust.EventT]) -> None:
     sink = (await runtime.ensure_started()).sinks[channel]
-    fresh: list[DeliveryRequest] = []
-    replayed: list[DeliveryRequest] = []
+    fresh: Pending = []
+    replayed: Pending = []
     for event in events:
         try:
             request = decode_delivery(event.value)
@@ -167,15 +179,37 @@ async def accept_batch(stream: faust.StreamT, channel: str, events: Sequence[fau
         except InvalidDelivery as exc:
             await _dead_letter_invalid(event, channel, str(exc))
             continue
-        (replayed if _is_replay(event) else fresh).append(request)
+        except Exception as exc:  # the decoder's contract is "never raises"; if it does, this record only
+            await _dead_letter_invalid(event, channel, f"decoding failed: {type(exc).__name__}: {exc}")
+            continue
+        (replayed if _is_replay(event) else fresh).append((event, request))
     if fresh:
-        await _retrying(f"accepting {channel} deliveries", lambda: sink.accept(fresh))
+        await _store(f"accepting {channel} deliveries", channel, fresh, sink.accept)
     if replayed:
-        await _retrying(f"reviving {channel} deliveries", lambda: _revive(sink, replayed))
+        await _store(f"reviving {channel} deliveries", channel, replayed, lambda requests: _revive(sink, requests))
     await sink.flush()
     # Backpressure: stop pulling records while the dispatcher has all it can send in flight.
     while sink.backpressure():
         await asyncio.sleep(0.01)
+
+
+async def _store(what: str, channel: str, pending: Pending, store) -> None:
+    """Make requests durable: transient errors (PostgreSQL away) are retried with nothing acked; an error no
+    retry fixes (SQLSTATE class 22/23: a NUL in a contact field, a value out of range; a bug) must not stall
+    the partition: the batch is stored one request at a time and the refused ones go to the delivery DLQ."""
+    try:
+        await _retrying(what, lambda: store([request for _, request in pending]), transient_only=True)
+        return
+    except Exception as exc:
+        if len(pending) == 1:
+            event, request = pending[0]
+            log.warning("delivery request refused by the database", extra={
+                "dedup_key": request.dedup_key, "error": describe_db_error(exc)})
+            await _dead_letter_invalid(event, channel, f"the request cannot be stored: {describe_db_error(exc)}",
+                                       code="unstorable_delivery")
+            return
+    for item in pending:
+        await _store(what, channel, [item], store)
 
 
 async def _revive(sink: Sink, requests: list[DeliveryRequest]) -> None:
@@ -188,7 +222,14 @@ def _make_agent(channel: str):
 
     async def deliver(stream: faust.StreamT) -> None:
         async for events in stream.take_events(BATCH, within=BATCH_WITHIN_S):
-            await accept_batch(stream, channel, events)
+            try:
+                await accept_batch(stream, channel, events)
+            except Exception as exc:  # never out of the agent (a crash-restart is no recovery path)
+                log.exception("delivery batch failed; its records go to the delivery dead-letter topic",
+                              extra={"channel": channel, "count": len(events)})
+                for event in events:
+                    await _dead_letter_invalid(event, channel, f"delivery agent error: {type(exc).__name__}: {exc}",
+                                               code="delivery_agent_error")
 
     deliver.__name__ = f"deliver_{channel}"
     deliver.__qualname__ = deliver.__name__

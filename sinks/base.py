@@ -24,7 +24,7 @@ from typing import Any, ClassVar
 from crownstream.metrics import DELIVERIES_TOTAL, DELIVERY_SECONDS, DELIVERY_RECLAIMS
 from crownstream.schemas.deliveries import DeliveryRequest
 from crownstream.settings import Settings
-from crownstream.sinks.ledger import Claimed, Ledger, Outcome, ledger_row
+from crownstream.sinks.ledger import Claimed, Ledger, Outcome, describe_db_error, is_transient, ledger_row
 from crownstream.sinks.retry import next_delay
 
 log = logging.getLogger(__name__)
@@ -168,9 +168,15 @@ class Dispatcher:
         started = time.perf_counter()
         try:
             outcome = await self.sink.deliver(item)
-        except Exception as exc:  # a bug or an unexpected error of a client library: retried, never lost
-            log.exception("sink raised; the delivery will be retried", extra={"dedup_key": item.dedup_key})
-            outcome = Outcome.failed(f"{type(exc).__name__}: {exc}", retry_in=0.0)
+        except Exception as exc:
+            if is_transient(exc):  # PostgreSQL or the network away: retried, never lost
+                log.warning("sink raised; the delivery will be retried",
+                            extra={"dedup_key": item.dedup_key, "error": repr(exc)})
+                outcome = Outcome.failed(f"internal error: {type(exc).__name__}", retry_in=0.0)
+            else:  # data PostgreSQL refuses, a bug: no retry will fix it — to the DLQ, the channel goes on
+                log.exception("sink raised; the delivery goes to the dead-letter topic",
+                              extra={"dedup_key": item.dedup_key})
+                outcome = Outcome.dead(f"internal error: {describe_db_error(exc)}", reason_code="delivery_error")
         finally:
             left = self._per_target.get(target_key, 1) - 1
             if left > 0:
@@ -211,15 +217,48 @@ class Dispatcher:
             batch = [await self._results.get()]
             while not self._results.empty() and len(batch) < 1000:
                 batch.append(self._results.get_nowait())
-            delay = 0.1
-            while True:
-                try:
-                    await self.ledger.record(batch)
-                    self._record_failing = False
+            await self._record(batch)
+
+    async def _record(self, batch: list[tuple[Claimed, Outcome]]) -> None:
+        """Record a batch; PostgreSQL away -> keep the outcomes and try again. An outcome PostgreSQL refuses
+        (it should not happen: outcome texts are cleaned) must not stall the channel: the batch is recorded
+        one by one, a refused outcome once more without its texts, and if even that is refused it is
+        dropped (logged): the row's lease runs out and it is sent again — a duplicate, never a stall."""
+        delay = 0.1
+        while True:
+            try:
+                await self.ledger.record(batch)
+                self._record_failing = False
+                return
+            except Exception as exc:
+                if not is_transient(exc):
                     break
-                except Exception as exc:  # PostgreSQL away: keep the outcomes and try again
-                    self._record_failing = True
-                    log.warning("recording outcomes failed; retrying",
-                                extra={"channel": self.sink.channel, "count": len(batch), "error": repr(exc)})
-                    await asyncio.sleep(delay)
-                    delay = min(1.0, delay * 2)
+                self._record_failing = True
+                log.warning("recording outcomes failed; retrying",
+                            extra={"channel": self.sink.channel, "count": len(batch), "error": repr(exc)})
+                await asyncio.sleep(delay)
+                delay = min(1.0, delay * 2)
+        self._record_failing = False
+        for item, outcome in batch:
+            plain = Outcome(outcome.status, retry_in=outcome.retry_in,
+                            error=None if outcome.error is None else "the outcome's text could not be stored",
+                            reason_code=outcome.reason_code)
+            for attempt in ((item, outcome), (item, plain)):
+                try:
+                    await self._record_one(attempt)
+                    break
+                except Exception as exc:
+                    log.error("an outcome could not be recorded", extra={
+                        "channel": self.sink.channel, "dedup_key": item.dedup_key, "error": describe_db_error(exc)})
+
+    async def _record_one(self, result: tuple[Claimed, Outcome]) -> None:
+        delay = 0.1
+        while True:
+            try:
+                await self.ledger.record([result])
+                return
+            except Exception as exc:
+                if not is_transient(exc):
+                    raise
+                await asyncio.sleep(delay)
+                delay = min(1.0, delay * 2)

@@ -25,7 +25,7 @@ REPLAY_HEADER = "crownstream.replay"
 
 def failed_headers(claimed: Claimed, outcome: Outcome, settings: Settings) -> list[tuple[str, bytes]]:
     return [
-        (HEADER_CODE, b"delivery_failed"),
+        (HEADER_CODE, outcome.reason_code.encode()),
         (HEADER_REASON, (outcome.error or "").encode()[:8000]),
         (HEADER_TOPIC, DELIVERIES[claimed.request.channel].full_name(settings).encode()),
         (HEADER_PARTITION, b"-1"),

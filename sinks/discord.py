@@ -5,12 +5,19 @@ Rate limits follow Discord's documented headers per webhook: ``X-RateLimit-Remai
 (seconds, JSON body or Retry-After) is waited out and the request retried. Sends to one webhook are
 serialised (a lock per webhook URL) and wait only for that webhook's bucket — other webhooks keep flowing.
 After ``CROWNSTREAM_DISCORD_MAX_429_WAITS`` waits in place the delivery goes back to the ledger as a retry.
+
+Every wait Discord (or whatever answers at the URL) asks for is capped: one above ``IN_PLACE_WAIT_MAX_S``
+is not slept on while holding a send slot — the delivery goes back to the ledger (a bucket wait: handed
+back unattempted; a 429: a failed attempt, rescheduled no later than ``CROWNSTREAM_SINK_RETRY_AFTER_MAX_S``).
+The URL passes the outbound-target policy (sinks/targets.py) and the connection goes only to the addresses
+it checked (sinks/outbound.py); one request, connect to last byte, has ``CROWNSTREAM_DISCORD_TIMEOUT_S``.
 """
 
 from __future__ import annotations
 
 import asyncio
 import hashlib
+import logging
 import time
 from dataclasses import dataclass, field
 
@@ -19,8 +26,17 @@ import orjson
 
 from crownstream.sinks.base import Sink
 from crownstream.sinks.discord_payload import build_payload
-from crownstream.sinks.ledger import Claimed, Outcome
-from crownstream.sinks.targets import TargetRefused, check_url
+from crownstream.sinks.ledger import Claimed, Outcome, clean_text
+from crownstream.sinks.outbound import failure_category, guarded_transport, is_permanent_refusal, read_capped_httpx
+from crownstream.sinks.retry import parse_delay
+from crownstream.sinks.targets import REFUSED, TargetRefused, parse_target
+
+log = logging.getLogger(__name__)
+
+# Longest wait slept in place holding a send slot (a bucket's reset, a 429's retry_after); longer ones go
+# back to the ledger. Discord's own per-webhook windows are a few seconds. (A module constant rather than a
+# setting: the caller-visible cap is CROWNSTREAM_SINK_RETRY_AFTER_MAX_S.)
+IN_PLACE_WAIT_MAX_S = 10.0
 
 
 @dataclass
@@ -29,14 +45,13 @@ class Bucket:
     remaining: int | None = None
     reset_at: float = 0.0  # monotonic
 
-    def update(self, headers: httpx.Headers) -> None:
-        try:
-            if "x-ratelimit-remaining" in headers:
-                self.remaining = int(headers["x-ratelimit-remaining"])
-            if "x-ratelimit-reset-after" in headers:
-                self.reset_at = time.monotonic() + float(headers["x-ratelimit-reset-after"])
-        except ValueError:
-            pass
+    def update(self, headers: httpx.Headers, cap_s: float) -> None:
+        remaining = headers.get("x-ratelimit-remaining")
+        if remaining is not None and remaining.strip().isdigit() and len(remaining.strip()) < 10:
+            self.remaining = int(remaining)
+        reset_after = parse_delay(headers.get("x-ratelimit-reset-after"))
+        if reset_after is not None:
+            self.reset_at = time.monotonic() + min(reset_after, cap_s)
 
     def wait_s(self) -> float:
         if self.remaining == 0:
@@ -44,19 +59,22 @@ class Bucket:
         return 0.0
 
 
-def retry_after_s(response: httpx.Response) -> float:
+def retry_after_s(body: bytes, headers: httpx.Headers) -> float | None:
+    """A 429's wait: the JSON body's ``retry_after``, else Retry-After, else X-RateLimit-Reset-After. May be
+    inf (``1e999``); None if none is a usable number."""
     try:
-        body = response.json()
-        if isinstance(body, dict) and "retry_after" in body:
-            return max(0.0, float(body["retry_after"]))
-    except ValueError:
-        pass
+        parsed = orjson.loads(body) if body else None
+    except orjson.JSONDecodeError:
+        parsed = None
+    if isinstance(parsed, dict):
+        value = parse_delay(parsed.get("retry_after"))
+        if value is not None:
+            return value
     for header in ("retry-after", "x-ratelimit-reset-after"):
-        try:
-            return max(0.0, float(response.headers[header]))
-        except (KeyError, ValueError):
-            continue
-    return 1.0
+        value = parse_delay(headers.get(header))
+        if value is not None:
+            return value
+    return None
 
 
 class DiscordSink(Sink):
@@ -66,45 +84,76 @@ class DiscordSink(Sink):
         return claimed.request.contact.discord_webhook_url or ""
 
     async def start(self) -> None:
-        self._client = httpx.AsyncClient(timeout=self.settings.discord_timeout_s, follow_redirects=False,
-                                         headers={"user-agent": "Crownstream (https://crownstream.invalid, 1)"})
+        self._client = httpx.AsyncClient(
+            transport=guarded_transport(self.settings.sink_allow_private_targets), follow_redirects=False,
+            trust_env=False, timeout=self.settings.discord_timeout_s,
+            # Uncompressed answers: the body is read up to a cap, raw.
+            headers={"user-agent": "Crownstream (https://crownstream.invalid, 1)", "accept-encoding": "identity"})
         self._buckets: dict[str, Bucket] = {}
 
     async def stop(self) -> None:
         await self._client.aclose()
 
+    async def _post(self, url: str, body: bytes) -> tuple[int, httpx.Headers, bytes]:
+        s = self.settings
+        # httpx's timeouts are per phase (connect, each read, …): one deadline covers the whole request.
+        async with asyncio.timeout(s.discord_timeout_s):
+            async with self._client.stream("POST", url, params={"wait": "true"}, content=body,
+                                           headers={"content-type": "application/json"}) as response:
+                text, _ = await read_capped_httpx(response, s.sink_response_body_max_bytes)
+                return response.status_code, response.headers, text
+
     async def deliver(self, claimed: Claimed) -> Outcome:
+        s = self.settings
         url = claimed.request.contact.discord_webhook_url
         if not url:
             return Outcome.dead("the request has no contact.discord_webhook_url")
         try:
-            await check_url(url, self.settings.sink_allow_private_targets)
+            parse_target(url, s.sink_allow_private_targets, s.sink_max_url_length, client="httpx")
         except TargetRefused as exc:
-            return Outcome.dead(str(exc))
+            log.warning("discord target refused by policy", extra={"dedup_key": claimed.dedup_key, "detail": exc.detail})
+            return Outcome.dead(f"{REFUSED}: {exc.reason}", reason_code="target_refused")
         body = orjson.dumps(build_payload(claimed.request))
         digest = hashlib.sha256(body).hexdigest()
         bucket = self._buckets.setdefault(url, Bucket())
+        cap = s.sink_retry_after_max_s
         waits = 0
         async with bucket.lock:
             while True:
-                await asyncio.sleep(bucket.wait_s())
+                wait = bucket.wait_s()
+                if wait > IN_PLACE_WAIT_MAX_S:  # not slept on holding a slot: back to the ledger, unattempted
+                    return Outcome.deferred(min(wait, cap))
+                await asyncio.sleep(wait)
                 try:
-                    response = await self._client.post(url, params={"wait": "true"}, content=body,
-                                                       headers={"content-type": "application/json"})
-                except httpx.HTTPError as exc:
-                    return Outcome.failed(f"{type(exc).__name__}: {exc}", retry_in=0.0, digest=digest)
-                bucket.update(response.headers)
-                code = response.status_code
+                    code, headers, text = await self._post(url, body)
+                except TargetRefused as exc:  # from the transport: the name resolves to a refused address
+                    log.warning("discord target refused", extra={"dedup_key": claimed.dedup_key, "detail": exc.detail})
+                    if is_permanent_refusal(exc):
+                        return Outcome.dead(f"{REFUSED}: {exc.reason}", digest=digest, reason_code="target_refused")
+                    return Outcome.failed(REFUSED, retry_in=0.0, digest=digest)
+                except (httpx.HTTPError, asyncio.TimeoutError, OSError) as exc:
+                    log.info("discord delivery failed", extra={"dedup_key": claimed.dedup_key, "error": repr(exc)})
+                    return Outcome.failed(failure_category(exc), retry_in=0.0, digest=digest)
+                bucket.update(headers, cap)
                 if 200 <= code < 300:
                     return Outcome.sent(code, digest)
                 if code == 429:
-                    delay = retry_after_s(response)
+                    delay = retry_after_s(text, headers)
                     waits += 1
-                    if waits > self.settings.discord_max_429_waits:
+                    if delay is None:
+                        delay = 1.0
+                    if delay > cap:
+                        bucket.remaining, bucket.reset_at = 0, time.monotonic() + cap
+                        return Outcome.failed(f"HTTP 429: asked to wait {delay:g} s; waiting at most {cap:g} s",
+                                              retry_in=cap, code=code, digest=digest)
+                    if waits > s.discord_max_429_waits or delay > IN_PLACE_WAIT_MAX_S:
+                        bucket.remaining, bucket.reset_at = 0, time.monotonic() + delay
                         return Outcome.failed(f"HTTP 429 {waits} times in a row", retry_in=delay, code=code, digest=digest)
                     bucket.remaining, bucket.reset_at = 0, time.monotonic() + delay
                     continue
-                error = f"HTTP {code}: {response.text[:300]}"
-                if code in (400, 401, 403, 404):  # bad payload, deleted or forbidden webhook: will not improve
-                    return Outcome.dead(error, code=code, digest=digest)
-                return Outcome.failed(error, retry_in=0.0, code=code, digest=digest)
+                snippet = clean_text(text, 300) or ""
+                error = f"HTTP {code}: {snippet}" if snippet else f"HTTP {code}"
+                if code == 408 or code >= 500:
+                    return Outcome.failed(error, retry_in=0.0, code=code, digest=digest)
+                # 3xx (never followed) and other 4xx (bad payload, deleted or forbidden webhook): will not improve.
+                return Outcome.dead(error, code=code, digest=digest, reason_code="delivery_rejected")

@@ -16,8 +16,10 @@ never decide what is due.
 
 from __future__ import annotations
 
-import socket
+import asyncio
 import os
+import socket
+import unicodedata
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -30,6 +32,78 @@ from crownstream.schemas.deliveries import DeliveryRequest
 from crownstream.sinks.tables import deliveries
 
 WORKER_ID = f"{socket.gethostname()}:{os.getpid()}"
+
+ERROR_MAX_CHARS = 2000
+
+
+def clean_text(value: str | bytes | None, cap: int = ERROR_MAX_CHARS) -> str | None:
+    """Text a receiver or an exception produced, made storable: decoded leniently, NUL and other control
+    characters (but newline and tab) dropped, lone surrogates replaced, cut to ``cap`` characters.
+    PostgreSQL refuses NUL in text and JSONB; stored raw, one such reply would wedge outcome recording."""
+    if value is None:
+        return None
+    if isinstance(value, bytes):
+        value = value.decode("utf-8", errors="replace")
+    value = value[: cap * 2]
+    value = "".join(c for c in value if c in "\n\t" or unicodedata.category(c) not in ("Cc", "Cs"))
+    return value[:cap]
+
+
+# SQLSTATE classes of errors that no retry can fix: 22 data exception (NUL, bad encoding, out of range),
+# 23 integrity constraint violation, 54 program limit exceeded (a value too large to index), 42 syntax
+# error or access rule violation (a bug: retrying it forever would wedge the channel).
+_PERMANENT_CLASSES = ("22", "23", "42", "54")
+# Every other class (08 connection, 40 serialization failure or deadlock, 53 insufficient resources, 57
+# operator intervention such as a restart…) is retried.
+
+
+def sqlstate_of(exc: BaseException) -> str | None:
+    seen: BaseException | None = exc
+    for _ in range(10):
+        if seen is None:
+            break
+        code = getattr(seen, "sqlstate", None) or getattr(seen, "pgcode", None)
+        if isinstance(code, str) and len(code) == 5:
+            return code
+        seen = getattr(seen, "orig", None) or seen.__cause__ or seen.__context__
+    return None
+
+
+def is_transient(exc: BaseException) -> bool:
+    """Worth retrying: PostgreSQL or the network away, a serialization failure, a timeout. Everything
+    else — data PostgreSQL refuses, a value the driver cannot encode, a bug — is permanent for the record
+    at hand: retried, it would stall the partition or the channel behind it forever."""
+    code = sqlstate_of(exc)
+    if code is not None:
+        return code[:2] not in _PERMANENT_CLASSES
+    chain: list[BaseException] = []
+    seen: BaseException | None = exc
+    while seen is not None and len(chain) < 10:
+        chain.append(seen)
+        seen = getattr(seen, "orig", None) or seen.__cause__ or seen.__context__
+    if any(isinstance(e, (UnicodeError, OverflowError)) or type(e).__name__ == "DataError" for e in chain):
+        return False  # the driver could not encode a value (asyncpg's client-side DataError)
+    for e in chain:
+        if isinstance(e, (OSError, asyncio.TimeoutError, TimeoutError, ConnectionError)):
+            return True
+        if getattr(e, "connection_invalidated", False):
+            return True
+        name = type(e).__name__
+        if name in ("OperationalError", "InterfaceError", "InternalClientError", "DisconnectionError") \
+                or "Connection" in name:
+            return True
+    return False
+
+
+def describe_db_error(exc: BaseException) -> str:
+    """A short reason for the DLQ: the SQLSTATE and the first line of the message, cleaned."""
+    code = sqlstate_of(exc)
+    seen: BaseException = exc
+    while getattr(seen, "orig", None) is not None:
+        seen = seen.orig  # type: ignore[assignment]
+    first = (str(seen).splitlines() or [""])[0]
+    text = f"{type(seen).__name__}" + (f" (SQLSTATE {code})" if code else "") + (f": {first}" if first else "")
+    return clean_text(text, 500) or type(exc).__name__
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,6 +126,10 @@ class Outcome:
     error: str | None = None
     digest: str | None = None
     retry_in: float | None = None
+    # The delivery DLQ's reason code of a dead outcome: delivery_failed (attempts used up), target_refused
+    # (the outbound-target policy), delivery_rejected (the receiver's 3xx/4xx), delivery_error (an error of
+    # this worker for this record: data PostgreSQL refuses, a bug).
+    reason_code: str = "delivery_failed"
 
     @classmethod
     def sent(cls, code: int | None = None, digest: str | None = None) -> "Outcome":
@@ -59,12 +137,12 @@ class Outcome:
 
     @classmethod
     def failed(cls, error: str, retry_in: float, code: int | None = None, digest: str | None = None) -> "Outcome":
-        return cls("failed", code=code, error=error[:2000], retry_in=retry_in, digest=digest)
+        return cls("failed", code=code, error=clean_text(error), retry_in=retry_in, digest=digest)
 
     @classmethod
-    def dead(cls, error: str, code: int | None = None, digest: str | None = None) -> "Outcome":
-        return cls("dead", code=code, error=error[:2000], digest=digest)
-
+    def dead(cls, error: str, code: int | None = None, digest: str | None = None,
+             reason_code: str = "delivery_failed") -> "Outcome":
+        return cls("dead", code=code, error=clean_text(error), digest=digest, reason_code=reason_code)
 
     @classmethod
     def deferred(cls, retry_in: float) -> "Outcome":
@@ -174,11 +252,22 @@ class Ledger:
                          "skip": list(skip_targets)},
             )
             rows = result.all()
-        return [
-            Claimed(row.dedup_key, row.target, DeliveryRequest.model_validate(row.request), row.attempt_count,
-                    reclaimed=row.was == "sending")
-            for row in rows
-        ]
+            claimed, broken = [], []
+            for row in rows:
+                try:
+                    request = DeliveryRequest.model_validate(row.request)
+                except ValueError as exc:
+                    # A stored request this version cannot read (a schema change): dead at once with the reason,
+                    # not an exception that would stop every claim of the channel.
+                    broken.append({"dedup_key": row.dedup_key, "target": row.target, "worker": self.worker_id,
+                                   "status": "dead", "code": None, "digest": None,
+                                   "error": clean_text(f"the stored request is not a valid delivery request: {exc}")})
+                    continue
+                claimed.append(Claimed(row.dedup_key, row.target, request, row.attempt_count,
+                                       reclaimed=row.was == "sending"))
+            if broken:
+                await conn.execute(_DEAD, broken)
+        return claimed
 
     async def record(self, results: Iterable[tuple[Claimed, Outcome]]) -> None:
         """Record attempts' outcomes, one statement per kind, in one transaction."""

@@ -23,3 +23,38 @@ def next_delay(attempt: int, base_s: float, cap_s: float, hinted_s: float | None
     if hinted_s is not None:
         delay = max(delay, min(hinted_s, cap_s))
     return delay
+
+
+def parse_delay(value: object, now: float | None = None) -> float | None:
+    """A receiver's "wait this long" (Retry-After, X-RateLimit-Reset-After, Discord's JSON ``retry_after``) in
+    seconds, or None if it is not a usable number. Never NaN, never negative; it may be ``inf`` (``1e999``),
+    which callers cap with ``CROWNSTREAM_SINK_RETRY_AFTER_MAX_S`` — the value is the receiver's, not ours.
+    Retry-After's HTTP-date form is read too (relative to ``now``, a Unix time)."""
+    import math
+
+    if value is None or isinstance(value, bool):
+        return None
+    if isinstance(value, (int, float)):
+        number = float(value)
+    elif isinstance(value, str):
+        text = value.strip()
+        if not text or len(text) > 64:
+            return None
+        try:
+            number = float(text)
+        except ValueError:
+            from email.utils import parsedate_to_datetime
+            import time
+
+            try:
+                when = parsedate_to_datetime(text)
+            except (TypeError, ValueError, IndexError, OverflowError):
+                return None
+            if when is None or when.tzinfo is None:
+                return None
+            number = when.timestamp() - (time.time() if now is None else now)
+    else:
+        return None
+    if math.isnan(number):
+        return None
+    return max(0.0, number)

@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from crownstream.sinks.signing import generate_secret
 from crownstream.sinks.tables import webhook_endpoints as t
-from crownstream.sinks.targets import check_url_syntax
+from crownstream.sinks.targets import Resolve, check_url
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,9 +43,15 @@ def _endpoint(row) -> Endpoint:
 
 
 async def create_endpoint(engine: AsyncEngine, user_id: str, url: str, event_types: Sequence[str] = (),
-                          secret: str | None = None, allow_private: bool = False) -> tuple[Endpoint, str]:
-    """Register an endpoint; returns it and its secret (shown once to the subscriber)."""
-    check_url_syntax(url, allow_private)
+                          secret: str | None = None, allow_private: bool = False, max_url_length: int | None = None,
+                          resolve: Resolve | None = None) -> tuple[Endpoint, str]:
+    """Register an endpoint; returns it and its secret (shown once to the subscriber). The URL passes the
+    whole outbound-target policy first, its name resolved (sinks/targets.py): TargetRefused says why not."""
+    if max_url_length is None:
+        from crownstream.settings import get_settings
+
+        max_url_length = get_settings().sink_max_url_length
+    await check_url(url, allow_private, max_url_length, client="aiohttp", resolve=resolve)
     secret = secret or generate_secret()
     endpoint_id = uuid.uuid4().hex
     async with engine.begin() as conn:

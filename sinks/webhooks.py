@@ -1,9 +1,13 @@
 """Outbound webhooks sink: one delivery per (request, matching endpoint of the subscriber), signed per the
 Standard Webhooks spec, ``webhook-id`` = the dedup key.
 
-2xx = delivered. Anything else (timeouts, connection errors, 3xx — redirects are never followed, 4xx, 5xx)
-is a failed attempt, retried by the dispatcher with backoff from the ledger (a scheduled-retry table), so a
-slow or dead endpoint holds only its own deliveries, never the partition. An endpoint that has failed
+2xx = delivered. 408, 429, 5xx, timeouts and connection errors are failed attempts, retried by the
+dispatcher with backoff from the ledger (a scheduled-retry table; a Retry-After is honoured up to
+``CROWNSTREAM_SINK_RETRY_AFTER_MAX_S``, never slept on), so a slow or dead endpoint holds only its own
+deliveries, never the partition. Other 4xx answers and 3xx (redirects are never followed) will not improve
+by retrying: the delivery goes to the delivery dead-letter topic at once. The URL passes the outbound-target
+policy (sinks/targets.py) at registration and again at every delivery, and the connection goes only to the
+addresses that policy checked (sinks/outbound.py); a URL that became bad is a permanent failure. An endpoint that has failed
 without a success for ``CROWNSTREAM_WEBHOOK_DISABLE_AFTER_S`` is disabled and its owner notified in-app;
 its remaining deliveries go to the delivery dead-letter topic and can be replayed once it is fixed.
 """
@@ -22,9 +26,11 @@ import orjson
 
 from crownstream.schemas.deliveries import DeliveryRequest
 from crownstream.sinks.base import Sink
-from crownstream.sinks.ledger import Claimed, Outcome, ledger_row
+from crownstream.sinks.ledger import Claimed, Outcome, clean_text, ledger_row
+from crownstream.sinks.outbound import failure_category, is_permanent_refusal, pinned_resolver, read_capped_aiohttp
+from crownstream.sinks.retry import parse_delay
 from crownstream.sinks.signing import sign_headers
-from crownstream.sinks.targets import GuardedResolver, TargetRefused, check_url_literal
+from crownstream.sinks.targets import REFUSED, TargetRefused, parse_target
 from crownstream.sinks.webhook_endpoints import Endpoint, endpoints_of, get_endpoints, mark_failing, mark_healthy
 
 log = logging.getLogger(__name__)
@@ -71,11 +77,13 @@ class WebhookSink(Sink):
         # high-volume sink.
         self._client = aiohttp.ClientSession(
             connector=aiohttp.TCPConnector(limit=self.settings.sink_max_in_flight, limit_per_host=0,
-                                           resolver=GuardedResolver(self.settings.sink_allow_private_targets),
+                                           resolver=pinned_resolver(self.settings.sink_allow_private_targets),
                                            ttl_dns_cache=60),
+            # total = connect to last byte (the deliver() deadline below covers the resolver too).
             timeout=aiohttp.ClientTimeout(total=self.settings.webhook_timeout_s),
             headers={"user-agent": "Crownstream-Webhooks/1", "content-type": "application/json"},
-            skip_auto_headers=("accept-encoding",),
+            # No proxy from the environment (it would resolve and connect for us), no compressed answers.
+            skip_auto_headers=("accept-encoding",), auto_decompress=False, trust_env=False,
         )
 
     async def stop(self) -> None:
@@ -107,48 +115,72 @@ class WebhookSink(Sink):
                                 "re-enable it, then replay the delivery dead-letter topic")
         body = webhook_body(claimed.request)
         digest = hashlib.sha256(body).hexdigest()
+        s = self.settings
         try:
-            check_url_literal(endpoint.url, self.settings.sink_allow_private_targets)
+            # Literal addresses never reach the resolver (aiohttp connects to them directly): checked here,
+            # on the host yarl gives aiohttp. Names are resolved and checked by the connector's resolver.
+            parse_target(endpoint.url, s.sink_allow_private_targets, s.sink_max_url_length, client="aiohttp")
         except TargetRefused as exc:
-            return Outcome.dead(str(exc), digest=digest)
+            return await self._refused(endpoint, exc, digest)
         headers = sign_headers(claimed.dedup_key, body, endpoint.secrets)
         assert self._client is not None, "WebhookSink.start() was not called"
+        text = b""
         try:
-            async with self._client.post(endpoint.url, data=body, headers=headers, allow_redirects=False) as response:
-                code = response.status
-                text = "" if 200 <= code < 300 else (await response.text(errors="replace"))[:200]
-                location = response.headers.get("location")
-                retry_after = _retry_after(response.headers.get("retry-after"))
-        except TargetRefused as exc:  # from the resolver: the name resolves to a non-public address
-            return Outcome.dead(str(exc), digest=digest)
-        except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
-            return await self._failed(endpoint, f"{type(exc).__name__}: {exc or 'timed out'}", None, digest)
+            async with asyncio.timeout(s.webhook_timeout_s):
+                async with self._client.post(endpoint.url, data=body, headers=headers, allow_redirects=False) as response:
+                    code = response.status
+                    retry_after = parse_delay(response.headers.get("retry-after"))
+                    if not 200 <= code < 300:
+                        text, _ = await read_capped_aiohttp(response, s.sink_response_body_max_bytes)
+        except TargetRefused as exc:  # from the resolver: the name resolves to a refused address (or none)
+            if is_permanent_refusal(exc):
+                return await self._refused(endpoint, exc, digest)
+            log.info("webhook endpoint's host does not resolve", extra={"endpoint": endpoint.id, "detail": exc.detail})
+            return await self._failed(endpoint, REFUSED, None, digest)
+        except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as exc:
+            # The owner reads a category; the exception (with addresses) is for the operators' log.
+            log.info("webhook delivery failed", extra={"endpoint": endpoint.id, "error": repr(exc)})
+            return await self._failed(endpoint, failure_category(exc), None, digest)
         if 200 <= code < 300:
             if endpoint.failing_since is not None:
                 await mark_healthy(self.ledger.engine, endpoint.id)
                 self._cache.pop(endpoint.id, None)
             return Outcome.sent(code, digest)
+        snippet = clean_text(text, 200) or ""
         if 300 <= code < 400:
-            error = f"HTTP {code}: redirects are not followed (to {location!r}); register the final URL"
+            error = f"HTTP {code}: redirects are not followed; register the final URL"
         else:
-            error = f"HTTP {code}: {text}"
-        return await self._failed(endpoint, error, code, digest, retry_after)
+            error = f"HTTP {code}: {snippet}" if snippet else f"HTTP {code}"
+        if code in (408, 429) or code >= 500:
+            cap = s.sink_retry_after_max_s
+            if retry_after is not None and retry_after > cap:
+                error += f" (asked to wait {retry_after:g} s; waiting at most {cap:g} s)"
+            return await self._failed(endpoint, error, code, digest, min(retry_after, cap) if retry_after else None)
+        # 3xx and other 4xx: the endpoint refuses this delivery; retrying will not change its mind.
+        await self._note_failure(endpoint, error)
+        return Outcome.dead(error, code=code, digest=digest, reason_code="delivery_rejected")
 
-    async def _failed(self, endpoint: Endpoint, error: str, code: int | None, digest: str,
-                      retry_after: float | None = None) -> Outcome:
-        disabled = await mark_failing(self.ledger.engine, endpoint.id, self.settings.webhook_disable_after_s, error)
+    async def _refused(self, endpoint: Endpoint, exc: TargetRefused, digest: str) -> Outcome:
+        """The URL became one the policy refuses: permanent, to the DLQ. Operators' log has the detail."""
+        log.warning("webhook target refused by policy", extra={"endpoint": endpoint.id, "detail": exc.detail})
+        await self._note_failure(endpoint, REFUSED)
+        return Outcome.dead(f"{REFUSED}: {exc.reason}", digest=digest, reason_code="target_refused")
+
+    async def _note_failure(self, endpoint: Endpoint, error: str) -> bool:
+        disabled = await mark_failing(self.ledger.engine, endpoint.id, self.settings.webhook_disable_after_s,
+                                      clean_text(error, 500) or "failed")
         self._cache.pop(endpoint.id, None)
         if disabled:
             log.warning("webhook endpoint disabled", extra={"endpoint": endpoint.id, "user_id": endpoint.user_id})
             if self.notify_disabled is not None:
-                await self.notify_disabled(endpoint, error)
+                try:
+                    await self.notify_disabled(endpoint, clean_text(error, 500) or "failed")
+                except Exception:  # the notice is best effort; the delivery's outcome must still be recorded
+                    log.exception("could not tell the owner that their endpoint was disabled",
+                                  extra={"endpoint": endpoint.id})
+        return disabled
+
+    async def _failed(self, endpoint: Endpoint, error: str, code: int | None, digest: str,
+                      retry_after: float | None = None) -> Outcome:
+        await self._note_failure(endpoint, error)
         return Outcome.failed(error, retry_in=retry_after or 0.0, code=code, digest=digest)
-
-
-def _retry_after(value: str | None) -> float | None:
-    if value is None:
-        return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        return None

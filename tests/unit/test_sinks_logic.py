@@ -110,7 +110,7 @@ def test_public_address_is_allowed():
 
 
 @pytest.mark.parametrize("url", ["ftp://example.com/x", "http://example.com/hook", "https://user:pw@example.com/",
-                                 "https:///nohost"])
+                                 "https:///nohost", "https://127.0.0.1/", "http://127.0.0.1/"])
 def test_bad_urls_are_refused(url):
     with pytest.raises(TargetRefused):
         check_url_syntax(url, allow_private=False)
@@ -195,20 +195,15 @@ def test_same_request_same_digest():
     assert render_email(req, "https://x", "test-secret").digest == render_email(req, "https://x", "test-secret").digest
 
 
-async def test_guarded_resolver_refuses_names_that_resolve_to_loopback():
-    from crownstream.sinks.targets import GuardedResolver, check_url_literal
+async def test_pinned_resolver_refuses_names_that_resolve_to_loopback():
+    from crownstream.sinks.outbound import pinned_resolver
+    from crownstream.sinks.targets import parse_target
 
-    resolver = GuardedResolver(allow_private=False)
-    try:
-        with pytest.raises(TargetRefused, match="loopback"):
-            await resolver.resolve("localhost", 80)
-    finally:
-        await resolver.close()
-    allowed = GuardedResolver(allow_private=True)
-    try:
-        assert (await allowed.resolve("localhost", 80))[0]["host"] in ("127.0.0.1", "::1")
-    finally:
-        await allowed.close()
     with pytest.raises(TargetRefused):
-        check_url_literal("https://10.0.0.1/hook", allow_private=False)
-    check_url_literal("https://hooks.example.com/x", allow_private=False)  # names are checked at connect time
+        await pinned_resolver(allow_private=False).resolve("localhost", 80)
+    with pytest.raises(TargetRefused):
+        await pinned_resolver(allow_private=False).resolve("0x7f.1", 80)  # what getaddrinfo reads as 127.0.0.1
+    assert (await pinned_resolver(allow_private=True).resolve("localhost", 80))[0]["host"] in ("127.0.0.1", "::1")
+    with pytest.raises(TargetRefused):
+        parse_target("https://10.0.0.1/hook", allow_private=False)
+    parse_target("https://hooks.example.com/x", allow_private=False)  # names are checked when resolved
