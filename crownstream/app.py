@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 
 import faust
+from faust.web.drivers.aiohttp import Web as AiohttpWeb
 
 from crownstream import kafka_rebootstrap
 from crownstream.logs import logging_config
@@ -20,9 +21,33 @@ def broker_urls(bootstrap: str) -> str:
     return ";".join(f"kafka://{host.strip()}" for host in bootstrap.split(",") if host.strip())
 
 
+class CrownstreamWeb(AiohttpWeb):
+    """Faust's aiohttp web server serving only Crownstream's own views.
+
+    Faust mounts views of its own: the table browser (``/table/…``: any key of any table, e.g. a user's email
+    address and Discord webhook), ``/router/…`` (the cluster's topology), statistics and ``/graph`` — none
+    authenticated. The ``web_*_enabled`` settings switch those off (create_app); the production index at
+    ``/`` has no setting, hence no built-in blueprint at all here. Query routing does not need ``/router``:
+    crownstream/web/routing.py reads the assignment in-process."""
+
+    default_blueprints = ()
+    production_blueprints = ()
+    debug_blueprints = ()
+    optional_blueprints = ()
+
+
 class CrownstreamApp(faust.App):
     """Faust's App with the input-partition transaction manager (see crownstream/transactions.py), declaring only
-    the topics that do not exist yet (crownstream/topic_declarations.py)."""
+    the topics that do not exist yet (crownstream/topic_declarations.py), and a web server with Crownstream's
+    views only, behind its error, path-parameter and security-header middleware (crownstream/web/middleware.py)."""
+
+    def _new_web(self) -> CrownstreamWeb:
+        return CrownstreamWeb(self)
+
+    def on_webserver_init(self, web) -> None:
+        from crownstream.web.middleware import install  # the web package's leaf module; it imports no app
+
+        install(web.web_app)
 
     def _new_transport(self):
         return DeclareOnceTransport(self.conf.broker_consumer, self)
@@ -63,6 +88,14 @@ def create_app(settings: Settings | None = None) -> faust.App:
         TableManager=("crownstream.recovery:RestoringTableManager" if settings.table_restore == "consumer"
                       else "faust.tables:TableManager"),
         web_cors_options=None,
+        # Faust's own views off (see CrownstreamWeb): they serve table contents and topology unauthenticated.
+        web_tables_enabled=False,
+        web_router_enabled=False,
+        web_stats_enabled=False,
+        web_graph_enabled=False,
+        web_metrics_enabled=False,
+        # aiohttp refuses larger bodies with 413 before a view reads them (views read through web/inputs.py).
+        web_application_options={"client_max_size": settings.http_max_body_bytes},
         producer_linger_ms=settings.producer_linger_ms,
         logging_config=logging_config(settings.log_level, settings.log_json),
     )

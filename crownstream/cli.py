@@ -138,6 +138,10 @@ from crownstream.sinks.cli import COMMANDS as _sink_commands  # noqa: E402
 for command in _sink_commands:
     faust_cli.add_command(command)
 
+from crownstream.token_cli import token as _token_command  # noqa: E402  (token mint)
+
+faust_cli.add_command(_token_command)
+
 
 def main() -> None:
     settings = get_settings()  # fail fast on a bad environment variable, before Faust starts anything

@@ -251,10 +251,13 @@ async def group_members(settings: Settings | None = None) -> tuple[str, list[Mem
         await admin.close()
 
 
-def worker_assignment(url: str) -> dict[str, Any] | None:
-    """A worker's own view (/ops/assignment): actives, standbys and lag; None if it does not answer."""
+def worker_assignment(url: str, staff_token: str | None = None) -> dict[str, Any] | None:
+    """A worker's own view (/ops/assignment, staff only): actives, standbys and lag; None if it does not answer
+    (or refuses: no or wrong staff token)."""
+    token = staff_token if staff_token is not None else get_settings().staff_token
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
     try:
-        r = httpx.get(f"{url.rstrip('/')}/ops/assignment", timeout=5)
+        r = httpx.get(f"{url.rstrip('/')}/ops/assignment", headers=headers, timeout=5)
         r.raise_for_status()
         return r.json()
     except httpx.HTTPError:

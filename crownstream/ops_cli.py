@@ -104,7 +104,7 @@ def ops_assignment(as_json: bool) -> None:
     of them it processes (actives) and which it only replicates (standbys)."""
     settings = get_settings()
     state, members = asyncio.run(ops.group_members(settings))
-    views = {m.member_id: ops.worker_assignment(m.url) if m.url else None for m in members}
+    views = {m.member_id: ops.worker_assignment(m.url, settings.staff_token) if m.url else None for m in members}
     if as_json:
         click.echo(orjson.dumps({"group": settings.app_id, "state": state, "members": [
             {"member_id": m.member_id, "host": m.client_host, "url": m.url, "partitions": m.partitions,
@@ -117,7 +117,7 @@ def ops_assignment(as_json: bool) -> None:
         if view is None:
             for topic, parts in sorted(m.partitions.items()):
                 click.echo(f"    assigned {topic}: {parts}")
-            click.echo("    (the worker did not answer /ops/assignment)")
+            click.echo("    (the worker did not answer /ops/assignment: down, or CROWNSTREAM_STAFF_TOKEN unset/wrong here)")
             continue
         click.echo(f"    actives:  {', '.join(view['actives']) or '-'}")
         click.echo(f"    standbys: {', '.join(view['standbys']) or '-'}")

@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from typing import Any
+from urllib.parse import urlencode
 
 import httpx
 import orjson
@@ -30,10 +31,13 @@ from jinja2 import Environment, PackageLoader, select_autoescape
 from crownstream.agents.standings import board_for, stages, tournaments
 from crownstream.app import app
 from crownstream.settings import get_settings
+from crownstream.web.auth import PUBLIC, access
+from crownstream.web.errors import HttpError
 from crownstream.web.live import HUB, StreamClosed
+from crownstream.web.pages import json_for_script, new_nonce, page_csp
 from crownstream.web.responses import not_ready, routed
 from crownstream.web.routing import ROUTED_HEADER, NotReady, owner_of
-from crownstream.web.standings import _pick_stage
+from crownstream.web.standings import pick_stage
 
 log = logging.getLogger(__name__)
 
@@ -60,24 +64,27 @@ def standings_snapshot(tournament_id: str, stage_id: str, limit: int) -> dict[st
 
 @app.page("/tournaments/{tournament_id}/leaderboard")
 class LeaderboardPage(View):
+    @access(PUBLIC)
     @routed(stages, "tournament_id")
     async def get(self, request: Request, tournament_id: str) -> Response:
-        stage_id, error = _pick_stage(self, request, tournament_id)
-        if error:
-            return error
+        stage_id = pick_stage(request, tournament_id)
         snapshot = standings_snapshot(tournament_id, stage_id, get_settings().leaderboard_rows)
         if snapshot is None:
-            return self.json({"error": f"stage {stage_id!r} is not a battle-royale stage; "
-                                       "its leaderboard has no ranked table"}, status=404)
+            raise HttpError(404, f"stage {stage_id!r} is not a battle-royale stage; its leaderboard has no ranked table")
+        nonce = new_nonce()
         html = _templates.get_template("leaderboard.html").render(
-            snapshot=snapshot, snapshot_json=orjson.dumps(snapshot).decode(),
-            events_url=f"{request.path}/events?stage={stage_id}", retry_ms=get_settings().leaderboard_retry_ms,
+            snapshot=snapshot, snapshot_json=json_for_script(snapshot), nonce=nonce,
+            events_url=f"{request.path}/events?{urlencode({'stage': stage_id})}",
+            retry_ms=get_settings().leaderboard_retry_ms,
         )
-        return self.html(html)
+        # Only this response's own script and style run; the event stream is same-origin (connect-src 'self').
+        return self.html(html, headers={"Content-Security-Policy": page_csp(nonce, connect_self=True),
+                                        "Cache-Control": "no-store"})
 
 
 @app.page("/tournaments/{tournament_id}/leaderboard/events")
 class LeaderboardEvents(View):
+    @access(PUBLIC)
     async def get(self, request: Request, tournament_id: str) -> Any:
         try:
             owner = owner_of(self.app, stages, tournament_id)
@@ -85,11 +92,9 @@ class LeaderboardEvents(View):
                 return await _relay(request, owner.url, str(self.app.conf.canonical_url))
         except NotReady as exc:
             return not_ready(self, exc)
-        stage_id, error = _pick_stage(self, request, tournament_id)
-        if error:
-            return error
+        stage_id = pick_stage(request, tournament_id)
         if board_for(tournament_id, stage_id) is None:
-            return self.json({"error": f"stage {stage_id!r} is not a battle-royale stage"}, status=404)
+            raise HttpError(404, f"stage {stage_id!r} is not a battle-royale stage")
         return await _stream(request, tournament_id, stage_id)
 
 

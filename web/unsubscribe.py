@@ -20,8 +20,13 @@ from crownstream.notifications.preferences import DEFAULTS, InvalidPreferences, 
 from crownstream.notifications.unsubscribe import ALL_TYPES, key_is_valid, without_email
 from crownstream.schemas.events import PreferencesUpdated
 from crownstream.settings import get_settings
+from crownstream.web.auth import PUBLIC, access
+from crownstream.web.pages import page_csp
 from crownstream.web.responses import routed
 from crownstream.web.standings import _event_producer
+
+# The page's only script-like content is its form; inline style="" attributes are its only styling.
+_CSP = page_csp(inline_style_attrs=True, form_self=True)
 
 
 def _page(view: View, status: int, title: str, message: str, form_action: str | None = None) -> Response:
@@ -32,7 +37,8 @@ def _page(view: View, status: int, title: str, message: str, form_action: str | 
             f'content="width=device-width, initial-scale=1"><title>{html.escape(title)}</title></head>'
             f'<body style="font-family:system-ui,sans-serif;max-width:32rem;margin:3rem auto;padding:0 1rem">'
             f'<h1>{html.escape(title)}</h1><p>{html.escape(message)}</p>{button}</body></html>')
-    return view.bytes(body.encode(), content_type="text/html", status=status)
+    return view.bytes(body.encode(), content_type="text/html", status=status,
+                      headers={"Content-Security-Policy": _CSP, "Cache-Control": "no-store"})
 
 
 def _what(kind: str) -> str:
@@ -43,12 +49,15 @@ def _what(kind: str) -> str:
 class Unsubscribe(View):
     def _checked(self, request: Request, user_id: str) -> tuple[str, str] | Response:
         kind, key = request.query.get("type", ""), request.query.get("key", "")
+        if not (key.isascii() and kind.isascii()):  # keys and types are ASCII; hmac.compare_digest raises
+            kind, key = "", ""                      # TypeError on other text (a 500, not a refusal)
         if not kind or not key_is_valid(get_settings().unsubscribe_key, user_id, kind, key):
             return _page(self, 403, "This link is not valid",
                          "The unsubscribe link is incomplete or was not issued for this address. Use the link "
                          "from the email itself, or change your notification settings in the app.")
         return kind, key
 
+    @access(PUBLIC)  # the link's own HMAC key is the credential (checked in _checked)
     async def get(self, request: Request, user_id: str) -> Response:
         checked = self._checked(request, user_id)
         if not isinstance(checked, tuple):
@@ -56,6 +65,7 @@ class Unsubscribe(View):
         kind, _ = checked
         return _page(self, 200, "Unsubscribe?", f"Stop receiving {_what(kind)}?", form_action=request.path_qs)
 
+    @access(PUBLIC)  # the link's own HMAC key is the credential (checked in _checked)
     @routed(preferences, "user_id")
     async def post(self, request: Request, user_id: str) -> Response:
         checked = self._checked(request, user_id)

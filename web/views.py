@@ -10,11 +10,17 @@ from crownstream.app import app
 from crownstream.commit_gate import gate_for
 from crownstream.runtime_metrics import refresh as refresh_runtime_metrics
 from crownstream.settings import get_settings
+from crownstream.web.auth import PUBLIC, STAFF, access
+from crownstream.web.errors import HttpError
 from crownstream.web.responses import routed
 
 
 @app.page("/metrics")
 class Metrics(View):
+    """Prometheus metrics (counters and gauges only: no user data). Public, so that a scraper needs no token;
+    keep the port off the internet if the tournament names in labels should not be."""
+
+    @access(PUBLIC)
     async def get(self, request: Request) -> Response:
         await refresh_runtime_metrics(app)
         return self.bytes(generate_latest(), content_type=CONTENT_TYPE_LATEST.split(";")[0])
@@ -28,6 +34,7 @@ async def _refresh_runtime_metrics() -> None:
 
 @app.page("/healthz")
 class Liveness(View):
+    @access(PUBLIC)
     async def get(self, request: Request) -> Response:
         return self.json({"status": "alive"})
 
@@ -69,6 +76,7 @@ class Readiness(View):
     rebalance it alone would report "recovered" while the moved partitions are still being replayed from
     their changelogs: ``in_recovery`` covers that window."""
 
+    @access(PUBLIC)
     async def get(self, request: Request) -> Response:
         recovery = app.tables.recovery
         checks = {
@@ -83,11 +91,12 @@ class Readiness(View):
 
 @app.page("/tournaments/{tournament_id}/activity")
 class TournamentActivity(View):
+    @access(PUBLIC)
     @routed(tournament_activity, "tournament_id")
     async def get(self, request: Request, tournament_id: str) -> Response:
         activity = tournament_activity.get(tournament_id)
         if activity is None:
-            return self.json({"error": f"no events seen for tournament {tournament_id!r}"}, status=404)
+            raise HttpError(404, f"no events seen for tournament {tournament_id!r}")
         return self.json({"tournament_id": tournament_id, **activity})
 
 
@@ -95,6 +104,7 @@ class TournamentActivity(View):
 class Assignment(View):
     """Which partitions this worker processes (actives) and replicates (standbys), and how far behind it is."""
 
+    @access(STAFF)
     async def get(self, request: Request) -> Response:
         consumer = app.consumer
         actives = sorted(app.assignor.assigned_actives())
@@ -122,3 +132,15 @@ class Assignment(View):
             # Faust's flow control: both stay false from a rebalance's start until its recovery completes.
             "flow": {"consumer": consumer.flow_active, "app": app.flow_control.is_active()},
         })
+
+
+@app.page("/ops/routes")
+class Routes(View):
+    """Every route this worker's web server serves (method and path), read from the live aiohttp router: what
+    the OpenAPI document must cover (tests compare the two)."""
+
+    @access(STAFF)
+    async def get(self, request: Request) -> Response:
+        routes = sorted({(route.method, route.resource.canonical) for route in request.app.router.routes()
+                         if route.resource is not None})
+        return self.json({"routes": [{"method": m, "path": p} for m, p in routes]})

@@ -1,9 +1,12 @@
-"""Outbound webhook endpoints per subscriber (service bearer token, as the feed API).
+"""Outbound webhook endpoints per subscriber (the user's own token, or the staff token; web/auth.py).
 
     GET    /users/{user_id}/webhooks                         the user's endpoints (no secrets)
     POST   /users/{user_id}/webhooks   {"url", "event_types"} -> {"endpoint", "secret"} (the secret shown once)
     POST   /webhooks/{endpoint_id}/rotate                    -> {"secret"}: signs next to the old one(s)
     POST   /webhooks/{endpoint_id}/enable
+
+The last two name an endpoint, not a user: its owner is looked up first, so a user token only works on the
+user's own endpoints.
 """
 
 from __future__ import annotations
@@ -11,69 +14,71 @@ from __future__ import annotations
 from faust.web import Request, Response, View
 
 from crownstream.app import app
+from crownstream.notifications.catalog import CATALOG
 from crownstream.settings import get_settings
 from crownstream.sinks import db
 from crownstream.sinks.targets import TargetRefused
-from crownstream.sinks.webhook_endpoints import create_endpoint, endpoints_of, rotate_secret, set_enabled
-from crownstream.web.auth import Unauthorized, require_staff
+from crownstream.sinks.webhook_endpoints import (
+    create_endpoint, endpoints_of, get_endpoints, rotate_secret, set_enabled,
+)
+from crownstream.web.auth import USER, access
+from crownstream.web.errors import HttpError
+from crownstream.web.inputs import bad_character, read_object
+
+_CREATE_BODY = '{"url": "https://…", "event_types": [optional list of notification types]}'
 
 
-def _error(view: View, status: int, message: str) -> Response:
-    return view.json({"error": message}, status=status)
-
-
-def _auth(view: View, request: Request) -> Response | None:
-    try:
-        require_staff(request.headers.get("Authorization"))
-    except Unauthorized as exc:
-        return _error(view, 401, str(exc))
-    return None
+async def endpoint_owner(request: Request, params: dict[str, str]) -> str:
+    """The user who owns the endpoint named in the path; 404 if there is none."""
+    endpoint_id = params["endpoint_id"]
+    endpoint = (await get_endpoints(db.engine(), [endpoint_id])).get(endpoint_id)
+    if endpoint is None:
+        raise HttpError(404, f"no webhook endpoint {endpoint_id!r}")
+    return endpoint.user_id
 
 
 @app.page("/users/{user_id}/webhooks")
 class UserWebhooks(View):
+    @access(USER, owner="user_id")
     async def get(self, request: Request, user_id: str) -> Response:
-        if (denied := _auth(self, request)) is not None:
-            return denied
         endpoints = await endpoints_of(db.engine(), [user_id], enabled_only=False)
         return self.json({"user_id": user_id, "endpoints": [e.public() for e in endpoints]})
 
+    @access(USER, owner="user_id")
     async def post(self, request: Request, user_id: str) -> Response:
-        if (denied := _auth(self, request)) is not None:
-            return denied
-        try:
-            body = await request.json()
-        except ValueError:
-            body = None
-        if not isinstance(body, dict) or not isinstance(body.get("url"), str):
-            return _error(self, 400, 'body must be {"url": "https://…", "event_types": [optional list]}')
+        body = await read_object(request, _CREATE_BODY)
+        if not isinstance(body.get("url"), str):
+            raise HttpError(400, f"the body must be {_CREATE_BODY}")
+        if len(body["url"]) > get_settings().sink_max_url_length or bad_character(body["url"]) is not None:
+            raise HttpError(400, f"url must be at most {get_settings().sink_max_url_length} printable characters")
         types = body.get("event_types") or []
         if not isinstance(types, list) or not all(isinstance(t, str) for t in types):
-            return _error(self, 400, "event_types must be a list of notification types")
+            raise HttpError(400, "event_types must be a list of notification types")
+        unknown = sorted({t for t in types if t not in CATALOG})
+        if unknown:
+            raise HttpError(400, f"unknown notification types {[t[:64] for t in unknown[:5]]}; known: {sorted(CATALOG)}")
         try:
             endpoint, secret = await create_endpoint(db.engine(), user_id, body["url"], types,
                                                      allow_private=get_settings().sink_allow_private_targets)
         except TargetRefused as exc:
-            return _error(self, 400, str(exc))
+            raise HttpError(400, str(exc)) from None
         return self.json({"endpoint": endpoint.public(), "secret": secret}, status=201)
 
 
 @app.page("/webhooks/{endpoint_id}/rotate")
 class RotateSecret(View):
+    @access(USER, owner=endpoint_owner)
     async def post(self, request: Request, endpoint_id: str) -> Response:
-        if (denied := _auth(self, request)) is not None:
-            return denied
         try:
             return self.json({"endpoint_id": endpoint_id, "secret": await rotate_secret(db.engine(), endpoint_id)})
         except KeyError:
-            return _error(self, 404, f"no webhook endpoint {endpoint_id}")
+            raise HttpError(404, f"no webhook endpoint {endpoint_id!r}") from None
 
 
 @app.page("/webhooks/{endpoint_id}/enable")
 class EnableEndpoint(View):
+    @access(USER, owner=endpoint_owner)
     async def post(self, request: Request, endpoint_id: str) -> Response:
-        if (denied := _auth(self, request)) is not None:
-            return denied
         if not await set_enabled(db.engine(), endpoint_id, True):
-            return _error(self, 404, f"no webhook endpoint {endpoint_id}")
+            raise HttpError(404, f"no webhook endpoint {endpoint_id!r}")
         return self.json({"endpoint_id": endpoint_id, "enabled": True})
