@@ -233,6 +233,17 @@ def _client_host(url: str, client: Client) -> tuple[str, int]:
 def parse_target(url: str, allow_private: bool, max_url_length: int = 2048, client: Client = "aiohttp") -> Target:
     """Everything that can be decided without DNS: syntax, the host as the client reads it, and the address
     when the host is a literal. Raises TargetRefused with a reason for the URL's author."""
+    target = _parse(url, allow_private, max_url_length, client)
+    _check_scheme(target, allow_private)
+    return target
+
+
+def _check_scheme(target: Target, allow_private: bool) -> None:
+    if target.scheme == "http" and not allow_private:
+        raise TargetRefused("plain http is refused; use https")
+
+
+def _parse(url: str, allow_private: bool, max_url_length: int, client: Client) -> Target:
     if not isinstance(url, str) or not url:
         raise TargetRefused("the URL is empty")
     if len(url) > max_url_length:
@@ -267,8 +278,6 @@ def parse_target(url: str, allow_private: bool, max_url_length: int = 2048, clie
         check_address(address, allow_private)
     elif not host.strip("."):
         raise TargetRefused("the URL has no host")
-    if parts.scheme == "http" and not allow_private:
-        raise TargetRefused("plain http is refused; use https")
     return Target(url, parts.scheme, host, port or client_port or (443 if parts.scheme == "https" else 80), address)
 
 
@@ -316,9 +325,10 @@ async def check_url(url: str, allow_private: bool, max_url_length: int = 2048, c
                     resolve: Resolve | None = None) -> Target:
     """The whole policy for a URL (registration, a delivery's pre-check): syntax and literal addresses, then
     the name's addresses. With private targets allowed nothing needs resolving (every address is allowed)."""
-    target = parse_target(url, allow_private, max_url_length, client)
+    target = _parse(url, allow_private, max_url_length, client)
     if target.address is None and not allow_private:
         await resolve_checked(target.host, target.port, allow_private, resolve)
+    _check_scheme(target, allow_private)  # last: where the URL points is the reason that matters most
     return target
 
 

@@ -24,6 +24,7 @@ class ThreadedServer:
         self._thread: threading.Thread | None = None
         self._runner: web.AppRunner | None = None
         self.lock = threading.Lock()
+        self.requests_seen = 0  # every HTTP request that reached the server, whatever its path or answer
 
     @property
     def base_url(self) -> str:
@@ -31,6 +32,12 @@ class ThreadedServer:
 
     def app(self) -> web.Application:
         raise NotImplementedError
+
+    @web.middleware
+    async def _count(self, request: web.Request, handler):
+        with self.lock:
+            self.requests_seen += 1
+        return await handler(request)
 
     def start(self):
         started = threading.Event()
@@ -41,7 +48,9 @@ class ThreadedServer:
             asyncio.set_event_loop(self.loop)
 
             async def serve() -> None:
-                self._runner = web.AppRunner(self.app(), access_log=None)
+                app = self.app()
+                app.middlewares.insert(0, self._count)
+                self._runner = web.AppRunner(app, access_log=None)
                 await self._runner.setup()
                 await web.TCPSite(self._runner, self.host, self.port, backlog=1024).start()
 

@@ -56,8 +56,11 @@ class DiscordStandIn(ThreadedServer):
     def __init__(self, port: int | None = None, limit: int = 5, per_s: float = 2.0, force_429: int = 0,
                  forced_retry_after_s: float = 0.5) -> None:
         """``force_429``: answer this many first requests per webhook with 429 whatever the bucket says (as
-        Discord does when a shared or global limit is hit, which the per-webhook headers do not show)."""
+        Discord does when a shared or global limit is hit, which the per-webhook headers do not show).
+        ``script(hook, status, body, headers)``: answer every request to that webhook so (a misbehaving peer)."""
         super().__init__(port)
+        self.scripted: dict[str, tuple[int, bytes, dict[str, str]]] = {}
+        self.scripted_answers: Counter = Counter()
         self.limit, self.per_s = limit, per_s
         self.force_429, self.forced_retry_after_s = force_429, forced_retry_after_s
         self._forced: Counter = Counter()
@@ -78,10 +81,19 @@ class DiscordStandIn(ThreadedServer):
         app.router.add_post("/api/webhooks/{id}/{token}", self._handle)
         return app
 
+    def script(self, hook: str, status: int, body: bytes, headers: dict[str, str] | None = None) -> str:
+        with self.lock:
+            self.scripted[hook] = (status, body, headers or {})
+        return self.webhook_url(hook)
+
     async def _handle(self, request: web.Request) -> web.Response:
         hook = request.match_info["id"]
         now = time.monotonic()
         with self.lock:
+            if hook in self.scripted:
+                status, body, headers = self.scripted[hook]
+                self.scripted_answers[hook] += 1
+                return web.Response(status=status, body=body, headers=headers, content_type="application/json")
             if now < self._blocked_until.get(hook, 0.0):
                 self.early_requests.append(self._blocked_until[hook] - now)
             if self._forced[hook] < self.force_429:

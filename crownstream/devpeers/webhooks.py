@@ -20,6 +20,7 @@ class Hook:
     always_fail: bool = False
     delay_s: float = 0.0
     requests: int = 0
+    answer: tuple[int, bytes, dict] | None = None  # a fixed answer to every verified request (a misbehaving peer)
 
 
 @dataclass
@@ -38,9 +39,9 @@ class WebhookReceiver(ThreadedServer):
         self.received: dict[str, Received] = {}
 
     def add(self, name: str, secret: str, *, fail_first: int = 0, always_fail: bool = False,
-            delay_s: float = 0.0) -> str:
+            delay_s: float = 0.0, answer: tuple[int, bytes, dict] | None = None) -> str:
         with self.lock:
-            self.hooks[name] = Hook(secret, fail_first, always_fail, delay_s)
+            self.hooks[name] = Hook(secret, fail_first, always_fail, delay_s, answer=answer)
             self.received.setdefault(name, Received())
         return f"{self.base_url}/hooks/{name}"
 
@@ -87,6 +88,9 @@ class WebhookReceiver(ThreadedServer):
                 got.failures_answered += 1
         if hook.delay_s:
             await asyncio.sleep(hook.delay_s)
+        if hook.answer is not None:
+            status, answer_body, headers = hook.answer
+            return web.Response(status=status, body=answer_body, headers=headers)
         if fail:
             return web.Response(status=503, text="try again later")
         with self.lock:

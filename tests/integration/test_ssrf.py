@@ -1,0 +1,138 @@
+"""SSRF through the sinks, against real loopback receivers that count every request they get: webhook
+endpoints and Discord URLs written with the forms that used to slip through (ideographic and fullwidth full
+stops, circled digits, numeric and shorthand IPv4, IPv4-mapped IPv6, NAT64…) are refused at registration
+(the real PostgreSQL) and at delivery (a real worker with private targets not allowed, the real broker), and
+the clients themselves refuse to connect to an unchecked address even when the pre-check is skipped."""
+
+from __future__ import annotations
+
+import aiohttp
+import pytest
+from sqlalchemy import text
+
+from crownstream.devpeers import DiscordStandIn, WebhookReceiver
+from crownstream.schemas.deliveries import Contact
+from crownstream.settings import Settings
+from crownstream.sinks import db
+from crownstream.sinks.ledger import Ledger
+from crownstream.sinks.targets import TargetRefused
+from crownstream.sinks.webhook_endpoints import create_endpoint
+from tests.support.sinks import (
+    eventually, make_request, migrate, produce, read_delivery_dead_letters, sink_worker_overrides,
+)
+
+# Hosts that all mean 127.0.0.1 (or ::1) to yarl, httpx or getaddrinfo; {port} is the receiver's.
+LOOPBACK_HOSTS = [
+    "127.0.0.1", "127\u30020\u30020\u30021", "127\uff0e0\uff0e0\uff0e1", "127\uff610\uff610\uff611",
+    "\u2460\u2461\u2466.0.0.1", "\uff11\uff12\uff17.\uff10.\uff10.\uff11", "\u246b\u2466.1", "0x7f.1", "0x7f000001",
+    "0177.0.0.1", "2130706433", "017700000001", "127.1", "127.0.1", "[::ffff:127.0.0.1]", "[::ffff:7f00:1]",
+    "[::127.0.0.1]", "[64:ff9b::7f00:1]", "[2002:7f00:1::1]", "[::1]", "localhost", "LocalHost",
+]
+
+
+@pytest.fixture
+async def engine(database_url):
+    await migrate(database_url)
+    engine = db.create_engine(Settings(database_url=database_url))
+    yield engine
+    await engine.dispose()
+
+
+def test_the_integration_forms_are_many():
+    assert len(LOOPBACK_HOSTS) >= 20
+
+
+async def test_registration_refuses_every_form(engine):
+    refused = []
+    with WebhookReceiver() as receiver:
+        for i, host in enumerate(LOOPBACK_HOSTS):
+            url = f"http://{host}:{receiver.port}/hooks/u{i}"
+            with pytest.raises(TargetRefused) as exc:
+                await create_endpoint(engine, f"u{i}", url, allow_private=False)
+            # Refused for what the host is, not merely for plain http.
+            assert "loopback" in exc.value.reason or "does not resolve to public addresses" in exc.value.reason, \
+                (host, exc.value.reason)
+            refused.append(host)
+        # The https spelling is refused the same way.
+        for host in LOOPBACK_HOSTS:
+            with pytest.raises(TargetRefused):
+                await create_endpoint(engine, "x", f"https://{host}:{receiver.port}/hooks/x", allow_private=False)
+        async with engine.connect() as conn:
+            assert (await conn.execute(text("SELECT count(*) FROM webhook_endpoints"))).scalar_one() == 0
+        assert receiver.requests_seen == 0
+    assert refused == LOOPBACK_HOSTS
+    # With private targets allowed (tests, the demo) the same URLs register.
+    endpoint, _ = await create_endpoint(engine, "ok", f"http://127\u30020\u30020\u30021:{receiver.port}/hooks/ok",
+                                        allow_private=True)
+    assert endpoint.url.endswith("/hooks/ok")
+
+
+async def test_delivery_refuses_every_form_on_a_worker(settings, topics, start_worker, database_url, engine):
+    """Endpoints registered while private targets were allowed (or whose URL changed since): a worker that
+    does not allow them dead-letters each delivery as target_refused, and the receivers get no request."""
+    with WebhookReceiver() as receiver, DiscordStandIn() as discord:
+        webhooks, discords = [], []
+        for i, host in enumerate(LOOPBACK_HOSTS):
+            user = f"w{i}"
+            endpoint, secret = await create_endpoint(engine, user, "http://placeholder", allow_private=True)
+            receiver.add(user, secret)
+            async with engine.begin() as conn:
+                await conn.execute(text("UPDATE webhook_endpoints SET url = :u WHERE id = :i"),
+                                   {"u": f"http://{host}:{receiver.port}/hooks/{user}", "i": endpoint.id})
+            webhooks.append(make_request(i, "webhook", user))
+            hook_url = discord.webhook_url(f"d{i}").replace("127.0.0.1", host)
+            discords.append(make_request(i, "discord", f"d{i}", contact=Contact(discord_webhook_url=hook_url)))
+        start_worker(**sink_worker_overrides(database_url, sink_allow_private_targets=False, dev_mode=True))
+        await produce(settings, webhooks + discords)
+        total = len(webhooks) + len(discords)
+
+        async def all_dead():
+            letters = await read_delivery_dead_letters(settings)
+            return letters if len(letters) >= total else None
+
+        letters = await eventually(all_dead, timeout=90, what="every delivery refused into the DLQ")
+        assert len(letters) == total
+        assert {h["dlq.error.code"] for h, _ in letters} == {"target_refused"}
+        by_channel = {}
+        for headers, _ in letters:
+            by_channel[headers["dlq.delivery.channel"]] = by_channel.get(headers["dlq.delivery.channel"], 0) + 1
+            assert headers["dlq.delivery.attempts"] == "1"  # permanent: never retried
+        assert by_channel == {"webhook": len(webhooks), "discord": len(discords)}
+        assert receiver.requests_seen == 0 and discord.requests_seen == 0
+        assert await Ledger(engine).states() == {"dead": total}
+        # What the owners read: a category, no address.
+        async with engine.connect() as conn:
+            reasons = (await conn.execute(text("SELECT disabled_reason, failing_since IS NOT NULL FROM webhook_endpoints"))).all()
+        assert all(not r[0] or r[0] == "target refused by policy" for r in reasons) and all(r[1] for r in reasons)
+
+
+async def test_the_clients_refuse_unchecked_addresses_even_without_the_pre_check(database_url, engine):
+    """The pre-check (parse_target) skipped, as a rebinding DNS answer would skip it: aiohttp's resolver and
+    httpx's network backend still resolve through the policy and connect to nothing refused."""
+    from crownstream.sinks.discord import DiscordSink
+    from crownstream.sinks.webhooks import WebhookSink
+
+    settings = Settings(database_url=database_url, sink_allow_private_targets=False)
+    with WebhookReceiver() as receiver, DiscordStandIn() as discord:
+        hook = WebhookSink(settings, Ledger(engine))
+        sink = DiscordSink(settings, Ledger(engine))
+        await hook.start()
+        await sink.start()
+        tried = 0
+        try:
+            # Names and numbers aiohttp hands to its resolver (127.1: aiohttp itself refuses it as non-canonical).
+            for host in ("localhost", "0x7f.1", "127.1"):
+                with pytest.raises((TargetRefused, aiohttp.InvalidUrlClientError)):
+                    async with hook._client.post(f"http://{host}:{receiver.port}/hooks/x", data=b"{}"):
+                        pass
+                tried += 1
+            for host in ("localhost", "127.0.0.1", "[::ffff:127.0.0.1]", "2130706433", "0x7f.1", "127.1",
+                         "127\u30020\u30020\u30021", "[64:ff9b::7f00:1]"):
+                with pytest.raises(TargetRefused):
+                    await sink._post(discord.webhook_url("g").replace("127.0.0.1", host), b"{}")
+                tried += 1
+        finally:
+            await hook.stop()
+            await sink.stop()
+        assert tried == 11
+        assert receiver.requests_seen == 0 and discord.requests_seen == 0
