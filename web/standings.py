@@ -62,8 +62,8 @@ class Standings(View):
     @access(PUBLIC)
     @routed(stages, "tournament_id")
     async def get(self, request: Request, tournament_id: str) -> Response:
-        stage_id = pick_stage(request, tournament_id)
         offset, limit = _page(request)
+        stage_id = pick_stage(request, tournament_id)
         board = board_for(tournament_id, stage_id)
         if board is None:
             raise HttpError(404, f"stage {stage_id!r} is not a configured battle-royale stage")
