@@ -1,0 +1,164 @@
+"""Input that used to wedge delivery, against the real broker and PostgreSQL: a NUL that PostgreSQL refuses
+(in a contact field, in a receiver's reply), a Retry-After of 1e999, receivers' 4xx answers. Each affects
+only its own delivery — to the delivery DLQ with a reason — while the channel and partition go on."""
+
+from __future__ import annotations
+
+import asyncio
+from types import SimpleNamespace
+
+import orjson
+import pytest
+from aiokafka import AIOKafkaProducer
+from sqlalchemy import text
+
+from crownstream.devpeers import DiscordStandIn, SmtpPeer, WebhookReceiver
+from crownstream.schemas.deliveries import Contact, DeliveryRequest
+from crownstream.settings import Settings
+from crownstream.sinks import db
+from crownstream.sinks.ledger import Ledger
+from crownstream.sinks.webhook_endpoints import create_endpoint
+from crownstream.streams.topics import DELIVERIES
+from tests.support.sinks import (
+    eventually, make_request, migrate, produce, read_delivery_dead_letters, sink_worker_overrides,
+)
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture
+async def engine(database_url):
+    await migrate(database_url)
+    engine = db.create_engine(Settings(database_url=database_url))
+    yield engine
+    await engine.dispose()
+
+
+def with_nul(request: DeliveryRequest) -> bytes:
+    """The request's JSON with a NUL in the contact's display name (written past the model, as a producer
+    that does not validate would)."""
+    body = orjson.loads(request.encode())
+    body["contact"]["display_name"] = "Ann\u0000Lee"
+    return orjson.dumps(body)
+
+
+async def test_a_nul_in_a_contact_goes_to_the_dlq_and_the_partition_goes_on(settings, topics, start_worker,
+                                                                            database_url, engine):
+    with SmtpPeer() as smtp:
+        good = [make_request(i, "email", "dora") for i in range(6)]
+        bad = make_request(100, "email", "dora")
+        start_worker(**sink_worker_overrides(database_url, smtp_port=smtp.port, dev_mode=True))
+        producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap, enable_idempotence=True, acks="all")
+        await producer.start()
+        try:
+            topic = DELIVERIES["email"].full_name(settings)
+            # One key, so one partition: the bad record sits between good ones.
+            for value in [good[0].encode(), with_nul(bad), *(r.encode() for r in good[1:])]:
+                await producer.send_and_wait(topic, key=b"dora", value=value)
+        finally:
+            await producer.stop()
+        await eventually(lambda: smtp.count() == 6, timeout=60, what="the good requests around the bad one delivered")
+        letters = await eventually(lambda: _dlq(settings, 1), timeout=30, what="the NUL request in the DLQ")
+        assert len(letters) == 1
+        headers, value = letters[0]
+        assert orjson.loads(value)["dedup_key"] == bad.dedup_key
+        # Refused at the edge (the model) or by PostgreSQL (SQLSTATE class 22): either way with its reason.
+        assert headers["dlq.error.code"] in ("invalid_delivery", "unstorable_delivery"), headers
+        assert "U+0000" in headers["dlq.error.reason"] or "SQLSTATE 22" in headers["dlq.error.reason"], headers
+        assert set(smtp.by_message_id.values()) == {1}
+
+
+async def test_requests_postgresql_refuses_are_dead_lettered_one_by_one(settings, topics, database_url, engine):
+    """The agent's storing step itself (past the model's checks): a batch holding a request with a NUL is
+    stored request by request, the refused one reaches the DLQ with PostgreSQL's SQLSTATE, the rest are
+    accepted."""
+    from crownstream.agents import deliveries as agent
+    from crownstream.sinks.dead_letter import DeliveryDeadLetters
+    from crownstream.sinks.feed import FeedSink
+
+    sink = FeedSink(Settings(database_url=database_url), Ledger(engine))
+    dead_letters = DeliveryDeadLetters(settings)
+    await dead_letters.start()
+    old = agent.runtime.dead_letters
+    agent.runtime.dead_letters = dead_letters
+    try:
+        good = [make_request(i, "in_app", "erin") for i in range(4)]
+        fields = {**make_request(9, "in_app", "erin").model_dump(), "title": "bad\u0000title"}
+        bad = DeliveryRequest.model_construct(**fields)  # as if the model had let it through
+        pending = [(SimpleNamespace(key=b"erin", value=b"{}", message=SimpleNamespace(
+            topic="deliveries.in_app", partition=0, offset=i, headers=[])), r)
+            for i, r in enumerate([good[0], good[1], bad, good[2], good[3]])]
+        await asyncio.wait_for(agent._store("accepting", "in_app", pending, sink.accept), 60)
+    finally:
+        agent.runtime.dead_letters = old
+        await dead_letters.stop()
+    assert await Ledger(engine).states("in_app") == {"sent": 4}
+    letters = await read_delivery_dead_letters(settings)
+    assert len(letters) == 1
+    headers = letters[0][0]
+    assert headers["dlq.error.code"] == "unstorable_delivery" and headers["dlq.source.offset"] == "2"
+    assert "SQLSTATE 22021" in headers["dlq.error.reason"] and headers["dlq.delivery.channel"] == "in_app"
+
+
+async def test_nul_replies_and_endless_retry_after_do_not_stall_a_channel(settings, topics, start_worker,
+                                                                           database_url, engine):
+    with DiscordStandIn(limit=50, per_s=1.0) as discord, WebhookReceiver() as receiver:
+        nul400 = discord.script("nul400", 400, b'{"message": "bad\x00reply\x01\x1b[31m"}')
+        nul503 = discord.script("nul503", 503, b"oops\x00\x00")
+        forever = discord.script("forever", 429, b'{"retry_after": 1e999, "global": false}',
+                                 {"Retry-After": "1e999", "X-RateLimit-Remaining": "0",
+                                  "X-RateLimit-Reset-After": "1e999"})
+        ok_url = discord.webhook_url("ok")
+        slow_ep, slow_secret = await create_endpoint(engine, "hold", "http://placeholder", allow_private=True)
+        ok_ep, ok_secret = await create_endpoint(engine, "fine", "http://placeholder", allow_private=True)
+        gone_ep, gone_secret = await create_endpoint(engine, "gone", "http://placeholder", allow_private=True)
+        urls = {slow_ep.id: receiver.add("hold", slow_secret, answer=(429, b"slow down\x00", {"Retry-After": "1e999"})),
+                ok_ep.id: receiver.add("fine", ok_secret),
+                gone_ep.id: receiver.add("gone", gone_secret, answer=(410, b"gone\x00" + b"x" * 100_000, {}))}
+        async with engine.begin() as conn:
+            for endpoint_id, url in urls.items():
+                await conn.execute(text("UPDATE webhook_endpoints SET url = :u WHERE id = :i"), {"u": url, "i": endpoint_id})
+
+        def discord_request(i, user, url):
+            return make_request(i, "discord", user, contact=Contact(discord_webhook_url=url))
+
+        stuck = [discord_request(0, "u-forever", forever), discord_request(1, "u-nul400", nul400),
+                 discord_request(2, "u-nul503", nul503), make_request(3, "webhook", "hold"),
+                 make_request(4, "webhook", "gone")]
+        flowing = [discord_request(10 + i, "u-ok", ok_url) for i in range(10)] + \
+                  [make_request(20 + i, "webhook", "fine") for i in range(10)]
+        start_worker(**sink_worker_overrides(database_url, dev_mode=True, sink_max_attempts=3,
+                                             sink_retry_after_max_s=2.0))
+        await produce(settings, stuck)
+        await produce(settings, flowing)
+        await eventually(lambda: discord.count("ok") == 10 and len(receiver.successes_by_id("fine")) == 10,
+                         timeout=60, what="the other deliveries flowing past the stuck ones")
+        letters = await eventually(lambda: _dlq(settings, 5), timeout=90, what="the five stuck deliveries dead")
+
+    by_key = {orjson.loads(v)["dedup_key"]: h for h, v in letters}
+    assert len(by_key) == 5
+    reasons = {r.user_id: by_key[r.dedup_key] for r in stuck}
+    # 4xx other than 408/429: permanent at once (one attempt), the reply's text cleaned of NUL and escapes.
+    assert reasons["u-nul400"]["dlq.error.code"] == "delivery_rejected" and reasons["u-nul400"]["dlq.delivery.attempts"] == "1"
+    assert "HTTP 400" in reasons["u-nul400"]["dlq.error.reason"] and "badreply" in reasons["u-nul400"]["dlq.error.reason"]
+    assert reasons["gone"]["dlq.error.code"] == "delivery_rejected" and reasons["gone"]["dlq.delivery.attempts"] == "1"
+    # 5xx and 429 (whatever it asked for): failed attempts, retried, then given up.
+    for user in ("u-nul503", "u-forever", "hold"):
+        assert reasons[user]["dlq.error.code"] == "delivery_failed", reasons[user]
+        assert reasons[user]["dlq.delivery.attempts"] == "3", reasons[user]
+    assert "asked to wait inf s" in reasons["u-forever"]["dlq.error.reason"]
+    assert "asked to wait inf s" in reasons["hold"]["dlq.error.reason"]
+    assert discord.scripted_answers["forever"] == 3 and discord.scripted_answers["nul503"] == 3
+    async with engine.connect() as conn:
+        stored = (await conn.execute(text("SELECT string_agg(attempts::text || coalesce(last_error, ''), '') FROM deliveries"))).scalar_one()
+        reasons_shown = (await conn.execute(text("SELECT disabled_reason FROM webhook_endpoints"))).scalars().all()
+    assert "\\u0000" not in stored and "\x00" not in stored and "\\u001b" not in stored
+    assert len(stored) < 200_000  # the 100 kB error page was read up to the cap and cut to a snippet
+    assert all(r is None for r in reasons_shown)  # failing, not yet disabled
+    states = await Ledger(engine).states()
+    assert states == {"sent": 20, "dead": 5}
+
+
+async def _dlq(settings, n):
+    letters = await read_delivery_dead_letters(settings)
+    return letters if len(letters) >= n else None
