@@ -290,6 +290,8 @@ _BODY_RESPONSES = {
 _PATH_RESPONSE = {"400": _json("A path parameter is too long or contains a control character.", "Error")}
 
 _PARAM = re.compile(r"{([^}/]+)}")
+#: Path parameters: no control characters, line or paragraph separators (web/inputs.py refuses them with 400).
+_PRINTABLE = "^[^\\u0000-\\u001f\\u007f-\\u009f\\u2028\\u2029]*$"
 
 
 def _implemented(view: View) -> list[str]:
@@ -333,7 +335,8 @@ def build_document(views: dict[str, View]) -> dict[str, Any]:
                             **_operation(path, view, method, bool(names))}
         if names:
             item["parameters"] = [{"name": n, "in": "path", "required": True,
-                                   "schema": {"type": "string", "minLength": 1, "maxLength": MAX_PATH_PARAM}}
+                                   "schema": {"type": "string", "minLength": 1, "maxLength": MAX_PATH_PARAM,
+                                              "pattern": _PRINTABLE}}
                                   for n in names]
         paths[path] = item
     return {
