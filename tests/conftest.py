@@ -69,6 +69,8 @@ def settings(kafka_bootstrap: str, unique_id: str, tmp_path: Path) -> Settings:
         topic_partitions=4,
         data_dir=str(tmp_path / "workers"),
         log_json=False,
+        # /ops/* and other staff routes need it (tests that check credentials set their own).
+        staff_token="test-staff-token",
     )
 
 

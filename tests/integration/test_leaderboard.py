@@ -72,7 +72,7 @@ def owner_and_viewer(settings, workers):
     from crownstream.web.routing import partition_for
 
     home = f"{TOURNAMENT_EVENTS.full_name(settings)}[{partition_for(T, settings.topic_partitions)}]"
-    owner = next(w for w in workers if home in httpx.get(f"{w.url}/ops/assignment", timeout=5).json()["actives"])
+    owner = next(w for w in workers if home in httpx.get(f"{w.url}/ops/assignment", headers=w.staff_headers, timeout=5).json()["actives"])
     return owner, next(w for w in workers if w is not owner)
 
 

@@ -215,7 +215,7 @@ async def test_digest_holds_many_events_and_sends_one_per_user_at_their_time(
 
 
 def schedule_status(url: str, notification_id: str) -> str | None:
-    r = httpx.get(f"{url}/notifications/scheduled/{notification_id}", timeout=30)
+    r = httpx.get(f"{url}/notifications/scheduled/{notification_id}", headers=AUTH, timeout=30)  # staff only
     return r.json()["status"] if r.status_code == 200 else None
 
 

@@ -121,7 +121,7 @@ async def test_rebuild_lag_and_assignment_commands(settings, topics, start_worke
 
     # A worker with nothing left to process says so: flow on, no event inside a commit gate, no commit waiting.
     def settled():
-        view = httpx.get(f"{owner}/ops/assignment", timeout=10).json()
+        view = httpx.get(f"{owner}/ops/assignment", headers=first.staff_headers, timeout=10).json()
         gates = view["commit_gates"]
         return view if view["flow"] == {"consumer": True, "app": True} and gates and all(
             g == {"inside": 0, "committers": 0} for g in gates.values()) else None
@@ -148,7 +148,7 @@ async def test_sigterm_commits_leaves_the_group_and_loses_nothing(settings, topi
     source = TOURNAMENT_EVENTS.full_name(settings)
 
     def owns_everything():
-        r = httpx.get(f"{survivor.url}/ops/assignment", timeout=5).json()
+        r = httpx.get(f"{survivor.url}/ops/assignment", headers=survivor.staff_headers, timeout=5).json()
         mine = [a for a in r["actives"] if a.startswith(source + "[")]
         return len(mine) == settings.topic_partitions and httpx.get(f"{survivor.url}/readyz", timeout=5).status_code == 200
 

@@ -56,7 +56,7 @@ async def test_sigterm_mid_stream_is_a_clean_leave(settings, topics, start_worke
     assert not log_problems(leaving), "\n".join(log_problems(leaving))
 
     def owns_everything():
-        r = httpx.get(f"{survivor.url}/ops/assignment", timeout=5).json()
+        r = httpx.get(f"{survivor.url}/ops/assignment", headers=survivor.staff_headers, timeout=5).json()
         mine = [a for a in r["actives"] if a.startswith(source + "[")]
         return len(mine) == settings.topic_partitions and httpx.get(f"{survivor.url}/readyz", timeout=5).status_code == 200
 

@@ -45,6 +45,11 @@ class Worker:
     def url(self) -> str:
         return self.settings.worker_url
 
+    @property
+    def staff_headers(self) -> dict[str, str]:
+        """The staff credential of this worker (for /ops/* and other staff routes)."""
+        return {"Authorization": f"Bearer {self.settings.staff_token}"} if self.settings.staff_token else {}
+
     def start(self) -> "Worker":
         self._terminated = False
         env = {**os.environ, **settings_env(self.settings), **self.extra_env, "PYTHONUNBUFFERED": "1"}
@@ -99,7 +104,7 @@ class Worker:
         parts = [f"worker {self.url} (log {self.log_path}):"]
         for path in ("/readyz", "/ops/assignment"):
             try:
-                r = httpx.get(self.url + path, timeout=10)
+                r = httpx.get(self.url + path, headers=self.staff_headers, timeout=10)
                 parts.append(f"  {path}: {r.status_code} {r.text[:3000]}")
             except httpx.HTTPError as exc:
                 parts.append(f"  {path}: {exc!r}")
