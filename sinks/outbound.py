@@ -54,7 +54,7 @@ async def read_capped_aiohttp(response, cap: int) -> tuple[bytes, bool]:
 
 
 # --- httpx ------------------------------------------------------------------------------------------------
-def guarded_transport(allow_private: bool):
+def guarded_transport(allow_private: bool, ssl_context: ssl.SSLContext | None = None):
     """An httpx transport whose connections are opened by ``GuardedBackend``: the URL keeps its host name (so
     the Host header, TLS SNI and certificate verification are the original name's), the TCP connection goes
     to an address the policy checked."""
@@ -82,7 +82,7 @@ def guarded_transport(allow_private: bool):
             await self._inner.sleep(seconds)
 
     transport = httpx.AsyncHTTPTransport(trust_env=False, retries=0)
-    transport._pool = httpcore.AsyncConnectionPool(ssl_context=httpx.create_ssl_context(trust_env=False),
+    transport._pool = httpcore.AsyncConnectionPool(ssl_context=ssl_context or httpx.create_ssl_context(trust_env=False),
                                                    network_backend=GuardedBackend(), retries=0)
     return transport
 

@@ -136,3 +136,59 @@ async def test_the_clients_refuse_unchecked_addresses_even_without_the_pre_check
             await sink.stop()
         assert tried == 11
         assert receiver.requests_seen == 0 and discord.requests_seen == 0
+
+
+@pytest.fixture(scope="module")
+def localhost_cert(tmp_path_factory):
+    """A self-signed certificate for the name ``localhost`` only (no IP address in it)."""
+    import subprocess
+
+    folder = tmp_path_factory.mktemp("tls")
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=localhost",
+                    "-addext", "subjectAltName=DNS:localhost", "-keyout", str(folder / "key.pem"),
+                    "-out", str(folder / "cert.pem")], check=True, capture_output=True)
+    return folder / "cert.pem", folder / "key.pem"
+
+
+async def test_tls_is_verified_against_the_url_host_while_connecting_to_the_checked_address(localhost_cert):
+    """Both clients connect to the address the policy resolved (127.0.0.1 for localhost), yet the TLS server
+    name and the certificate check are the URL's host: https://localhost verifies, https://127.0.0.1 (same
+    server, a certificate without that address) does not."""
+    import ssl
+
+    import httpx
+    from aiohttp import web
+
+    from crownstream.devpeers._thread import free_port
+    from crownstream.sinks.outbound import guarded_transport, pinned_resolver
+
+    cert, key = localhost_cert
+    server_ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    server_ctx.load_cert_chain(cert, key)
+    seen_sni: list[str | None] = []
+    server_ctx.sni_callback = lambda sock, name, ctx: seen_sni.append(name)
+    async def answer(request):
+        return web.Response(text="ok")
+
+    app = web.Application()
+    app.router.add_post("/", answer)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    port = free_port()
+    await web.TCPSite(runner, "127.0.0.1", port, ssl_context=server_ctx).start()
+    client_ctx = ssl.create_default_context(cafile=str(cert))
+    try:
+        async with httpx.AsyncClient(transport=guarded_transport(True, client_ctx), trust_env=False) as client:
+            assert (await client.post(f"https://localhost:{port}/")).text == "ok"
+            with pytest.raises(httpx.ConnectError, match="CERTIFICATE_VERIFY_FAILED|certificate"):
+                await client.post(f"https://127.0.0.1:{port}/")
+        async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(resolver=pinned_resolver(True), ssl=client_ctx),
+                                         trust_env=False) as session:
+            async with session.post(f"https://localhost:{port}/") as response:
+                assert await response.text() == "ok"
+            with pytest.raises(aiohttp.ClientConnectorCertificateError):
+                async with session.post(f"https://127.0.0.1:{port}/"):
+                    pass
+    finally:
+        await runner.cleanup()
+    assert seen_sni.count("localhost") == 2
