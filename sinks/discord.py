@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import json
 import logging
 import time
 from dataclasses import dataclass, field
@@ -63,8 +64,10 @@ def retry_after_s(body: bytes, headers: httpx.Headers) -> float | None:
     """A 429's wait: the JSON body's ``retry_after``, else Retry-After, else X-RateLimit-Reset-After. May be
     inf (``1e999``); None if none is a usable number."""
     try:
-        parsed = orjson.loads(body) if body else None
-    except orjson.JSONDecodeError:
+        # The standard library's parser, not orjson: it reads 1e999 as inf (which the cap then handles), where
+        # orjson refuses the whole body and the wait asked for would be lost.
+        parsed = json.loads(body) if body else None
+    except (ValueError, RecursionError):
         parsed = None
     if isinstance(parsed, dict):
         value = parse_delay(parsed.get("retry_after"))

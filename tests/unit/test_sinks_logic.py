@@ -207,3 +207,106 @@ async def test_pinned_resolver_refuses_names_that_resolve_to_loopback():
     with pytest.raises(TargetRefused):
         parse_target("https://10.0.0.1/hook", allow_private=False)
     parse_target("https://hooks.example.com/x", allow_private=False)  # names are checked when resolved
+
+
+# --- permanent vs transient, what owners read, what is stored ---------------------------------------------
+class _PgError(Exception):
+    def __init__(self, sqlstate: str) -> None:
+        super().__init__(f"sqlstate {sqlstate}")
+        self.sqlstate = sqlstate
+
+
+class _Wrapped(Exception):  # what SQLAlchemy raises: the driver's error as .orig
+    def __init__(self, orig: BaseException) -> None:
+        super().__init__(str(orig))
+        self.orig = orig
+
+
+@pytest.mark.parametrize("sqlstate", ["22021", "22P05", "22003", "22000", "23505", "23502", "54000", "42703"])
+def test_data_and_constraint_errors_are_permanent(sqlstate):
+    from crownstream.sinks.ledger import is_transient
+
+    assert not is_transient(_Wrapped(_PgError(sqlstate)))
+
+
+@pytest.mark.parametrize("exc", [_Wrapped(_PgError("40001")), _Wrapped(_PgError("40P01")), _PgError("57P01"),
+                                 _PgError("08006"), _PgError("53300"), ConnectionRefusedError(), TimeoutError(),
+                                 OSError("network unreachable")])
+def test_connection_loss_timeouts_and_serialization_failures_are_transient(exc):
+    from crownstream.sinks.ledger import is_transient
+
+    assert is_transient(exc)
+
+
+def test_bugs_and_unencodable_values_are_permanent():
+    from crownstream.sinks.ledger import is_transient
+
+    assert not is_transient(TypeError("a bug"))
+    assert not is_transient(_Wrapped(UnicodeEncodeError("utf-8", "\ud800", 0, 1, "surrogates not allowed")))
+
+
+def test_stored_texts_lose_nul_and_control_characters_and_are_capped():
+    from crownstream.sinks.ledger import Outcome, clean_text
+
+    assert clean_text("a\x00b\x01c\x1b[31md\x7fe\u0085f\ud800g\nh\ti") == "abc[31mdefg\nh\ti"
+    assert clean_text(b"bytes \xff\x00 too") == "bytes \ufffd too"
+    assert len(clean_text("x" * 10_000)) == 2000 and clean_text(None) is None
+    assert Outcome.failed("HTTP 500: \x00boom", retry_in=1).error == "HTTP 500: boom"
+    assert Outcome.dead("\x00" * 5000).error == ""
+
+
+@pytest.mark.parametrize("exc,category", [
+    ("refused", "target refused by policy"), (TimeoutError(), "timed out"), (ConnectionRefusedError(), "connection refused"),
+    ("ssl", "TLS error"), (OSError("No route to host 10.9.8.7"), "connection failed"),
+])
+def test_owners_read_failure_categories_without_addresses(exc, category):
+    import ssl
+
+    from crownstream.sinks.outbound import failure_category
+
+    if exc == "refused":
+        exc = TargetRefused("10.0.0.1 is a non-public address (private)")
+    elif exc == "ssl":
+        exc = OSError("connecting to 10.9.8.7:443")
+        exc.__cause__ = ssl.SSLCertVerificationError("certificate verify failed")
+    assert failure_category(exc) == category
+    assert "10." not in failure_category(exc)
+
+
+async def test_capped_reads_stop_at_the_cap():
+    import httpx
+
+    from crownstream.sinks.outbound import read_capped_httpx
+
+    sent = []
+
+    async def endless():
+        for _ in range(1000):  # 10 MB if read whole
+            sent.append(1)
+            yield b"x" * 10_000
+
+    body, cut = await read_capped_httpx(httpx.Response(500, content=endless()), 25_000)
+    assert len(body) == 25_000 and cut and len(sent) == 3
+
+    async def short():
+        yield b"short"
+
+    body, cut = await read_capped_httpx(httpx.Response(500, content=short()), 1000)
+    assert body == b"short" and not cut
+
+
+def test_discord_retry_after_from_body_or_headers_parsed_safely():
+    import httpx
+
+    from crownstream.sinks.discord import Bucket, retry_after_s
+
+    assert retry_after_s(b'{"retry_after": 1.5}', httpx.Headers()) == 1.5
+    assert retry_after_s(b'{"retry_after": 1e999}', httpx.Headers()) == float("inf")
+    assert retry_after_s(b'{"retry_after": "NaN"}', httpx.Headers({"retry-after": "3"})) == 3.0
+    assert retry_after_s(b"not json", httpx.Headers({"x-ratelimit-reset-after": "-2"})) == 0.0
+    assert retry_after_s(b"", httpx.Headers({"retry-after": "soon"})) is None
+    bucket = Bucket()
+    bucket.update(httpx.Headers({"x-ratelimit-remaining": "0", "x-ratelimit-reset-after": "1e999"}), cap_s=300.0)
+    assert 299.0 < bucket.wait_s() <= 300.0
+    bucket.update(httpx.Headers({"x-ratelimit-remaining": "99999999999999999999", "x-ratelimit-reset-after": "nan"}), 300.0)
+    assert bucket.remaining == 0  # unreadable values leave the bucket as it was
