@@ -162,3 +162,36 @@ async def test_nul_replies_and_endless_retry_after_do_not_stall_a_channel(settin
 async def _dlq(settings, n):
     letters = await read_delivery_dead_letters(settings)
     return letters if len(letters) >= n else None
+
+
+async def test_a_stored_request_this_version_cannot_read_does_not_stop_claims(database_url, engine):
+    """A ledger row whose stored request no longer validates (written by another version) is marked dead
+    with the reason when claimed; the claim loop and the other rows go on."""
+    from crownstream.sinks.base import Dispatcher
+    from crownstream.sinks.feed import FeedSink, list_feed
+    from crownstream.sinks.ledger import ledger_row
+
+    settings = Settings(database_url=database_url, sink_poll_interval_s=0.1)
+    sink = FeedSink(settings, Ledger(engine))
+    good = [make_request(i, "in_app", "ivy") for i in range(3)]
+    await sink.ledger.accept([ledger_row(r) for r in good])  # pending rows, as a DLQ replay leaves them
+    async with engine.begin() as conn:
+        await conn.execute(text("""INSERT INTO deliveries (dedup_key, target, channel, user_id, notification_type, request)
+                                   VALUES ('broken', '', 'in_app', 'ivy', 'match.result', CAST(:r AS jsonb))"""),
+                           {"r": orjson.dumps({"dedup_key": "broken", "channel": "in_app"}).decode()})
+    dispatcher = Dispatcher(sink, settings, lambda claimed, outcome: asyncio.sleep(0))
+    dispatcher.start()
+    try:
+        await eventually(lambda: _states(engine), timeout=20, what="every row settled")
+    finally:
+        await dispatcher.stop()
+    assert await Ledger(engine).states("in_app") == {"sent": 3, "dead": 1}
+    async with engine.connect() as conn:
+        reason = (await conn.execute(text("SELECT last_error FROM deliveries WHERE dedup_key = 'broken'"))).scalar_one()
+    assert reason.startswith("the stored request is not a valid delivery request")
+    assert (await list_feed(engine, "ivy"))["unread_count"] == 3
+
+
+async def _states(engine):
+    states = await Ledger(engine).states("in_app")
+    return states if set(states) <= {"sent", "dead"} and sum(states.values()) == 4 else None
