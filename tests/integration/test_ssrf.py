@@ -7,6 +7,7 @@ the clients themselves refuse to connect to an unchecked address even when the p
 from __future__ import annotations
 
 import aiohttp
+import httpx
 import pytest
 from sqlalchemy import text
 
@@ -17,9 +18,12 @@ from crownstream.sinks import db
 from crownstream.sinks.ledger import Ledger
 from crownstream.sinks.targets import TargetRefused
 from crownstream.sinks.webhook_endpoints import create_endpoint
+from crownstream.web.auth import mint_user_token
 from tests.support.sinks import (
     eventually, make_request, migrate, produce, read_delivery_dead_letters, sink_worker_overrides,
 )
+
+USER_KEY = "user-token-key-" + "k" * 40
 
 # Hosts that all mean 127.0.0.1 (or ::1) to yarl, httpx or getaddrinfo; {port} is the receiver's.
 LOOPBACK_HOSTS = [
@@ -82,9 +86,26 @@ async def test_delivery_refuses_every_form_on_a_worker(settings, topics, start_w
             webhooks.append(make_request(i, "webhook", user))
             hook_url = discord.webhook_url(f"d{i}").replace("127.0.0.1", host)
             discords.append(make_request(i, "discord", f"d{i}", contact=Contact(discord_webhook_url=hook_url)))
-        start_worker(**sink_worker_overrides(database_url, sink_allow_private_targets=False, dev_mode=True))
+        worker = start_worker(**sink_worker_overrides(database_url, sink_allow_private_targets=False, dev_mode=True,
+                                                      user_token_key=USER_KEY))
         await produce(settings, webhooks + discords)
         total = len(webhooks) + len(discords)
+
+        # Registration over the worker's HTTP API, each form by its would-be owner: 400 with the reason.
+        answers = []
+        async with httpx.AsyncClient(base_url=worker.url, timeout=30) as client:
+            for scheme in ("http", "https"):
+                for i, host in enumerate(LOOPBACK_HOSTS):
+                    token = mint_user_token(f"r{i}", 600, Settings(user_token_key=USER_KEY))
+                    response = await client.post(f"/users/r{i}/webhooks", headers={"Authorization": f"Bearer {token}"},
+                                                 json={"url": f"{scheme}://{host}:{receiver.port}/hooks/r{i}"})
+                    answers.append((host, response.status_code, response.json().get("error", "")))
+        assert len(answers) == 2 * len(LOOPBACK_HOSTS)
+        assert all(code == 400 for _, code, _ in answers), [a for a in answers if a[1] != 400]
+        assert all("loopback" in error or "does not resolve to public addresses" in error for _, _, error in answers)
+        async with engine.connect() as conn:
+            registered = (await conn.execute(text("SELECT count(*) FROM webhook_endpoints WHERE user_id LIKE 'r%'"))).scalar_one()
+        assert registered == 0
 
         async def all_dead():
             letters = await read_delivery_dead_letters(settings)
