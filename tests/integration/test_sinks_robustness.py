@@ -195,3 +195,53 @@ async def test_a_stored_request_this_version_cannot_read_does_not_stop_claims(da
 async def _states(engine):
     states = await Ledger(engine).states("in_app")
     return states if set(states) <= {"sent", "dead"} and sum(states.values()) == 4 else None
+
+
+async def test_one_deadline_covers_a_whole_request_that_trickles(database_url, engine):
+    """A receiver that answers at once and then sends its body a byte every 0.2 s: no single phase is slow
+    (httpx's per-phase timeouts would never fire), yet the request ends at the sink's deadline, a failed
+    attempt called "timed out"."""
+    import time
+
+    from aiohttp import web
+
+    from crownstream.devpeers._thread import free_port
+    from crownstream.sinks.discord import DiscordSink
+    from crownstream.sinks.ledger import Claimed
+    from crownstream.sinks.webhooks import WebhookSink
+
+    async def trickle(request):
+        response = web.StreamResponse(status=500)
+        await response.prepare(request)
+        for _ in range(200):
+            await response.write(b"x")
+            await asyncio.sleep(0.2)
+        return response
+
+    app = web.Application()
+    app.router.add_post("/{tail:.*}", trickle)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    port = free_port()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    settings = Settings(database_url=database_url, sink_allow_private_targets=True, webhook_timeout_s=1.5,
+                        discord_timeout_s=1.5)
+    endpoint, _ = await create_endpoint(engine, "tom", f"http://127.0.0.1:{port}/hooks/tom", allow_private=True)
+    outcomes = {}
+    sinks = {"webhook": WebhookSink(settings, Ledger(engine)), "discord": DiscordSink(settings, Ledger(engine))}
+    try:
+        for channel, sink in sinks.items():
+            await sink.start()
+            request = make_request(1, channel, "tom", contact=Contact(
+                discord_webhook_url=f"http://127.0.0.1:{port}/api/webhooks/1/t"))
+            started = time.monotonic()
+            outcome = await sink.deliver(Claimed(request.dedup_key, endpoint.id if channel == "webhook" else "",
+                                                 request, 1, False))
+            outcomes[channel] = (outcome, time.monotonic() - started)
+    finally:
+        for sink in sinks.values():
+            await sink.stop()
+        await runner.cleanup()
+    for channel, (outcome, took) in outcomes.items():
+        assert outcome.status == "failed" and outcome.error == "timed out", (channel, outcome)
+        assert 1.4 < took < 3.0, (channel, took)
