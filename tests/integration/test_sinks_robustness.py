@@ -244,3 +244,35 @@ async def test_one_deadline_covers_a_whole_request_that_trickles(database_url, e
     for channel, (outcome, took) in outcomes.items():
         assert outcome.status == "failed" and outcome.error == "timed out", (channel, outcome)
         assert 1.4 < took < 3.0, (channel, took)
+
+
+async def test_an_outcome_postgresql_refuses_does_not_wedge_recording(database_url, engine):
+    """An outcome PostgreSQL refuses (here a status code beyond its integer column) is recorded without its
+    details instead of being retried forever while every later outcome of the channel waits behind it."""
+    from crownstream.sinks.base import Dispatcher
+    from crownstream.sinks.feed import FeedSink
+    from crownstream.sinks.ledger import Outcome, ledger_row
+
+    class Odd(FeedSink):
+        async def deliver(self, claimed):
+            if claimed.request.source_event_id == "evt-0":
+                return Outcome.sent(code=2 ** 40)  # out of int32: SQLSTATE 22003 / asyncpg DataError
+            return Outcome.sent(code=200)
+
+    settings = Settings(database_url=database_url, sink_poll_interval_s=0.1)
+    sink = Odd(settings, Ledger(engine))
+    await sink.ledger.accept([ledger_row(make_request(i, "in_app", "kim")) for i in range(5)])
+    dispatcher = Dispatcher(sink, settings, lambda claimed, outcome: asyncio.sleep(0))
+    dispatcher.start()
+    try:
+        await eventually(lambda: _all_sent(engine, 5), timeout=20, what="every outcome recorded")
+    finally:
+        await dispatcher.stop()
+    async with engine.connect() as conn:
+        codes = sorted((await conn.execute(text(
+            "SELECT coalesce((attempts->-1->>'code')::int, -1) FROM deliveries"))).scalars().all())
+    assert codes == [-1, 200, 200, 200, 200]
+
+
+async def _all_sent(engine, n):
+    return (await Ledger(engine).states("in_app")) == {"sent": n}
