@@ -3,6 +3,10 @@ delivery dead-letter topic with the reason), accepts a batch of requests into th
 sending is done by the channel's dispatcher, which claims due rows from the ledger. So a slow SMTP server or
 a dead webhook never stalls a partition, and the Kafka offset of a request is committed only after the
 request is durable in PostgreSQL — if PostgreSQL is down the agent waits and retries; nothing is acked.
+
+Only what can heal is retried: a request PostgreSQL refuses (SQLSTATE class 22/23, e.g. a NUL in a contact
+field) goes to the delivery dead-letter topic as ``unstorable_delivery`` and the partition moves on, and an
+unexpected error of a batch dead-letters its records (``delivery_agent_error``) — no exception leaves an agent.
 """
 
 from __future__ import annotations
