@@ -11,6 +11,12 @@ from faust.web import Request, Response, View
 from crownstream.web.routing import NotReady, forward, owner_of
 
 
+#: Headers of the owner's answer that the forwarding worker passes on: a page's own Content-Security-Policy
+#: (its script nonce; without it the default policy would block the page's script), a 401's challenge, a 503's
+#: Retry-After.
+_RELAYED_HEADERS = ("Retry-After", "Content-Security-Policy", "Cache-Control", "WWW-Authenticate")
+
+
 def not_ready(view: View, exc: NotReady) -> Response:
     response = view.json({"error": "not ready", "reason": exc.reason, "retry_after": exc.retry_after}, status=503)
     response.headers["Retry-After"] = str(exc.retry_after)
@@ -40,8 +46,9 @@ def routed(table: faust.Table, key_arg: str) -> Callable:
                 return not_ready(self, exc)
             response = self.bytes(upstream.content, content_type=upstream.headers.get("content-type", "application/json").split(";")[0],
                                   status=upstream.status_code)
-            if "retry-after" in upstream.headers:
-                response.headers["Retry-After"] = upstream.headers["retry-after"]
+            for name in _RELAYED_HEADERS:
+                if name in upstream.headers:
+                    response.headers[name] = upstream.headers[name]
             return response
 
         return wrapper

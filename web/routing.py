@@ -75,6 +75,8 @@ async def forward(owner: Owner, method: str, path_qs: str, headers: dict[str, st
     two workers with different views of the assignment would otherwise bounce it between them."""
     if ROUTED_HEADER in {k.lower() for k in headers}:
         raise NotReady("ownership is moving between workers")
+    # The credential goes with the request: the owner checks it again (never trust a peer's word for it).
+    # httpx logs the request line only, never these headers.
     fwd_headers = {k: v for k, v in headers.items() if k.lower() in ("authorization", "content-type", "accept")}
     fwd_headers[ROUTED_HEADER] = me
     try:

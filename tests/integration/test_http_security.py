@@ -6,9 +6,11 @@ Authorization header reaches the owner of a forwarded query."""
 from __future__ import annotations
 
 import json
+import re
 import time
 
 import httpx
+import orjson
 import pytest
 
 from crownstream.settings import Settings
@@ -261,3 +263,37 @@ async def test_forwarded_queries_carry_the_credential_to_the_owner(settings, top
         assert STAFF_TOKEN not in text and USER_KEY not in text
         assert unhandled(w) == []
     MEASURED["forwarded_users"] = len(owned_by_second)
+
+
+HOSTILE_TEAM = "</script><script>alert(1)</script><!--"
+
+
+async def test_leaderboard_page_keeps_a_hostile_team_name_inside_its_data(settings, topics, start_worker):
+    """From the owner and from the other worker (which forwards the page, and must pass its policy on)."""
+    from tests.integration.test_leaderboard import T, br_events, json_standings, produce, wait_until
+
+    workers = [start_worker(), start_worker()]
+    setup, _ = br_events(1)
+    setup = [{**e, "team_name": HOSTILE_TEAM} if e["type"] == "tournament.registered" and e["team_id"] == "team-01"
+             else e for e in setup]
+    await produce(settings, setup)
+    for worker in workers:
+        wait_until(lambda: json_standings(worker.url), 60, "standings of the first match")
+        r = httpx.get(f"{worker.url}/tournaments/{T}/leaderboard", params={"stage": "br-finals"}, timeout=10)
+        assert r.status_code == 200 and r.headers["content-type"].startswith("text/html")
+        csp = r.headers["Content-Security-Policy"]
+        nonce = re.search(r"script-src 'nonce-([^']+)'", csp).group(1)
+        assert "'unsafe-inline'" not in csp and "default-src 'none'" in csp and "frame-ancestors 'none'" in csp
+        assert r.headers["X-Content-Type-Options"] == "nosniff"
+        html = r.text
+        # Exactly the page's own two script elements; the team name opened or closed none.
+        assert html.count("<script") == 2 and html.count("</script") == 2, html.count("<script")
+        assert f'<script nonce="{nonce}">' in html and f'<style nonce="{nonce}">' in html
+        assert "<!--" not in html.split("<body>")[1]
+        data = re.search(r'<script id="snapshot" type="application/json">(.*?)</script>', html, re.S).group(1)
+        names = {row["team_id"]: row["team_name"] for row in orjson.loads(data)["standings"]}
+        assert names["team-01"] == HOSTILE_TEAM
+        assert "&lt;/script&gt;&lt;script&gt;alert(1)" in html  # the rendered table cell, HTML-escaped
+        # Every response has a fresh nonce.
+        again = httpx.get(f"{worker.url}/tournaments/{T}/leaderboard", params={"stage": "br-finals"}, timeout=10)
+        assert again.headers["Content-Security-Policy"] != csp
