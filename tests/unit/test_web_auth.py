@@ -45,6 +45,7 @@ def test_missing_malformed_or_wrong_credentials_are_401(header):
     assert status_of(header) == 401
 
 
+@pytest.mark.filterwarnings("ignore:The HMAC key is")  # the HS512 forgery below uses the 40-byte test key
 def test_user_token_claims_are_enforced():
     now = int(time.time())
     good = {"sub": "ada", "iat": now, "exp": now + 60, "aud": AUDIENCE}
@@ -144,3 +145,24 @@ async def test_access_decorator_checks_before_the_view_runs(monkeypatch):
         access(USER)
     with pytest.raises(ValueError):
         access(STAFF, owner="user_id")
+
+
+def test_token_mint_command_prints_a_token_the_workers_accept():
+    import os
+    import subprocess
+
+    from tests.support.services import REPO
+
+    exe = str(REPO / ".venv" / "bin" / "crownstream")
+    env = {**{k: v for k, v in os.environ.items() if not k.startswith("CROWNSTREAM_")},
+           "CROWNSTREAM_USER_TOKEN_KEY": KEY, "CROWNSTREAM_USER_TOKEN_MAX_TTL_S": "3600"}
+    done = subprocess.run([exe, "token", "mint", "ada", "--ttl", "120"], env=env, capture_output=True, text=True,
+                          timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert authenticate(f"Bearer {done.stdout.strip()}", SETTINGS) == Principal(USER, "ada")
+    too_long = subprocess.run([exe, "token", "mint", "ada", "--ttl", "3601"], env=env, capture_output=True,
+                              text=True, timeout=60)
+    assert too_long.returncode == 2 and "3600" in too_long.stderr and not too_long.stdout
+    no_key = {k: v for k, v in env.items() if k != "CROWNSTREAM_USER_TOKEN_KEY"}
+    refused = subprocess.run([exe, "token", "mint", "ada"], env=no_key, capture_output=True, text=True, timeout=60)
+    assert refused.returncode == 2 and "CROWNSTREAM_USER_TOKEN_KEY" in refused.stderr
