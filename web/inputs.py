@@ -85,9 +85,10 @@ def id_list(value: Any, name: str, settings: Settings | None = None) -> list[int
     return [json_int(v, f"{name}[{i}]", 1, INT64_MAX) for i, v in enumerate(value)]
 
 
-def json_depth(value: Any) -> int:
-    """Nesting depth of a parsed JSON value (a scalar is 0, ``[]`` is 1), without recursion."""
-    deepest, stack = 0, [(value, 0)]
+def _walk(value: Any) -> tuple[int, int | None]:
+    """Nesting depth of a parsed JSON value (a scalar is 0, ``[]`` is 1) and its first integer outside int64
+    (None: none), without recursion."""
+    deepest, too_big, stack = 0, None, [(value, 0)]
     while stack:
         item, depth = stack.pop()
         if isinstance(item, dict):
@@ -96,7 +97,13 @@ def json_depth(value: Any) -> int:
         elif isinstance(item, list):
             stack.extend((v, depth + 1) for v in item)
             deepest = max(deepest, depth + 1)
-    return deepest
+        elif type(item) is int and too_big is None and not INT64_MIN <= item <= INT64_MAX:
+            too_big = item
+    return deepest, too_big
+
+
+def json_depth(value: Any) -> int:
+    return _walk(value)[0]
 
 
 def _charset(content_type: str) -> str | None:
@@ -129,8 +136,12 @@ def decode_json(body: bytes, content_type: str, settings: Settings | None = None
         if "depth limit" in str(exc):  # orjson's own limit (1024), far above ours
             raise HttpError(400, f"the JSON body is nested deeper than {settings.http_max_json_depth} levels") from None
         raise HttpError(400, f"the body is not valid JSON: {str(exc)[:120]}") from None
-    if json_depth(value) > settings.http_max_json_depth:
+    depth, too_big = _walk(value)
+    if depth > settings.http_max_json_depth:
         raise HttpError(400, f"the JSON body is nested deeper than {settings.http_max_json_depth} levels")
+    if too_big is not None:
+        # Nothing here stores or encodes integers past 64 bits (PostgreSQL bigint, the event encoder).
+        raise HttpError(400, f"the integer {str(too_big)[:30]} is outside the 64-bit range this API accepts")
     return value
 
 

@@ -32,6 +32,8 @@ def test_json_bodies():
     assert refused(decode_json, b'{"a": 1', "application/json", SETTINGS) == 400
     assert refused(decode_json, b'[1e999]', "application/json", SETTINGS) == 400
     assert refused(decode_json, b'"\\ud800"', "application/json", SETTINGS) == 400  # lone surrogate
+    assert refused(decode_json, b'{"a": [18446744073709551615]}', "application/json", SETTINGS) == 400  # > int64
+    assert decode_json(b'[9223372036854775807, -9223372036854775808]', "application/json", SETTINGS) is not None
     for charset in ("klingon", "\ufffd", "utf-16", "latin-1", "x" * 300):
         assert refused(decode_json, b"[]", f"application/json; charset={charset}", SETTINGS) == 415, charset
 
