@@ -89,8 +89,9 @@ def authenticate(authorization: str | None, settings: Settings | None = None) ->
     if staff and hmac.compare_digest(token.encode(), staff.encode()):
         return Principal(STAFF)
     if token.count(".") != 2:
+        unset = "" if staff else " (no staff token is configured on this worker: CROWNSTREAM_STAFF_TOKEN)"
         raise _unauthorized("the bearer token is neither the staff token nor a user token; ask the platform "
-                            "backend for a fresh user token")
+                            f"backend for a fresh user token{unset}")
     return Principal(USER, _verify_user_token(token, settings))
 
 
