@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from typing import Annotated, Literal, Union
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Discriminator, Field, Tag, field_validator, model_validator
 
 from crownstream.schemas.common import (
     KILLS_MAX, POINTS_MAX, SEQUENCE_MAX, STARTING_POINTS_MAX, Audience, Id, Model, Money, MultilineText, StrictInt,
@@ -43,12 +43,22 @@ class Envelope(Model):
 # --- tournament structure -------------------------------------------------------------------------------
 
 
+def _table_kind(value: object) -> str | None:
+    return "name" if isinstance(value, str) else "points" if isinstance(value, list) else None
+
+
 class BattleRoyaleRules(Model):
     format: Literal["battle_royale"] = "battle_royale"
-    point_table: (
-        Annotated[str, Field(json_schema_extra={"enum": sorted(NAMED_TABLES)})]
-        | Annotated[list[Annotated[StrictInt, Field(ge=0, le=POINTS_MAX)]], Field(min_length=1, max_length=PLACEMENT_MAX)]
-    ) = Field(description="A named table (pubgm_2023, pubgm_2020, free_fire, algs) or the points for placement 1, 2, …")
+    point_table: Annotated[
+        Union[
+            Annotated[str, Tag("name"), Field(json_schema_extra={"enum": sorted(NAMED_TABLES)})],
+            Annotated[list[Annotated[StrictInt, Field(ge=0, le=POINTS_MAX)]], Tag("points"),
+                      Field(min_length=1, max_length=PLACEMENT_MAX)],
+        ],
+        # Tagged by the value's JSON type, so that an error names one rule (not "not a string" beside it).
+        Discriminator(_table_kind, custom_error_type="point_table",
+                      custom_error_message="point_table must be a table name or a list of points per placement"),
+    ] = Field(description="A named table (pubgm_2023, pubgm_2020, free_fire, algs) or the points for placement 1, 2, …")
     kill_points: StrictInt = Field(1, ge=0, le=POINTS_MAX)
     kill_cap: StrictInt | None = Field(None, ge=0, le=POINTS_MAX, description="Most kills that score per team per match.")
     tiebreakers: list[Tiebreaker] | None = Field(
@@ -229,13 +239,22 @@ class ResultOverridden(Envelope):
 
     @model_validator(mode="after")
     def _one_kind(self) -> "ResultOverridden":
+        br_fields = {"team_id": self.team_id, "placement": self.placement, "kills": self.kills}
+        series_fields = {"series_id": self.series_id, "game_number": self.game_number,
+                         "winner_team_id": self.winner_team_id}
         br = self.team_id is not None and self.placement is not None
-        series = self.series_id is not None and self.game_number is not None and self.winner_team_id is not None
+        series = all(v is not None for v in series_fields.values())
         if br == series:
             raise ValueError(
                 "an override pins either a battle-royale placement (team_id + placement [+ kills]) "
                 "or a series game (series_id + game_number + winner_team_id), not both or neither"
             )
+        # The handlers pick their kind by one field (team_id / series_id): a stray field of the other kind
+        # would send the override to both, and one of them cannot apply it.
+        stray = sorted(k for k, v in (series_fields if br else br_fields).items() if v is not None)
+        if stray:
+            kind = "a battle-royale placement" if br else "a series game"
+            raise ValueError(f"an override of {kind} must not set {stray}")
         return self
 
 
