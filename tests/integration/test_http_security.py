@@ -23,8 +23,6 @@ USER_KEY = "user-token-key-" + "k" * 40
 TOKENS = Settings(user_token_key=USER_KEY, dev_mode=False)
 STAFF = {"Authorization": f"Bearer {STAFF_TOKEN}"}
 
-#: The counts the report quotes; filled by the tests below.
-MEASURED: dict[str, int] = {}
 
 
 def user(user_id: str) -> dict[str, str]:
@@ -66,7 +64,7 @@ def test_faust_own_views_answer_404(worker):
                 r = client.get(path, headers=headers)
                 assert r.status_code == 404, (path, r.status_code, r.text[:200])
                 assert "alice@example.org" not in r.text
-    MEASURED["faust_paths_404"] = len(FAUST_PATHS)
+    print(f"Faust paths tried: {len(FAUST_PATHS)}, with and without the staff token: all 404")
 
 
 def test_live_router_matches_the_served_document(worker):
@@ -146,7 +144,6 @@ def test_every_protected_route_refuses_others_and_serves_its_owner_and_staff(wor
         attempts += 2
         refused += 2
     assert unhandled(worker) == []
-    MEASURED.update(protected_operations=len(requests), auth_attempts=attempts, auth_refused=refused)
     print(f"protected operations: {len(requests)}, attempts: {attempts}, refused as expected: {refused}")
 
 
@@ -223,7 +220,6 @@ def test_malformed_requests_are_4xx_never_500(worker):
              if not 400 <= r.status_code < 500 or r.status_code in (404, 405) or not _error_text(r)]
     assert wrong == []
     assert unhandled(worker) == []
-    MEASURED.update(malformed_kinds=len(results), malformed_refused_4xx=len(results) - len(wrong))
     print(f"malformed kinds: {len(results)}, 4xx: {len(results) - len(wrong)}")
     for kind, r in results:
         print(f"  {r.status_code} {kind}: {_error_text(r)[:100]}")
@@ -263,7 +259,6 @@ async def test_forwarded_queries_carry_the_credential_to_the_owner(settings, top
         assert STAFF_TOKEN not in text and USER_KEY not in text
         assert "eyJ" not in text, "a user token (JWT) reached a log line"
         assert unhandled(w) == []
-    MEASURED["forwarded_users"] = len(owned_by_second)
     print(f"forwarded users: {len(owned_by_second)} of {len(users)}, 4 requests each (own token, staff, other "
           "user, none)")
 
