@@ -24,7 +24,6 @@ TOKENS = Settings(user_token_key=USER_KEY, dev_mode=False)
 STAFF = {"Authorization": f"Bearer {STAFF_TOKEN}"}
 
 
-
 def user(user_id: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {mint_user_token(user_id, 600, TOKENS)}"}
 
