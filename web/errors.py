@@ -26,5 +26,8 @@ class HttpError(Exception):
 
 
 def error_response(status: int, message: str, headers: Mapping[str, str] | None = None) -> web.Response:
-    return web.Response(body=orjson.dumps({"error": message}), status=status, content_type="application/json",
+    # A message may quote client input; a lone surrogate in it (from undecodable header bytes) must not turn a
+    # refusal into an encoding error.
+    text = message.encode("utf-8", "backslashreplace").decode("utf-8")
+    return web.Response(body=orjson.dumps({"error": text}), status=status, content_type="application/json",
                         headers=dict(headers or {}))
