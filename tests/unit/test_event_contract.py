@@ -108,3 +108,15 @@ def test_committed_json_schemas_match_the_models():
     folder = Path(__file__).resolve().parents[2] / "schemas" / "jsonschema"
     committed = {p.stem: json.loads(p.read_text()) for p in folder.glob("*.json")}
     assert committed == json_schemas(), "run: crownstream schemas export --out schemas/jsonschema"
+
+
+def test_the_contract_and_the_engine_share_one_tiebreaker_list():
+    import typing
+
+    from crownstream.schemas.events import Tiebreaker
+    from crownstream.standings.tiebreakers import TIEBREAKERS
+
+    assert typing.get_args(Tiebreaker) == TIEBREAKERS
+    rules = json_schemas()["stage.configured"]["$defs"]["BattleRoyaleRules"]["properties"]["tiebreakers"]
+    listed = rules["anyOf"][0]
+    assert listed["items"]["enum"] == list(TIEBREAKERS) and rules["uniqueItems"] is True  # (ignored for null)
