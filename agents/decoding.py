@@ -29,9 +29,11 @@ from typing import Any
 import faust
 from aiokafka.errors import KafkaError, MessageSizeTooLargeError
 from faust.exceptions import ProducerSendError
+from pydantic import ValidationError as PydanticValidationError
 
 from crownstream.app import app
 from crownstream.commit_gate import gated_events
+from crownstream.logs import redact_text
 from crownstream.metrics import DEAD_LETTERS, EVENTS_IN
 from crownstream.schemas.codec import Rejection, cap_reason, decode
 from crownstream.schemas.events import Envelope
@@ -67,9 +69,16 @@ def _infrastructure(exc: BaseException) -> bool:
 
 
 def handler_error(exc: Exception, event_type: str | None = None, event_id: str | None = None) -> Rejection:
-    """The DLQ reason of a handler's exception: its type and message (no traceback, no locals: the message is
-    what the handler chose to say, and the DLQ headers are read by operators)."""
-    return Rejection("handler_error", cap_reason(f"{type(exc).__name__}: {exc}", 1000), event_type, event_id)
+    """The DLQ reason of a handler's exception: its type and message, no traceback and no locals. A validation
+    error is told by field and rule only (its input may be a user's contact, e.g. a Discord webhook URL), and
+    whatever looks like a credential is masked as in the logs."""
+    if isinstance(exc, PydanticValidationError):
+        problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or '(model)'}: {e['msg']}" for e in exc.errors()[:10])
+        message = f"{exc.title}: {problems}"
+    else:
+        message = str(exc)
+    reason = redact_text(cap_reason(f"{type(exc).__name__}: {message}", 1000))
+    return Rejection("handler_error", reason, event_type, event_id)
 
 
 async def guard(work: Callable[[], Awaitable[Any]], event_type: str | None = None,

@@ -15,6 +15,7 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 
+from crownstream.logs import redact_text
 from crownstream.schemas.codec import Rejection, cap_reason
 
 HEADER_CODE = "dlq.error.code"
@@ -43,8 +44,8 @@ KEY_MAX_BYTES = 4 * 1024
 def dead_letter_headers(rejection: Rejection, topic: str, partition: int, offset: int, agent: str) -> list[tuple[str, bytes]]:
     return [
         (HEADER_CODE, rejection.code.encode()[:64]),
-        # Capped by characters, so the header stays valid UTF-8.
-        (HEADER_REASON, cap_reason(rejection.reason, REASON_HEADER_MAX_CHARS).encode()),
+        # Capped by characters, so the header stays valid UTF-8; credentials masked as in the logs.
+        (HEADER_REASON, redact_text(cap_reason(rejection.reason, REASON_HEADER_MAX_CHARS)).encode()),
         (HEADER_TOPIC, topic.encode()),
         (HEADER_PARTITION, str(partition).encode()),
         (HEADER_OFFSET, str(offset).encode()),

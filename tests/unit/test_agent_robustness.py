@@ -229,6 +229,22 @@ def test_a_handler_that_raises_dead_letters_its_record_and_the_next_one_is_appli
     assert h.tables["tournament_activity"]["t1"]["counts"] == {"match.started": 1}
 
 
+def test_a_handler_error_never_carries_a_credential():
+    from crownstream.schemas.deliveries import Contact
+
+    url = "https://discord.com/api/webhooks/123/very-secret-token"
+    try:
+        Contact(discord_webhook_url=url + "x" * 2000)
+    except Exception as exc:  # noqa: BLE001
+        rejection = decoding.handler_error(exc)
+    assert rejection.code == "handler_error" and "discord_webhook_url" in rejection.reason
+    assert "very-secret-token" not in rejection.reason
+    plain = decoding.handler_error(RuntimeError(f"POST {url} failed"))
+    assert "very-secret-token" not in plain.reason and "/api/webhooks/123/" in plain.reason
+    headers = dict(dead_letter_headers(Rejection("invalid", f"bad {url}"), "t", 0, 0, "a"))
+    assert b"very-secret-token" not in headers[HEADER_REASON]
+
+
 def test_kafka_errors_are_not_the_records_fault():
     from aiokafka.errors import KafkaConnectionError, MessageSizeTooLargeError
 
