@@ -18,6 +18,8 @@ from crownstream.agents.notifications_users import preferences
 from crownstream.app import app
 from crownstream.notifications.preferences import DEFAULTS, InvalidPreferences, parse_preferences
 from crownstream.schemas.events import PreferencesUpdated
+from crownstream.settings import get_settings
+from crownstream.sinks.targets import TargetRefused, check_url
 from crownstream.web.auth import USER, access
 from crownstream.web.errors import HttpError
 from crownstream.web.inputs import read_object
@@ -41,6 +43,15 @@ class UserPreferences(View):
             prefs = parse_preferences(body)
         except InvalidPreferences as exc:
             raise HttpError(422, f"invalid preferences: {exc}") from None
+        if prefs.contact.discord_webhook_url:
+            # The same outbound policy as webhook registration: a URL Discord deliveries could never reach (or
+            # that points inside our network) is refused now, with the reason, not dead-lettered later.
+            settings = get_settings()
+            try:
+                await check_url(prefs.contact.discord_webhook_url, settings.sink_allow_private_targets,
+                                settings.sink_max_url_length, client="httpx")
+            except TargetRefused as exc:
+                raise HttpError(400, f"contact.discord_webhook_url is refused: {exc}") from None
         try:
             event = PreferencesUpdated(event_id=f"prefs-{uuid.uuid4()}", occurred_at=datetime.now(timezone.utc),
                                        user_id=user_id, preferences=prefs.model_dump(mode="json"))

@@ -100,9 +100,22 @@ async def test_delivery_refuses_every_form_on_a_worker(settings, topics, start_w
                     response = await client.post(f"/users/r{i}/webhooks", headers={"Authorization": f"Bearer {token}"},
                                                  json={"url": f"{scheme}://{host}:{receiver.port}/hooks/r{i}"})
                     answers.append((host, response.status_code, response.json().get("error", "")))
-        assert len(answers) == 2 * len(LOOPBACK_HOSTS)
+            # A Discord webhook URL reaches the worker in the user's preferences: the same policy refuses it there.
+            for i, host in enumerate(LOOPBACK_HOSTS):
+                token = mint_user_token(f"p{i}", 600, Settings(user_token_key=USER_KEY))
+                prefs = {"contact": {"discord_webhook_url": discord.webhook_url(f"p{i}").replace("127.0.0.1", host)}}
+                response = await client.put(f"/users/p{i}/preferences", headers={"Authorization": f"Bearer {token}"},
+                                            json=prefs)
+                answers.append((host, response.status_code, response.json().get("error", "")))
+        assert len(answers) == 3 * len(LOOPBACK_HOSTS)
         assert all(code == 400 for _, code, _ in answers), [a for a in answers if a[1] != 400]
-        assert all("loopback" in error or "does not resolve to public addresses" in error for _, _, error in answers)
+        webhook_answers, discord_answers = answers[:-len(LOOPBACK_HOSTS)], answers[-len(LOOPBACK_HOSTS):]
+        assert all("loopback" in error or "does not resolve to public addresses" in error
+                   for _, _, error in webhook_answers)
+        # httpx cannot even parse some spellings (circled digits): refused as unreadable, which is as good.
+        assert all(error.startswith("contact.discord_webhook_url is refused: ") and
+                   ("loopback" in error or "does not resolve to public" in error or "cannot be read" in error)
+                   for _, _, error in discord_answers), discord_answers
         async with engine.connect() as conn:
             registered = (await conn.execute(text("SELECT count(*) FROM webhook_endpoints WHERE user_id LIKE 'r%'"))).scalar_one()
         assert registered == 0
