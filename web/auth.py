@@ -46,15 +46,12 @@ class Principal:
         return self.kind == STAFF
 
 
-def _signing_key(settings: Settings) -> str | None:
-    # settings.user_token_signing_key: the configured key, or development mode's public one; None = refuse all.
-    return getattr(settings, "user_token_signing_key", settings.user_token_key) or None
 
 
 def mint_user_token(user_id: str, ttl_s: int, settings: Settings | None = None) -> str:
     """A bearer token for ``user_id``, valid for ``ttl_s`` seconds (at most ``user_token_max_ttl_s``)."""
     settings = settings or get_settings()
-    key = _signing_key(settings)
+    key = settings.user_token_signing_key
     if key is None:
         raise ValueError("CROWNSTREAM_USER_TOKEN_KEY is not set: no user token can be minted (set it to the key the "
                          "workers share)")
@@ -96,7 +93,7 @@ def authenticate(authorization: str | None, settings: Settings | None = None) ->
 
 
 def _verify_user_token(token: str, settings: Settings) -> str:
-    key = _signing_key(settings)
+    key = settings.user_token_signing_key
     if key is None:
         raise _unauthorized("user tokens are not accepted by this worker: CROWNSTREAM_USER_TOKEN_KEY is not set")
     try:
