@@ -105,28 +105,26 @@ class InvalidPreferences(ValueError):
     pass
 
 
-def _find_control(value: Any, path: tuple[str, ...] = ()) -> str | None:
-    """The first string (or object key) anywhere in ``value`` holding a control character, as a message."""
-    if isinstance(value, str):
-        found = control_character(value)
-        if found is not None:
-            where = ".".join(path) or "(preferences)"
-            # The position only: the value may be a credential (a Discord webhook URL).
-            return (f"{where}: contains the control character U+{ord(found[1]):04X} at index {found[0]}; "
-                    "remove it (no control characters are allowed in preferences)")
-    elif isinstance(value, dict):
-        for key, item in value.items():
-            name = str(key)
-            if control_character(name) is not None:
-                return f"{'.'.join(path) or '(preferences)'}: a field name contains a control character"
-            problem = _find_control(item, (*path, name))
-            if problem:
-                return problem
-    elif isinstance(value, (list, tuple)):
-        for i, item in enumerate(value):
-            problem = _find_control(item, (*path, str(i)))
-            if problem:
-                return problem
+def _find_control(data: Any) -> str | None:
+    """The first string (or object key) anywhere in ``data`` holding a control character, as a message.
+    Iterative: a deeply nested document must not exhaust the recursion limit."""
+    todo: list[tuple[tuple[str, ...], Any]] = [((), data)]
+    while todo:
+        path, value = todo.pop()
+        where = (".".join(path) or "(preferences)")[:200]
+        if isinstance(value, str):
+            found = control_character(value)
+            if found is not None:
+                # The position only: the value may be a credential (a Discord webhook URL).
+                return (f"{where}: contains the control character U+{ord(found[1]):04X} at index {found[0]}; "
+                        "remove it (no control characters are allowed in preferences)")
+        elif isinstance(value, dict):
+            for key, item in reversed(list(value.items())):
+                if control_character(str(key)) is not None:
+                    return f"{where}: a field name contains a control character"
+                todo.append(((*path, str(key)), item))
+        elif isinstance(value, (list, tuple)):
+            todo.extend(((*path, str(i)), item) for i, item in reversed(list(enumerate(value))))
     return None
 
 
