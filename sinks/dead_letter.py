@@ -13,7 +13,8 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from crownstream.settings import Settings, get_settings
 from crownstream.sinks.ledger import Claimed, Outcome
 from crownstream.streams.dead_letter import (
-    HEADER_AGENT, HEADER_CODE, HEADER_OFFSET, HEADER_PARTITION, HEADER_REASON, HEADER_TOPIC,
+    HEADER_AGENT, HEADER_CODE, HEADER_OFFSET, HEADER_PARTITION, HEADER_REASON, HEADER_TOPIC, HEADER_VALUE_TRUNCATED,
+    PRODUCER_MAX_REQUEST_SIZE, fit_dead_letter,
 )
 from crownstream.streams.topics import DELIVERIES, DELIVERY_DEAD_LETTER
 
@@ -44,7 +45,7 @@ class DeliveryDeadLetters:
         self.settings = settings
         self.topic = DELIVERY_DEAD_LETTER.full_name(settings)
         self._producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap, enable_idempotence=True,
-                                          acks="all")
+                                          acks="all", max_request_size=PRODUCER_MAX_REQUEST_SIZE)
 
     async def start(self) -> None:
         await self._producer.start()
@@ -53,13 +54,13 @@ class DeliveryDeadLetters:
         await self._producer.stop()
 
     async def send_raw(self, key: bytes | None, value: bytes, headers: list[tuple[str, bytes]]) -> None:
-        await self._producer.send_and_wait(self.topic, key=key, value=value, headers=headers)
+        # Fitted as the event DLQ's copies are: a copy the producer refused would be lost with its reason.
+        copy = fit_dead_letter(key, value, headers, PRODUCER_MAX_REQUEST_SIZE)
+        await self._producer.send_and_wait(self.topic, key=copy.key, value=copy.value, headers=copy.headers)
 
     async def __call__(self, claimed: Claimed, outcome: Outcome) -> None:
-        await self._producer.send_and_wait(
-            self.topic, key=claimed.request.user_id.encode(), value=claimed.request.encode(),
-            headers=failed_headers(claimed, outcome, self.settings),
-        )
+        await self.send_raw(claimed.request.user_id.encode(), claimed.request.encode(),
+                            failed_headers(claimed, outcome, self.settings))
 
 
 async def replay(settings: Settings | None = None, channel: str | None = None, from_offset: int = 0,
@@ -87,6 +88,8 @@ async def replay(settings: Settings | None = None, channel: str | None = None, f
                 record_channel = headers.get(HEADER_CHANNEL)
                 if record_channel not in DELIVERIES or (channel and record_channel != channel):
                     continue  # invalid requests have no channel: fix the producer and re-send instead
+                if headers.get(HEADER_VALUE_TRUNCATED) == "true":
+                    continue  # only the head of an oversized request was kept: it is not the request
                 count += 1
                 if not dry_run:
                     await producer.send(DELIVERIES[record_channel].full_name(settings), key=record.key,

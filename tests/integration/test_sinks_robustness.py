@@ -276,3 +276,26 @@ async def test_an_outcome_postgresql_refuses_does_not_wedge_recording(database_u
 
 async def _all_sent(engine, n):
     return (await Ledger(engine).states("in_app")) == {"sent": n}
+
+
+async def test_a_delivery_dlq_copy_always_fits_and_a_truncated_one_is_not_replayed(settings, topics):
+    """A request of ~1 MB dead-lettered with its headers would be over the producer's request size: the copy keeps
+    its head with size and hash (the real broker takes it), and `deliveries replay` skips it."""
+    import hashlib
+
+    from crownstream.sinks.dead_letter import DeliveryDeadLetters, replay
+
+    dead_letters = DeliveryDeadLetters(settings)
+    await dead_letters.start()
+    value = b"x" * 999_000
+    try:
+        await dead_letters.send_raw(b"user-1", value, [("dlq.error.code", b"invalid_delivery"),
+                                                       ("dlq.error.reason", b"r" * 20_000),
+                                                       ("dlq.delivery.channel", b"in_app")])
+    finally:
+        await dead_letters.stop()
+    (headers, copy), = await read_delivery_dead_letters(settings)
+    assert headers["dlq.value.truncated"] == "true" and len(copy) < len(value) and value.startswith(copy)
+    assert headers["dlq.value.original_size"] == str(len(value))
+    assert headers["dlq.value.sha256"] == hashlib.sha256(value).hexdigest()
+    assert await replay(settings, dry_run=True) == 0
