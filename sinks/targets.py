@@ -330,9 +330,3 @@ async def check_url(url: str, allow_private: bool, max_url_length: int = 2048, c
         await resolve_checked(target.host, target.port, allow_private, resolve)
     _check_scheme(target, allow_private)  # last: where the URL points is the reason that matters most
     return target
-
-
-# Kept for callers of the syntax-only check (registration used to stop there).
-def check_url_syntax(url: str, allow_private: bool) -> tuple[str, int]:
-    target = parse_target(url, allow_private)
-    return target.host, target.port

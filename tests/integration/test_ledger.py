@@ -4,23 +4,13 @@ from __future__ import annotations
 
 import asyncio
 
-import pytest
 from sqlalchemy import text
 
 from crownstream.settings import Settings
-from crownstream.sinks import db
 from crownstream.sinks.feed import FeedSink, list_feed, mark_read, prune_feed
 from crownstream.sinks.ledger import Ledger, Outcome, ledger_row
 from crownstream.sinks.webhook_endpoints import create_endpoint, mark_failing, rotate_secret
 from tests.support.sinks import make_request, migrate
-
-
-@pytest.fixture
-async def engine(database_url):
-    await migrate(database_url)
-    engine = db.create_engine(Settings(database_url=database_url))
-    yield engine
-    await engine.dispose()
 
 
 async def test_migrations_create_what_the_code_queries(engine, database_url):

@@ -11,23 +11,13 @@ import pytest
 
 from crownstream.devpeers import DiscordStandIn, SmtpPeer, WebhookReceiver
 from crownstream.schemas.deliveries import Contact
-from crownstream.settings import Settings
-from crownstream.sinks import db
 from crownstream.sinks.ledger import Ledger
 from crownstream.sinks.webhook_endpoints import create_endpoint
 from tests.support.sinks import (
-    eventually, make_request, migrate, produce, read_delivery_dead_letters, sink_worker_overrides,
+    eventually, make_request, produce, read_delivery_dead_letters, sink_worker_overrides,
 )
 
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture
-async def engine(database_url):
-    await migrate(database_url)
-    engine = db.create_engine(Settings(database_url=database_url))
-    yield engine
-    await engine.dispose()
 
 
 @pytest.fixture

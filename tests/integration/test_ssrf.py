@@ -14,13 +14,12 @@ from sqlalchemy import text
 from crownstream.devpeers import DiscordStandIn, WebhookReceiver
 from crownstream.schemas.deliveries import Contact
 from crownstream.settings import Settings
-from crownstream.sinks import db
 from crownstream.sinks.ledger import Ledger
 from crownstream.sinks.targets import TargetRefused
 from crownstream.sinks.webhook_endpoints import create_endpoint
 from crownstream.web.auth import mint_user_token
 from tests.support.sinks import (
-    eventually, make_request, migrate, produce, read_delivery_dead_letters, sink_worker_overrides,
+    eventually, make_request, produce, read_delivery_dead_letters, sink_worker_overrides,
 )
 
 USER_KEY = "user-token-key-" + "k" * 40
@@ -32,14 +31,6 @@ LOOPBACK_HOSTS = [
     "0177.0.0.1", "2130706433", "017700000001", "127.1", "127.0.1", "[::ffff:127.0.0.1]", "[::ffff:7f00:1]",
     "[::127.0.0.1]", "[64:ff9b::7f00:1]", "[2002:7f00:1::1]", "[::1]", "localhost", "LocalHost",
 ]
-
-
-@pytest.fixture
-async def engine(database_url):
-    await migrate(database_url)
-    engine = db.create_engine(Settings(database_url=database_url))
-    yield engine
-    await engine.dispose()
 
 
 def test_the_integration_forms_are_many():

@@ -7,27 +7,17 @@ import asyncio
 import os
 import subprocess
 
-import pytest
 from sqlalchemy import text
 
 from crownstream.devpeers import WebhookReceiver
 from crownstream.settings import Settings
-from crownstream.sinks import db
 from crownstream.sinks.base import Dispatcher
 from crownstream.sinks.feed import FeedSink, list_feed
 from crownstream.sinks.ledger import Ledger
 from crownstream.sinks.webhook_endpoints import create_endpoint, set_enabled
 from crownstream.sinks.webhooks import WebhookSink
 from tests.support.services import REPO
-from tests.support.sinks import eventually, make_request, migrate
-
-
-@pytest.fixture
-async def engine(database_url):
-    await migrate(database_url)
-    engine = db.create_engine(Settings(database_url=database_url))
-    yield engine
-    await engine.dispose()
+from tests.support.sinks import eventually, make_request
 
 
 def fast(database_url: str, **overrides) -> Settings:

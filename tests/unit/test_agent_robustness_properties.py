@@ -27,6 +27,7 @@ from crownstream.standings.point_tables import NAMED_TABLES
 from crownstream.standings.tiebreakers import TIEBREAKERS
 from crownstream.streams.topics import topic_for
 from tests.unit.handler_harness import INPUT_TOPIC_NAMES, Harness, run
+from tests.support.models import event_field_names
 
 IDS = ["t1", "s1", "s2", "a", "b", "c", "m1", "m2", "x1", "u1"]
 TEAMS = ["a", "b", "c", "d"]
@@ -209,29 +210,12 @@ def union_models(annotation: Any) -> list[type[BaseModel]]:
     return [annotation] if isinstance(annotation, type) and issubclass(annotation, BaseModel) else []
 
 
-def _field_names() -> list[str]:
-    names: set[str] = set()
-    todo = list(EVENT_MODELS.values())
-    seen: set = set()
-    while todo:
-        model = todo.pop()
-        if model in seen:
-            continue
-        seen.add(model)
-        for name, info in model.model_fields.items():
-            names.add(name)
-            todo += union_models(info.annotation)
-            for arg in typing.get_args(_strip(info.annotation)):
-                todo += union_models(arg)
-    return sorted(names)
-
-
 # The tournament stream is where the handlers keep state: weighted so that stages get configured and results
 # arrive for them in the same generated run.
 TOURNAMENT_WEIGHTED = ["stage.configured"] * 4 + ["match.completed"] * 6 + [
     "result.overridden", "team.disqualified", "match.forfeited", "tournament.completed", "tournament.registered"] * 2
 event_types = st.one_of(st.sampled_from(TOURNAMENT_WEIGHTED), st.sampled_from(sorted(EVENT_MODELS)))
-FIELD_NAMES = _field_names()  # every field name of every model, nested ones included (rules, placements …)
+FIELD_NAMES = event_field_names()  # every field name of every model, nested ones included (rules, placements …)
 
 
 SERIES_FIELDS = ("series_id", "game_number", "winner_team_id")

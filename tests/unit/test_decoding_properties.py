@@ -9,6 +9,7 @@ from hypothesis import strategies as st
 from crownstream.schemas.codec import Rejection, decode
 from crownstream.schemas.events import EVENT_MODELS, Envelope
 from crownstream.schemas.examples import example
+from tests.support.models import event_field_names
 
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers(-(2**63), 2**63 - 1) | st.floats(allow_nan=False) | st.text(max_size=20),
@@ -35,32 +36,8 @@ def test_random_json(value):
     _check(decode(orjson.dumps(value)))
 
 
-def _field_names() -> list[str]:
-    """Every field name of every event model, nested models included (rules, placements, audiences …)."""
-    names, todo, seen = set(), list(EVENT_MODELS.values()), set()
-    while todo:
-        model = todo.pop()
-        if model in seen:
-            continue
-        seen.add(model)
-        for name, info in model.model_fields.items():
-            names.add(name)
-            todo += [t for t in _models_in(info.annotation) if t not in seen]
-    return sorted(names)
-
-
-def _models_in(annotation) -> list:
-    import typing
-
-    from pydantic import BaseModel
-
-    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
-        return [annotation]
-    return [m for arg in typing.get_args(annotation) for m in _models_in(arg)]
-
-
 # The keys the models use (schema_version, rules, point_table, …): random text keys almost never hit one.
-model_keys = st.one_of(st.sampled_from(_field_names()), st.text(max_size=12))
+model_keys = st.one_of(st.sampled_from(event_field_names()), st.text(max_size=12))
 
 
 @settings(max_examples=300, deadline=None)

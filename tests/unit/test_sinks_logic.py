@@ -14,7 +14,7 @@ from crownstream.sinks import discord_payload as dp
 from crownstream.sinks.email import build_message, render_email, sample_request
 from crownstream.sinks.retry import backoff, next_delay
 from crownstream.sinks.signing import WebhookVerificationError, generate_secret, sign_headers, verify
-from crownstream.sinks.targets import TargetRefused, check_address, check_url_syntax
+from crownstream.sinks.targets import TargetRefused, check_address, parse_target
 
 NOW = datetime(2026, 3, 14, 18, 30, tzinfo=timezone.utc)
 
@@ -113,7 +113,7 @@ def test_public_address_is_allowed():
                                  "https:///nohost", "https://127.0.0.1/", "http://127.0.0.1/"])
 def test_bad_urls_are_refused(url):
     with pytest.raises(TargetRefused):
-        check_url_syntax(url, allow_private=False)
+        parse_target(url, allow_private=False)
 
 
 # --- Discord limits ---------------------------------------------------------------------------------------
