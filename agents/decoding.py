@@ -21,6 +21,7 @@ record is then committed past without a trace. So:
 
 from __future__ import annotations
 
+import functools
 import logging
 import traceback
 from collections.abc import Awaitable, Callable
@@ -101,20 +102,16 @@ async def guard(work: Callable[[], Awaitable[Any]], event_type: str | None = Non
     return None
 
 
-# Which event types each topic carries, by full name (input topics and the standings outputs the notification
-# agent reads); a topic not listed (internal ones) is not checked.
+@functools.cache
 def _types_by_topic() -> dict[str, frozenset[str]]:
+    """Which event types each topic carries, by full name (input topics and the standings outputs the
+    notification agent reads); a topic not listed (internal ones) is not checked. Built on first use: the
+    full names depend on the settings' topic prefix."""
     return {spec.full_name(): frozenset(spec.event_types) for spec in ALL_TOPICS if spec.event_types}
 
 
-_TYPES_BY_TOPIC: dict[str, frozenset[str]] | None = None
-
-
 def wrong_topic(event: Envelope, topic: str) -> Rejection | None:
-    global _TYPES_BY_TOPIC
-    if _TYPES_BY_TOPIC is None:
-        _TYPES_BY_TOPIC = _types_by_topic()
-    expected = _TYPES_BY_TOPIC.get(topic)
+    expected = _types_by_topic().get(topic)
     if expected is None or event.type in expected:
         return None
     home = topic_for(event.type).full_name()
