@@ -1,9 +1,8 @@
-"""Imports every agent module so that their agents, tables and views register on the app."""
+"""Imports every agent module so that their agents and tables register on the app (the HTTP views that read
+them register in ``crownstream.web.all``, which imports this module first).
+
+The order is the order handlers of one event type run in: the notification handler registers last."""
 
 from crownstream.agents import series, standings, tournament_events  # noqa: F401
-from crownstream.web import openapi, standings as standings_views, views  # noqa: F401
-from crownstream.web import leaderboard  # noqa: F401
-from crownstream.agents import deliveries  # noqa: F401  (with its views: web/feed.py, web/webhooks.py)
-from crownstream.agents import audiences, notifications, notifications_users  # noqa: F401  (with web/preferences.py, web/notifications.py)
-from crownstream.web import notifications as notification_views, preferences as preference_views  # noqa: F401
-from crownstream.web import unsubscribe  # noqa: F401  (one-click unsubscribe of email links)
+from crownstream.agents import deliveries  # noqa: F401  (its views: web/feed.py, web/webhooks.py)
+from crownstream.agents import audiences, notifications, notifications_users  # noqa: F401  (views: web/preferences.py, web/notifications.py)

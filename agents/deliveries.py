@@ -242,6 +242,3 @@ def _make_agent(channel: str):
 
 AGENTS = {channel: _make_agent(channel) for channel in CHANNELS}
 
-
-# The feed and webhook-endpoint HTTP views live with the sinks they serve.
-from crownstream.web import feed as _feed_views, webhooks as _webhook_views  # noqa: E402,F401

@@ -30,9 +30,9 @@ from crownstream.standings.battle_royale import (
 )
 from crownstream.standings.groups import GroupPointsRule
 from crownstream.standings.rules import RuleSet
+from crownstream.standings import live
+from crownstream.streams.partitioning import partition_for
 from crownstream.streams.topics import STANDINGS_EVENTS, TOURNAMENT_EVENTS
-from crownstream.web.routing import partition_for
-from crownstream.web import live
 
 log = logging.getLogger(__name__)
 PARTITIONS = TOURNAMENT_EVENTS.partition_count()
@@ -123,7 +123,7 @@ async def emit(*events: ev.Envelope) -> None:
 
 
 async def emit_rank_changes(trigger: ev.Envelope, stage_id: str, change: Change) -> None:
-    live.publish(trigger.tournament_id, stage_id)  # wake this stage's live leaderboard pages (web/live.py)
+    live.publish(trigger.tournament_id, stage_id)  # wake this stage's live leaderboard pages (standings/live.py)
     await emit(*(
         ev.RankingChanged(
             event_id=derived_id(trigger.event_id, "rank", rc.team_id),

@@ -150,7 +150,7 @@ def main() -> None:
             settings.check_secrets()
         except InsecureSecrets as exc:
             sys.exit(f"crownstream worker: {exc}")
-    from crownstream.agents import all as _agents  # noqa: F401  (registers agents, tables, views)
+    from crownstream.web import all as _everything  # noqa: F401  (registers agents, tables, views)
     from crownstream.app import app
 
     app.main()

@@ -24,8 +24,8 @@ from crownstream.standings.battle_royale import (
     Disqualification, Forfeit, LobbyRow, MatchResult, Override, TeamStanding, recompute,
 )
 from crownstream.standings.rules import RuleSet
+from crownstream.streams.partitioning import partition_for
 from crownstream.streams.topics import TOURNAMENT_EVENTS
-from crownstream.web.routing import partition_for
 
 # --- standings rebuild -------------------------------------------------------------------------------------
 

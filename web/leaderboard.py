@@ -4,7 +4,7 @@
 Both run on the worker that owns the tournament, like the JSON standings view, and read the same state
 (``board_for`` and the ``tournaments`` table). The page is rendered with the current standings, so it is
 useful without JavaScript; the script then opens the event stream, which sends the whole (first page of
-the) standings once on connect and again after every change the standings agent publishes (web/live.py).
+the) standings once on connect and again after every change the standings agent publishes (standings/live.py).
 
 A worker that does not own the tournament *proxies* the event stream from the owner rather than redirecting
 the browser to it: behind a load balancer or a Kubernetes Service the owner's canonical URL is an internal
@@ -31,9 +31,9 @@ from jinja2 import Environment, PackageLoader, select_autoescape
 from crownstream.agents.standings import board_for, stages, tournaments
 from crownstream.app import app
 from crownstream.settings import get_settings
+from crownstream.standings.live import HUB, StreamClosed
 from crownstream.web.auth import PUBLIC, access
 from crownstream.web.errors import HttpError
-from crownstream.web.live import HUB, StreamClosed
 from crownstream.web.pages import json_for_script, new_nonce, page_csp
 from crownstream.web.responses import not_ready, routed
 from crownstream.web.routing import ROUTED_HEADER, NotReady, owner_of

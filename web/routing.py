@@ -13,12 +13,12 @@ from dataclasses import dataclass
 
 import faust
 import httpx
-from aiokafka.partitioner import DefaultPartitioner
 from faust.types import TP
 from yarl import URL
 
+from crownstream.streams.partitioning import partition_for
+
 ROUTED_HEADER = "x-crownstream-routed-by"
-_partitioner = DefaultPartitioner()
 
 
 class NotReady(Exception):
@@ -35,10 +35,6 @@ class Owner:
     url: URL
     partition: int
     is_self: bool
-
-
-def partition_for(key: str, partitions: int) -> int:
-    return _partitioner(key.encode(), list(range(partitions)), None)
 
 
 def owner_of(app: faust.App, table: faust.Table, key: str) -> Owner:

@@ -36,8 +36,8 @@ from crownstream.demo.processes import WorkerGroup
 from crownstream.demo.tournament import demo_tournament
 from crownstream.ops import recompute_tournament
 from crownstream.settings import Settings, get_settings
+from crownstream.streams.partitioning import partition_for
 from crownstream.streams.topics import STANDINGS_EVENTS
-from crownstream.web.routing import partition_for
 
 BR_STAGE = "br-finals"
 # Faust's worker ends a SIGTERM stop by re-raising the signal (-15); 0 if it stopped by itself.

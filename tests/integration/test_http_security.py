@@ -15,7 +15,7 @@ import pytest
 
 from crownstream.settings import Settings
 from crownstream.web.auth import mint_user_token
-from crownstream.web.routing import partition_for
+from crownstream.streams.partitioning import partition_for
 from tests.support.sinks import migrate
 
 STAFF_TOKEN = "staff-" + "s" * 40

@@ -69,7 +69,7 @@ async def drain(stream) -> None:
 def owner_and_viewer(settings, workers):
     """The worker that owns the tournament's partition, and the other one (which relays its streams)."""
     from crownstream.streams.topics import TOURNAMENT_EVENTS
-    from crownstream.web.routing import partition_for
+    from crownstream.streams.partitioning import partition_for
 
     home = f"{TOURNAMENT_EVENTS.full_name(settings)}[{partition_for(T, settings.topic_partitions)}]"
     owner = next(w for w in workers if home in httpx.get(f"{w.url}/ops/assignment", headers=w.staff_headers, timeout=5).json()["actives"])

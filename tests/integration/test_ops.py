@@ -105,7 +105,7 @@ async def test_rebuild_lag_and_assignment_commands(settings, topics, start_worke
     assert first.url in text.stdout and second.url in text.stdout and "actives:" in text.stdout
 
     # The same picture in each worker's Prometheus metrics: lag per source partition, keys per table.
-    from crownstream.web.routing import partition_for
+    from crownstream.streams.partitioning import partition_for
 
     home_partition = partition_for('ops-a', settings.topic_partitions)
     home = f"{source}[{home_partition}]"

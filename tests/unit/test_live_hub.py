@@ -1,4 +1,4 @@
-"""The worker-local broadcast behind live leaderboard pages (web/live.py)."""
+"""The worker-local broadcast behind live leaderboard pages (standings/live.py)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from crownstream.web.live import Hub, StreamClosed
+from crownstream.standings.live import Hub, StreamClosed
 
 
 async def test_subscriber_wakes_on_its_stage_only():

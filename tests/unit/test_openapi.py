@@ -8,7 +8,7 @@ import re
 import pytest
 from openapi_spec_validator import validate
 
-import crownstream.agents.all  # noqa: F401  (registers every view)
+import crownstream.web.all  # noqa: F401  (registers every view)
 from crownstream.app import app
 from crownstream.web.openapi import OPERATIONS, SECURITY, _implemented, build_document
 
