@@ -33,7 +33,7 @@ from faust.exceptions import ProducerSendError
 from pydantic import ValidationError as PydanticValidationError
 
 from crownstream.app import app
-from crownstream.commit_gate import gated_events
+from crownstream.engine import gated_events
 from crownstream.logs import redact_text
 from crownstream.metrics import DEAD_LETTERS, EVENTS_IN
 from crownstream.schemas.codec import Rejection, cap_reason, decode

@@ -1,6 +1,6 @@
 """Restart to ready: how long a worker that owned a table of N keys takes, after a restart, until /readyz
 answers 200, and its first start (no local state: every key from the changelog) — with the restore consumer
-(crownstream/recovery.py) against the baseline measured in the same run, Faust's own recovery.
+(crownstream/engine/recovery.py) against the baseline measured in the same run, Faust's own recovery.
 
 The table is filled by writing its changelog directly (what N events would leave there, in transactions as
 under exactly_once), so the row measures recovery, not event processing. The worker is a real ``crownstream worker`` process with the project's

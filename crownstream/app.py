@@ -11,10 +11,9 @@ import os
 import faust
 from faust.web.drivers.aiohttp import Web as AiohttpWeb
 
-from crownstream import kafka_rebootstrap
+from crownstream import engine
 from crownstream.logs import logging_config
 from crownstream.settings import Settings, get_settings
-from crownstream.topic_declarations import DeclareOnceTransport
 
 
 def broker_urls(bootstrap: str) -> str:
@@ -37,9 +36,9 @@ class CrownstreamWeb(AiohttpWeb):
 
 
 class CrownstreamApp(faust.App):
-    """Faust's App with the input-partition transaction manager (see crownstream/transactions.py), declaring only
-    the topics that do not exist yet (crownstream/topic_declarations.py), and a web server with Crownstream's
-    views only, behind its error, path-parameter and security-header middleware (crownstream/web/middleware.py)."""
+    """Faust's App with a web server serving Crownstream's views only, behind its error, path-parameter and
+    security-header middleware (crownstream/web/middleware.py). The engine (crownstream/engine/) is wired in by
+    ``engine.install`` in create_app."""
 
     def _new_web(self) -> CrownstreamWeb:
         return CrownstreamWeb(self)
@@ -49,20 +48,13 @@ class CrownstreamApp(faust.App):
 
         install(web.web_app)
 
-    def _new_transport(self):
-        return DeclareOnceTransport(self.conf.broker_consumer, self)
-
-    def _new_producer_transport(self):
-        return DeclareOnceTransport(self.conf.broker_producer, self)
-
 
 def create_app(settings: Settings | None = None) -> faust.App:
-    kafka_rebootstrap.install()
     settings = settings or get_settings()
     # Each worker keeps its RocksDB tables in a folder of its own; two workers on one host must not share one.
     datadir = os.path.join(settings.data_dir, f"{settings.app_id}-{settings.web_port}")
     os.makedirs(datadir, exist_ok=True)
-    return CrownstreamApp(
+    app = CrownstreamApp(
         settings.app_id,
         broker=broker_urls(settings.kafka_bootstrap),
         # Faust's RocksDB store; with rocksdict installed (and python-rocksdb not) it runs on rocksdict.
@@ -84,9 +76,6 @@ def create_app(settings: Settings | None = None) -> faust.App:
         consumer_auto_offset_reset="earliest",
         # A worker that is down while events arrive must catch up on restart, not skip to the end.
         stream_wait_empty=True,
-        # Active table partitions are restored by a consumer of their own (crownstream/recovery.py).
-        TableManager=("crownstream.recovery:RestoringTableManager" if settings.table_restore == "consumer"
-                      else "faust.tables:TableManager"),
         web_cors_options=None,
         # Faust's own views off (see CrownstreamWeb): they serve table contents and topology unauthenticated.
         web_tables_enabled=False,
@@ -99,6 +88,10 @@ def create_app(settings: Settings | None = None) -> faust.App:
         producer_linger_ms=settings.producer_linger_ms,
         logging_config=logging_config(settings.log_level, settings.log_json),
     )
+    # The engine: its transports, its table manager (active tables restored by a consumer of their own when
+    # CROWNSTREAM_TABLE_RESTORE=consumer), its state, and aiokafka's re-bootstrap (crownstream/engine/install.py).
+    engine.install(app, settings)
+    return app
 
 
 app = create_app()

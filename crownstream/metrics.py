@@ -71,7 +71,7 @@ TABLE_STATE_WIPES = Counter(
 )
 TABLE_RESTORED_RECORDS = Counter(
     "crownstream_table_restored_records_total",
-    "Changelog records applied to active table partitions by the restore consumer (crownstream/recovery.py).",
+    "Changelog records applied to active table partitions by the restore consumer (crownstream/engine/recovery.py).",
     ["table"],
 )
 TABLE_RESTORE_SECONDS = Histogram(

@@ -62,7 +62,7 @@ class Settings(BaseSettings):
     table_standby_replicas: int = Field(1, ge=0, description="Standby replicas of each table partition, for fast failover.")
     table_restore: Literal["consumer", "faust"] = Field(
         "consumer", description="How active table partitions are restored: a restore consumer of their own "
-        "(crownstream/recovery.py), or 'faust', Faust's own recovery — slower and known to lose changelog records "
+        "(crownstream/engine/recovery.py), or 'faust', Faust's own recovery — slower and known to lose changelog records "
         "under back-to-back rebalances; kept to compare against (bench/restart.py).",
     )
     ranking_changes_top: int = Field(

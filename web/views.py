@@ -7,7 +7,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from crownstream.agents.tournament_events import tournament_activity
 from crownstream.app import app
-from crownstream.commit_gate import gate_for
+from crownstream.engine import gate_for
 from crownstream.runtime_metrics import refresh as refresh_runtime_metrics
 from crownstream.settings import get_settings
 from crownstream.web.auth import PUBLIC, STAFF, access

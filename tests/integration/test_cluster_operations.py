@@ -44,8 +44,8 @@ from tests.support.services import REPO, free_port
 from tests.support.sinks import eventually, migrate, sink_worker_overrides
 
 # In `make test` (~2.7 min; `make soak` runs it alone). Its failures so far were traced to Faust's recovery, a client
-# stuck without brokers after the broker restart (crownstream/kafka_rebootstrap.py), stale records after a seek
-# (crownstream/seek_epochs.py) and streams resumed before their seek (crownstream/recovery.py). README, Known limits.
+# stuck without brokers after the broker restart (crownstream/engine/kafka_rebootstrap.py), stale records after a seek
+# (crownstream/engine/seek_epochs.py) and streams resumed before their seek (crownstream/engine/recovery.py). README, Known limits.
 pytestmark = [pytest.mark.slow, pytest.mark.soak, pytest.mark.timeout(1200)]
 
 TOURNAMENTS = ("cup-a", "cup-b", "cup-c")

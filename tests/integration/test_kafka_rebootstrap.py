@@ -1,11 +1,11 @@
-"""An aiokafka client that lost every broker (crownstream/kafka_rebootstrap.py), against the real broker: it
+"""An aiokafka client that lost every broker (crownstream/engine/kafka_rebootstrap.py), against the real broker: it
 bootstraps again and finds the cluster, where aiokafka alone would ask nobody for metadata forever."""
 
 from __future__ import annotations
 
 from aiokafka.client import AIOKafkaClient
 
-from crownstream.kafka_rebootstrap import install, knows_no_broker
+from crownstream.engine.kafka_rebootstrap import install, knows_no_broker
 
 
 async def lose_every_broker(client: AIOKafkaClient) -> None:

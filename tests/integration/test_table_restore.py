@@ -1,4 +1,4 @@
-"""Restoring tables from their changelogs (crownstream/recovery.py), against the real broker under exactly_once:
+"""Restoring tables from their changelogs (crownstream/engine/recovery.py), against the real broker under exactly_once:
 a worker with no local state restores every change its predecessor committed, a restarted worker restores only
 what its local state lacks, and both answer with what a recompute from the events gives."""
 

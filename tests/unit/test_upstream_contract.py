@@ -5,8 +5,9 @@ versions are ones the suite has run against.
 A failure names the fix that breaks (its row in UPSTREAM.md, at the repository root). Bumping a pin: run this
 test first, then the whole suite; see UPSTREAM.md.
 
-Import only: no broker, no database, no app (importing ``crownstream.app`` would create one and patch aiokafka,
-so app.py, the agents and the views are read with ``ast``, not imported).
+Import only: no broker, no database, no app (importing ``crownstream.app`` would create one and install the engine,
+which patches aiokafka, so app.py, the agents and the views are read with ``ast``, not imported; the engine
+package's modules are imported, which patches nothing).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import ast
 import functools
 import importlib
 import inspect
+import pkgutil
 import re
 from dataclasses import dataclass
 from importlib.metadata import version
@@ -34,25 +36,25 @@ TESTED_VERSIONS = {
 
 #: The rows of UPSTREAM.md.
 FIXES = {
-    "F1": "outputs in the input partition's transaction (crownstream/transactions.py)",
-    "F2": "a producer-buffer flush that drains (crownstream/producer_buffer.py)",
-    "F3": "the commit gate: no commit between two effects of one event (crownstream/commit_gate.py)",
+    "F1": "outputs in the input partition's transaction (crownstream/engine/transactions.py)",
+    "F2": "a producer-buffer flush that drains (crownstream/engine/producer_buffer.py)",
+    "F3": "the commit gate: no commit between two effects of one event (crownstream/engine/commit_gate.py)",
     "F4": "a transaction of their own for offsets committed after faust ended the transactions (SIGTERM)",
     "F5": "transactional producers re-initialised on every rebalance (InputPartitionTransactionManager.on_rebalance)",
     "F6": "changelog highwaters asked of the broker (_LsoFromBrokerConsumerThread._highwaters)",
     "F7": "stream partitions sought to their committed offsets in one request, never-committed ones to 0",
-    "F8": "records fetched before their partition's seek are dropped (crownstream/seek_epochs.py)",
+    "F8": "records fetched before their partition's seek are dropped (crownstream/engine/seek_epochs.py)",
     "F9": "recovery's standby seek skips unknown offsets and unassigned partitions (_seek_wait)",
     "F10": "the livelock detector skips a partition awaiting its offset reset (verify_event_path)",
-    "F11": "active tables restored by a restore consumer of their own (crownstream/recovery.py)",
+    "F11": "active tables restored by a restore consumer of their own (crownstream/engine/recovery.py)",
     "F12": "streams resumed only after their seek and the clear of their queues (on_recovery_completed)",
     "F13": "the changelog queue keeps standby records through the post-recovery clear (ChangelogQueue)",
     "F14": "changelog offsets persisted on commit under exactly_once (RestoringTableManager.on_commit)",
-    "F15": "local state of a transaction ended without a commit is wiped and restored (crownstream/state_repair.py)",
-    "F16": "aiokafka clients that lost every broker bootstrap again (crownstream/kafka_rebootstrap.py)",
-    "F17": "topics declared once (crownstream/topic_declarations.py)",
+    "F15": "local state of a transaction ended without a commit is wiped and restored (crownstream/engine/state_repair.py)",
+    "F16": "aiokafka clients that lost every broker bootstrap again (crownstream/engine/kafka_rebootstrap.py)",
+    "F17": "topics declared once (crownstream/engine/topic_declarations.py)",
     "F18": "Faust's own unauthenticated web views off (crownstream/app.py CrownstreamWeb)",
-    "W": "the seams that install the fixes (crownstream/app.py, CrownstreamTransport)",
+    "W": "the seams that install the fixes (crownstream/engine/install.py, CrownstreamTransport)",
     "D1": "no fix: /ops/assignment reads two private fields (web/views.py)",
     "D2": "no fix: a broadcast walks one table partition's RocksDB store (agents/notifications_users.py)",
     "P": "no fix: public hooks our services and views override (agents/deliveries.py, web/)",
@@ -279,8 +281,9 @@ CONTRACT: list[Use] = [
     Use("F18", "faust:App", "on_webserver_init", "override", ("web",), "sync"),
     Use("F18", "faust.web.drivers.aiohttp:Web", "web_app", "attr"),
     # W the seams the fixes are installed through
-    Use("W", "faust:App", "_new_transport", "override", (), "sync"),
-    Use("W", "faust:App", "_new_producer_transport", "override", (), "sync"),
+    # install() sets the transports through the App's public setters (the properties create them lazily otherwise)
+    Use("W", "faust:App", "transport", "attr"),
+    Use("W", "faust:App", "producer_transport", "attr"),
     Use("W", "faust.transport.base:Transport", "TransactionManager", "attr"),
     Use("W", "faust.transport.base:Transport", "create_transaction_manager", "source", text="self.TransactionManager("),
     Use("W", f"{AIO_DRIVER}:Transport", "Producer", "attr"),
@@ -302,9 +305,6 @@ CONTRACT: list[Use] = [
 
 #: Underscore names our code reads that belong to no faust / aiokafka / mode object (the guard below skips them).
 NOT_UPSTREAM = {
-    # engine state kept on the App (ours)
-    "_crownstream_commit_gate",
-    "_crownstream_state_repair",
     "_rebootstraps",  # the marker kafka_rebootstrap.install() puts on its patch (ours)
     "_pool",  # sinks/outbound.py: httpx's AsyncHTTPTransport._pool (httpx, not a stream-processing package)
 }
@@ -419,10 +419,22 @@ def test_every_row_of_the_contract_names_a_fix():
 # --- The guards: a new override or private read must be added here (and to UPSTREAM.md) before it passes. ---
 
 
-def _engine_classes():
-    from crownstream import producer_buffer, recovery, topic_declarations, transactions
+def _engine_modules():
+    """Every module of the engine package (crownstream/engine/)."""
+    import crownstream.engine as engine
 
-    for module in (transactions, recovery, producer_buffer, topic_declarations):
+    for info in pkgutil.iter_modules(engine.__path__, prefix=f"{engine.__name__}."):
+        yield importlib.import_module(info.name)
+
+
+def test_the_engine_package_is_where_the_fixes_are():
+    names = {module.__name__.rsplit(".", 1)[1] for module in _engine_modules()}
+    assert {"transactions", "consumer", "consumer_thread", "producer", "producer_buffer", "recovery", "table_manager",
+            "topic_declarations", "transport", "install"} <= names, names
+
+
+def _engine_classes():
+    for module in _engine_modules():
         for _, cls in inspect.getmembers(module, inspect.isclass):
             if cls.__module__ == module.__name__:
                 yield cls

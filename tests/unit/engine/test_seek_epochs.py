@@ -5,8 +5,8 @@ from aiokafka import TopicPartition
 from faust.transport.drivers.aiokafka import Consumer as FaustAiokafkaConsumer
 from faust.types import TP
 
-from crownstream.seek_epochs import SeekEpochs, StampedRecords
-from crownstream.transactions import _Consumer
+from crownstream.engine.seek_epochs import SeekEpochs, StampedRecords
+from crownstream.engine.consumer import _Consumer
 
 EVENTS = TopicPartition("events", 3)
 
@@ -143,7 +143,7 @@ class _SeekingConsumer:
 
 
 async def test_streams_are_sought_to_their_committed_offsets_asked_in_one_request():
-    from crownstream.transactions import _LsoFromBrokerConsumerThread
+    from crownstream.engine.consumer_thread import _LsoFromBrokerConsumerThread
 
     changelog, never, fresh = TopicPartition("t-changelog", 3), TopicPartition("events", 5), TopicPartition("events", 6)
     thread = _LsoFromBrokerConsumerThread.__new__(_LsoFromBrokerConsumerThread)
@@ -163,7 +163,7 @@ async def test_streams_are_sought_to_their_committed_offsets_asked_in_one_reques
 
 
 async def test_a_partition_revoked_while_offsets_are_asked_for_is_not_sought():
-    from crownstream.transactions import _LsoFromBrokerConsumerThread
+    from crownstream.engine.consumer_thread import _LsoFromBrokerConsumerThread
 
     moved = TopicPartition("events", 7)
     thread = _LsoFromBrokerConsumerThread.__new__(_LsoFromBrokerConsumerThread)

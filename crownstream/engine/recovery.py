@@ -20,7 +20,10 @@ Kafka Streams restores with a consumer of its own, and so does this:
   the streams after recovery, dropping standby records already fetched (the consumer's position is past
   them, so they never come again: a gap the standby carries into a failover). ``ChangelogQueue`` keeps its
   events through that one clear; every other clear (revocation, the start of a recovery round, when the
-  partitions are sought again anyway) still happens.
+  partitions are sought again anyway) still happens (``table_manager.ChangelogQueue``).
+
+UPSTREAM.md rows F11 (``RestoringRecovery``: the restore consumer) and F12 (``on_recovery_completed``). The table
+manager that installs it, F13 and F14 are in ``table_manager.py``.
 """
 
 from __future__ import annotations
@@ -31,14 +34,12 @@ from dataclasses import dataclass
 from typing import Any, Optional
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
-from faust.tables.manager import TableManager
 from faust.tables.recovery import Recovery
 from faust.types import TP
-from mode.utils.queues import ThrowableQueue
 
 from crownstream.metrics import TABLE_RESTORED_RECORDS, TABLE_RESTORE_SECONDS
-from crownstream.settings import get_settings
-from crownstream.state_repair import partition_of, repair_for, wipe_partition
+from crownstream.engine.state import state_of
+from crownstream.engine.state_repair import wipe_partition
 
 log = logging.getLogger(__name__)
 
@@ -96,7 +97,7 @@ class RestoringRecovery(Recovery):
 
     def __init__(self, app: Any, tables: Any, **kwargs: Any) -> None:
         super().__init__(app, tables, **kwargs)
-        self._settings = get_settings()
+        self._settings = state_of(app).settings
 
     async def _wait(self, coro: Any, timeout: Any = None) -> None:
         # Faust bounds each recovery step by broker_request_timeout and, when it expires, stops recovering for
@@ -212,49 +213,3 @@ class RestoringRecovery(Recovery):
         if self.app.consumer_generation_id == generation_id:
             for tps in deferred:
                 consumer.resume_partitions(tps)
-
-
-class ChangelogQueue(ThrowableQueue):
-    """Faust's changelog queue, which can keep its events through a flow-control clear (see the module doc)."""
-
-    keep_through_clear = False
-
-    def clear(self) -> None:
-        if not self.keep_through_clear:
-            super().clear()
-
-
-class RestoringTableManager(TableManager):
-    """Faust's table manager with RestoringRecovery and ChangelogQueue, persisting the changelog offsets of
-    committed table writes."""
-
-    def on_commit(self, offsets: Any) -> None:
-        """Under exactly_once Faust holds back a table write's changelog offset until the commit and then looks
-        it up by the committed *source* partitions — which never name a changelog partition, so no offset of a
-        table written by processing was ever persisted, and every restart replayed its whole changelog. A
-        changelog partition is written only by events of the same partition number (Faust sends the change to
-        the event's partition), whose transactions this commit has just committed — except a partition whose
-        transaction was aborted instead (crownstream/state_repair.py), whose local state is about to be wiped."""
-        committed = {tp.partition for tp in offsets}
-        committed -= {partition_of(tid) for tid in repair_for(self.app).corrupt}
-        pending = self._pending_persisted_offsets
-        for tp, (store, offset) in list(pending.items()):
-            if tp.partition in committed:
-                store.set_persisted_offset(tp, offset)
-                del pending[tp]
-
-    @property
-    def changelog_queue(self) -> ChangelogQueue:
-        if self._changelog_queue is None:
-            self._changelog_queue = ChangelogQueue(
-                maxsize=self.app.conf.stream_buffer_maxsize,
-                flow_control=self.app.flow_control,
-                clear_on_resume=True,
-            )
-        return self._changelog_queue
-
-    @property
-    def recovery(self) -> RestoringRecovery:
-        if self._recovery is None:
-            self._recovery = RestoringRecovery(self.app, self, beacon=self.beacon, loop=self.loop)
-        return self._recovery

@@ -1,11 +1,11 @@
-"""The commit gate (crownstream/commit_gate.py): a commit never runs while an event of its partition is being
+"""The commit gate (crownstream/engine/commit_gate.py): a commit never runs while an event of its partition is being
 processed, new events wait for a pending commit, and a crashed agent's hold does not block commits."""
 
 from __future__ import annotations
 
 import asyncio
 
-from crownstream.commit_gate import CommitGate
+from crownstream.engine.commit_gate import CommitGate
 
 
 async def test_a_commit_waits_for_the_events_inside_and_new_events_wait_for_the_commit():

@@ -16,6 +16,8 @@ this does the same:
   read_committed — which skips the aborted records;
 - a corrupt partition commits nothing until it is wiped (its later transactions are aborted too), and a
   rebalance is requested so the wipe, the restore and the rewind to the committed offsets happen at once.
+
+UPSTREAM.md row F15 (the producer side is ``producer._StateTrackingProducer``).
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from typing import Any
 
 from faust.types import TP
 
+from crownstream.engine.state import state_of
 from crownstream.metrics import TABLE_STATE_WIPES
 
 log = logging.getLogger(__name__)
@@ -129,10 +132,4 @@ def wipe_partition(app: Any, table: Any, partition: int) -> bool:
 
 def repair_for(app: Any) -> StateRepair:
     """The worker's one StateRepair (shared by its producer and its transaction manager)."""
-    repair = getattr(app, "_crownstream_state_repair", None)
-    if repair is None:
-        from crownstream.settings import get_settings
-
-        repair = StateRepair(app, fault_sends_left=get_settings().fault_abort_after_sends)
-        app._crownstream_state_repair = repair
-    return repair
+    return state_of(app).state_repair

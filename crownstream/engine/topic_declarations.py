@@ -7,6 +7,8 @@ apiece on a loaded machine, even when the broker answers "already exists" (faust
 metadata cache, which a fresh producer does not have). With ~15 changelogs that was ~11 s of every restart,
 whatever the size of the tables. A topic present when the worker starts is left alone (faust would not change an
 existing topic either); a missing one is created as before, and remembered.
+
+UPSTREAM.md row F17. ``DeclareOnceTransport`` is the transport ``install`` sets on the app.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from typing import Any
 
 from aiokafka import TopicPartition
 
-from crownstream.transactions import CrownstreamTransport
+from crownstream.engine.transport import CrownstreamTransport
 
 log = logging.getLogger(__name__)
 

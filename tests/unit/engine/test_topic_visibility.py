@@ -1,4 +1,4 @@
-from crownstream.topic_declarations import every_partition_led
+from crownstream.engine.topic_declarations import every_partition_led
 
 
 class Metadata:

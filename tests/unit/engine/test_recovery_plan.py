@@ -5,8 +5,9 @@ from faust.transport.drivers.aiokafka import Consumer as FaustAiokafkaConsumer
 from faust.types import TP
 from mode.utils.queues import FlowControlEvent
 
-from crownstream.recovery import ChangelogQueue, ChangelogRecord, RestoringRecovery, plan_restore
-from crownstream.transactions import _Consumer
+from crownstream.engine.recovery import ChangelogRecord, RestoringRecovery, plan_restore
+from crownstream.engine.table_manager import ChangelogQueue
+from crownstream.engine.consumer import _Consumer
 
 A, B, C, D = (TP("app-stages-changelog", p) for p in range(4))
 

@@ -1,9 +1,9 @@
-"""Which transactions leave local table state ahead of the changelog (crownstream/state_repair.py); the
+"""Which transactions leave local table state ahead of the changelog (crownstream/engine/state_repair.py); the
 broker-level behaviour is in tests/integration/test_transaction_abort.py."""
 
 from __future__ import annotations
 
-from crownstream.state_repair import StateRepair, partition_of
+from crownstream.engine.state_repair import StateRepair, partition_of
 
 
 def test_partition_of_faust_transactional_ids():

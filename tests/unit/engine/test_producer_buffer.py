@@ -1,4 +1,4 @@
-"""The producer buffer the exactly-once commit drains (crownstream/producer_buffer.py): flush returns only when
+"""The producer buffer the exactly-once commit drains (crownstream/engine/producer_buffer.py): flush returns only when
 every queued table write has been handed to the producer, including the one being sent when flush is called."""
 
 from __future__ import annotations
@@ -8,7 +8,7 @@ from types import SimpleNamespace
 
 from faust.transport.producer import ProducerBuffer
 
-from crownstream.producer_buffer import DrainingProducerBuffer
+from crownstream.engine.producer_buffer import DrainingProducerBuffer
 
 SEND_SECONDS = 0.25  # slower than faust's 0.1 s flush patience: a loaded machine
 

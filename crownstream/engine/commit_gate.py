@@ -20,6 +20,8 @@ event's hold is released by an async generator, whose clean-up runs in another t
 (asyncio's async-generator finalizer) — the release then fails and the partition never commits again.
 Leaving the gate here is a plain counter decrement, valid from any task, and an agent that raised has its
 holds released before Faust's error handling commits (``release_task``, from the consumer's ``on_task_error``).
+
+UPSTREAM.md row F3. Agents reach it through ``crownstream.engine.gated_events``.
 """
 
 from __future__ import annotations
@@ -30,6 +32,8 @@ from contextlib import AsyncExitStack, asynccontextmanager
 from typing import Any
 
 import faust
+
+from crownstream.engine.state import state_of
 
 
 def input_transactional_id(app: Any, tp: Any) -> str:
@@ -139,10 +143,7 @@ class CommitGate:
 
 def gate_for(app: Any) -> CommitGate:
     """The worker's one CommitGate (shared by its agents and its transaction manager)."""
-    gate = getattr(app, "_crownstream_commit_gate", None)
-    if gate is None:
-        gate = app._crownstream_commit_gate = CommitGate()
-    return gate
+    return state_of(app).commit_gate
 
 
 async def gated_events(app: Any, stream: faust.StreamT) -> AsyncIterator[faust.EventT]:

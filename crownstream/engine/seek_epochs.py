@@ -21,6 +21,8 @@ iterated in that time comes from the old position, and its seek is still to come
 (``seeking``), and read again once the seek is done. A record fetched after its partition's seek is kept,
 even while other partitions still wait for theirs: dropping it would lose it, since the position has already
 moved past it and no seek is coming to bring it back.
+
+UPSTREAM.md row F8: stamped in ``consumer_thread``, checked in ``consumer``.
 """
 
 from __future__ import annotations

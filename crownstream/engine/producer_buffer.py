@@ -12,6 +12,8 @@ none was, with records still queued; and it never waits for the record the backg
 from the queue and is still sending. This one sends what is queued itself and then waits for the record in
 flight, so after ``flush`` every buffered write is in the producer's accumulator — inside the transaction the
 commit that follows ends.
+
+UPSTREAM.md row F2. ``producer._StateTrackingProducer`` puts it in place of faust's buffer.
 """
 
 from __future__ import annotations

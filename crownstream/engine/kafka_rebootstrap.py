@@ -7,11 +7,15 @@ transactional producer created by the rebalance that followed a broker restart d
 InitProducerId never left ("Cannot send ... to None"), so the worker never took its partitions and the
 group's standings stopped for the tournaments it owned. Clients of other languages re-bootstrap in that state
 (KIP-899); this adds the same to aiokafka 0.14's metadata update, for every client in the process (the
-worker's consumer, its producers, the restore consumer), installed once when the app module is imported.
+worker's consumer, its producers, the restore consumer), installed once by ``crownstream.engine.install``
+(at app creation; a second call does nothing).
+
+UPSTREAM.md row F16: the one process-wide monkeypatch of the engine.
 """
 
 from __future__ import annotations
 
+import functools
 import logging
 
 from aiokafka.client import AIOKafkaClient, ConnectionGroup
@@ -35,6 +39,8 @@ def install() -> None:
         return
     original = AIOKafkaClient._metadata_update
 
+    # wraps: the patch keeps ``__wrapped__``, through which the upstream-contract test still reads aiokafka's own.
+    @functools.wraps(original)
     async def _metadata_update(self: AIOKafkaClient, cluster_metadata, topics):
         if knows_no_broker(self):
             try:

@@ -1,0 +1,29 @@
+"""Crownstream's stream-processing engine: its fixes to faust-streaming, aiokafka and mode (one module per
+concern; UPSTREAM.md at the repository root has a row per fix, naming the module) and the one function that
+installs them on an app.
+
+This module is the engine's public face. Agents, views and sinks import from here, never from a module of the
+package (tests/unit/test_engine_boundary.py checks it):
+
+- ``install(app, settings)``: wire the engine into a faust App (``crownstream.app.create_app`` calls it once);
+- ``state_of(app)`` / ``EngineState``: the engine state of a worker;
+- ``gated_events(app, stream)``: an agent's events, each processed under the commit gate;
+- ``gate_for(app)``: the worker's commit gate (``/ops/assignment`` shows its ``snapshot()``);
+- ``EngineError``: the root of the errors the engine raises.
+
+Sending an event's outputs in its input partition's transaction needs no import: ``app.consumer.transactions``
+is the engine's transaction manager (``send``, and ``send_batch`` for one record batch).
+
+Module map (each module's docstring names its UPSTREAM.md rows):
+``transactions`` (F1 F3 F4 F5), ``producer_buffer`` (F2), ``producer`` (F2 F15), ``commit_gate`` (F3),
+``consumer`` (F3 F8 F12), ``consumer_thread`` (F6–F10), ``seek_epochs`` (F8), ``recovery`` (F11 F12),
+``table_manager`` (F11 F13 F14), ``state_repair`` (F15), ``kafka_rebootstrap`` (F16), ``topic_declarations``
+(F17), ``transport`` / ``install`` (W), ``state``, ``errors``.
+"""
+
+from crownstream.engine.commit_gate import gate_for, gated_events
+from crownstream.engine.errors import EngineError
+from crownstream.engine.install import install
+from crownstream.engine.state import EngineState, state_of
+
+__all__ = ["EngineError", "EngineState", "gate_for", "gated_events", "install", "state_of"]

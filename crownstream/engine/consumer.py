@@ -1,0 +1,78 @@
+"""The worker's consumer: drops records fetched before their partition's last seek (UPSTREAM.md F8), releases a
+crashed agent's commit-gate holds before faust commits from its task (F3), holds partition resumes back while
+recovery completes (F12), and runs ``consumer_thread._LsoFromBrokerConsumerThread`` (W). Installed as
+``transport.CrownstreamTransport.Consumer`` (UPSTREAM.md W).
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+from faust.transport.drivers.aiokafka import Consumer
+
+from crownstream.engine.commit_gate import gate_for
+from crownstream.engine.consumer_thread import _LsoFromBrokerConsumerThread
+from crownstream.metrics import STALE_RECORDS
+
+
+class _Consumer(Consumer):
+    """Records fetched before their partition was last sought are dropped wherever they are iterated
+    (crownstream/engine/seek_epochs.py) and read again from the position the seek set.
+
+    After every rebalance's recovery Faust resumes the streams and then, with the fetcher running, asks the
+    broker for the committed offsets and seeks to them (``perform_seek``). Records fetched from the old
+    positions before that seek reached the agents before the committed offsets were known: a survivor of a
+    kill -9 re-processed a stale copy of events its dead peer had committed, and the records after them
+    (offsets 14-23 of a partition in the traced run), fetched again from the committed offset, were dropped
+    by Faust as already read — two match results missing from the standings. Such a record is dropped while
+    its partition's seek is pending, and after it by its seek epoch.
+
+    Records of a partition fetched *after* its seek are the right ones, even while ``perform_seek`` still
+    seeks other partitions, and are kept. This class once dropped every stream record iterated during
+    ``perform_seek``; that loses, for good, the first records fetched from a freshly sought position (the
+    position has moved past them and no seek brings it back). It fits a CI run whose owner never applied a
+    tournament's events produced just as its recovery ended, and answered 404 for it until the test gave up.
+    """
+
+    #: The seek epochs of the batch being iterated (crownstream/engine/seek_epochs.py).
+    _batch_epochs: dict | None = None
+    #: Partition resumes held back while recovery completes (RestoringRecovery.on_recovery_completed).
+    _deferred_resumes: list[set] | None = None
+
+    def defer_resumes(self) -> None:
+        """Hold back ``resume_partitions`` calls until ``release_resumes``."""
+        self._deferred_resumes = []
+
+    def release_resumes(self) -> list[set]:
+        """Stop holding resumes back; returns the partition sets whose resume was held, for the caller to
+        resume (or not, if the group's generation changed meanwhile)."""
+        deferred, self._deferred_resumes = self._deferred_resumes or [], None
+        return deferred
+
+    def resume_partitions(self, tps) -> None:
+        if self._deferred_resumes is not None:
+            self._deferred_resumes.append(set(tps))
+            return
+        super().resume_partitions(tps)
+
+    def _new_consumer_thread(self):
+        return _LsoFromBrokerConsumerThread(self, loop=self.loop, beacon=self.beacon)
+
+    async def on_task_error(self, exc: BaseException) -> None:
+        # Faust commits from the failed agent's own task; what it held in the commit gate is released first.
+        gate_for(self.app).release_task(asyncio.current_task())
+        await super().on_task_error(exc)
+
+    async def _wait_next_records(self, timeout: float):
+        records, active_partitions = await super()._wait_next_records(timeout)
+        self._batch_epochs = getattr(records, "seek_epochs", None)
+        return records, active_partitions
+
+    async def getmany(self, timeout: float):
+        changelogs = self.app.tables.changelog_topics
+        epochs = self._thread.seek_epochs
+        async for tp, message in super().getmany(timeout):
+            if epochs.is_stale(self._batch_epochs, tp):
+                STALE_RECORDS.labels("changelog" if tp.topic in changelogs else "stream").inc()
+                continue
+            yield tp, message

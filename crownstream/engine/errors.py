@@ -1,0 +1,34 @@
+"""The engine's errors, under one root: ``EngineError``.
+
+Each also derives from the exception the engine raised before it had its own, so code that caught that one
+(``agents/decoding.py`` treats ``ProducerSendError`` as transient) still catches it.
+"""
+
+from __future__ import annotations
+
+from faust.exceptions import ProducerSendError
+
+
+class EngineError(Exception):
+    """Root of every error the engine (crownstream/engine/) raises itself."""
+
+
+class NotInstalled(EngineError, LookupError):
+    """``state_of(app)`` for an app that ``install`` has not been called on."""
+
+
+class AlreadyInstalled(EngineError, RuntimeError):
+    """``install`` called twice on one app: the engine is wired once, at app creation."""
+
+
+class NoEventBeingProcessed(EngineError, RuntimeError):
+    """``send_batch`` outside the processing of an event: there is no input partition to send in the
+    transaction of."""
+
+
+class NoTransactionalProducer(EngineError, ProducerSendError):
+    """The event's input partition has no transactional producer here (it is not active on this worker)."""
+
+
+class RecordTooLargeForBatch(EngineError, ProducerSendError):
+    """A record that does not fit in an empty record batch."""

@@ -1,0 +1,77 @@
+"""The worker's producer: tells the state repair (crownstream/engine/state_repair.py, UPSTREAM.md F15) which
+transactions hold sends and which of those ended without a commit, and drains its buffer of table writes before
+a commit (crownstream/engine/producer_buffer.py, UPSTREAM.md F2). Installed as ``transport.CrownstreamTransport
+.Producer`` (UPSTREAM.md W).
+"""
+
+from __future__ import annotations
+
+import logging
+
+from faust.transport.drivers.aiokafka import Producer
+
+from crownstream.engine.producer_buffer import DrainingProducerBuffer
+from crownstream.engine.state_repair import repair_for
+
+log = logging.getLogger(__name__)
+
+
+class _StateTrackingProducer(Producer):
+    """Faust's producer, telling crownstream/engine/state_repair.py which transactions hold sends (every send with a
+    transactional id passes here: the agents' outputs and the changelog writes drained from the producer
+    buffer) and which of those ended without a commit — their partition's local table state is then ahead of
+    the committed changelog. A corrupt partition commits nothing more until the next rebalance has wiped and
+    restored it: committing its later offsets would skip, for good, the events whose writes were aborted.
+
+    Its buffer (table writes) is a DrainingProducerBuffer: faust's flush returns with writes still queued."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        buffer = DrainingProducerBuffer(loop=self.loop, beacon=self.beacon)
+        buffer.app = self.buffer.app
+        buffer.threaded_producer = getattr(self.buffer, "threaded_producer", None)
+        self.buffer = buffer
+
+    async def send(self, topic, key, value, partition, timestamp, headers, *, transactional_id=None):
+        if transactional_id:
+            repair_for(self.app).sent(transactional_id)  # before: a failed send leaves the transaction doomed too
+        return await super().send(topic, key, value, partition, timestamp, headers,
+                                  transactional_id=transactional_id)
+
+    async def commit_transactions(self, tid_to_offset_map, group_id, start_new_transaction: bool = True) -> None:
+        repair = repair_for(self.app)
+        abort_now = repair.take_fault(tid_to_offset_map)
+        newly_corrupt = False
+        for tid, offsets in tid_to_offset_map.items():
+            if tid not in self._transaction_producers:
+                # Fenced earlier (faust dropped the producer): the sends it held are gone with its transaction.
+                newly_corrupt |= repair.ended_without_commit(tid, "fenced", "no transactional producer at commit")
+                continue
+            if (abort_now and tid in repair.dirty) or repair.is_corrupt(tid):
+                cause = "aborted" if abort_now else "corrupt"
+                await self.abort_transaction(tid)  # marks it corrupt if it held sends
+                newly_corrupt = True
+                if start_new_transaction:
+                    await self.begin_transaction(tid)
+                log.warning("transaction %s aborted instead of committing offsets %s (%s)", tid,
+                            {tp.partition: offset for tp, offset in offsets.items()}, cause)
+                continue
+            try:
+                await super().commit_transactions({tid: offsets}, group_id, start_new_transaction)
+            except BaseException as exc:
+                repair.ended_without_commit(tid, "commit_failed", repr(exc))
+                raise
+            repair.committed(tid)
+        if newly_corrupt and start_new_transaction:  # not while giving partitions up: that is a rebalance
+            await repair.request_rebalance()
+
+    async def abort_transaction(self, transactional_id: str) -> None:
+        repair_for(self.app).ended_without_commit(transactional_id, "aborted", "transaction aborted")
+        await super().abort_transaction(transactional_id)
+
+    async def stop_transaction(self, transactional_id: str) -> None:
+        if transactional_id in self._transaction_producers:
+            # aiokafka's stop leaves the transaction open; the next holder of the id aborts it.
+            repair_for(self.app).ended_without_commit(transactional_id, "stopped",
+                                                      "producer stopped with its transaction open")
+        await super().stop_transaction(transactional_id)
