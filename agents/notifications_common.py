@@ -8,7 +8,7 @@ so no step reads another worker's table:
                ──> deliveries.<channel>   (user key: the sinks)
 
 Every record here is sent while processing an input record, so it joins that input partition's
-transaction (crownstream/transactions.py): a crash never emits a hop without committing the input, or
+transaction (crownstream/engine/transactions.py): a crash never emits a hop without committing the input, or
 the reverse. Internal records are orjson dicts with an ``op``.
 """
 

@@ -11,7 +11,7 @@ The group's ranked view is an in-memory ``GroupStandings`` per stage, rebuilt fr
 a rebalance: derived state, never the source of truth. Duplicates, replays and stale revisions are recognised by
 the pure ``Series`` aggregate (keyed by game number + revision and by event id) and change nothing, so a replay
 after a crash cannot double-count. ranking.changed ids derive from the triggering event, so a replay re-sends
-byte-identical records inside the input partition's transaction (crownstream/transactions.py).
+byte-identical records inside the input partition's transaction (crownstream/engine/transactions.py).
 """
 
 from __future__ import annotations
