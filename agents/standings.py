@@ -25,9 +25,8 @@ from crownstream.metrics import DUPLICATES, EVENTS_OUT
 from crownstream.schemas.codec import encode
 from crownstream.settings import get_settings
 from crownstream.schemas import events as ev
-from crownstream.standings.battle_royale import (
-    Change, Disqualification, Forfeit, Leaderboard, LobbyRow, MatchResult, Override, RankChange, Status,
-)
+from crownstream.standings.battle_royale import Change, Leaderboard, RankChange, Status
+from crownstream.standings.br_inputs import Disqualification, Forfeit, LobbyRow, MatchResult, Override
 from crownstream.standings.groups import GroupPointsRule
 from crownstream.standings.rules import RuleSet
 from crownstream.standings import live

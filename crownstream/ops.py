@@ -20,9 +20,9 @@ from pydantic import ValidationError
 
 from crownstream.schemas.codec import validate
 from crownstream.settings import Settings, get_settings
-from crownstream.standings.battle_royale import (
-    Disqualification, Forfeit, LobbyRow, MatchResult, Override, TeamStanding, recompute,
-)
+from crownstream.standings.battle_royale import recompute
+from crownstream.standings.br_inputs import Disqualification, Forfeit, LobbyRow, MatchResult, Override
+from crownstream.standings.br_scoring import TeamStanding
 from crownstream.standings.rules import RuleSet
 from crownstream.streams.partitioning import partition_for
 from crownstream.streams.topics import TOURNAMENT_EVENTS

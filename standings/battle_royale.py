@@ -13,346 +13,22 @@ from __future__ import annotations
 
 from bisect import bisect_right
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, fields
-from datetime import datetime, timezone
+from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
 from sortedcontainers import SortedKeyList, SortedList
 
+from crownstream.standings.br_inputs import (
+    Disqualification, Forfeit, LobbyRow, MatchResult, Override, StageInput, check_id,
+)
+from crownstream.standings.br_scoring import (
+    Contribution, TeamStanding, aggregate, contribution, match_entries, match_order,
+)
 from crownstream.standings.match_point import Entry, Win, eligible_wins, find_champion
 from crownstream.standings.rules import RuleSet
+from crownstream.standings.serialization import field_dict
 from crownstream.standings.tiebreakers import sort_key_function
-
-# --- inputs -----------------------------------------------------------------------------------------------
-
-
-def utc_timestamp(value: str | datetime) -> str:
-    """Canonical UTC text of an aware time ("2026-01-31T18:00:00.000000Z"): one format, so that comparing
-    the text compares the times — which "earliest completion" relies on."""
-    if isinstance(value, str):
-        try:
-            value = datetime.fromisoformat(value)
-        except ValueError:
-            raise ValueError(f"{value!r} is not an ISO-8601 time; send e.g. '2026-01-31T18:00:00Z'") from None
-    if not isinstance(value, datetime):
-        raise ValueError(f"a time must be an ISO-8601 string or a datetime, got {type(value).__name__}")
-    if value.tzinfo is None or value.utcoffset() is None:
-        raise ValueError(f"time {value.isoformat()} has no timezone; add one ('Z' or '+00:00')")
-    return value.astimezone(timezone.utc).replace(tzinfo=None).isoformat(timespec="microseconds") + "Z"
-
-
-def _check_id(value: Any, what: str) -> None:
-    if not isinstance(value, str) or not value:
-        raise ValueError(f"{what} must be a non-empty string, got {value!r}")
-
-
-def _check_int(value: Any, what: str, minimum: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise ValueError(f"{what} must be an integer of at least {minimum}, got {value!r}")
-
-
-def _as_dict(obj: Any) -> dict[str, Any]:
-    return {f.name: getattr(obj, f.name) for f in fields(obj)}
-
-
-@dataclass(frozen=True, slots=True)
-class LobbyRow:
-    team_id: str
-    placement: int
-    kills: int = 0
-
-    def __post_init__(self) -> None:
-        _check_id(self.team_id, "team_id")
-        _check_int(self.placement, f"placement of team {self.team_id!r}", 1)
-        _check_int(self.kills, f"kills of team {self.team_id!r}", 0)
-
-
-@dataclass(frozen=True, slots=True)
-class MatchResult:
-    """A whole lobby's result. (stage_id, match_id, revision) identifies it; ``sequence`` orders the matches
-    of the stage, whatever order their results arrive in."""
-
-    stage_id: str
-    match_id: str
-    revision: int
-    sequence: int
-    completed_at: str
-    rows: tuple[LobbyRow, ...]
-
-    def __post_init__(self) -> None:
-        _check_id(self.stage_id, "stage_id")
-        _check_id(self.match_id, "match_id")
-        _check_int(self.revision, f"match {self.match_id}: revision", 1)
-        _check_int(self.sequence, f"match {self.match_id}: sequence", 1)
-        object.__setattr__(self, "completed_at", utc_timestamp(self.completed_at))
-        rows = tuple(self.rows)
-        seen: set[str] = set()
-        for row in rows:
-            if not isinstance(row, LobbyRow):
-                raise ValueError(f"match {self.match_id}: rows must be LobbyRow, got {row!r}")
-            if row.team_id in seen:
-                raise ValueError(f"match {self.match_id}: team {row.team_id!r} has two rows; send one per team")
-            seen.add(row.team_id)
-        object.__setattr__(self, "rows", rows)
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "stage_id": self.stage_id,
-            "match_id": self.match_id,
-            "revision": self.revision,
-            "sequence": self.sequence,
-            "completed_at": self.completed_at,
-            "rows": [_as_dict(r) for r in self.rows],
-        }
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> "MatchResult":
-        try:
-            rows = tuple(LobbyRow(r["team_id"], r["placement"], r.get("kills", 0)) for r in data["rows"])
-            return cls(data["stage_id"], data["match_id"], data["revision"], data["sequence"],
-                       data["completed_at"], rows)
-        except (KeyError, TypeError) as exc:
-            raise ValueError(f"not a match result {dict(data)!r}: missing or malformed {exc}") from None
-
-
-@dataclass(frozen=True, slots=True)
-class Override:
-    """A staff decision pinning a team's placement (and, if given, kills) in one match. It holds against any
-    revision of that match, later ones included; of several for the same team and match the latest
-    (``at``, then ``override_id``) holds, so the outcome does not depend on arrival order."""
-
-    override_id: str
-    match_id: str
-    team_id: str
-    placement: int
-    kills: int | None
-    actor: str
-    reason: str
-    at: str
-
-    def __post_init__(self) -> None:
-        for name in ("override_id", "match_id", "team_id", "actor", "reason"):
-            _check_id(getattr(self, name), f"override {name}")
-        _check_int(self.placement, "override placement", 1)
-        if self.kills is not None:
-            _check_int(self.kills, "override kills", 0)
-        object.__setattr__(self, "at", utc_timestamp(self.at))
-
-    @property
-    def precedence(self) -> tuple[str, str]:
-        return (self.at, self.override_id)
-
-    def to_dict(self) -> dict[str, Any]:
-        return _as_dict(self)
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> "Override":
-        return cls(**_pick(cls, data, optional={"kills"}))
-
-
-@dataclass(frozen=True, slots=True)
-class Disqualification:
-    """From match ``from_sequence`` on, the team's results score nothing and it ranks after every team that is
-    not disqualified. Of several for one team the earliest (``from_sequence``, then id) holds."""
-
-    disqualification_id: str
-    team_id: str
-    from_sequence: int
-    actor: str
-    reason: str
-    at: str
-
-    def __post_init__(self) -> None:
-        for name in ("disqualification_id", "team_id", "actor", "reason"):
-            _check_id(getattr(self, name), f"disqualification {name}")
-        _check_int(self.from_sequence, "disqualification from_sequence", 1)
-        object.__setattr__(self, "at", utc_timestamp(self.at))
-
-    @property
-    def precedence(self) -> tuple[int, str]:
-        return (self.from_sequence, self.disqualification_id)
-
-    def to_dict(self) -> dict[str, Any]:
-        return _as_dict(self)
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> "Disqualification":
-        return cls(**_pick(cls, data))
-
-
-@dataclass(frozen=True, slots=True)
-class Forfeit:
-    """The team forfeits the match: it scores 0 there but the match counts as played."""
-
-    match_id: str
-    team_id: str
-
-    def __post_init__(self) -> None:
-        _check_id(self.match_id, "forfeit match_id")
-        _check_id(self.team_id, "forfeit team_id")
-
-
-def _pick(cls: type, data: Mapping[str, Any], optional: set[str] = frozenset()) -> dict[str, Any]:
-    names = [f.name for f in fields(cls)]
-    missing = [n for n in names if n not in data and n not in optional]
-    if missing:
-        raise ValueError(f"{cls.__name__} is missing field(s) {missing} in {dict(data)!r}")
-    return {n: data.get(n) for n in names}
-
-
-StageInput = MatchResult | Override | Disqualification | Forfeit
-
-# --- derived ----------------------------------------------------------------------------------------------
-
-
-class LineStatus(StrEnum):
-    COUNTED = "counted"
-    FORFEIT = "forfeit"  # played, scores 0
-    VOIDED = "voided"  # at or after the team's disqualification: scores 0
-
-
-@dataclass(frozen=True, slots=True)
-class Contribution:
-    """What one match gives one team, after overrides, forfeits and disqualification."""
-
-    match_id: str
-    sequence: int
-    completed_at: str
-    placement: int | None  # None: forfeited without a placement in the lobby
-    kills: int
-    status: LineStatus
-    placement_points: int
-    kill_points: int
-    overridden: bool
-
-    @property
-    def points(self) -> int:
-        return self.placement_points + self.kill_points
-
-    @property
-    def counted(self) -> bool:
-        return self.status is LineStatus.COUNTED
-
-    def to_dict(self) -> dict[str, Any]:
-        return {**_as_dict(self), "status": self.status.value, "points": self.points}
-
-
-def contribution(
-    rules: RuleSet,
-    result: MatchResult,
-    row: LobbyRow | None,
-    override: Override | None,
-    forfeited: bool,
-    disqualification: Disqualification | None,
-) -> Contribution | None:
-    """The line of one team in one match, or None if the team was not in it."""
-    if override is not None:
-        placement: int | None = override.placement
-        kills = override.kills if override.kills is not None else (row.kills if row is not None else 0)
-    elif row is not None:
-        placement, kills = row.placement, row.kills
-    elif forfeited:
-        placement, kills = None, 0
-    else:
-        return None
-    if forfeited:
-        # A forfeit is the last word on points even over a pinned placement: the team gave the match up.
-        status = LineStatus.FORFEIT
-    elif disqualification is not None and result.sequence >= disqualification.from_sequence:
-        status = LineStatus.VOIDED
-    else:
-        status = LineStatus.COUNTED
-    counted = status is LineStatus.COUNTED
-    return Contribution(
-        match_id=result.match_id,
-        sequence=result.sequence,
-        completed_at=result.completed_at,
-        placement=placement,
-        kills=kills if status is not LineStatus.FORFEIT else 0,
-        status=status,
-        placement_points=rules.placement_score(placement) if counted and placement is not None else 0,
-        kill_points=rules.kill_score(kills) if counted else 0,
-        overridden=override is not None,
-    )
-
-
-@dataclass(frozen=True, slots=True)
-class TeamStanding:
-    team_id: str
-    total_points: int = 0
-    placement_points: int = 0
-    kill_points: int = 0
-    kills: int = 0
-    wins: int = 0
-    matches_played: int = 0
-    best_placement: int | None = None
-    average_placement: float | None = None
-    last_match_placement: int | None = None
-    reached_total_at: str | None = None  # completion of the match that set the current total; None: before any
-    starting_points: int = 0
-    disqualified: bool = False
-    champion: bool = False
-
-    def to_dict(self) -> dict[str, Any]:
-        return _as_dict(self)
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> "TeamStanding":
-        return cls(**{f.name: data[f.name] for f in fields(cls) if f.name in data})
-
-
-def _match_order(c: Contribution) -> tuple[int, str, str]:
-    return (c.sequence, c.completed_at, c.match_id)
-
-
-def aggregate(
-    team_id: str, rules: RuleSet, lines: Iterable[Contribution], *, disqualified: bool, champion: bool
-) -> TeamStanding:
-    """A team's standing from its own match lines only."""
-    starting = rules.starting(team_id)
-    pp = kp = kills = wins = played = placement_sum = placed = 0
-    best: int | None = None
-    last: Contribution | None = None
-    reached: Contribution | None = None
-    for c in lines:
-        played += 1
-        pp += c.placement_points
-        kp += c.kill_points
-        if last is None or _match_order(c) > _match_order(last):
-            last = c
-        # Points are never negative, so the total is reached in the last match that added any.
-        if c.points > 0 and (reached is None or _match_order(c) > _match_order(reached)):
-            reached = c
-        # Forfeited and voided lines count as played and nothing else.
-        if c.counted:
-            kills += c.kills
-            if c.placement is not None:
-                wins += c.placement == 1
-                placement_sum += c.placement
-                placed += 1
-                best = c.placement if best is None else min(best, c.placement)
-    return TeamStanding(
-        team_id=team_id,
-        total_points=starting + pp + kp,
-        placement_points=pp,
-        kill_points=kp,
-        kills=kills,
-        wins=wins,
-        matches_played=played,
-        best_placement=best,
-        average_placement=placement_sum / placed if placed else None,
-        last_match_placement=last.placement if last is not None and last.counted else None,
-        reached_total_at=reached.completed_at if reached is not None else None,
-        starting_points=starting,
-        disqualified=disqualified,
-        champion=champion,
-    )
-
-
-def _entries(lines: Iterable[Contribution]) -> list[Entry]:
-    return [Entry(c.sequence, c.match_id, c.counted and c.placement == 1, c.points) for c in lines]
-
 
 # --- what an update reports -------------------------------------------------------------------------------
 
@@ -374,7 +50,7 @@ class RankChange:
     new_points: int | None
 
     def to_dict(self) -> dict[str, Any]:
-        return _as_dict(self)
+        return field_dict(self)
 
 
 @dataclass(frozen=True, slots=True)
@@ -428,7 +104,7 @@ class Leaderboard:
         when their old or new rank is within the top ``displaced_top``; None reports all of them. In a
         1000-team stage one lobby result shifts most ranks, so reporting all makes every event cost the size
         of the stage; teams whose own points changed are always reported."""
-        _check_id(stage_id, "stage_id")
+        check_id(stage_id, "stage_id")
         if displaced_top is not None and displaced_top < 0:
             raise ValueError(f"displaced_top must be None or >= 0, got {displaced_top}")
         self.rules = rules
@@ -477,7 +153,7 @@ class Leaderboard:
 
     def team_matches(self, team_id: str) -> list[Contribution]:
         """What each match gave the team, in match order."""
-        return sorted(self._lines.get(team_id, {}).values(), key=_match_order)
+        return sorted(self._lines.get(team_id, {}).values(), key=match_order)
 
     def audit_trail(self, team_id: str) -> list[AuditEntry]:
         return sorted(self._audit.get(team_id, ()), key=lambda e: e.override.precedence)
@@ -680,7 +356,7 @@ class Leaderboard:
         if team_id in self._disqualifications:
             return  # a disqualified team cannot take the title
         wins = eligible_wins(team_id, threshold, self.rules.starting(team_id),
-                             _entries(self._lines.get(team_id, {}).values()))
+                             match_entries(self._lines.get(team_id, {}).values()))
         if wins:
             self._team_wins[team_id] = wins
             self._wins.update(wins)
@@ -815,7 +491,7 @@ def recompute(
                                 (match_id, team_id) in forfeited, dqs.get(team_id))
             if line is not None:
                 lines.setdefault(team_id, []).append(line)
-                by_team[team_id] = _entries([line])[0]
+                by_team[team_id] = match_entries([line])[0]
         entries.append((result.sequence, match_id, by_team))
 
     effective_rules = rules

@@ -14,7 +14,8 @@ import pytest
 
 from crownstream.demo.tournament import demo_tournament
 from crownstream.schemas.codec import validate
-from crownstream.standings.battle_royale import LobbyRow, MatchResult, Override, recompute
+from crownstream.standings.battle_royale import recompute
+from crownstream.standings.br_inputs import LobbyRow, MatchResult, Override
 from crownstream.standings.rules import RuleSet
 from crownstream.streams.producer import EventProducer
 from crownstream.streams.topics import STANDINGS_EVENTS

@@ -12,19 +12,9 @@ from pathlib import Path
 import pytest
 
 from crownstream.standings import battle_royale
-from crownstream.standings.battle_royale import (
-    Disqualification,
-    Forfeit,
-    Leaderboard,
-    LobbyRow,
-    MatchResult,
-    Override,
-    RankChange,
-    Status,
-    TeamStanding,
-    recompute,
-    utc_timestamp,
-)
+from crownstream.standings.battle_royale import Leaderboard, RankChange, Status, recompute
+from crownstream.standings.br_inputs import Disqualification, Forfeit, LobbyRow, MatchResult, Override, utc_timestamp
+from crownstream.standings.br_scoring import TeamStanding
 from crownstream.standings.rules import RuleSet
 from crownstream.standings.tiebreakers import TIEBREAKERS, sort_key_function
 

@@ -10,16 +10,8 @@ import json
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from crownstream.standings.battle_royale import (
-    Disqualification,
-    Forfeit,
-    Leaderboard,
-    LobbyRow,
-    MatchResult,
-    Override,
-    Status,
-    recompute,
-)
+from crownstream.standings.battle_royale import Leaderboard, Status, recompute
+from crownstream.standings.br_inputs import Disqualification, Forfeit, LobbyRow, MatchResult, Override
 from crownstream.standings.point_tables import NAMED_TABLES, PointTable
 from crownstream.standings.rules import RuleSet
 from crownstream.standings.tiebreakers import TIEBREAKERS

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 from crownstream.demo.tournament import demo_tournament
 from crownstream.ops import compare, recompute_tournament
-from crownstream.standings.battle_royale import Leaderboard, LobbyRow, MatchResult, Override
+from crownstream.standings.battle_royale import Leaderboard
+from crownstream.standings.br_inputs import LobbyRow, MatchResult, Override
 from crownstream.standings.rules import RuleSet
 
 

@@ -1,0 +1,163 @@
+"""Points per game of a battle-royale stage: what one match gives one team (after overrides, forfeits and
+disqualification), and a team's standing aggregated from its own match lines only."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, fields
+from enum import StrEnum
+from typing import Any
+
+from crownstream.standings.br_inputs import Disqualification, LobbyRow, MatchResult, Override
+from crownstream.standings.match_point import Entry
+from crownstream.standings.rules import RuleSet
+from crownstream.standings.serialization import field_dict
+
+
+class LineStatus(StrEnum):
+    COUNTED = "counted"
+    FORFEIT = "forfeit"  # played, scores 0
+    VOIDED = "voided"  # at or after the team's disqualification: scores 0
+
+
+@dataclass(frozen=True, slots=True)
+class Contribution:
+    """What one match gives one team, after overrides, forfeits and disqualification."""
+
+    match_id: str
+    sequence: int
+    completed_at: str
+    placement: int | None  # None: forfeited without a placement in the lobby
+    kills: int
+    status: LineStatus
+    placement_points: int
+    kill_points: int
+    overridden: bool
+
+    @property
+    def points(self) -> int:
+        return self.placement_points + self.kill_points
+
+    @property
+    def counted(self) -> bool:
+        return self.status is LineStatus.COUNTED
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**field_dict(self), "status": self.status.value, "points": self.points}
+
+
+def contribution(
+    rules: RuleSet,
+    result: MatchResult,
+    row: LobbyRow | None,
+    override: Override | None,
+    forfeited: bool,
+    disqualification: Disqualification | None,
+) -> Contribution | None:
+    """The line of one team in one match, or None if the team was not in it."""
+    if override is not None:
+        placement: int | None = override.placement
+        kills = override.kills if override.kills is not None else (row.kills if row is not None else 0)
+    elif row is not None:
+        placement, kills = row.placement, row.kills
+    elif forfeited:
+        placement, kills = None, 0
+    else:
+        return None
+    if forfeited:
+        # A forfeit is the last word on points even over a pinned placement: the team gave the match up.
+        status = LineStatus.FORFEIT
+    elif disqualification is not None and result.sequence >= disqualification.from_sequence:
+        status = LineStatus.VOIDED
+    else:
+        status = LineStatus.COUNTED
+    counted = status is LineStatus.COUNTED
+    return Contribution(
+        match_id=result.match_id,
+        sequence=result.sequence,
+        completed_at=result.completed_at,
+        placement=placement,
+        kills=kills if status is not LineStatus.FORFEIT else 0,
+        status=status,
+        placement_points=rules.placement_score(placement) if counted and placement is not None else 0,
+        kill_points=rules.kill_score(kills) if counted else 0,
+        overridden=override is not None,
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class TeamStanding:
+    team_id: str
+    total_points: int = 0
+    placement_points: int = 0
+    kill_points: int = 0
+    kills: int = 0
+    wins: int = 0
+    matches_played: int = 0
+    best_placement: int | None = None
+    average_placement: float | None = None
+    last_match_placement: int | None = None
+    reached_total_at: str | None = None  # completion of the match that set the current total; None: before any
+    starting_points: int = 0
+    disqualified: bool = False
+    champion: bool = False
+
+    def to_dict(self) -> dict[str, Any]:
+        return field_dict(self)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> "TeamStanding":
+        return cls(**{f.name: data[f.name] for f in fields(cls) if f.name in data})
+
+
+def match_order(c: Contribution) -> tuple[int, str, str]:
+    return (c.sequence, c.completed_at, c.match_id)
+
+
+def aggregate(
+    team_id: str, rules: RuleSet, lines: Iterable[Contribution], *, disqualified: bool, champion: bool
+) -> TeamStanding:
+    """A team's standing from its own match lines only."""
+    starting = rules.starting(team_id)
+    pp = kp = kills = wins = played = placement_sum = placed = 0
+    best: int | None = None
+    last: Contribution | None = None
+    reached: Contribution | None = None
+    for c in lines:
+        played += 1
+        pp += c.placement_points
+        kp += c.kill_points
+        if last is None or match_order(c) > match_order(last):
+            last = c
+        # Points are never negative, so the total is reached in the last match that added any.
+        if c.points > 0 and (reached is None or match_order(c) > match_order(reached)):
+            reached = c
+        # Forfeited and voided lines count as played and nothing else.
+        if c.counted:
+            kills += c.kills
+            if c.placement is not None:
+                wins += c.placement == 1
+                placement_sum += c.placement
+                placed += 1
+                best = c.placement if best is None else min(best, c.placement)
+    return TeamStanding(
+        team_id=team_id,
+        total_points=starting + pp + kp,
+        placement_points=pp,
+        kill_points=kp,
+        kills=kills,
+        wins=wins,
+        matches_played=played,
+        best_placement=best,
+        average_placement=placement_sum / placed if placed else None,
+        last_match_placement=last.placement if last is not None and last.counted else None,
+        reached_total_at=reached.completed_at if reached is not None else None,
+        starting_points=starting,
+        disqualified=disqualified,
+        champion=champion,
+    )
+
+
+def match_entries(lines: Iterable[Contribution]) -> list[Entry]:
+    return [Entry(c.sequence, c.match_id, c.counted and c.placement == 1, c.points) for c in lines]
+
