@@ -18,7 +18,8 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from crownstream.standings.series import SeriesFormat, SeriesResult, _int, _mapping, _required, _text
+from crownstream.standings import validators as check
+from crownstream.standings.series import SeriesFormat, SeriesResult
 
 STATE_VERSION = 1
 
@@ -60,7 +61,7 @@ class GroupPointsRule:
             raise ValueError(f"points for best-of-{self.best_of} are missing {missing}; give a value for every final "
                              f"score {possible}")
         for key, value in table.items():
-            _int(value, f"points for {key}", 0)
+            check.integer(value, f"points for {key}", 0)
         object.__setattr__(self, "points", tuple((k, table[k]) for k in possible))
 
     @property
@@ -91,7 +92,7 @@ class GroupPointsRule:
     @classmethod
     def from_dict(cls, data: Any) -> "GroupPointsRule":
         # Also reads the "rules" object of a stage.configured event (format "series_group").
-        data = _mapping(data, "a group points rule", ("format", "best_of", "points"))
+        data = check.mapping(data, "a group points rule", ("format", "best_of", "points"))
         if data.get("format", "series_group") != "series_group":
             raise ValueError(f"a group points rule has format 'series_group', got {data['format']!r}")
         best_of = data.get("best_of", 3)
@@ -248,7 +249,7 @@ def _validate(result: SeriesResult, teams: Iterable[str], rule: GroupPointsRule,
 def _check_teams(teams: Iterable[str], group_id: str) -> tuple[str, ...]:
     teams = tuple(teams)
     for t in teams:
-        _text(t, f"a team id of group {group_id!r}")
+        check.text(t, f"a team id of group {group_id!r}")
     if len(set(teams)) != len(teams):
         raise ValueError(f"group {group_id!r} lists a team twice: {list(teams)}")
     if len(teams) < 2:
@@ -313,7 +314,7 @@ class GroupStandings:
     _clusters: dict[int, tuple[tuple[str, str], ...]] = field(default_factory=dict)  # points -> resolved order
 
     def __post_init__(self) -> None:
-        _text(self.group_id, "group_id")
+        check.text(self.group_id, "group_id")
         self.teams = _check_teams(self.teams, self.group_id)
         if not isinstance(self.rule, GroupPointsRule):
             raise ValueError(f"rule must be a GroupPointsRule (use GroupPointsRule.from_dict for a dict), "
@@ -402,15 +403,15 @@ class GroupStandings:
 
     @classmethod
     def from_dict(cls, data: Any) -> "GroupStandings":
-        data = _mapping(data, "stored group standings", ("version", "group_id", "teams", "rule", "results"))
+        data = check.mapping(data, "stored group standings", ("version", "group_id", "teams", "rule", "results"))
         if data.get("version") != STATE_VERSION:
             raise ValueError(f"stored group standings have version {data.get('version')!r}; this code reads version "
                              f"{STATE_VERSION} — migrate the stored state or deploy the matching code")
-        teams = _required(data, "teams", "stored group standings")
+        teams = check.required(data, "teams", "stored group standings")
         if not isinstance(teams, list):
             raise ValueError(f"stored group standings need 'teams' as a list of team ids, got {teams!r}")
-        group = cls(_required(data, "group_id", "stored group standings"), tuple(teams),
-                    GroupPointsRule.from_dict(_required(data, "rule", "stored group standings")))
+        group = cls(check.required(data, "group_id", "stored group standings"), tuple(teams),
+                    GroupPointsRule.from_dict(check.required(data, "rule", "stored group standings")))
         for raw in data.get("results", []):
             group.update(SeriesResult.from_dict(raw))
         return group

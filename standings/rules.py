@@ -12,21 +12,13 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
 
+from crownstream.standings import validators as check
 from crownstream.standings.point_tables import NAMED_TABLES, PointTable
 from crownstream.standings.tiebreakers import DEFAULT_TIEBREAKERS, validate_tiebreakers
 
 _KEYS = frozenset(
     {"format", "point_table", "kill_points", "kill_cap", "tiebreakers", "starting_points", "match_point_threshold"}
 )
-
-
-def _int(value: Any, what: str, *, minimum: int | None = None) -> int:
-    # bool is an int in Python; `true` for a point count is a producer bug, not 1.
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise ValueError(f"{what} must be an integer, got {value!r}")
-    if minimum is not None and value < minimum:
-        raise ValueError(f"{what} must be at least {minimum}, got {value}")
-    return value
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,20 +36,20 @@ class RuleSet:
     def __post_init__(self) -> None:
         if not isinstance(self.table, PointTable):
             raise ValueError(f"table must be a PointTable (PointTable.named('algs') …), got {self.table!r}")
-        _int(self.kill_points, "kill_points", minimum=0)
+        check.integer(self.kill_points, "kill_points", minimum=0)
         if self.kill_cap is not None:
-            _int(self.kill_cap, "kill_cap", minimum=0)
+            check.integer(self.kill_cap, "kill_cap", minimum=0)
         object.__setattr__(self, "tiebreakers", validate_tiebreakers(self.tiebreakers))
         points = {}
         for team_id, p in dict(self.starting_points).items():
             if not isinstance(team_id, str) or not team_id:
                 raise ValueError(f"starting_points keys must be team ids (non-empty strings), got {team_id!r}")
             # Negative is allowed on purpose: a deduction carried into the stage.
-            points[team_id] = _int(p, f"starting_points[{team_id!r}]")
+            points[team_id] = check.integer(p, f"starting_points[{team_id!r}]")
         # Read-only: a rule set is shared by every team's computation and must not drift.
         object.__setattr__(self, "starting_points", MappingProxyType(points))
         if self.match_point_threshold is not None:
-            _int(self.match_point_threshold, "match_point_threshold", minimum=1)
+            check.integer(self.match_point_threshold, "match_point_threshold", minimum=1)
 
     # --- scoring --------------------------------------------------------------------------------------
 

@@ -11,9 +11,10 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
 from enum import StrEnum
 from typing import Any
+
+from crownstream.standings import validators as check
 
 SUPPORTED_BEST_OF = (1, 2, 3, 5, 7)
 # How a forfeited series is scored: "awarded" gives the other team a clean k-0 (most rulebooks' default
@@ -36,35 +37,7 @@ class ChangeStatus(StrEnum):
     REJECTED = "rejected"  # can never be valid for this series (wrong series, team, game number)
 
 
-# --- small validators --------------------------------------------------------------------------------
-
-
-def _text(value: Any, what: str) -> str:
-    if not isinstance(value, str) or not value.strip():
-        raise ValueError(f"{what} must be a non-empty string, got {value!r}")
-    return value
-
-
-def _int(value: Any, what: str, minimum: int) -> int:
-    # bool is an int subclass; True as a game number is a bug upstream, not a 1.
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise ValueError(f"{what} must be an integer, got {value!r}")
-    if value < minimum:
-        raise ValueError(f"{what} must be at least {minimum}, got {value}")
-    return value
-
-
-def _utc(value: Any, what: str) -> str:
-    """ISO-8601 with a timezone, normalised to UTC so that timestamps compare correctly as text."""
-    if not isinstance(value, str):
-        raise ValueError(f"{what} must be an ISO-8601 timestamp string, got {value!r}")
-    try:
-        parsed = datetime.fromisoformat(value)
-    except ValueError:
-        raise ValueError(f"{what} is not an ISO-8601 timestamp: {value!r} (e.g. 2026-11-24T18:00:00Z)") from None
-    if parsed.tzinfo is None:
-        raise ValueError(f"{what} needs a timezone (e.g. a trailing Z for UTC), got {value!r}")
-    return parsed.astimezone(timezone.utc).isoformat()
+# --- series-specific validators ----------------------------------------------------------------
 
 
 def _score_pairs(value: Any) -> tuple[tuple[str, int], ...]:
@@ -73,25 +46,10 @@ def _score_pairs(value: Any) -> tuple[tuple[str, int], ...]:
     items = value.items() if isinstance(value, Mapping) else value
     pairs = []
     for team_id, points in items:
-        pairs.append((_text(team_id, "a score's team id"), _int(points, f"score of {team_id!r}", 0)))
+        pairs.append((check.text(team_id, "a score's team id"), check.integer(points, f"score of {team_id!r}", 0)))
     if len({t for t, _ in pairs}) != len(pairs):
         raise ValueError(f"a game score names a team twice: {value!r}")
     return tuple(sorted(pairs))
-
-
-def _mapping(data: Any, what: str, allowed: Iterable[str]) -> Mapping[str, Any]:
-    if not isinstance(data, Mapping):
-        raise ValueError(f"{what} must be a mapping (a JSON object), got {type(data).__name__}")
-    unknown = sorted(set(data) - set(allowed))
-    if unknown:
-        raise ValueError(f"unknown field(s) {unknown} in {what}; allowed: {sorted(allowed)}")
-    return data
-
-
-def _required(data: Mapping[str, Any], key: str, what: str) -> Any:
-    if key not in data:
-        raise ValueError(f"{what} is missing {key!r}")
-    return data[key]
 
 
 # --- configuration -----------------------------------------------------------------------------------
@@ -134,7 +92,7 @@ class SeriesFormat:
 
     @classmethod
     def from_dict(cls, data: Any) -> "SeriesFormat":
-        data = _mapping(data, "a series format", ("best_of", "forfeit_score"))
+        data = check.mapping(data, "a series format", ("best_of", "forfeit_score"))
         best_of = data.get("best_of", 3)
         if isinstance(best_of, str):
             # "bo3" / "BO3" / "3" are how organisers write it; accept them rather than fail a config on style.
@@ -159,10 +117,10 @@ class GameResult:
     score: tuple[tuple[str, int], ...] = ()  # optional per-team score (rounds, kills …); a mapping is accepted
 
     def __post_init__(self) -> None:
-        _text(self.series_id, "series_id")
-        _int(self.game_number, "game_number", 1)
-        _text(self.winner_team_id, "winner_team_id")
-        _int(self.revision, "revision", 1)
+        check.text(self.series_id, "series_id")
+        check.integer(self.game_number, "game_number", 1)
+        check.text(self.winner_team_id, "winner_team_id")
+        check.integer(self.revision, "revision", 1)
         object.__setattr__(self, "score", _score_pairs(self.score))
 
     def _content(self) -> tuple:
@@ -174,9 +132,9 @@ class GameResult:
 
     @classmethod
     def from_dict(cls, data: Any) -> "GameResult":
-        data = _mapping(data, "a game result", ("series_id", "game_number", "winner_team_id", "revision", "score"))
-        return cls(_required(data, "series_id", "a game result"), _required(data, "game_number", "a game result"),
-                   _required(data, "winner_team_id", "a game result"), data.get("revision", 1), data.get("score"))
+        data = check.mapping(data, "a game result", ("series_id", "game_number", "winner_team_id", "revision", "score"))
+        return cls(check.required(data, "series_id", "a game result"), check.required(data, "game_number", "a game result"),
+                   check.required(data, "winner_team_id", "a game result"), data.get("revision", 1), data.get("score"))
 
 
 @dataclass(frozen=True, slots=True)
@@ -193,9 +151,9 @@ class GameOverride:
 
     def __post_init__(self) -> None:
         for name in ("event_id", "series_id", "winner_team_id", "actor", "reason"):
-            _text(getattr(self, name), name)
-        _int(self.game_number, "game_number", 1)
-        object.__setattr__(self, "at", _utc(self.at, "an override's 'at'"))
+            check.text(getattr(self, name), name)
+        check.integer(self.game_number, "game_number", 1)
+        object.__setattr__(self, "at", check.utc(self.at, "an override's 'at'"))
 
     def _content(self) -> tuple:
         return (self.series_id, self.game_number, self.winner_team_id, self.actor, self.reason, self.at)
@@ -205,8 +163,8 @@ class GameOverride:
 
     @classmethod
     def from_dict(cls, data: Any) -> "GameOverride":
-        data = _mapping(data, "a game override", cls.__slots__)
-        return cls(**{name: _required(data, name, "a game override") for name in cls.__slots__})
+        data = check.mapping(data, "a game override", cls.__slots__)
+        return cls(**{name: check.required(data, name, "a game override") for name in cls.__slots__})
 
 
 @dataclass(frozen=True, slots=True)
@@ -222,8 +180,8 @@ class Forfeit:
 
     def __post_init__(self) -> None:
         for name in ("event_id", "series_id", "team_id"):
-            _text(getattr(self, name), name)
-        object.__setattr__(self, "at", _utc(self.at, "a forfeit's 'at'"))
+            check.text(getattr(self, name), name)
+        object.__setattr__(self, "at", check.utc(self.at, "a forfeit's 'at'"))
 
     def _content(self) -> tuple:
         return (self.series_id, self.team_id, self.at, self.actor, self.reason)
@@ -233,8 +191,8 @@ class Forfeit:
 
     @classmethod
     def from_dict(cls, data: Any) -> "Forfeit":
-        data = _mapping(data, "a forfeit", cls.__slots__)
-        return cls(**{name: (data.get(name, "") if name in ("actor", "reason") else _required(data, name, "a forfeit"))
+        data = check.mapping(data, "a forfeit", cls.__slots__)
+        return cls(**{name: (data.get(name, "") if name in ("actor", "reason") else check.required(data, name, "a forfeit"))
                       for name in cls.__slots__})
 
 
@@ -292,15 +250,15 @@ class SeriesResult:
     forfeited_by: str | None = None
 
     def __post_init__(self) -> None:
-        _text(self.series_id, "series_id")
-        _text(self.team_a, "team_a")
-        _text(self.team_b, "team_b")
+        check.text(self.series_id, "series_id")
+        check.text(self.team_a, "team_a")
+        check.text(self.team_b, "team_b")
         if self.team_a == self.team_b:
             raise ValueError(f"series {self.series_id!r} needs two different teams, got {self.team_a!r} twice")
         SeriesFormat(self.best_of)  # validates best_of with the same message everywhere
         object.__setattr__(self, "status", SeriesStatus(self.status))
-        _int(self.games_a, "games_a", 0)
-        _int(self.games_b, "games_b", 0)
+        check.integer(self.games_a, "games_a", 0)
+        check.integer(self.games_b, "games_b", 0)
         for name in ("winner", "forfeited_by"):
             team = getattr(self, name)
             if team is not None and team not in (self.team_a, self.team_b):
@@ -349,9 +307,9 @@ class SeriesResult:
 
     @classmethod
     def from_dict(cls, data: Any) -> "SeriesResult":
-        data = _mapping(data, "a series result", cls.__slots__)
+        data = check.mapping(data, "a series result", cls.__slots__)
         required = ("series_id", "team_a", "team_b", "best_of", "status", "games_a", "games_b")
-        values = {name: _required(data, name, "a series result") for name in required}
+        values = {name: check.required(data, name, "a series result") for name in required}
         try:
             SeriesStatus(values["status"])
         except ValueError:
@@ -501,9 +459,9 @@ class Series:
     _forfeits: dict[str, Forfeit] = field(default_factory=dict)  # event id -> forfeit
 
     def __post_init__(self) -> None:
-        _text(self.series_id, "series_id")
-        _text(self.team_a, "team_a")
-        _text(self.team_b, "team_b")
+        check.text(self.series_id, "series_id")
+        check.text(self.team_a, "team_a")
+        check.text(self.team_b, "team_b")
         if self.team_a == self.team_b:
             raise ValueError(f"series {self.series_id!r} needs two different teams, got {self.team_a!r} twice")
         if not isinstance(self.format, SeriesFormat):
@@ -620,14 +578,14 @@ class Series:
 
     @classmethod
     def from_dict(cls, data: Any) -> "Series":
-        data = _mapping(data, "a stored series",
+        data = check.mapping(data, "a stored series",
                         ("version", "series_id", "team_a", "team_b", "format", "games", "overrides", "forfeits"))
         version = data.get("version")
         if version != STATE_VERSION:
             raise ValueError(f"stored series has version {version!r}; this code reads version {STATE_VERSION} — "
                              "migrate the stored state or deploy the matching code")
-        series = cls(_required(data, "series_id", "a stored series"), _required(data, "team_a", "a stored series"),
-                     _required(data, "team_b", "a stored series"),
+        series = cls(check.required(data, "series_id", "a stored series"), check.required(data, "team_a", "a stored series"),
+                     check.required(data, "team_b", "a stored series"),
                      SeriesFormat.from_dict(data.get("format", {})))
         for raw in data.get("games", []):
             series._restore(series.apply_result(GameResult.from_dict(raw)), raw)
