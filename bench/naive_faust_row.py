@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from bench.common import Row
 from bench.faust_runner import run_worker_until_done
-from tests.support.services import free_port
+from crownstream.processes import free_port
 
 
 async def run(topic: str, count: int) -> Row:

@@ -26,8 +26,7 @@ from crownstream.schemas.examples import example
 from crownstream.settings import Settings
 from crownstream.streams.admin import ensure_topics
 from crownstream.streams.topics import DELIVERIES, KEY_FIELDS, topic_for
-from tests.support.services import free_port
-from tests.support.workers import settings_env
+from crownstream.processes import free_port, settings_env
 
 TEAM_SIZE = 5
 

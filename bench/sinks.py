@@ -24,7 +24,7 @@ import httpx
 
 from bench.common import Row
 from crownstream.devpeers import smtp as smtp_peer, webhooks as webhook_peer
-from crownstream.devpeers._thread import free_port
+from crownstream.processes import free_port
 from crownstream.schemas.deliveries import Contact, DeliveryRequest, dedup_key
 from crownstream.settings import Settings
 from crownstream.sinks import db

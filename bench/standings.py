@@ -27,8 +27,8 @@ from bench.common import BOOTSTRAP, Row, fill_topic
 from crownstream.settings import Settings
 from crownstream.streams.admin import ensure_topics
 from crownstream.streams.topics import TOURNAMENT_EVENTS
-from tests.support.services import free_port
-from tests.support.workers import Worker, settings_env
+from crownstream.processes import free_port, settings_env
+from tests.support.workers import Worker
 
 
 class StandingsWorker(Worker):

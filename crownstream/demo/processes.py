@@ -7,7 +7,6 @@ from __future__ import annotations
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -16,22 +15,8 @@ from pathlib import Path
 
 import httpx
 
+from crownstream.processes import free_port, settings_env
 from crownstream.settings import Settings
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def settings_env(settings: Settings) -> dict[str, str]:
-    """The environment variables that reproduce ``settings`` in a child process."""
-    env = {}
-    for name, value in settings.model_dump().items():
-        if value is not None:
-            env[f"CROWNSTREAM_{name.upper()}"] = str(value).lower() if isinstance(value, bool) else str(value)
-    return env
 
 
 def crownstream_command() -> list[str]:

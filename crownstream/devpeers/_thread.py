@@ -3,16 +3,11 @@
 from __future__ import annotations
 
 import asyncio
-import socket
 import threading
 
 from aiohttp import web
 
-
-def free_port(host: str = "127.0.0.1") -> int:
-    with socket.socket() as s:
-        s.bind((host, 0))
-        return s.getsockname()[1]
+from crownstream.processes import free_port
 
 
 class ThreadedServer:

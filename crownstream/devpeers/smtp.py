@@ -9,7 +9,7 @@ from email.message import EmailMessage
 
 from aiosmtpd.controller import Controller
 
-from crownstream.devpeers._thread import free_port
+from crownstream.processes import free_port
 
 
 class _Handler:

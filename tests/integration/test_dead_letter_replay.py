@@ -14,7 +14,8 @@ from crownstream.schemas.examples import example
 from crownstream.streams.dlq_ops import read_dead_letters
 from crownstream.streams.producer import EventProducer
 from tests.integration.test_worker import wait_for
-from tests.support.workers import CROWNSTREAM, settings_env
+from crownstream.processes import settings_env
+from tests.support.workers import CROWNSTREAM
 
 
 def big_lobby(n: int) -> dict:

@@ -16,7 +16,8 @@ import pytest
 from crownstream.demo.tournament import demo_tournament
 from crownstream.streams.producer import EventProducer
 from crownstream.streams.topics import TOURNAMENT_EVENTS
-from tests.support.workers import CROWNSTREAM, settings_env
+from crownstream.processes import settings_env
+from tests.support.workers import CROWNSTREAM
 
 pytestmark = pytest.mark.slow
 

@@ -9,7 +9,8 @@ from aiokafka import AIOKafkaConsumer
 
 from crownstream.schemas.examples import example
 from crownstream.streams.topics import TOURNAMENT_EVENTS
-from tests.support.workers import CROWNSTREAM, settings_env
+from crownstream.processes import settings_env
+from tests.support.workers import CROWNSTREAM
 
 
 async def test_produce_file_with_errors_lists_them_and_exits_non_zero(settings, topics, tmp_path):
@@ -55,7 +56,7 @@ async def test_unreachable_broker_is_a_clear_error(settings):
 
     from crownstream.streams.errors import BrokerUnavailable
     from crownstream.streams.producer import EventProducer
-    from tests.support.services import free_port
+    from crownstream.processes import free_port
 
     dead = settings.model_copy(update={"kafka_bootstrap": f"127.0.0.1:{free_port()}"})
     with pytest.raises(BrokerUnavailable, match="cannot reach the Kafka broker .* deploy/kafka.sh start"):

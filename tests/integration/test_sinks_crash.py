@@ -27,7 +27,8 @@ from crownstream.sinks import db
 from crownstream.sinks.ledger import Ledger
 from crownstream.sinks.tables import feed_items
 from crownstream.sinks.webhook_endpoints import create_endpoint
-from tests.support.services import REPO, free_port
+from crownstream.processes import free_port
+from tests.support.services import REPO
 from tests.support.sinks import eventually, make_request, migrate, produce, sink_worker_overrides
 
 pytestmark = pytest.mark.slow

@@ -195,7 +195,7 @@ async def test_one_deadline_covers_a_whole_request_that_trickles(database_url, e
 
     from aiohttp import web
 
-    from crownstream.devpeers._thread import free_port
+    from crownstream.processes import free_port
     from crownstream.sinks.discord import DiscordSink
     from crownstream.sinks.ledger import Claimed
     from crownstream.sinks.webhooks import WebhookSink

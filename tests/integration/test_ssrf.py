@@ -184,7 +184,7 @@ async def test_tls_is_verified_against_the_url_host_while_connecting_to_the_chec
     import httpx
     from aiohttp import web
 
-    from crownstream.devpeers._thread import free_port
+    from crownstream.processes import free_port
     from crownstream.sinks.outbound import guarded_transport, pinned_resolver
 
     cert, key = localhost_cert

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 from pathlib import Path
+
+# Still imported from here by tests/integration/test_cluster_operations.py and bench/restart.py (being edited
+# elsewhere at the time of the move); new code imports it from crownstream.processes.
+from crownstream.processes import free_port  # noqa: F401  (re-export, see above)
 
 REPO = Path(__file__).resolve().parents[2]
 KAFKA_PORT = int(os.environ.get("CROWNSTREAM_KAFKA_PORT", "19092"))
@@ -27,9 +30,3 @@ def ensure_kafka() -> str:
 def ensure_postgres() -> str:
     deploy("postgres.sh", "start")
     return f"postgresql://{PG_USER}@127.0.0.1:{PG_PORT}"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]

@@ -11,8 +11,9 @@ from pathlib import Path
 
 import httpx
 
+from crownstream.processes import free_port, settings_env
 from crownstream.settings import Settings
-from tests.support.services import REPO, free_port
+from tests.support.services import REPO
 
 CROWNSTREAM = str(REPO / ".venv" / "bin" / "crownstream")
 
@@ -22,15 +23,6 @@ REPORTED_METRICS = (
     "crownstream_events_in_total", "crownstream_consumer_lag", "crownstream_stale_records_dropped_total",
     "crownstream_table_state_wipes_total", "crownstream_table_restored_records_total",
 )
-
-
-def settings_env(settings: Settings) -> dict[str, str]:
-    """The environment variables that reproduce ``settings`` in a child process."""
-    env = {}
-    for name, value in settings.model_dump().items():
-        if value is not None:
-            env[f"CROWNSTREAM_{name.upper()}"] = str(value).lower() if isinstance(value, bool) else str(value)
-    return env
 
 
 @dataclass
