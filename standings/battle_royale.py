@@ -27,7 +27,7 @@ from crownstream.standings.br_scoring import (
 )
 from crownstream.standings.match_point import Entry, Win, eligible_wins, find_champion
 from crownstream.standings.rules import RuleSet
-from crownstream.standings.serialization import field_dict
+from crownstream.standings.serialization import to_plain
 from crownstream.standings.tiebreakers import sort_key_function
 
 # --- what an update reports -------------------------------------------------------------------------------
@@ -50,7 +50,7 @@ class RankChange:
     new_points: int | None
 
     def to_dict(self) -> dict[str, Any]:
-        return field_dict(self)
+        return to_plain(self)
 
 
 @dataclass(frozen=True, slots=True)

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
 
-from crownstream.standings.serialization import field_dict, pick_fields
+from crownstream.standings.serialization import pick_fields, to_plain
 
 
 def utc_timestamp(value: str | datetime) -> str:
@@ -81,14 +81,7 @@ class MatchResult:
         object.__setattr__(self, "rows", rows)
 
     def to_dict(self) -> dict[str, Any]:
-        return {
-            "stage_id": self.stage_id,
-            "match_id": self.match_id,
-            "revision": self.revision,
-            "sequence": self.sequence,
-            "completed_at": self.completed_at,
-            "rows": [field_dict(r) for r in self.rows],
-        }
+        return to_plain(self)
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> "MatchResult":
@@ -128,7 +121,7 @@ class Override:
         return (self.at, self.override_id)
 
     def to_dict(self) -> dict[str, Any]:
-        return field_dict(self)
+        return to_plain(self)
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> "Override":
@@ -158,7 +151,7 @@ class Disqualification:
         return (self.from_sequence, self.disqualification_id)
 
     def to_dict(self) -> dict[str, Any]:
-        return field_dict(self)
+        return to_plain(self)
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> "Disqualification":

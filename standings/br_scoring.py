@@ -11,7 +11,7 @@ from typing import Any
 from crownstream.standings.br_inputs import Disqualification, LobbyRow, MatchResult, Override
 from crownstream.standings.match_point import Entry
 from crownstream.standings.rules import RuleSet
-from crownstream.standings.serialization import field_dict
+from crownstream.standings.serialization import to_plain
 
 
 class LineStatus(StrEnum):
@@ -43,7 +43,7 @@ class Contribution:
         return self.status is LineStatus.COUNTED
 
     def to_dict(self) -> dict[str, Any]:
-        return {**field_dict(self), "status": self.status.value, "points": self.points}
+        return {**to_plain(self), "points": self.points}
 
 
 def contribution(
@@ -103,7 +103,7 @@ class TeamStanding:
     champion: bool = False
 
     def to_dict(self) -> dict[str, Any]:
-        return field_dict(self)
+        return to_plain(self)
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> "TeamStanding":

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from crownstream.standings import validators as check
+from crownstream.standings.serialization import PAIRS, to_plain
 from crownstream.standings.series import SeriesFormat, SeriesResult
 
 STATE_VERSION = 1
@@ -45,7 +46,8 @@ class GroupPointsRule:
     """Points a team earns for each possible final score of its series (one series format per group)."""
 
     best_of: int = 3
-    points: tuple[tuple[str, int], ...] = ()  # {"2-0": 3, …}; a mapping is accepted; empty = the defaults
+    points: tuple[tuple[str, int], ...] = field(default=(), metadata=PAIRS)  # {"2-0": 3, …}; a mapping is
+    # accepted; empty = the defaults
 
     def __post_init__(self) -> None:
         fmt = SeriesFormat(self.best_of)
@@ -87,7 +89,7 @@ class GroupPointsRule:
         return table[key]
 
     def to_dict(self) -> dict[str, Any]:
-        return {"best_of": self.best_of, "points": dict(self.points)}
+        return to_plain(self)
 
     @classmethod
     def from_dict(cls, data: Any) -> "GroupPointsRule":

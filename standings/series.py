@@ -15,6 +15,7 @@ from enum import StrEnum
 from typing import Any
 
 from crownstream.standings import validators as check
+from crownstream.standings.serialization import PAIRS, to_plain
 
 SUPPORTED_BEST_OF = (1, 2, 3, 5, 7)
 # How a forfeited series is scored: "awarded" gives the other team a clean k-0 (most rulebooks' default
@@ -88,7 +89,7 @@ class SeriesFormat:
         return tuple((k, j) for j in range(k)) + tuple((j, k) for j in reversed(range(k)))
 
     def to_dict(self) -> dict[str, Any]:
-        return {"best_of": self.best_of, "forfeit_score": self.forfeit_score}
+        return to_plain(self)
 
     @classmethod
     def from_dict(cls, data: Any) -> "SeriesFormat":
@@ -114,7 +115,8 @@ class GameResult:
     game_number: int
     winner_team_id: str
     revision: int = 1
-    score: tuple[tuple[str, int], ...] = ()  # optional per-team score (rounds, kills …); a mapping is accepted
+    score: tuple[tuple[str, int], ...] = field(default=(), metadata=PAIRS)  # optional per-team score (rounds,
+    # kills …); a mapping is accepted
 
     def __post_init__(self) -> None:
         check.text(self.series_id, "series_id")
@@ -127,8 +129,7 @@ class GameResult:
         return (self.winner_team_id, self.score)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"series_id": self.series_id, "game_number": self.game_number, "winner_team_id": self.winner_team_id,
-                "revision": self.revision, "score": dict(self.score)}
+        return to_plain(self)
 
     @classmethod
     def from_dict(cls, data: Any) -> "GameResult":
@@ -159,7 +160,7 @@ class GameOverride:
         return (self.series_id, self.game_number, self.winner_team_id, self.actor, self.reason, self.at)
 
     def to_dict(self) -> dict[str, Any]:
-        return {name: getattr(self, name) for name in self.__slots__}
+        return to_plain(self)
 
     @classmethod
     def from_dict(cls, data: Any) -> "GameOverride":
@@ -187,7 +188,7 @@ class Forfeit:
         return (self.series_id, self.team_id, self.at, self.actor, self.reason)
 
     def to_dict(self) -> dict[str, Any]:
-        return {name: getattr(self, name) for name in self.__slots__}
+        return to_plain(self)
 
     @classmethod
     def from_dict(cls, data: Any) -> "Forfeit":
@@ -209,14 +210,12 @@ class GameView:
     source: str  # "result" or "override"
     revision: int | None  # of the reported result; None when staff entered the game without a report
     reported_winner: str | None  # what the report said, kept when an override disagrees
-    score: tuple[tuple[str, int], ...]
+    score: tuple[tuple[str, int], ...] = field(metadata=PAIRS)
     counted: bool
     note: str = ""  # why a game does not count
 
     def to_dict(self) -> dict[str, Any]:
-        return {"game_number": self.game_number, "winner_team_id": self.winner_team_id, "source": self.source,
-                "revision": self.revision, "reported_winner": self.reported_winner, "score": dict(self.score),
-                "counted": self.counted, "note": self.note}
+        return to_plain(self)
 
 
 @dataclass(frozen=True, slots=True)
@@ -232,7 +231,7 @@ class AuditEntry:
     note: str = ""
 
     def to_dict(self) -> dict[str, Any]:
-        return {name: getattr(self, name) for name in self.__slots__}
+        return to_plain(self)
 
 
 @dataclass(frozen=True, slots=True)
@@ -301,9 +300,7 @@ class SeriesResult:
         return self.team_b if team_id == self.team_a else self.team_a
 
     def to_dict(self) -> dict[str, Any]:
-        return {"series_id": self.series_id, "team_a": self.team_a, "team_b": self.team_b, "best_of": self.best_of,
-                "status": str(self.status), "games_a": self.games_a, "games_b": self.games_b, "winner": self.winner,
-                "forfeited_by": self.forfeited_by}
+        return to_plain(self)
 
     @classmethod
     def from_dict(cls, data: Any) -> "SeriesResult":
