@@ -24,7 +24,8 @@ from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from bench.common import BOOTSTRAP, Row
-from tests.support.services import REPO, free_port
+from crownstream.processes import free_port
+from tests.support.services import REPO
 
 TABLE = "tournament-activity"  # a table every worker has; one key per tournament
 PARTITIONS = 8

@@ -29,18 +29,20 @@ from sqlalchemy import select, text
 
 from crownstream.demo.tournament import demo_tournament
 from crownstream.devpeers import DiscordStandIn, SmtpPeer, WebhookReceiver
+from crownstream.processes import free_port
 from crownstream.schemas.codec import validate
 from crownstream.settings import Settings
 from crownstream.sinks import db
 from crownstream.sinks.tables import feed_items
 from crownstream.sinks.webhook_endpoints import create_endpoint
-from crownstream.standings.battle_royale import LobbyRow, MatchResult, Override, recompute
+from crownstream.standings.battle_royale import recompute
+from crownstream.standings.br_inputs import LobbyRow, MatchResult, Override
 from crownstream.standings.rules import RuleSet
 from crownstream.streams.admin import ensure_topics
 from crownstream.streams.producer import EventProducer
 from crownstream.streams.topics import DELIVERIES, STANDINGS_EVENTS
 from tests.support.kafka_read import read_records, read_topic
-from tests.support.services import REPO, free_port
+from tests.support.services import REPO
 from tests.support.sinks import eventually, migrate, sink_worker_overrides
 
 # In `make test` (~2.7 min; `make soak` runs it alone). Its failures so far were traced to Faust's recovery, a client

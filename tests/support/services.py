@@ -6,10 +6,6 @@ import os
 import subprocess
 from pathlib import Path
 
-# Still imported from here by tests/integration/test_cluster_operations.py and bench/restart.py (being edited
-# elsewhere at the time of the move); new code imports it from crownstream.processes.
-from crownstream.processes import free_port  # noqa: F401  (re-export, see above)
-
 REPO = Path(__file__).resolve().parents[2]
 KAFKA_PORT = int(os.environ.get("CROWNSTREAM_KAFKA_PORT", "19092"))
 PG_PORT = int(os.environ.get("CROWNSTREAM_PG_PORT", "15432"))

@@ -9,6 +9,10 @@ relative), read with ``ast`` without importing anything:
 2. Nothing under ``standings/``, ``notifications/`` or ``schemas/`` imports ``crownstream.agents`` or
    ``crownstream.sinks``: the domain (schemas, standings, notification rules) knows nothing of the Faust agents
    that fold it or the sinks that deliver it.
+3. Nothing under ``streams/`` (the Kafka edges) imports ``crownstream.agents`` or ``crownstream.sinks``, and
+   nothing under ``sinks/`` imports ``crownstream.agents``: the delivery agents drive the sinks, not the reverse.
+
+So the layers are: schemas, standings, notifications, streams < sinks < agents < web.
 """
 
 from __future__ import annotations
@@ -21,8 +25,8 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 FORBIDDEN = {
     "agents": ("crownstream.web",),
-    "sinks": ("crownstream.web",),
-    "streams": ("crownstream.web",),
+    "sinks": ("crownstream.web", "crownstream.agents"),
+    "streams": ("crownstream.web", "crownstream.agents", "crownstream.sinks"),
     "standings": ("crownstream.web", "crownstream.agents", "crownstream.sinks"),
     "notifications": ("crownstream.web", "crownstream.agents", "crownstream.sinks"),
     "schemas": ("crownstream.web", "crownstream.agents", "crownstream.sinks"),
