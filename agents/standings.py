@@ -10,7 +10,7 @@ derived state, never the source of truth.
 
 Outputs (ranking.changed, standings.finalized, payout.distributed) carry ids and timestamps derived from
 the event that caused them, so a replay produces byte-identical records, and they are sent in the input
-partition's transaction (crownstream/transactions.py).
+partition's transaction (crownstream/engine/transactions.py).
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ from typing import Any
 
 from crownstream.agents.tournament_events import FORGET_ON_ERROR, already_applied, handles
 from crownstream.app import app
+from crownstream.engine import send_batch
 from crownstream.metrics import DUPLICATES, EVENTS_OUT
 from crownstream.schemas.codec import encode
 from crownstream.settings import get_settings
@@ -113,7 +114,7 @@ async def emit(*events: ev.Envelope) -> None:
         key = events[0].tournament_id
         assert all(e.tournament_id == key for e in events), "one batch, one key"
         partition = partition_for(key, STANDINGS_EVENTS.partition_count())
-        await app.consumer.transactions.send_batch(topic, partition, [(key.encode(), encode(e)) for e in events])
+        await send_batch(app, topic, partition, [(key.encode(), encode(e)) for e in events])
     else:
         for e in events:
             await standings_topic.send(key=e.tournament_id.encode(), value=encode(e))

@@ -8,11 +8,11 @@ package (tests/unit/test_engine_boundary.py checks it):
 - ``install(app, settings)``: wire the engine into a faust App (``crownstream.app.create_app`` calls it once);
 - ``state_of(app)`` / ``EngineState``: the engine state of a worker;
 - ``gated_events(app, stream)``: an agent's events, each processed under the commit gate;
+- ``send_batch(app, topic, partition, records)``: the outputs of the event being processed, for one partition,
+  as one record batch in the event's input-partition transaction (any other send of an agent, ``topic.send``,
+  goes into that transaction too: the transaction manager routes it);
 - ``gate_for(app)``: the worker's commit gate (``/ops/assignment`` shows its ``snapshot()``);
 - ``EngineError``: the root of the errors the engine raises.
-
-Sending an event's outputs in its input partition's transaction needs no import: ``app.consumer.transactions``
-is the engine's transaction manager (``send``, and ``send_batch`` for one record batch).
 
 Module map (each module's docstring names its UPSTREAM.md rows):
 ``transactions`` (F1 F3 F4 F5), ``producer_buffer`` (F2), ``producer`` (F2 F15), ``commit_gate`` (F3),
@@ -26,4 +26,11 @@ from crownstream.engine.errors import EngineError
 from crownstream.engine.install import install
 from crownstream.engine.state import EngineState, state_of
 
-__all__ = ["EngineError", "EngineState", "gate_for", "gated_events", "install", "state_of"]
+
+async def send_batch(app, topic: str, partition: int, records: list[tuple[bytes | None, bytes]]) -> None:
+    """``records`` (key, value) to ``topic``'s ``partition`` as one batch, in the transaction of the input
+    partition of the event being processed (``transactions.InputPartitionTransactionManager.send_batch``)."""
+    await app.consumer.transactions.send_batch(topic, partition, records)
+
+
+__all__ = ["EngineError", "EngineState", "gate_for", "gated_events", "install", "send_batch", "state_of"]
