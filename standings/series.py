@@ -134,8 +134,9 @@ class GameResult:
     @classmethod
     def from_dict(cls, data: Any) -> "GameResult":
         data = check.mapping(data, "a game result", ("series_id", "game_number", "winner_team_id", "revision", "score"))
-        return cls(check.required(data, "series_id", "a game result"), check.required(data, "game_number", "a game result"),
-                   check.required(data, "winner_team_id", "a game result"), data.get("revision", 1), data.get("score"))
+        what = "a game result"
+        return cls(check.required(data, "series_id", what), check.required(data, "game_number", what),
+                   check.required(data, "winner_team_id", what), data.get("revision", 1), data.get("score"))
 
 
 @dataclass(frozen=True, slots=True)
@@ -193,7 +194,8 @@ class Forfeit:
     @classmethod
     def from_dict(cls, data: Any) -> "Forfeit":
         data = check.mapping(data, "a forfeit", cls.__slots__)
-        return cls(**{name: (data.get(name, "") if name in ("actor", "reason") else check.required(data, name, "a forfeit"))
+        return cls(**{name: (data.get(name, "") if name in ("actor", "reason")
+                             else check.required(data, name, "a forfeit"))
                       for name in cls.__slots__})
 
 
@@ -581,8 +583,9 @@ class Series:
         if version != STATE_VERSION:
             raise ValueError(f"stored series has version {version!r}; this code reads version {STATE_VERSION} — "
                              "migrate the stored state or deploy the matching code")
-        series = cls(check.required(data, "series_id", "a stored series"), check.required(data, "team_a", "a stored series"),
-                     check.required(data, "team_b", "a stored series"),
+        what = "a stored series"
+        series = cls(check.required(data, "series_id", what), check.required(data, "team_a", what),
+                     check.required(data, "team_b", what),
                      SeriesFormat.from_dict(data.get("format", {})))
         for raw in data.get("games", []):
             series._restore(series.apply_result(GameResult.from_dict(raw)), raw)
