@@ -101,7 +101,8 @@ async def run(webhooks: int, emails: int) -> list[Row]:
     try:
         await asyncio.to_thread(db.upgrade, url)
         # One endpoint receives everything here, so its per-destination cap is lifted to the worker's.
-        settings = Settings(database_url=url, sink_allow_private_targets=True, sink_max_in_flight=256,
+        # dev_mode: the email row signs unsubscribe links with the development key (no secrets on a bench).
+        settings = Settings(database_url=url, dev_mode=True, sink_allow_private_targets=True, sink_max_in_flight=256,
                             sink_max_in_flight_per_target=256, sink_claim_batch=256, database_pool_size=10)
         engine = db.create_engine(settings)
         ledger = Ledger(engine)
