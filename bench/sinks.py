@@ -79,15 +79,20 @@ async def _wait_listening(port: int, timeout: float = 20.0) -> None:
 
 
 async def _drain(sink, settings: Settings, count: int) -> float:
-    """Start a dispatcher on the sink and time it until ``count`` rows are sent."""
+    """Start a dispatcher on the sink and time it until ``count`` rows are sent; a delivery that goes dead ends
+    the benchmark with its reason (the dispatcher would retry a failing dead-letter send forever)."""
+    failures: list[str] = []
+
     async def no_dlq(claimed, outcome):
-        raise RuntimeError(f"bench delivery failed: {outcome.error}")
+        failures.append(outcome.error or "dead")
 
     dispatcher = Dispatcher(sink, settings, no_dlq)
     started = time.perf_counter()
     dispatcher.start()
     try:
         while (await sink.ledger.states(sink.channel)).get("sent", 0) < count:
+            if failures:
+                raise RuntimeError(f"bench: {len(failures)} deliveries failed, e.g. {failures[0]}")
             await asyncio.sleep(0.05)
         return time.perf_counter() - started
     finally:
