@@ -17,6 +17,7 @@ from typing import Any
 import orjson
 from aiohttp import web
 
+from crownstream.schemas.common import control_character
 from crownstream.settings import Settings, get_settings
 from crownstream.web.errors import HttpError
 
@@ -30,8 +31,9 @@ _DECIMAL = re.compile(r"-?[0-9]{1,19}")  # ASCII digits only: int() would also t
 def bad_character(text: str) -> str | None:
     """The first control character, lone surrogate or line/paragraph separator of ``text``, as U+XXXX (None: clean).
     NUL is refused by PostgreSQL, the others break logs, headers and the pages' scripts."""
+    # The event contract's control characters (schemas/common.py), plus what only a page's script or JSON cares about.
     for ch in text:
-        if unicodedata.category(ch) in ("Cc", "Cs") or ch in "\u2028\u2029":
+        if control_character(ch) is not None or unicodedata.category(ch) == "Cs" or ch in "\u2028\u2029":
             return f"U+{ord(ch):04X}"
     return None
 
