@@ -5,5 +5,6 @@ The order is the order handlers of one event type run in: the notification handl
 
 from crownstream.agents import series, standings, tournament_events  # noqa: F401
 from crownstream.agents import deliveries  # noqa: F401  (its views: web/feed.py, web/webhooks.py)
+
 # Their views: web/preferences.py, web/notifications.py.
 from crownstream.agents import audiences, notifications, notifications_users  # noqa: F401

@@ -14,9 +14,9 @@ import logging
 
 import orjson
 
+from crownstream.agents.decoding import process_internal
 from crownstream.agents.notifications_common import audiences_topic, to_audience, to_user
 from crownstream.app import app
-from crownstream.agents.decoding import process_internal
 from crownstream.metrics import NOTIFICATION_NO_AUDIENCE
 from crownstream.streams.topics import NOTIFICATION_AUDIENCES
 
@@ -24,8 +24,9 @@ log = logging.getLogger(__name__)
 PARTITIONS = NOTIFICATION_AUDIENCES.partition_count()
 
 team_members = app.Table("team-members", default=None, partitions=PARTITIONS, help="team -> member user ids")
-tournament_teams = app.Table("tournament-teams", default=None, partitions=PARTITIONS,
-                             help="tournament -> registered team ids")
+tournament_teams = app.Table(
+    "tournament-teams", default=None, partitions=PARTITIONS, help="tournament -> registered team ids"
+)
 
 
 async def members_op(team_id: str, add: list[str], remove: list[str]) -> None:
@@ -71,8 +72,12 @@ async def _resolve_tournament(record: dict) -> None:
         await to_audience(team_id, {"op": "resolve_team", "team": team_id, "notice": record["notice"], "exclude": []})
 
 
-OPS = {"members": _members, "register": _register, "resolve_team": _resolve_team,
-       "resolve_tournament": _resolve_tournament}
+OPS = {
+    "members": _members,
+    "register": _register,
+    "resolve_team": _resolve_team,
+    "resolve_tournament": _resolve_tournament,
+}
 
 
 async def apply_audience_record(record) -> None:

@@ -50,9 +50,7 @@ dead_letter_topic = app.topic(
 
 
 def input_topic(spec: TopicSpec) -> faust.TopicT:
-    return app.topic(
-        spec.full_name(), key_serializer="raw", value_serializer="raw", partitions=spec.partition_count()
-    )
+    return app.topic(spec.full_name(), key_serializer="raw", value_serializer="raw", partitions=spec.partition_count())
 
 
 class RejectRecord(Exception):
@@ -82,22 +80,29 @@ def handler_error(exc: Exception, event_type: str | None = None, event_id: str |
     return Rejection("handler_error", reason, event_type, event_id)
 
 
-async def guard(work: Callable[[], Awaitable[Any]], event_type: str | None = None,
-                event_id: str | None = None, agent: str = "") -> Rejection | None:
+async def guard(
+    work: Callable[[], Awaitable[Any]], event_type: str | None = None, event_id: str | None = None, agent: str = ""
+) -> Rejection | None:
     """Run one record's handling; a record-level failure becomes a ``Rejection``, never an exception."""
     try:
         await work()
     except RejectRecord as exc:
         return exc.rejection
-    except Exception as exc:  # noqa: BLE001  (the point: no handler exception escapes an agent)
+    except Exception as exc:
         if _infrastructure(exc):
             raise
         # Where it failed, for whoever fixes the handler; one line, no traceback dump in the log.
         frame = traceback.extract_tb(exc.__traceback__)[-1] if exc.__traceback__ else None
-        log.error("handler failed; record dead-lettered", extra={
-            "agent": agent, "event_type": event_type, "event_id": event_id, "error": type(exc).__name__,
-            "at": f"{frame.filename}:{frame.lineno} in {frame.name}" if frame else "?",
-        })
+        log.error(
+            "handler failed; record dead-lettered",
+            extra={
+                "agent": agent,
+                "event_type": event_type,
+                "event_id": event_id,
+                "error": type(exc).__name__,
+                "at": f"{frame.filename}:{frame.lineno} in {frame.name}" if frame else "?",
+            },
+        )
         return handler_error(exc, event_type, event_id)
     return None
 
@@ -119,12 +124,14 @@ def wrong_topic(event: Envelope, topic: str) -> Rejection | None:
         "wrong_topic",
         f"{event.type} events belong on topic {home}, not {topic}; send them with the event producer "
         "(crownstream.streams.producer.EventProducer), which routes by type",
-        event.type, event.event_id,
+        event.type,
+        event.event_id,
     )
 
 
-async def process(value: bytes | None, topic: str, handle: Callable[[Envelope], Awaitable[Any]], *,
-                  max_bytes: int, agent: str = "") -> Envelope | Rejection:
+async def process(
+    value: bytes | None, topic: str, handle: Callable[[Envelope], Awaitable[Any]], *, max_bytes: int, agent: str = ""
+) -> Envelope | Rejection:
     """One input record, as every input agent handles it: decoded, checked against its topic, handled.
     Returns the applied event, or the ``Rejection`` to dead-letter. Raises only Kafka's own errors."""
     result = decode(value, max_bytes=max_bytes)
@@ -149,7 +156,9 @@ async def process_events(stream: faust.StreamT, agent_name: str, handle: Callabl
             await send_to_dead_letter(record, outcome, agent_name)
 
 
-async def process_internal(stream: faust.StreamT, agent_name: str, handle: Callable[[faust.EventT], Awaitable[Any]]) -> None:
+async def process_internal(
+    stream: faust.StreamT, agent_name: str, handle: Callable[[faust.EventT], Awaitable[Any]]
+) -> None:
     """The body of an agent of an internal topic (records our own agents wrote): a record its handler cannot
     read or apply is a bug, dead-lettered with the reason, so that it neither stops the agent nor vanishes."""
     async for record in gated_events(app, stream):
@@ -169,7 +178,8 @@ def _max_request_size() -> int:
 async def send_to_dead_letter(record: faust.EventT, rejection: Rejection, agent_name: str) -> None:
     message = record.message
     copy = fit_dead_letter(
-        record.key, record.value,
+        record.key,
+        record.value,
         dead_letter_headers(rejection, message.topic, message.partition, message.offset, agent_name),
         _max_request_size(),
     )

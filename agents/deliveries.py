@@ -14,12 +14,14 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Sequence
+from datetime import UTC
 
 import faust
 import mode
 
 from crownstream.app import app
 from crownstream.metrics import DEAD_LETTERS
+from crownstream.schemas.codec import Rejection
 from crownstream.schemas.deliveries import CHANNELS, DeliveryRequest, InvalidDelivery, decode_delivery, dedup_key
 from crownstream.settings import get_settings
 from crownstream.sinks import db
@@ -28,13 +30,13 @@ from crownstream.sinks.dead_letter import HEADER_CHANNEL, REPLAY_HEADER, Deliver
 from crownstream.sinks.ledger import Ledger, clean_text, describe_db_error, is_transient
 from crownstream.sinks.registry import build_sinks
 from crownstream.streams.dead_letter import dead_letter_headers
-from crownstream.schemas.codec import Rejection
 from crownstream.streams.topics import DELIVERIES
 
 log = logging.getLogger(__name__)
 
 BATCH = 500
 BATCH_WITHIN_S = 0.02
+
 
 class DeliveryRuntime:
     """Per worker: the database engine, one sink and one dispatcher per channel, the DLQ producer. Started by
@@ -47,7 +49,7 @@ class DeliveryRuntime:
         self._lock: asyncio.Lock | None = None
         self._started = False
 
-    async def ensure_started(self) -> "DeliveryRuntime":
+    async def ensure_started(self) -> DeliveryRuntime:
         if self._started:
             return self
         if self._lock is None:
@@ -124,13 +126,17 @@ async def _retrying(what: str, attempt, transient_only: bool = False) -> object:
 async def _notify_endpoint_disabled(endpoint, reason: str) -> None:
     """Tell the owner in-app that their endpoint was disabled (an ordinary delivery request, so it is
     deduplicated like every other one: the key is derived from the endpoint and when it started failing)."""
-    from datetime import datetime, timezone
+    from datetime import datetime
 
     source = f"webhook-endpoint-disabled:{endpoint.id}:{endpoint.failing_since.isoformat() if endpoint.failing_since else ''}"
     request = DeliveryRequest(
         dedup_key=dedup_key(source, endpoint.user_id, "in_app", "webhook.endpoint_disabled"),
-        channel="in_app", notification_type="webhook.endpoint_disabled", user_id=endpoint.user_id,
-        source_event_id=source, critical=True, created_at=datetime.now(timezone.utc),
+        channel="in_app",
+        notification_type="webhook.endpoint_disabled",
+        user_id=endpoint.user_id,
+        source_event_id=source,
+        critical=True,
+        created_at=datetime.now(UTC),
         title="A webhook endpoint of yours was disabled",
         body=f"{endpoint.url} kept failing and no longer receives deliveries. Last error: {reason[:500]}",
         data={"endpoint_id": endpoint.id, "url": endpoint.url},
@@ -144,9 +150,16 @@ async def _notify_endpoint_disabled(endpoint, reason: str) -> None:
 async def _dead_letter_invalid(event: faust.EventT, channel: str, reason: str, code: str = "invalid_delivery") -> None:
     message = event.message
     reason = clean_text(reason, 4000) or code
-    log.warning("dead-lettered delivery request", extra={
-        "reason": reason, "code": code, "topic": message.topic, "partition": message.partition,
-        "offset": message.offset})
+    log.warning(
+        "dead-lettered delivery request",
+        extra={
+            "reason": reason,
+            "code": code,
+            "topic": message.topic,
+            "partition": message.partition,
+            "offset": message.offset,
+        },
+    )
     DEAD_LETTERS.labels(message.topic, code).inc()
     # Through the runtime's own idempotent producer, awaited before the batch is acknowledged: at least once
     # (a crash right after may repeat the DLQ record), never lost. Not through the input partition's Kafka
@@ -155,10 +168,19 @@ async def _dead_letter_invalid(event: faust.EventT, channel: str, reason: str, c
     # keeps its channel, so that it can be replayed once what it carries is fixed upstream.
     assert runtime.dead_letters is not None
     channel_header = b"" if code == "invalid_delivery" else channel.encode()
-    await _retrying("dead-lettering a delivery request", lambda: runtime.dead_letters.send_raw(
-        event.key, event.value if event.value is not None else b"",
-        [*dead_letter_headers(Rejection(code, reason), message.topic, message.partition,
-                              message.offset, f"deliveries-{channel}"), (HEADER_CHANNEL, channel_header)]))
+    await _retrying(
+        "dead-lettering a delivery request",
+        lambda: runtime.dead_letters.send_raw(
+            event.key,
+            event.value if event.value is not None else b"",
+            [
+                *dead_letter_headers(
+                    Rejection(code, reason), message.topic, message.partition, message.offset, f"deliveries-{channel}"
+                ),
+                (HEADER_CHANNEL, channel_header),
+            ],
+        ),
+    )
 
 
 def _is_replay(event: faust.EventT) -> bool:
@@ -178,8 +200,10 @@ async def accept_batch(stream: faust.StreamT, channel: str, events: Sequence[fau
         try:
             request = decode_delivery(event.value)
             if request.channel != channel:
-                raise InvalidDelivery(f"channel {request.channel!r} on the {channel!r} topic; "
-                                      f"fan-out must write each request to DELIVERIES[request.channel]")
+                raise InvalidDelivery(
+                    f"channel {request.channel!r} on the {channel!r} topic; "
+                    f"fan-out must write each request to DELIVERIES[request.channel]"
+                )
         except InvalidDelivery as exc:
             await _dead_letter_invalid(event, channel, str(exc))
             continue
@@ -207,10 +231,13 @@ async def _store(what: str, channel: str, pending: Pending, store) -> None:
     except Exception as exc:
         if len(pending) == 1:
             event, request = pending[0]
-            log.warning("delivery request refused by the database", extra={
-                "dedup_key": request.dedup_key, "error": describe_db_error(exc)})
-            await _dead_letter_invalid(event, channel, f"the request cannot be stored: {describe_db_error(exc)}",
-                                       code="unstorable_delivery")
+            log.warning(
+                "delivery request refused by the database",
+                extra={"dedup_key": request.dedup_key, "error": describe_db_error(exc)},
+            )
+            await _dead_letter_invalid(
+                event, channel, f"the request cannot be stored: {describe_db_error(exc)}", code="unstorable_delivery"
+            )
             return
     for item in pending:
         await _store(what, channel, [item], store)
@@ -221,19 +248,29 @@ async def _revive(sink: Sink, requests: list[DeliveryRequest]) -> None:
 
 
 def _make_agent(channel: str):
-    topic = app.topic(DELIVERIES[channel].full_name(), key_serializer="raw", value_serializer="raw",
-                      partitions=DELIVERIES[channel].partition_count())
+    topic = app.topic(
+        DELIVERIES[channel].full_name(),
+        key_serializer="raw",
+        value_serializer="raw",
+        partitions=DELIVERIES[channel].partition_count(),
+    )
 
     async def deliver(stream: faust.StreamT) -> None:
         async for events in stream.take_events(BATCH, within=BATCH_WITHIN_S):
             try:
                 await accept_batch(stream, channel, events)
             except Exception as exc:  # never out of the agent (a crash-restart is no recovery path)
-                log.exception("delivery batch failed; its records go to the delivery dead-letter topic",
-                              extra={"channel": channel, "count": len(events)})
+                log.exception(
+                    "delivery batch failed; its records go to the delivery dead-letter topic",
+                    extra={"channel": channel, "count": len(events)},
+                )
                 for event in events:
-                    await _dead_letter_invalid(event, channel, f"delivery agent error: {type(exc).__name__}: {exc}",
-                                               code="delivery_agent_error")
+                    await _dead_letter_invalid(
+                        event,
+                        channel,
+                        f"delivery agent error: {type(exc).__name__}: {exc}",
+                        code="delivery_agent_error",
+                    )
 
     deliver.__name__ = f"deliver_{channel}"
     deliver.__qualname__ = deliver.__name__
@@ -241,4 +278,3 @@ def _make_agent(channel: str):
 
 
 AGENTS = {channel: _make_agent(channel) for channel in CHANNELS}
-

@@ -31,10 +31,18 @@ from crownstream.streams.topics import NOTIFICATION_CONTROL, PLATFORM_EVENTS, ST
 
 log = logging.getLogger(__name__)
 
-broadcasts = app.Table("notification-broadcasts", default=None, partitions=NOTIFICATION_CONTROL.partition_count(),
-                       help="broadcast_id -> the event that started it (a resent request is not fanned out again)")
-schedules = app.Table("notification-schedules", default=None, partitions=NOTIFICATION_CONTROL.partition_count(),
-                      help="notification_id -> scheduled notification and its status")
+broadcasts = app.Table(
+    "notification-broadcasts",
+    default=None,
+    partitions=NOTIFICATION_CONTROL.partition_count(),
+    help="broadcast_id -> the event that started it (a resent request is not fanned out again)",
+)
+schedules = app.Table(
+    "notification-schedules",
+    default=None,
+    partitions=NOTIFICATION_CONTROL.partition_count(),
+    help="notification_id -> scheduled notification and its status",
+)
 
 
 async def membership(event: ev.Envelope) -> None:
@@ -73,19 +81,28 @@ async def standings_notifications(stream) -> None:
 
 # --- scheduled notifications and broadcasts --------------------------------------------------------------
 
+
 async def apply_control(event: ev.Envelope) -> None:
     if event.type == "notification.scheduled":
         if schedules.get(event.notification_id) is not None:
             DUPLICATES.labels(event.type).inc()  # a replay, or an id reused after a cancel: first one wins
             return
-        schedules[event.notification_id] = {"status": "pending", "send_at": event.send_at.isoformat(),
-                                            "event": event.model_dump(mode="json"), "cancelled_by": None}
+        schedules[event.notification_id] = {
+            "status": "pending",
+            "send_at": event.send_at.isoformat(),
+            "event": event.model_dump(mode="json"),
+            "cancelled_by": None,
+        }
     elif event.type == "notification.cancelled":
         current = schedules.get(event.notification_id)
         if current is None:
             # Cancelled before its schedule arrived: remembered, so the schedule never fires.
-            schedules[event.notification_id] = {"status": "cancelled", "send_at": None, "event": None,
-                                                "cancelled_by": event.event_id}
+            schedules[event.notification_id] = {
+                "status": "cancelled",
+                "send_at": None,
+                "event": None,
+                "cancelled_by": event.event_id,
+            }
         elif current["status"] == "pending":
             schedules[event.notification_id] = {**current, "status": "cancelled", "cancelled_by": event.event_id}
     elif event.type == "broadcast.requested":

@@ -31,8 +31,7 @@ log = logging.getLogger(__name__)
 
 
 def _topic(spec: TopicSpec):
-    return app.topic(spec.full_name(), key_serializer="raw", value_serializer="raw",
-                     partitions=spec.partition_count())
+    return app.topic(spec.full_name(), key_serializer="raw", value_serializer="raw", partitions=spec.partition_count())
 
 
 audiences_topic = _topic(NOTIFICATION_AUDIENCES)
@@ -92,8 +91,12 @@ async def start_broadcast(notice: dict[str, Any]) -> None:
     directory of users in chunks (agents/notifications_users.py), so nobody holds the whole audience and
     other users' events run between the steps."""
     for partition in range(USER_PARTITIONS):
-        await send(USERS, f"broadcast:{partition}".encode(),
-                   dumps({"op": "broadcast_step", "notice": notice, "after": None}), partition)
+        await send(
+            USERS,
+            f"broadcast:{partition}".encode(),
+            dumps({"op": "broadcast_step", "notice": notice, "after": None}),
+            partition,
+        )
 
 
 # Timer ticks are sent outside any input record (from app.timer), so they cannot join a transaction; they
@@ -105,8 +108,9 @@ _tick_producer: AIOKafkaProducer | None = None
 async def send_tick(key: str, record: dict[str, Any]) -> None:
     global _tick_producer
     if _tick_producer is None:
-        producer = AIOKafkaProducer(bootstrap_servers=get_settings().kafka_bootstrap, enable_idempotence=True,
-                                    linger_ms=5)
+        producer = AIOKafkaProducer(
+            bootstrap_servers=get_settings().kafka_bootstrap, enable_idempotence=True, linger_ms=5
+        )
         await producer.start()
         _tick_producer = producer
     await _tick_producer.send(timers_topic.get_topic_name(), dumps(record), key=key.encode())

@@ -20,6 +20,7 @@ from datetime import datetime
 from typing import Any
 
 import orjson
+
 from crownstream.agents.decoding import RejectRecord, input_topic, process_events, process_internal
 from crownstream.agents.notifications_common import CLOCK, USERS, send, send_tick, timers_topic, users_topic
 from crownstream.app import app
@@ -38,23 +39,27 @@ log = logging.getLogger(__name__)
 PARTITIONS = NOTIFICATION_USERS.partition_count()
 SETTINGS = get_settings()
 
-preferences = app.Table("notification-preferences", default=None, partitions=PARTITIONS,
-                        help="user -> notification preferences")
-directory = app.Table("notification-directory", default=None, partitions=PARTITIONS,
-                      help="user -> 1, every user known to notifications")
+preferences = app.Table(
+    "notification-preferences", default=None, partitions=PARTITIONS, help="user -> notification preferences"
+)
+directory = app.Table(
+    "notification-directory", default=None, partitions=PARTITIONS, help="user -> 1, every user known to notifications"
+)
 digests = app.Table("notification-digests", default=None, partitions=PARTITIONS, help="user -> held digest items")
-deferred = app.Table("notification-deferred", default=None, partitions=PARTITIONS,
-                     help="user -> requests held until quiet hours end")
+deferred = app.Table(
+    "notification-deferred", default=None, partitions=PARTITIONS, help="user -> requests held until quiet hours end"
+)
 
 delivery_topic_names = {channel: spec.full_name() for channel, spec in DELIVERIES.items()}
 preferences_topic = input_topic(PREFERENCES)
+
 
 class UserPrefs:
     """A user's parsed preferences with what fan-out derives from them, computed once per version: the
     contact as the request carries it and, when no quiet hours make it depend on the time, the resolution
     per notification type. Validating and resolving per notification would dominate a broadcast's cost."""
 
-    __slots__ = ("stored", "prefs", "contact", "_resolutions")
+    __slots__ = ("_resolutions", "contact", "prefs", "stored")
 
     def __init__(self, stored: Any, prefs: Preferences) -> None:
         self.stored, self.prefs = stored, prefs
@@ -112,9 +117,11 @@ async def apply_preferences(event) -> None:
     except InvalidPreferences as exc:
         # The envelope is valid, the free-form preferences are not: the user keeps their previous ones
         # and the record goes to the dead-letter topic with the reason, replayable once fixed.
-        raise RejectRecord(Rejection(
-            "invalid", f"invalid preferences.updated for user {event.user_id!r}: {exc}", event.type,
-            event.event_id)) from None
+        raise RejectRecord(
+            Rejection(
+                "invalid", f"invalid preferences.updated for user {event.user_id!r}: {exc}", event.type, event.event_id
+            )
+        ) from None
     preferences[event.user_id] = prefs.model_dump(mode="json")
     if directory.get(event.user_id) is None:
         directory[event.user_id] = 1
@@ -147,16 +154,19 @@ async def notify(user_id: str, notice: Notice, now: datetime) -> None:
         if route.mode == "digest":
             held = dict(digests.get(user_id) or {"items": {}, "last_day": None})
             items = dict(held["items"])
-            items[route.channel] = [*items.get(route.channel, []),
-                                    digest_item(notice, SETTINGS.notifications_link_base)]
+            items[route.channel] = [
+                *items.get(route.channel, []),
+                digest_item(notice, SETTINGS.notifications_link_base),
+            ]
             digests[user_id] = {**held, "items": items}
             NOTIFICATION_HELD.labels("digest").inc()
             continue
         value = template_for(notice, route.channel).render(user_id, entry.contact)
         if route.mode == "deferred":
             waiting = list(deferred.get(user_id) or [])
-            waiting.append({"release_at": route.release_at.isoformat(), "channel": route.channel,
-                            "request": value.decode()})
+            waiting.append(
+                {"release_at": route.release_at.isoformat(), "channel": route.channel, "request": value.decode()}
+            )
             deferred[user_id] = waiting
             NOTIFICATION_HELD.labels("deferred").inc()
         else:
@@ -223,6 +233,7 @@ async def fan_out_to_users(stream) -> None:
 
 
 # --- due work: digests and quiet-hour releases ------------------------------------------------------------
+
 
 async def release_digest(user_id: str, now: datetime) -> None:
     held = digests.get(user_id)
@@ -293,8 +304,11 @@ def due_digest_users(now: datetime) -> list[str]:
 
 
 def due_deferred_users(now: datetime) -> list[str]:
-    return [user_id for user_id, waiting in deferred.items()
-            if waiting and min(datetime.fromisoformat(w["release_at"]) for w in waiting) <= now]
+    return [
+        user_id
+        for user_id, waiting in deferred.items()
+        if waiting and min(datetime.fromisoformat(w["release_at"]) for w in waiting) <= now
+    ]
 
 
 @app.timer(SETTINGS.notifications_tick_s)

@@ -35,8 +35,12 @@ log = logging.getLogger(__name__)
 PARTITIONS = TOURNAMENT_EVENTS.partition_count()
 
 series_table = app.Table("series", default=None, partitions=PARTITIONS, help="tournament/series -> series facts")
-group_series = app.Table("group-series", default=None, partitions=PARTITIONS,
-                         help="tournament/stage -> series ids and teams of a series stage")
+group_series = app.Table(
+    "group-series",
+    default=None,
+    partitions=PARTITIONS,
+    help="tournament/stage -> series ids and teams of a series stage",
+)
 
 GROUPS: dict[str, GroupStandings] = {}
 
@@ -105,7 +109,9 @@ async def _reject(event: ev.Envelope, reason: str) -> None:
     log.warning("rejected series event", extra={"event_id": event.event_id, "reason": reason})
     record = current_event()
     if record is not None:
-        await send_to_dead_letter(record, Rejection("rejected", reason, event.type, event.event_id), "tournament-events")
+        await send_to_dead_letter(
+            record, Rejection("rejected", reason, event.type, event.event_id), "tournament-events"
+        )
 
 
 async def _fold(event: ev.Envelope, stage_id: str, series_id: str, teams: tuple[str, str] | None, fact) -> object:
@@ -115,8 +121,11 @@ async def _fold(event: ev.Envelope, stage_id: str, series_id: str, teams: tuple[
         if teams is None:
             # An override or forfeit that names a series no game has reported yet: the teams are unknown, so it
             # cannot be checked; refusing it loudly beats guessing the series' teams.
-            await _reject(event, f"series {series_id!r} has no reported game yet, so its teams are unknown; send "
-                                 "the game results first, then the override or forfeit")
+            await _reject(
+                event,
+                f"series {series_id!r} has no reported game yet, so its teams are unknown; send "
+                "the game results first, then the override or forfeit",
+            )
             return
         fmt, _ = stage_format(tournament_id, stage_id)
         # Sorted, so the same games in any order make the same series (team_a/team_b never depend on arrival).
@@ -140,8 +149,10 @@ async def _fold(event: ev.Envelope, stage_id: str, series_id: str, teams: tuple[
     key = stage_key(tournament_id, stage_id)
     membership = group_series.get(key) or {"series": [], "teams": []}
     if series_id not in membership["series"]:
-        group_series[key] = {"series": [*membership["series"], series_id],
-                             "teams": sorted({*membership["teams"], *series.teams})}
+        group_series[key] = {
+            "series": [*membership["series"], series_id],
+            "teams": sorted({*membership["teams"], *series.teams}),
+        }
     if not change.result_changed:
         return
     if group_before is not None and set(series.teams) <= set(group_before.teams):
@@ -155,14 +166,27 @@ async def _fold(event: ev.Envelope, stage_id: str, series_id: str, teams: tuple[
         group = group_for(tournament_id, stage_id)
         if group is None:
             return  # not a configured series group: the series stands alone
-        moves = [(row.team_id, before.get(row.team_id), row.rank) for row in group.standings()
-                 if before.get(row.team_id) != row.rank and (before or row.played)]
+        moves = [
+            (row.team_id, before.get(row.team_id), row.rank)
+            for row in group.standings()
+            if before.get(row.team_id) != row.rank and (before or row.played)
+        ]
     points = {row.team_id: row.points for row in group.standings()}
-    await emit(*(ev.RankingChanged(
-        event_id=derived_id(event.event_id, "group-rank", team_id), occurred_at=event.occurred_at,
-        tournament_id=tournament_id, stage_id=stage_id, team_id=team_id, old_rank=old_rank, new_rank=new_rank,
-        points=points[team_id],
-    ) for team_id, old_rank, new_rank in moves))
+    await emit(
+        *(
+            ev.RankingChanged(
+                event_id=derived_id(event.event_id, "group-rank", team_id),
+                occurred_at=event.occurred_at,
+                tournament_id=tournament_id,
+                stage_id=stage_id,
+                team_id=team_id,
+                old_rank=old_rank,
+                new_rank=new_rank,
+                points=points[team_id],
+            )
+            for team_id, old_rank, new_rank in moves
+        )
+    )
 
 
 @handles("match.completed")
@@ -178,8 +202,15 @@ async def on_series_game(event: ev.MatchCompleted) -> object:
 async def on_series_override(event: ev.ResultOverridden) -> object:
     if event.series_id is None:
         return  # battle-royale placement overrides: agents/standings.py
-    fact = GameOverride(event.event_id, event.series_id, event.game_number, event.winner_team_id, event.actor,
-                        event.reason, event.occurred_at.isoformat())
+    fact = GameOverride(
+        event.event_id,
+        event.series_id,
+        event.game_number,
+        event.winner_team_id,
+        event.actor,
+        event.reason,
+        event.occurred_at.isoformat(),
+    )
     return await _fold(event, event.stage_id, event.series_id, None, fact)
 
 

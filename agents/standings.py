@@ -23,14 +23,14 @@ from crownstream.agents.tournament_events import FORGET_ON_ERROR, already_applie
 from crownstream.app import app
 from crownstream.engine import send_batch
 from crownstream.metrics import DUPLICATES, EVENTS_OUT
+from crownstream.schemas import events as ev
 from crownstream.schemas.codec import encode
 from crownstream.settings import get_settings
-from crownstream.schemas import events as ev
+from crownstream.standings import live
 from crownstream.standings.battle_royale import Change, Leaderboard, RankChange, Status
 from crownstream.standings.br_inputs import Disqualification, Forfeit, LobbyRow, MatchResult, Override
 from crownstream.standings.groups import GroupPointsRule
 from crownstream.standings.rules import RuleSet
-from crownstream.standings import live
 from crownstream.streams.partitioning import partition_for
 from crownstream.streams.topics import STANDINGS_EVENTS, TOURNAMENT_EVENTS
 
@@ -41,8 +41,12 @@ tournaments = app.Table("tournaments", default=None, partitions=PARTITIONS, help
 stages = app.Table("stages", default=None, partitions=PARTITIONS, help="tournament/stage -> rules and result index")
 br_results = app.Table("br-results", default=None, partitions=PARTITIONS, help="tournament/stage/match -> lobby result")
 
-standings_topic = app.topic(STANDINGS_EVENTS.full_name(), key_serializer="raw", value_serializer="raw",
-                            partitions=STANDINGS_EVENTS.partition_count())
+standings_topic = app.topic(
+    STANDINGS_EVENTS.full_name(),
+    key_serializer="raw",
+    value_serializer="raw",
+    partitions=STANDINGS_EVENTS.partition_count(),
+)
 
 BOARDS: dict[str, Leaderboard] = {}
 
@@ -74,8 +78,17 @@ def derived_id(*parts: str) -> str:
 
 
 def new_stage_record() -> dict[str, Any]:
-    return {"format": None, "name": "", "rules": None, "prizes": [], "matches": [], "overrides": [],
-            "dqs": [], "forfeits": [], "finalized": None}
+    return {
+        "format": None,
+        "name": "",
+        "rules": None,
+        "prizes": [],
+        "matches": [],
+        "overrides": [],
+        "dqs": [],
+        "forfeits": [],
+        "finalized": None,
+    }
 
 
 def board_for(tournament_id: str, stage_id: str) -> Leaderboard | None:
@@ -124,15 +137,23 @@ async def emit(*events: ev.Envelope) -> None:
 
 async def emit_rank_changes(trigger: ev.Envelope, stage_id: str, change: Change) -> None:
     live.publish(trigger.tournament_id, stage_id)  # wake this stage's live leaderboard pages (standings/live.py)
-    await emit(*(
-        ev.RankingChanged(
-            event_id=derived_id(trigger.event_id, "rank", rc.team_id),
-            occurred_at=trigger.occurred_at, tournament_id=trigger.tournament_id, stage_id=stage_id,
-            team_id=rc.team_id, old_rank=rc.old_rank, new_rank=rc.new_rank, points=rc.new_points,
+    await emit(
+        *(
+            ev.RankingChanged(
+                event_id=derived_id(trigger.event_id, "rank", rc.team_id),
+                occurred_at=trigger.occurred_at,
+                tournament_id=trigger.tournament_id,
+                stage_id=stage_id,
+                team_id=rc.team_id,
+                old_rank=rc.old_rank,
+                new_rank=rc.new_rank,
+                points=rc.new_points,
+            )
+            # Not when points moved but not the rank, or the team left the standings.
+            for rc in change.rank_changes
+            if rc.old_rank != rc.new_rank and rc.new_rank is not None
         )
-        # Not when points moved but not the rank, or the team left the standings.
-        for rc in change.rank_changes if rc.old_rank != rc.new_rank and rc.new_rank is not None
-    ))
+    )
 
 
 def _update_stage(key: str, mutate) -> dict[str, Any]:
@@ -158,8 +179,12 @@ async def on_stage_configured(event: ev.StageConfigured) -> None:
     before = _ranks(board_for(event.tournament_id, event.stage_id))
 
     def configure(record: dict[str, Any]) -> None:
-        record.update(format=event.rules.format, name=event.name, rules=rules,
-                      prizes=[p.model_dump(mode="json") for p in event.prizes])
+        record.update(
+            format=event.rules.format,
+            name=event.name,
+            rules=rules,
+            prizes=[p.model_dump(mode="json") for p in event.prizes],
+        )
 
     _update_stage(key, configure)
     info = dict(tournaments.get(event.tournament_id) or {"stages": {}, "teams": {}})
@@ -169,8 +194,12 @@ async def on_stage_configured(event: ev.StageConfigured) -> None:
     after = board_for(event.tournament_id, event.stage_id)
     if after is not None and before:
         # New rules re-score every result: report the ranks that moved, as for any other change.
-        changes = tuple(RankChange(t, before.get(t), r, None, s.total_points)
-                        for r, s in after.standings() for t in [s.team_id] if before.get(t) != r)
+        changes = tuple(
+            RankChange(t, before.get(t), r, None, s.total_points)
+            for r, s in after.standings()
+            for t in [s.team_id]
+            if before.get(t) != r
+        )
         await emit_rank_changes(event, event.stage_id, Change(Status.APPLIED, rank_changes=changes))
 
 
@@ -194,9 +223,14 @@ async def on_match_completed(event: ev.MatchCompleted) -> object:
     stored = br_results.get(result_key)
     if stored is not None and stored["revision"] >= event.revision:
         return already_applied(event)
-    result = MatchResult(event.stage_id, event.match_id, event.revision, event.result.sequence,
-                         event.occurred_at.isoformat(),
-                         tuple(LobbyRow(p.team_id, p.placement, p.kills) for p in event.result.placements))
+    result = MatchResult(
+        event.stage_id,
+        event.match_id,
+        event.revision,
+        event.result.sequence,
+        event.occurred_at.isoformat(),
+        tuple(LobbyRow(p.team_id, p.placement, p.kills) for p in event.result.placements),
+    )
     board = board_for(event.tournament_id, event.stage_id)  # before the write: a rebuild must not see it yet
     br_results[result_key] = result.to_dict()
     if stored is None:
@@ -210,8 +244,16 @@ async def on_override(event: ev.ResultOverridden) -> object:
     if event.team_id is None:
         return  # series game overrides: agents/series.py
     key = stage_key(event.tournament_id, event.stage_id)
-    override = Override(event.event_id, event.match_id, event.team_id, event.placement, event.kills,
-                        event.actor, event.reason, event.occurred_at.isoformat())
+    override = Override(
+        event.event_id,
+        event.match_id,
+        event.team_id,
+        event.placement,
+        event.kills,
+        event.actor,
+        event.reason,
+        event.occurred_at.isoformat(),
+    )
     record = stages.get(key) or new_stage_record()
     if any(o["override_id"] == event.event_id for o in record["overrides"]):
         return already_applied(event)
@@ -224,8 +266,9 @@ async def on_override(event: ev.ResultOverridden) -> object:
 @handles("team.disqualified")
 async def on_disqualified(event: ev.TeamDisqualified) -> object:
     key = stage_key(event.tournament_id, event.stage_id)
-    dq = Disqualification(event.event_id, event.team_id, event.from_sequence, event.actor, event.reason,
-                          event.occurred_at.isoformat())
+    dq = Disqualification(
+        event.event_id, event.team_id, event.from_sequence, event.actor, event.reason, event.occurred_at.isoformat()
+    )
     record = stages.get(key) or new_stage_record()
     if any(d["disqualification_id"] == event.event_id for d in record["dqs"]):
         return already_applied(event)
@@ -263,21 +306,34 @@ async def on_completed(event: ev.TournamentCompleted) -> object:
     board = board_for(event.tournament_id, event.stage_id)
     if board is None:
         return
-    placements = [ev.FinalPlacement(team_id=s.team_id, placement=rank, points=s.total_points)
-                  for rank, s in board.standings()]
+    placements = [
+        ev.FinalPlacement(team_id=s.team_id, placement=rank, points=s.total_points) for rank, s in board.standings()
+    ]
     # Marked first: the table write and the sends below commit in one transaction, or not at all.
     _update_stage(key, lambda r: r.update(finalized=event.event_id))
-    outputs: list[ev.Envelope] = [ev.StandingsFinalized(
-        event_id=derived_id(event.tournament_id, event.stage_id, "final"), occurred_at=event.occurred_at,
-        tournament_id=event.tournament_id, stage_id=event.stage_id, placements=placements)]
+    outputs: list[ev.Envelope] = [
+        ev.StandingsFinalized(
+            event_id=derived_id(event.tournament_id, event.stage_id, "final"),
+            occurred_at=event.occurred_at,
+            tournament_id=event.tournament_id,
+            stage_id=event.stage_id,
+            placements=placements,
+        )
+    ]
     by_place = {p.placement: p for p in placements}
     for share in record["prizes"]:
         winner = by_place.get(share["placement"])
         if winner is None:
             continue
-        outputs.append(ev.PayoutDistributed(
-            event_id=derived_id(event.tournament_id, event.stage_id, "payout", str(share["placement"])),
-            occurred_at=event.occurred_at, tournament_id=event.tournament_id, stage_id=event.stage_id,
-            team_id=winner.team_id, placement=share["placement"], prize=share["prize"],
-        ))
+        outputs.append(
+            ev.PayoutDistributed(
+                event_id=derived_id(event.tournament_id, event.stage_id, "payout", str(share["placement"])),
+                occurred_at=event.occurred_at,
+                tournament_id=event.tournament_id,
+                stage_id=event.stage_id,
+                team_id=winner.team_id,
+                placement=share["placement"],
+                prize=share["prize"],
+            )
+        )
     await emit(*outputs)

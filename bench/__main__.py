@@ -63,8 +63,9 @@ SECTIONS: dict[str, Callable[[Context], Awaitable[list[Row]]]] = {
 }
 
 
-async def main(events: int, produce_events: int, only: list[str] | None, notify_users: int = 100_000,
-               notify_events: int = 20_000) -> None:
+async def main(
+    events: int, produce_events: int, only: list[str] | None, notify_users: int = 100_000, notify_events: int = 20_000
+) -> None:
     ctx = Context(run_id(), events, produce_events, notify_users, notify_events)
     rows: list[Row] = []
     for name, section in SECTIONS.items():

@@ -47,8 +47,13 @@ async def create_topic(name: str, partitions: int) -> None:
 
 def team_result(n: int, tournaments: int = 8, teams: int = 1000) -> dict:
     """One team's row of a battle-royale lobby, the unit the standings engine folds."""
-    return {"tournament_id": f"t-{n % tournaments}", "team_id": f"team-{n % teams}", "match": n // teams,
-            "placement": n % 16 + 1, "kills": n % 7}
+    return {
+        "tournament_id": f"t-{n % tournaments}",
+        "team_id": f"team-{n % teams}",
+        "match": n // teams,
+        "placement": n % 16 + 1,
+        "kills": n % 7,
+    }
 
 
 async def fill_topic(topic: str, count: int, make=team_result, key_field: str = "tournament_id") -> None:
@@ -72,7 +77,9 @@ def print_table(rows: list[Row], ceiling: Row | None) -> str:
     lines = [header, "-" * len(header)]
     for row in rows:
         ratio = f"{row.rate / ceiling.rate:>15.0%}" if ceiling and row.unit == "events/s" and ceiling.rate else " " * 15
-        lines.append(f"{row.name:<58} {row.count:>9} {row.seconds:>8.2f} {row.rate:>9.0f} {row.unit:<4} {ratio}  {row.note}")
+        lines.append(
+            f"{row.name:<58} {row.count:>9} {row.seconds:>8.2f} {row.rate:>9.0f} {row.unit:<4} {ratio}  {row.note}"
+        )
     text = "\n".join(lines)
     print(text)
     return text

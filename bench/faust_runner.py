@@ -14,15 +14,26 @@ from pathlib import Path
 from bench.common import Row
 
 
-async def run_worker_until_done(module: str, topic: str, count: int, name: str, env: dict[str, str],
-                                timeout: float = 300) -> Row:
+async def run_worker_until_done(
+    module: str, topic: str, count: int, name: str, env: dict[str, str], timeout: float = 300
+) -> Row:
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "result.json"
-        full_env = {**os.environ, "BENCH_TOPIC": topic, "BENCH_COUNT": str(count), "BENCH_OUT": str(out),
-                    "BENCH_DATADIR": tmp, **env}
+        full_env = {
+            **os.environ,
+            "BENCH_TOPIC": topic,
+            "BENCH_COUNT": str(count),
+            "BENCH_OUT": str(out),
+            "BENCH_DATADIR": tmp,
+            **env,
+        }
         log = open(Path(tmp) / "worker.log", "wb")
-        proc = subprocess.Popen([sys.executable, "-m", module, "worker", "--loglevel", "warn"],
-                                env=full_env, stdout=log, stderr=subprocess.STDOUT)
+        proc = subprocess.Popen(
+            [sys.executable, "-m", module, "worker", "--loglevel", "warn"],
+            env=full_env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
         try:
             deadline = time.monotonic() + timeout
             while not out.exists():

@@ -22,11 +22,11 @@ import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from bench.common import BOOTSTRAP, Row
+from crownstream.processes import free_port, settings_env
 from crownstream.schemas.examples import example
 from crownstream.settings import Settings
 from crownstream.streams.admin import ensure_topics
 from crownstream.streams.topics import DELIVERIES, KEY_FIELDS, topic_for
-from crownstream.processes import free_port, settings_env
 
 TEAM_SIZE = 5
 
@@ -51,8 +51,13 @@ def mixed_event(n: int, teams: int) -> dict:
         return example("achievement.earned", event_id=f"mix-{n}", user_id=user(n % (teams * TEAM_SIZE)))
     if kind == 3:
         return example("ranking.changed", event_id=f"mix-{n}", team_id=team, tournament_id=f"t-{n % 16}")
-    return example("invite.sent", event_id=f"mix-{n}", team_id=team, user_id=user((n * 7) % (teams * TEAM_SIZE)),
-                   invited_by=user(0))
+    return example(
+        "invite.sent",
+        event_id=f"mix-{n}",
+        team_id=team,
+        user_id=user((n * 7) % (teams * TEAM_SIZE)),
+        invited_by=user(0),
+    )
 
 
 async def produce(settings: Settings, events) -> None:
@@ -80,10 +85,15 @@ class Requests:
         self.first: float | None = None
         self.last: float | None = None
 
-    async def __aenter__(self) -> "Requests":
-        self.consumer = AIOKafkaConsumer(*self.topics, bootstrap_servers=BOOTSTRAP, isolation_level="read_committed",
-                                         enable_auto_commit=False, auto_offset_reset="latest",
-                                         group_id=f"bench-notif-{os.getpid()}-{time.time_ns()}")
+    async def __aenter__(self) -> Requests:
+        self.consumer = AIOKafkaConsumer(
+            *self.topics,
+            bootstrap_servers=BOOTSTRAP,
+            isolation_level="read_committed",
+            enable_auto_commit=False,
+            auto_offset_reset="latest",
+            group_id=f"bench-notif-{os.getpid()}-{time.time_ns()}",
+        )
         await self.consumer.start()
         while not self.consumer.assignment():
             await self.consumer.getmany(timeout_ms=200)
@@ -128,8 +138,11 @@ async def consumed(url: str, event_type: str) -> float:
             text = (await client.get(f"{url}/metrics")).text
         except httpx.HTTPError:
             return 0.0
-    return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
-               if line.startswith("crownstream_events_in_total{") and f'type="{event_type}"' in line)
+    return sum(
+        float(line.rsplit(" ", 1)[1])
+        for line in text.splitlines()
+        if line.startswith("crownstream_events_in_total{") and f'type="{event_type}"' in line
+    )
 
 
 async def wait_consumed(url: str, event_type: str, count: int, timeout: float) -> None:
@@ -142,14 +155,26 @@ async def wait_consumed(url: str, event_type: str, count: int, timeout: float) -
 
 async def run(prefix: str, users: int, events: int, timeout: float = 900) -> list[Row]:
     with tempfile.TemporaryDirectory() as tmp:
-        settings = Settings(kafka_bootstrap=BOOTSTRAP, topic_prefix=prefix, app_id=f"{prefix}notif",
-                            topic_partitions=8, data_dir=tmp, web_port=free_port(), log_json=False,
-                            log_level="warning", notifications_broadcast_chunk=1000)
+        settings = Settings(
+            kafka_bootstrap=BOOTSTRAP,
+            topic_prefix=prefix,
+            app_id=f"{prefix}notif",
+            topic_partitions=8,
+            data_dir=tmp,
+            web_port=free_port(),
+            log_json=False,
+            log_level="warning",
+            notifications_broadcast_chunk=1000,
+        )
         await ensure_topics(settings=settings)
         env = {**os.environ, **settings_env(settings)}
         log = open(Path(tmp) / "worker.log", "wb")
-        proc = subprocess.Popen([sys.executable, "-m", "bench.notifications_worker", "worker", "--loglevel", "warn"],
-                                env=env, stdout=log, stderr=subprocess.STDOUT)
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "bench.notifications_worker", "worker", "--loglevel", "warn"],
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
         try:
             return await _measure(settings, users, events, timeout)
         except Exception:
@@ -171,22 +196,46 @@ async def _measure(settings: Settings, users: int, events: int, timeout: float) 
     teams = max(1, min(users // TEAM_SIZE, 2000))
     rows = []
     async with Requests(settings) as requests:
-        await produce(settings, [example("roster.changed", event_id=f"roster-{t}", team_id=f"team-{t}",
-                                         added=[user(t * TEAM_SIZE + i) for i in range(TEAM_SIZE)], removed=[])
-                                 for t in range(teams)])
+        await produce(
+            settings,
+            [
+                example(
+                    "roster.changed",
+                    event_id=f"roster-{t}",
+                    team_id=f"team-{t}",
+                    added=[user(t * TEAM_SIZE + i) for i in range(TEAM_SIZE)],
+                    removed=[],
+                )
+                for t in range(teams)
+            ],
+        )
         await requests.until(lambda c: c >= teams * TEAM_SIZE, 0, timeout)
 
         requests.reset()
-        await produce(settings, [example("broadcast.requested", event_id="bench-broadcast", broadcast_id="bench-broadcast")])
+        await produce(
+            settings, [example("broadcast.requested", event_id="bench-broadcast", broadcast_id="bench-broadcast")]
+        )
         await requests.until(lambda c: c >= users, 0, timeout)
-        rows.append(Row(f"notifications: all-users broadcast -> {users} requests (1 worker, EOS)", requests.count,
-                        requests.seconds, note="delivery requests committed per second"))
+        rows.append(
+            Row(
+                f"notifications: all-users broadcast -> {users} requests (1 worker, EOS)",
+                requests.count,
+                requests.seconds,
+                note="delivery requests committed per second",
+            )
+        )
 
         requests.reset()
         await produce(settings, (mixed_event(n, teams) for n in range(events)))
         await requests.until(lambda c: False, 5.0, timeout)
-        rows.append(Row(f"notifications: {events} mixed events -> requests (1 worker, EOS)", requests.count,
-                        requests.seconds, note=f"{requests.count / events:.1f} requests per event"))
+        rows.append(
+            Row(
+                f"notifications: {events} mixed events -> requests (1 worker, EOS)",
+                requests.count,
+                requests.seconds,
+                note=f"{requests.count / events:.1f} requests per event",
+            )
+        )
     for row in rows:
         print(f"  {row.name}: {row.rate:,.0f}/s", flush=True)
     return rows

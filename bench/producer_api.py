@@ -15,10 +15,19 @@ async def run(prefix: str, count: int) -> Row:
     settings = Settings(kafka_bootstrap=BOOTSTRAP, topic_prefix=prefix, topic_partitions=8)
     await ensure_topics(settings=settings)
     events = [
-        example("match.completed", event_id=f"bench-{n}", tournament_id=f"t-{n % 32}", match_id=f"m-{n}",
-                result={"format": "battle_royale", "sequence": 1 + n % 20,
-                        "placements": [{"team_id": f"team-{(n + i) % 1000}", "placement": i + 1, "kills": i % 5}
-                                       for i in range(16)]})
+        example(
+            "match.completed",
+            event_id=f"bench-{n}",
+            tournament_id=f"t-{n % 32}",
+            match_id=f"m-{n}",
+            result={
+                "format": "battle_royale",
+                "sequence": 1 + n % 20,
+                "placements": [
+                    {"team_id": f"team-{(n + i) % 1000}", "placement": i + 1, "kills": i % 5} for i in range(16)
+                ],
+            },
+        )
         for n in range(count)
     ]
     async with EventProducer(settings, linger_ms=10) as producer:
@@ -27,5 +36,6 @@ async def run(prefix: str, count: int) -> Row:
             await producer.send(event)  # dicts: validated here, as a backend's call would be
         await producer.flush()
         elapsed = time.perf_counter() - started
-    return Row("producer API: validate + produce match.completed (16-team lobby)", count, elapsed,
-               note="idempotent, acks=all")
+    return Row(
+        "producer API: validate + produce match.completed (16-team lobby)", count, elapsed, note="idempotent, acks=all"
+    )

@@ -11,9 +11,15 @@ from bench.common import BOOTSTRAP, Row
 
 
 async def run(topic: str, count: int) -> Row:
-    consumer = AIOKafkaConsumer(topic, bootstrap_servers=BOOTSTRAP, group_id=f"raw-{topic}",
-                                auto_offset_reset="earliest", enable_auto_commit=True,
-                                max_partition_fetch_bytes=4 * 1024 * 1024, fetch_max_bytes=32 * 1024 * 1024)
+    consumer = AIOKafkaConsumer(
+        topic,
+        bootstrap_servers=BOOTSTRAP,
+        group_id=f"raw-{topic}",
+        auto_offset_reset="earliest",
+        enable_auto_commit=True,
+        max_partition_fetch_bytes=4 * 1024 * 1024,
+        fetch_max_bytes=32 * 1024 * 1024,
+    )
     await consumer.start()
     try:
         seen = 0

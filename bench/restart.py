@@ -44,8 +44,9 @@ async def fill_changelog(topic: str, keys: int, per_transaction: int = 50_000) -
         await admin.create_topics([NewTopic(topic, PARTITIONS, 1, topic_configs={"cleanup.policy": "compact"})])
     finally:
         await admin.close()
-    producer = AIOKafkaProducer(bootstrap_servers=BOOTSTRAP, linger_ms=20, max_batch_size=512 * 1024,
-                                transactional_id=f"{topic}-fill")
+    producer = AIOKafkaProducer(
+        bootstrap_servers=BOOTSTRAP, linger_ms=20, max_batch_size=512 * 1024, transactional_id=f"{topic}-fill"
+    )
     await producer.start()
     try:
         value = orjson.dumps({"counts": {"match.completed": 6}, "last_occurred_at": "2026-11-24T18:00:00+00:00"})
@@ -61,8 +62,14 @@ async def fill_changelog(topic: str, keys: int, per_transaction: int = 50_000) -
 def start_worker(env: dict[str, str], log: Path) -> subprocess.Popen:
     exe = REPO / ".venv" / "bin" / "crownstream"
     with open(log, "ab") as out:
-        return subprocess.Popen([str(exe if exe.exists() else "crownstream"), "worker", "--loglevel", "warn"],
-                                env=env, stdout=out, stderr=subprocess.STDOUT, cwd=str(REPO), start_new_session=True)
+        return subprocess.Popen(
+            [str(exe if exe.exists() else "crownstream"), "worker", "--loglevel", "warn"],
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            cwd=str(REPO),
+            start_new_session=True,
+        )
 
 
 async def time_to_ready(proc: subprocess.Popen, url: str, log: Path, timeout: float) -> float:
@@ -99,16 +106,28 @@ async def measure(run_id: str, keys: int, restore: str, timeout: float) -> tuple
     await fill_changelog(changelog_topic(app_id), keys)
     port = free_port()
     with tempfile.TemporaryDirectory() as tmp:
-        env = {**os.environ, "CROWNSTREAM_DEV_MODE": "true", "CROWNSTREAM_KAFKA_BOOTSTRAP": BOOTSTRAP, "CROWNSTREAM_APP_ID": app_id,
-               "CROWNSTREAM_TOPIC_PREFIX": f"{app_id}.", "CROWNSTREAM_TOPIC_PARTITIONS": str(PARTITIONS),
-               "CROWNSTREAM_WEB_PORT": str(port), "CROWNSTREAM_DATA_DIR": tmp, "CROWNSTREAM_LOG_JSON": "false",
-               "CROWNSTREAM_TABLE_STANDBY_REPLICAS": "0", "CROWNSTREAM_TABLE_RESTORE": restore,
-               "PYTHONUNBUFFERED": "1"}
+        env = {
+            **os.environ,
+            "CROWNSTREAM_DEV_MODE": "true",
+            "CROWNSTREAM_KAFKA_BOOTSTRAP": BOOTSTRAP,
+            "CROWNSTREAM_APP_ID": app_id,
+            "CROWNSTREAM_TOPIC_PREFIX": f"{app_id}.",
+            "CROWNSTREAM_TOPIC_PARTITIONS": str(PARTITIONS),
+            "CROWNSTREAM_WEB_PORT": str(port),
+            "CROWNSTREAM_DATA_DIR": tmp,
+            "CROWNSTREAM_LOG_JSON": "false",
+            "CROWNSTREAM_TABLE_STANDBY_REPLICAS": "0",
+            "CROWNSTREAM_TABLE_RESTORE": restore,
+            "PYTHONUNBUFFERED": "1",
+        }
         from crownstream.settings import Settings
         from crownstream.streams.admin import ensure_topics
 
-        await ensure_topics(settings=Settings(**{k.removeprefix("CROWNSTREAM_").lower(): v for k, v in env.items()
-                                                 if k.startswith("CROWNSTREAM_")}))
+        await ensure_topics(
+            settings=Settings(
+                **{k.removeprefix("CROWNSTREAM_").lower(): v for k, v in env.items() if k.startswith("CROWNSTREAM_")}
+            )
+        )
         url = f"http://127.0.0.1:{port}"
         log = Path(tmp) / "worker.log"
         proc = start_worker(env, log)
@@ -128,12 +147,28 @@ async def run(run_id: str, keys: int, timeout: float = 900) -> list[Row]:
     faust_cold, faust_warm = await measure(run_id, keys, "faust", timeout)
     cold, warm = await measure(run_id, keys, "consumer", timeout)
     return [
-        Row(f"first start to ready, {keys:,} table keys: Faust's recovery", keys, faust_cold, unit="keys/s",
-            note="baseline"),
-        Row(f"first start to ready, {keys:,} table keys: restore consumer", keys, cold, unit="keys/s",
-            note=f"{cold:.2f} s; {faust_cold / cold:.1f}x faster than Faust's recovery"),
-        Row(f"restart to ready, {keys:,} table keys: Faust's recovery", keys, faust_warm, unit="keys/s",
-            note="baseline"),
-        Row(f"restart to ready, {keys:,} table keys: restore consumer", keys, warm, unit="keys/s",
-            note=f"{warm:.2f} s; goal <= 10 s at 1M keys; {faust_warm / warm:.1f}x faster than Faust's recovery"),
+        Row(
+            f"first start to ready, {keys:,} table keys: Faust's recovery",
+            keys,
+            faust_cold,
+            unit="keys/s",
+            note="baseline",
+        ),
+        Row(
+            f"first start to ready, {keys:,} table keys: restore consumer",
+            keys,
+            cold,
+            unit="keys/s",
+            note=f"{cold:.2f} s; {faust_cold / cold:.1f}x faster than Faust's recovery",
+        ),
+        Row(
+            f"restart to ready, {keys:,} table keys: Faust's recovery", keys, faust_warm, unit="keys/s", note="baseline"
+        ),
+        Row(
+            f"restart to ready, {keys:,} table keys: restore consumer",
+            keys,
+            warm,
+            unit="keys/s",
+            note=f"{warm:.2f} s; goal <= 10 s at 1M keys; {faust_warm / warm:.1f}x faster than Faust's recovery",
+        ),
     ]

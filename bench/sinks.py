@@ -17,13 +17,14 @@ import asyncio
 import multiprocessing
 import time
 import uuid
+from datetime import UTC, datetime
 
 import asyncpg
-from datetime import datetime, timezone
 import httpx
 
 from bench.common import Row
-from crownstream.devpeers import smtp as smtp_peer, webhooks as webhook_peer
+from crownstream.devpeers import smtp as smtp_peer
+from crownstream.devpeers import webhooks as webhook_peer
 from crownstream.processes import free_port
 from crownstream.schemas.deliveries import Contact, DeliveryRequest, dedup_key
 from crownstream.settings import Settings
@@ -39,10 +40,17 @@ PG = "crownstream@127.0.0.1:15432"
 
 def make_request(i: int, channel: str, user: str) -> DeliveryRequest:
     return DeliveryRequest(
-        dedup_key=dedup_key(f"bench-{i}", user, channel, "match.result"), channel=channel,
-        notification_type="match.result", user_id=user, source_event_id=f"bench-{i}", tournament_id="cup",
-        created_at=datetime(2026, 3, 14, tzinfo=timezone.utc), title=f"Match {i}: Team Alpha 2 - 1 Team Beta",
-        body="Round of 16, best of 3.", url=f"https://crownstream.example/m/{i}", data={"match": i, "score": "2-1"},
+        dedup_key=dedup_key(f"bench-{i}", user, channel, "match.result"),
+        channel=channel,
+        notification_type="match.result",
+        user_id=user,
+        source_event_id=f"bench-{i}",
+        tournament_id="cup",
+        created_at=datetime(2026, 3, 14, tzinfo=UTC),
+        title=f"Match {i}: Team Alpha 2 - 1 Team Beta",
+        body="Round of 16, best of 3.",
+        url=f"https://crownstream.example/m/{i}",
+        data={"match": i, "score": "2-1"},
         contact=Contact(email=f"{user}@example.com", display_name=user),
     )
 
@@ -107,16 +115,26 @@ async def run(webhooks: int, emails: int) -> list[Row]:
         await asyncio.to_thread(db.upgrade, url)
         # One endpoint receives everything here, so its per-destination cap is lifted to the worker's.
         # dev_mode: the email row signs unsubscribe links with the development key (no secrets on a bench).
-        settings = Settings(database_url=url, dev_mode=True, sink_allow_private_targets=True, sink_max_in_flight=256,
-                            sink_max_in_flight_per_target=256, sink_claim_batch=256, database_pool_size=10)
+        settings = Settings(
+            database_url=url,
+            dev_mode=True,
+            sink_allow_private_targets=True,
+            sink_max_in_flight=256,
+            sink_max_in_flight_per_target=256,
+            sink_claim_batch=256,
+            database_pool_size=10,
+        )
         engine = db.create_engine(settings)
         ledger = Ledger(engine)
         endpoint, secret = await create_endpoint(engine, "alice", "http://127.0.0.1/x", allow_private=True)
         hook_port, smtp_port = free_port(), free_port()
         spawn = multiprocessing.get_context("spawn")
-        peers = [spawn.Process(target=webhook_peer.serve_forever, args=(hook_port, {"alice": secret, "raw": secret}),
-                               daemon=True),
-                 spawn.Process(target=smtp_peer.serve_forever, args=(smtp_port,), daemon=True)]
+        peers = [
+            spawn.Process(
+                target=webhook_peer.serve_forever, args=(hook_port, {"alice": secret, "raw": secret}), daemon=True
+            ),
+            spawn.Process(target=smtp_peer.serve_forever, args=(smtp_port,), daemon=True),
+        ]
         for p in peers:
             p.start()
         base = f"http://127.0.0.1:{hook_port}"
@@ -134,26 +152,46 @@ async def run(webhooks: int, emails: int) -> list[Row]:
             requests = [make_request(i, "webhook", "alice") for i in range(webhooks)]
             t0 = time.perf_counter()
             for i in range(0, len(requests), 500):
-                await sink.accept(requests[i:i + 500])
-            rows.append(Row("sinks: accept requests into the ledger (batches of 500)", webhooks,
-                            time.perf_counter() - t0, unit="rows/s"))
+                await sink.accept(requests[i : i + 500])
+            rows.append(
+                Row(
+                    "sinks: accept requests into the ledger (batches of 500)",
+                    webhooks,
+                    time.perf_counter() - t0,
+                    unit="rows/s",
+                )
+            )
             seconds = await _drain(sink, settings, webhooks)
             await sink.stop()
             stats = httpx.get(f"{base}/stats").json()["alice"]
             assert stats["ids"] == webhooks and stats["bad_signatures"] == 0, stats
-            rows.append(Row("sinks: webhooks signed + ledgered -> loopback receiver", webhooks, seconds,
-                            unit="msg/s", note="goal >= 5k/s per worker"))
+            rows.append(
+                Row(
+                    "sinks: webhooks signed + ledgered -> loopback receiver",
+                    webhooks,
+                    seconds,
+                    unit="msg/s",
+                    note="goal >= 5k/s per worker",
+                )
+            )
             import aiohttp
 
             async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=256)) as client:
+
                 async def post(i: int) -> None:
                     async with client.post(f"{base}/hooks/raw", data=b"{}") as response:
                         await response.read()
 
                 t0 = time.perf_counter()
                 await asyncio.gather(*(post(i) for i in range(webhooks)))
-                rows.append(Row("  baseline: unsigned aiohttp POSTs, no ledger (401s)", webhooks,
-                                time.perf_counter() - t0, unit="msg/s"))
+                rows.append(
+                    Row(
+                        "  baseline: unsigned aiohttp POSTs, no ledger (401s)",
+                        webhooks,
+                        time.perf_counter() - t0,
+                        unit="msg/s",
+                    )
+                )
 
             # --- email ------------------------------------------------------------------------------------
             settings = settings.model_copy(update={"smtp_port": smtp_port})
@@ -161,12 +199,21 @@ async def run(webhooks: int, emails: int) -> list[Row]:
             await sink.start()
             requests = [make_request(i, "email", "dora") for i in range(emails)]
             for i in range(0, len(requests), 500):
-                await sink.accept(requests[i:i + 500])
+                await sink.accept(requests[i : i + 500])
             seconds = await _drain(sink, settings, emails)
             await sink.stop()
-            rows.append(Row("sinks: emails rendered + ledgered -> loopback SMTP", emails, seconds, unit="msg/s",
-                            note=f"goal >= 1k/s; {settings.smtp_connections} SMTP connections"))
-            message = build_message(requests[0], render_email(requests[0], settings.public_url, settings.unsubscribe_key), settings)
+            rows.append(
+                Row(
+                    "sinks: emails rendered + ledgered -> loopback SMTP",
+                    emails,
+                    seconds,
+                    unit="msg/s",
+                    note=f"goal >= 1k/s; {settings.smtp_connections} SMTP connections",
+                )
+            )
+            message = build_message(
+                requests[0], render_email(requests[0], settings.public_url, settings.unsubscribe_key), settings
+            )
             import aiosmtplib
 
             clients = [aiosmtplib.SMTP(hostname="127.0.0.1", port=smtp_port) for _ in range(settings.smtp_connections)]
@@ -182,8 +229,14 @@ async def run(webhooks: int, emails: int) -> list[Row]:
             elapsed = time.perf_counter() - t0
             for c in clients:
                 await c.quit()
-            rows.append(Row("  baseline: aiosmtplib, pre-built message, no ledger", emails // len(clients) * len(clients),
-                            elapsed, unit="msg/s"))
+            rows.append(
+                Row(
+                    "  baseline: aiosmtplib, pre-built message, no ledger",
+                    emails // len(clients) * len(clients),
+                    elapsed,
+                    unit="msg/s",
+                )
+            )
         finally:
             for p in peers:
                 p.terminate()

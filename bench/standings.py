@@ -16,7 +16,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
@@ -24,26 +24,32 @@ import orjson
 from aiokafka import AIOKafkaProducer
 
 from bench.common import BOOTSTRAP, Row, fill_topic
+from crownstream.processes import free_port, settings_env
 from crownstream.settings import Settings
 from crownstream.streams.admin import ensure_topics
 from crownstream.streams.topics import TOURNAMENT_EVENTS
-from crownstream.processes import free_port, settings_env
 from tests.support.workers import Worker
 
 
 class StandingsWorker(Worker):
     """``bench.standings_worker``: the real standings agents in a worker process, without the other pipelines."""
 
-    def start(self) -> "StandingsWorker":
+    def start(self) -> StandingsWorker:
         env = {**os.environ, **settings_env(self.settings), "PYTHONUNBUFFERED": "1"}
         self._log = open(self.log_path, "ab")
-        self.process = subprocess.Popen([sys.executable, "-m", "bench.standings_worker", "worker", "--loglevel",
-                                         "warn"], env=env, stdout=self._log, stderr=subprocess.STDOUT,
-                                        cwd=str(Path(__file__).parent.parent), start_new_session=True)
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "bench.standings_worker", "worker", "--loglevel", "warn"],
+            env=env,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            cwd=str(Path(__file__).parent.parent),
+            start_new_session=True,
+        )
         return self
 
+
 TEAMS_PER_TOURNAMENT = 1000
-T0 = datetime(2026, 11, 24, 12, 0, tzinfo=timezone.utc)
+T0 = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)
 
 
 def _at(seconds: float) -> str:
@@ -51,28 +57,44 @@ def _at(seconds: float) -> str:
 
 
 def stage_config(tournament_id: str) -> dict:
-    return {"type": "stage.configured", "event_id": f"{tournament_id}:cfg", "occurred_at": _at(0),
-            "tournament_id": tournament_id, "stage_id": "br", "name": "BR",
-            "rules": {"format": "battle_royale", "point_table": "algs", "kill_points": 1}}
+    return {
+        "type": "stage.configured",
+        "event_id": f"{tournament_id}:cfg",
+        "occurred_at": _at(0),
+        "tournament_id": tournament_id,
+        "stage_id": "br",
+        "name": "BR",
+        "rules": {"format": "battle_royale", "point_table": "algs", "kill_points": 1},
+    }
 
 
 def lobby(tournament_id: str, match: int, lobby_size: int, teams: int = TEAMS_PER_TOURNAMENT) -> dict:
     """Match ``match`` of a tournament: a lobby of ``lobby_size`` of its ``teams`` teams (lobbies rotate through
     the field, as the rounds of a large open qualifier do)."""
     first = (match * lobby_size) % teams
-    rows = [{"team_id": f"team-{(first + i) % teams:04d}", "placement": i + 1, "kills": (match + i) % 7}
-            for i in range(lobby_size)]
-    return {"type": "match.completed", "event_id": f"{tournament_id}:m{match}", "occurred_at": _at(match),
-            "tournament_id": tournament_id, "stage_id": "br", "match_id": f"m{match}", "revision": 1,
-            "result": {"format": "battle_royale", "sequence": match + 1, "placements": rows}}
+    rows = [
+        {"team_id": f"team-{(first + i) % teams:04d}", "placement": i + 1, "kills": (match + i) % 7}
+        for i in range(lobby_size)
+    ]
+    return {
+        "type": "match.completed",
+        "event_id": f"{tournament_id}:m{match}",
+        "occurred_at": _at(match),
+        "tournament_id": tournament_id,
+        "stage_id": "br",
+        "match_id": f"m{match}",
+        "revision": 1,
+        "result": {"format": "battle_royale", "sequence": match + 1, "placements": rows},
+    }
 
 
 async def _send_all(topic: str, events: list[dict]) -> None:
     producer = AIOKafkaProducer(bootstrap_servers=BOOTSTRAP, linger_ms=5, acks="all", max_request_size=2 * 1024 * 1024)
     await producer.start()
     try:
-        await asyncio.gather(*[await producer.send(topic, orjson.dumps(e), key=e["tournament_id"].encode())
-                               for e in events])
+        await asyncio.gather(
+            *[await producer.send(topic, orjson.dumps(e), key=e["tournament_id"].encode()) for e in events]
+        )
     finally:
         await producer.stop()
 
@@ -82,7 +104,7 @@ def _events_in(url: str, topic: str, event_type: str) -> int:
     needle = f'crownstream_events_in_total{{topic="{topic}",type="{event_type}"}} '
     for line in text.splitlines():
         if line.startswith(needle):
-            return int(float(line[len(needle):]))
+            return int(float(line[len(needle) :]))
     return 0
 
 
@@ -91,8 +113,9 @@ def _pct(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
-async def throughput(worker_settings: Settings, team_results: int, lobby_size: int,
-                     tournaments: int) -> tuple[Row, Worker]:
+async def throughput(
+    worker_settings: Settings, team_results: int, lobby_size: int, tournaments: int
+) -> tuple[Row, Worker]:
     topic = TOURNAMENT_EVENTS.full_name(worker_settings)
     lobbies = max(1, team_results // lobby_size)
     names = [f"thr-{i}" for i in range(tournaments)]
@@ -112,9 +135,12 @@ async def throughput(worker_settings: Settings, team_results: int, lobby_size: i
                 started = time.perf_counter()
             await asyncio.sleep(0.1)
         elapsed = time.perf_counter() - (started or time.perf_counter())
-        return Row(f"standings agent: BR team results folded (1 worker, EOS, {lobby_size}-team lobbies)",
-                   lobbies * lobby_size, elapsed, note=f"{lobbies} match.completed, {tournaments} tournaments "
-                                                      f"of {TEAMS_PER_TOURNAMENT} teams"), worker
+        return Row(
+            f"standings agent: BR team results folded (1 worker, EOS, {lobby_size}-team lobbies)",
+            lobbies * lobby_size,
+            elapsed,
+            note=f"{lobbies} match.completed, {tournaments} tournaments of {TEAMS_PER_TOURNAMENT} teams",
+        ), worker
     except BaseException:
         worker.kill()
         raise
@@ -162,7 +188,7 @@ async def visibility(worker: Worker, results_per_s: int, seconds: float, lobby_s
         done.set()
         try:
             await asyncio.wait_for(asyncio.shield(poller), timeout=120)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             pass  # reported below: the worker could not keep up with the load
     finally:
         done.set()
@@ -172,11 +198,16 @@ async def visibility(worker: Worker, results_per_s: int, seconds: float, lobby_s
     # An event never seen counts as slower than every one that was: p99 is then a lower bound.
     latencies += [float("inf")] * missing
     p50, p99 = _pct(latencies, 0.50) * 1000, _pct(latencies, 0.99) * 1000
-    note = (f"p50 {p50:.0f} ms, p99 {p99:.0f} ms over {len(sent_at)} samples (goal p99 <= 250 ms; poll every 5 ms)"
-            + (f"; {missing} not visible 120 s after the load ended" if missing else ""))
-    return Row(f"standings: result -> query-visible at {rate * lobby_size} results/s ({rate} lobbies/s)",
-               total * lobby_size, load_seconds,
-               note=note, extra={"p50_ms": p50, "p99_ms": p99, "samples": len(sent_at), "never_visible": missing})
+    note = f"p50 {p50:.0f} ms, p99 {p99:.0f} ms over {len(sent_at)} samples (goal p99 <= 250 ms; poll every 5 ms)" + (
+        f"; {missing} not visible 120 s after the load ended" if missing else ""
+    )
+    return Row(
+        f"standings: result -> query-visible at {rate * lobby_size} results/s ({rate} lobbies/s)",
+        total * lobby_size,
+        load_seconds,
+        note=note,
+        extra={"p50_ms": p50, "p99_ms": p99, "samples": len(sent_at), "never_visible": missing},
+    )
 
 
 async def query_latency(worker: Worker, matches: int, queries: int) -> Row:
@@ -208,16 +239,37 @@ async def query_latency(worker: Worker, matches: int, queries: int) -> Row:
                 raise RuntimeError(f"{path} answered {r.status_code}: {r.text[:300]}")
         elapsed = time.perf_counter() - started
     p50, p99 = statistics.median(timings) * 1000, _pct(timings, 0.99) * 1000
-    return Row(f"standings: queries of a {TEAMS_PER_TOURNAMENT}-team tournament (page of 100 / one team)", queries,
-               elapsed, unit="req/s", note=f"p50 {p50:.1f} ms, p99 {p99:.1f} ms, {matches} matches folded",
-               extra={"p50_ms": p50, "p99_ms": p99})
+    return Row(
+        f"standings: queries of a {TEAMS_PER_TOURNAMENT}-team tournament (page of 100 / one team)",
+        queries,
+        elapsed,
+        unit="req/s",
+        note=f"p50 {p50:.1f} ms, p99 {p99:.1f} ms, {matches} matches folded",
+        extra={"p50_ms": p50, "p99_ms": p99},
+    )
 
 
-async def run(run_id: str, team_results: int, *, lobby_size: int = 20, tournaments: int = 8, results_per_s: int = 1000,
-              load_seconds: float = 10.0, big_matches: int = 10, queries: int = 1000) -> list[Row]:
+async def run(
+    run_id: str,
+    team_results: int,
+    *,
+    lobby_size: int = 20,
+    tournaments: int = 8,
+    results_per_s: int = 1000,
+    load_seconds: float = 10.0,
+    big_matches: int = 10,
+    queries: int = 1000,
+) -> list[Row]:
     with tempfile.TemporaryDirectory() as tmp:
-        settings = Settings(app_id=f"bench-{run_id}-st", topic_prefix=f"bench-{run_id}-st.", topic_partitions=4,
-                            data_dir=tmp, web_port=free_port(), log_json=False, kafka_bootstrap=BOOTSTRAP)
+        settings = Settings(
+            app_id=f"bench-{run_id}-st",
+            topic_prefix=f"bench-{run_id}-st.",
+            topic_partitions=4,
+            data_dir=tmp,
+            web_port=free_port(),
+            log_json=False,
+            kafka_bootstrap=BOOTSTRAP,
+        )
         await ensure_topics(settings=settings)
         rows = []
         row, worker = await throughput(settings, team_results, lobby_size, tournaments)

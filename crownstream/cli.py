@@ -79,7 +79,9 @@ def dlq_list(limit: int, as_json: bool) -> None:
 
     for letter in asyncio.run(read_dead_letters(limit=limit)):
         if as_json:
-            click.echo(orjson.dumps({**dataclasses.asdict(letter), "key": _text(letter.key), "value": _text(letter.value)}))
+            click.echo(
+                orjson.dumps({**dataclasses.asdict(letter), "key": _text(letter.key), "value": _text(letter.value)})
+            )
         else:
             click.echo(
                 f"#{letter.dlq_offset} [{letter.code}] {letter.source_topic}[{letter.source_partition}]@"
@@ -105,8 +107,12 @@ def schemas() -> None:
 
 
 @schemas.command("export")
-@click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=None,
-              help="Write one <type>.json per event type here (default: print one document).")
+@click.option(
+    "--out",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Write one <type>.json per event type here (default: print one document).",
+)
 def schemas_export(out: Path | None) -> None:
     """Export the JSON Schema of every event type."""
     from crownstream.schemas.export import json_schemas
@@ -150,8 +156,8 @@ def main() -> None:
             settings.check_secrets()
         except InsecureSecrets as exc:
             sys.exit(f"crownstream worker: {exc}")
-    from crownstream.web import all as _everything  # noqa: F401  (registers agents, tables, views)
     from crownstream.app import app
+    from crownstream.web import all as _everything  # noqa: F401  (registers agents, tables, views)
 
     app.main()
 

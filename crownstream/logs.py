@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 import re
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 import orjson
@@ -17,14 +17,17 @@ _STANDARD = set(vars(logging.LogRecord("", 0, "", 0, "", (), None))) | {"message
 _SECRET_NAME = re.compile(r"secret|token|password|passwd|authorization|api_key|apikey", re.I)
 MASK = "***"
 # Each pattern keeps its first group (what the secret is) and masks the rest.
-_SECRET_VALUES = [re.compile(p) for p in (
-    r"(whsec_)[A-Za-z0-9+/=]+",                                 # webhook signing secrets
-    r"(Bearer\s+)[A-Za-z0-9._~+/=-]+",                          # staff and user bearer tokens
-    r"(://[^:/@\s]+:)[^@\s]+(?=@)",                             # passwords in URLs (keep the user)
-    r"(/api/webhooks/\d+/)[A-Za-z0-9._-]+",                      # a Discord webhook URL's token is its credential
-    r"()eyJ[A-Za-z0-9_-]*\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+",       # JWTs (user tokens) without their scheme
-    r"([?&](?:key|token|secret|signature|sig)=)[^&\s\"']+",      # signed links (one-click unsubscribe keys)
-)]
+_SECRET_VALUES = [
+    re.compile(p)
+    for p in (
+        r"(whsec_)[A-Za-z0-9+/=]+",  # webhook signing secrets
+        r"(Bearer\s+)[A-Za-z0-9._~+/=-]+",  # staff and user bearer tokens
+        r"(://[^:/@\s]+:)[^@\s]+(?=@)",  # passwords in URLs (keep the user)
+        r"(/api/webhooks/\d+/)[A-Za-z0-9._-]+",  # a Discord webhook URL's token is its credential
+        r"()eyJ[A-Za-z0-9_-]*\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+",  # JWTs (user tokens) without their scheme
+        r"([?&](?:key|token|secret|signature|sig)=)[^&\s\"']+",  # signed links (one-click unsubscribe keys)
+    )
+]
 
 
 def redact_text(text: str) -> str:
@@ -48,7 +51,7 @@ def redact(value: Any, key: str = "") -> Any:
 class JsonFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         entry: dict[str, Any] = {
-            "ts": datetime.fromtimestamp(record.created, timezone.utc).isoformat(timespec="milliseconds"),
+            "ts": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
             "level": record.levelname.lower(),
             "logger": record.name,
             "msg": redact_text(record.getMessage()),

@@ -4,31 +4,34 @@ from __future__ import annotations
 
 from prometheus_client import Counter, Gauge, Histogram
 
-EVENTS_IN = Counter(
-    "crownstream_events_in_total", "Valid events consumed, by topic and type.", ["topic", "type"]
-)
-EVENTS_OUT = Counter(
-    "crownstream_events_out_total", "Events produced by agents, by topic and type.", ["topic", "type"]
-)
+EVENTS_IN = Counter("crownstream_events_in_total", "Valid events consumed, by topic and type.", ["topic", "type"])
+EVENTS_OUT = Counter("crownstream_events_out_total", "Events produced by agents, by topic and type.", ["topic", "type"])
 DEAD_LETTERS = Counter(
-    "crownstream_dead_letters_total", "Records sent to the dead-letter topic, by source topic and error code.",
+    "crownstream_dead_letters_total",
+    "Records sent to the dead-letter topic, by source topic and error code.",
     ["topic", "code"],
 )
 DUPLICATES = Counter(
-    "crownstream_duplicate_events_total", "Events already applied (same event id or result revision), skipped.",
+    "crownstream_duplicate_events_total",
+    "Events already applied (same event id or result revision), skipped.",
     ["type"],
 )
 PROCESSING_SECONDS = Histogram(
-    "crownstream_processing_seconds", "Time to apply one event, by type.", ["type"],
+    "crownstream_processing_seconds",
+    "Time to apply one event, by type.",
+    ["type"],
     buckets=(0.0001, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0),
 )
 DELIVERIES_TOTAL = Counter(
-    "crownstream_deliveries_total", "Delivery attempts by channel and outcome (sent, failed, dead).",
+    "crownstream_deliveries_total",
+    "Delivery attempts by channel and outcome (sent, failed, dead).",
     ["channel", "outcome"],
 )
 DELIVERY_SECONDS = Histogram(
-    "crownstream_delivery_seconds", "Time of one delivery attempt (send and wait for the answer), by channel.",
-    ["channel"], buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0),
+    "crownstream_delivery_seconds",
+    "Time of one delivery attempt (send and wait for the answer), by channel.",
+    ["channel"],
+    buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0),
 )
 DELIVERY_RECLAIMS = Counter(
     "crownstream_delivery_reclaims_total",
@@ -36,7 +39,8 @@ DELIVERY_RECLAIMS = Counter(
     ["channel"],
 )
 NOTIFICATION_REQUESTS = Counter(
-    "crownstream_notification_requests_total", "Delivery requests emitted by fan-out, by channel and kind.",
+    "crownstream_notification_requests_total",
+    "Delivery requests emitted by fan-out, by channel and kind.",
     ["channel", "kind"],
 )
 NOTIFICATION_SKIPPED = Counter(
@@ -45,22 +49,27 @@ NOTIFICATION_SKIPPED = Counter(
     ["channel", "reason"],
 )
 NOTIFICATION_NO_AUDIENCE = Counter(
-    "crownstream_notification_no_audience_total", "Notices whose audience resolved to nobody, by notification type.",
+    "crownstream_notification_no_audience_total",
+    "Notices whose audience resolved to nobody, by notification type.",
     ["type"],
 )
 NOTIFICATION_HELD = Counter(
-    "crownstream_notification_held_total", "Notifications held for a digest or until quiet hours end.", ["mode"],
+    "crownstream_notification_held_total",
+    "Notifications held for a digest or until quiet hours end.",
+    ["mode"],
 )
 NOTIFICATION_CLOCK = Gauge(
     "crownstream_notification_clock_seconds",
     "The notification clock (Unix time) at the last due-work check: real time unless CROWNSTREAM_CLOCK_START is set.",
 )
 CONSUMER_LAG = Gauge(
-    "crownstream_consumer_lag", "Records of a source partition this worker has yet to consume (actives only).",
+    "crownstream_consumer_lag",
+    "Records of a source partition this worker has yet to consume (actives only).",
     ["topic", "partition"],
 )
 TABLE_KEYS = Gauge(
-    "crownstream_table_keys", "Keys of a table in the partitions this worker owns actively (RocksDB estimate).",
+    "crownstream_table_keys",
+    "Keys of a table in the partitions this worker owns actively (RocksDB estimate).",
     ["table"],
 )
 TABLE_STATE_WIPES = Counter(

@@ -61,24 +61,44 @@ def recompute_tournament(events: list[dict[str, Any]], tournament_id: str) -> di
         if e.type == "stage.configured" and e.rules.format == "battle_royale":
             rules[stage] = RuleSet.from_dict(e.rules.model_dump(mode="json"))
         elif e.type == "match.completed" and e.result.format == "battle_royale":
-            results.setdefault(stage, []).append(MatchResult(
-                stage, e.match_id, e.revision, e.result.sequence, e.occurred_at.isoformat(),
-                tuple(LobbyRow(p.team_id, p.placement, p.kills) for p in e.result.placements)))
+            results.setdefault(stage, []).append(
+                MatchResult(
+                    stage,
+                    e.match_id,
+                    e.revision,
+                    e.result.sequence,
+                    e.occurred_at.isoformat(),
+                    tuple(LobbyRow(p.team_id, p.placement, p.kills) for p in e.result.placements),
+                )
+            )
         elif e.type == "result.overridden" and e.team_id is not None:
-            overrides.setdefault(stage, []).append(Override(
-                e.event_id, e.match_id, e.team_id, e.placement, e.kills, e.actor, e.reason, e.occurred_at.isoformat()))
+            overrides.setdefault(stage, []).append(
+                Override(
+                    e.event_id,
+                    e.match_id,
+                    e.team_id,
+                    e.placement,
+                    e.kills,
+                    e.actor,
+                    e.reason,
+                    e.occurred_at.isoformat(),
+                )
+            )
         elif e.type == "team.disqualified":
-            dqs.setdefault(stage, []).append(Disqualification(
-                e.event_id, e.team_id, e.from_sequence, e.actor, e.reason, e.occurred_at.isoformat()))
+            dqs.setdefault(stage, []).append(
+                Disqualification(e.event_id, e.team_id, e.from_sequence, e.actor, e.reason, e.occurred_at.isoformat())
+            )
         elif e.type == "match.forfeited" and e.series_id is None:
             forfeits.setdefault(stage, []).append(Forfeit(e.match_id, e.team_id))
     out = {}
     for stage, rule_set in rules.items():
         stage_results = results.get(stage, [])
         out[stage] = StageRecompute(
-            stage, recompute(rule_set, stage_results, overrides.get(stage, ()), dqs.get(stage, ()),
-                             forfeits.get(stage, ())),
-            matches=len({r.match_id for r in stage_results}), skipped=invalid)
+            stage,
+            recompute(rule_set, stage_results, overrides.get(stage, ()), dqs.get(stage, ()), forfeits.get(stage, ())),
+            matches=len({r.match_id for r in stage_results}),
+            skipped=invalid,
+        )
     return out
 
 
@@ -88,8 +108,9 @@ async def read_tournament_events(tournament_id: str, settings: Settings | None =
     settings = settings or get_settings()
     topic = TOURNAMENT_EVENTS.full_name(settings)
     tp = TopicPartition(topic, partition_for(tournament_id, TOURNAMENT_EVENTS.partition_count(settings)))
-    consumer = AIOKafkaConsumer(bootstrap_servers=settings.kafka_bootstrap, enable_auto_commit=False,
-                                isolation_level="read_committed")
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=settings.kafka_bootstrap, enable_auto_commit=False, isolation_level="read_committed"
+    )
     await consumer.start()
     try:
         if topic not in await consumer.topics():
@@ -114,8 +135,11 @@ async def read_tournament_events(tournament_id: str, settings: Settings | None =
 
 def live_standings(worker_url: str, tournament_id: str, stage_id: str) -> list[dict[str, Any]] | None:
     """The standings a worker serves (any worker: the query is routed to the owner); None if it has none."""
-    r = httpx.get(f"{worker_url.rstrip('/')}/tournaments/{tournament_id}/standings",
-                  params={"stage": stage_id, "limit": 1000}, timeout=10)
+    r = httpx.get(
+        f"{worker_url.rstrip('/')}/tournaments/{tournament_id}/standings",
+        params={"stage": stage_id, "limit": 1000},
+        timeout=10,
+    )
     if r.status_code == 404:
         return None
     r.raise_for_status()
@@ -129,8 +153,10 @@ def compare(expected: list[TeamStanding], served: list[dict[str, Any]] | None) -
     problems = []
     for rank, (want, got) in enumerate(zip(expected, served), start=1):
         if (want.team_id, want.total_points) != (got["team_id"], got["total_points"]):
-            problems.append(f"rank {rank}: recompute {want.team_id} {want.total_points} pts, "
-                            f"worker {got['team_id']} {got['total_points']} pts")
+            problems.append(
+                f"rank {rank}: recompute {want.team_id} {want.total_points} pts, "
+                f"worker {got['team_id']} {got['total_points']} pts"
+            )
     if len(expected) != len(served):
         problems.append(f"recompute ranks {len(expected)} teams, the worker {len(served)}")
     return problems
@@ -159,14 +185,15 @@ async def group_lag(settings: Settings | None = None) -> list[PartitionLag]:
     settings = settings or get_settings()
     admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap)
     await admin.start()
-    consumer = AIOKafkaConsumer(bootstrap_servers=settings.kafka_bootstrap, enable_auto_commit=False,
-                                isolation_level="read_committed")
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=settings.kafka_bootstrap, enable_auto_commit=False, isolation_level="read_committed"
+    )
     await consumer.start()
     try:
         offsets = await admin.list_consumer_group_offsets(settings.app_id)
         tps: set[TopicPartition] = set(offsets)
         topics = sorted({tp.topic for tp in offsets})
-        for described in (await admin.describe_topics(topics) if topics else []):
+        for described in await admin.describe_topics(topics) if topics else []:
             tps |= {TopicPartition(described["topic"], p["partition"]) for p in described["partitions"]}
         ordered = sorted(tps)
         if not ordered:
@@ -176,15 +203,20 @@ async def group_lag(settings: Settings | None = None) -> list[PartitionLag]:
         committed = {tp: offsets[tp].offset for tp in ordered if tp in offsets and offsets[tp].offset >= 0}
         rows = [PartitionLag(tp.topic, tp.partition, committed.get(tp), starts[tp], ends[tp]) for tp in ordered]
         settled = await _only_markers_left(consumer, {TopicPartition(r.topic, r.partition): r for r in rows if r.lag})
-        return [PartitionLag(r.topic, r.partition, r.end, r.start, r.end)
-                if TopicPartition(r.topic, r.partition) in settled else r for r in rows]
+        return [
+            PartitionLag(r.topic, r.partition, r.end, r.start, r.end)
+            if TopicPartition(r.topic, r.partition) in settled
+            else r
+            for r in rows
+        ]
     finally:
         await consumer.stop()
         await admin.close()
 
 
-async def _only_markers_left(consumer: AIOKafkaConsumer, lagging: dict[TopicPartition, PartitionLag],
-                             timeout: float = 5.0) -> set[TopicPartition]:
+async def _only_markers_left(
+    consumer: AIOKafkaConsumer, lagging: dict[TopicPartition, PartitionLag], timeout: float = 5.0
+) -> set[TopicPartition]:
     """Partitions whose remaining offsets hold no committed record — only transaction markers or aborted
     records, which take offsets but are never delivered: a group that processed everything still shows a
     lag of 1 after each transaction on topics written with exactly_once. Reads at most one fetch each."""

@@ -21,12 +21,17 @@ def standings() -> None:
 @standings.command("rebuild")
 @click.argument("tournament_id")
 @click.option("--stage", default=None, help="Only this stage (default: every battle-royale stage).")
-@click.option("--worker", "worker_url", default=None,
-              help="Compare with the standings this worker serves (default: this host's CROWNSTREAM_CANONICAL_URL).")
+@click.option(
+    "--worker",
+    "worker_url",
+    default=None,
+    help="Compare with the standings this worker serves (default: this host's CROWNSTREAM_CANONICAL_URL).",
+)
 @click.option("--no-compare", is_flag=True, help="Only print the recompute.")
 @click.option("--json", "as_json", is_flag=True, help="Print the recompute as JSON.")
-def standings_rebuild(tournament_id: str, stage: str | None, worker_url: str | None, no_compare: bool,
-                      as_json: bool) -> None:
+def standings_rebuild(
+    tournament_id: str, stage: str | None, worker_url: str | None, no_compare: bool, as_json: bool
+) -> None:
     """Recompute TOURNAMENT_ID's standings from its events in the topic, with the pure engine, and compare them
     with what the workers serve. Exits 1 if they differ, 2 if the tournament has no battle-royale stage."""
     settings = get_settings()
@@ -35,19 +40,26 @@ def standings_rebuild(tournament_id: str, stage: str | None, worker_url: str | N
     if stage is not None:
         stages = {k: v for k, v in stages.items() if k == stage}
     if not stages:
-        click.echo(f"no battle-royale stage{f' {stage!r}' if stage else ''} found in {len(events)} events of "
-                   f"tournament {tournament_id!r}", err=True)
+        click.echo(
+            f"no battle-royale stage{f' {stage!r}' if stage else ''} found in {len(events)} events of "
+            f"tournament {tournament_id!r}",
+            err=True,
+        )
         sys.exit(2)
     if as_json:
         click.echo(orjson.dumps({s: [t.to_dict() for t in r.standings] for s, r in stages.items()}).decode())
     differ = False
     for stage_id, result in stages.items():
         if not as_json:
-            click.echo(f"{tournament_id} / {stage_id}: {len(result.standings)} teams over {result.matches} matches "
-                       f"(from {len(events)} records)")
+            click.echo(
+                f"{tournament_id} / {stage_id}: {len(result.standings)} teams over {result.matches} matches "
+                f"(from {len(events)} records)"
+            )
             for rank, team in enumerate(result.standings, start=1):
-                click.echo(f"  {rank:>3}. {team.team_id:<24} {team.total_points:>5} pts  "
-                           f"{team.kills:>4} kills  {team.matches_played} played")
+                click.echo(
+                    f"  {rank:>3}. {team.team_id:<24} {team.total_points:>5} pts  "
+                    f"{team.kills:>4} kills  {team.matches_played} played"
+                )
         for line in result.skipped:
             click.echo(f"  skipped invalid event {line}", err=True)
         if no_compare:
@@ -56,8 +68,9 @@ def standings_rebuild(tournament_id: str, stage: str | None, worker_url: str | N
         try:
             problems = ops.compare(result.standings, ops.live_standings(url, tournament_id, stage_id))
         except httpx.HTTPError as exc:
-            click.echo(f"could not ask {url} for the live standings ({exc}); pass --worker URL or --no-compare",
-                       err=True)
+            click.echo(
+                f"could not ask {url} for the live standings ({exc}); pass --worker URL or --no-compare", err=True
+            )
             sys.exit(3)
         if problems:
             differ = True
@@ -83,17 +96,23 @@ def ops_lag(as_json: bool) -> None:
     rows = asyncio.run(ops.group_lag(settings))
     if as_json:
         for r in rows:
-            click.echo(orjson.dumps({"topic": r.topic, "partition": r.partition, "committed": r.committed,
-                                     "end": r.end, "lag": r.lag}).decode())
+            click.echo(
+                orjson.dumps(
+                    {"topic": r.topic, "partition": r.partition, "committed": r.committed, "end": r.end, "lag": r.lag}
+                ).decode()
+            )
         return
     if not rows:
-        click.echo(f"group {settings.app_id!r} has committed no offsets (no worker has run, or wrong "
-                   "CROWNSTREAM_APP_ID)")
+        click.echo(
+            f"group {settings.app_id!r} has committed no offsets (no worker has run, or wrong CROWNSTREAM_APP_ID)"
+        )
         return
     click.echo(f"{'topic':<56} {'part':>4} {'committed':>10} {'end':>10} {'lag':>8}")
     for r in rows:
-        click.echo(f"{r.topic:<56} {r.partition:>4} {r.committed if r.committed is not None else '-':>10} "
-                   f"{r.end:>10} {r.lag:>8}")
+        click.echo(
+            f"{r.topic:<56} {r.partition:>4} {r.committed if r.committed is not None else '-':>10} "
+            f"{r.end:>10} {r.lag:>8}"
+        )
     click.echo(f"total lag: {sum(r.lag for r in rows)}")
 
 
@@ -106,9 +125,24 @@ def ops_assignment(as_json: bool) -> None:
     state, members = asyncio.run(ops.group_members(settings))
     views = {m.member_id: ops.worker_assignment(m.url, settings.staff_token) if m.url else None for m in members}
     if as_json:
-        click.echo(orjson.dumps({"group": settings.app_id, "state": state, "members": [
-            {"member_id": m.member_id, "host": m.client_host, "url": m.url, "partitions": m.partitions,
-             "worker": views[m.member_id]} for m in members]}).decode())
+        click.echo(
+            orjson.dumps(
+                {
+                    "group": settings.app_id,
+                    "state": state,
+                    "members": [
+                        {
+                            "member_id": m.member_id,
+                            "host": m.client_host,
+                            "url": m.url,
+                            "partitions": m.partitions,
+                            "worker": views[m.member_id],
+                        }
+                        for m in members
+                    ],
+                }
+            ).decode()
+        )
         return
     click.echo(f"group {settings.app_id!r}: {state}, {len(members)} workers")
     for m in sorted(members, key=lambda m: m.url or ""):
@@ -117,7 +151,9 @@ def ops_assignment(as_json: bool) -> None:
         if view is None:
             for topic, parts in sorted(m.partitions.items()):
                 click.echo(f"    assigned {topic}: {parts}")
-            click.echo("    (the worker did not answer /ops/assignment: down, or CROWNSTREAM_STAFF_TOKEN unset/wrong here)")
+            click.echo(
+                "    (the worker did not answer /ops/assignment: down, or CROWNSTREAM_STAFF_TOKEN unset/wrong here)"
+            )
             continue
         click.echo(f"    actives:  {', '.join(view['actives']) or '-'}")
         click.echo(f"    standbys: {', '.join(view['standbys']) or '-'}")

@@ -18,10 +18,20 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 SECRETS = ("staff_token", "user_token_key", "unsubscribe_secret")
 MIN_SECRET_LENGTH = 32
 #: Values that were ever written in this project's files or are placeholders people copy: never a production secret.
-KNOWN_SECRETS = frozenset({
-    "change-me", "change-me-too", "changeme", "secret", "password", "token", "test-token", "link-secret",
-    "crownstream", "crownstream-dev-unsubscribe-secret",
-})
+KNOWN_SECRETS = frozenset(
+    {
+        "change-me",
+        "change-me-too",
+        "changeme",
+        "secret",
+        "password",
+        "token",
+        "test-token",
+        "link-secret",
+        "crownstream",
+        "crownstream-dev-unsubscribe-secret",
+    }
+)
 #: What development mode signs with when a key is unset. Public on purpose: anyone can forge with them, which is
 #: why a worker outside development mode refuses to start while one is in use.
 DEV_USER_TOKEN_KEY = "crownstream-development-user-token-key-not-a-secret"
@@ -38,8 +48,12 @@ class Settings(BaseSettings):
 
     # --- Kafka -----------------------------------------------------------------------------------------
     kafka_bootstrap: str = Field("127.0.0.1:19092", description="Kafka bootstrap servers, comma-separated host:port.")
-    app_id: str = Field("crownstream", description="Faust app id: the consumer group and the prefix of internal topics.")
-    topic_prefix: str = Field("", description="Prefix for every Crownstream topic, so several deployments can share a cluster.")
+    app_id: str = Field(
+        "crownstream", description="Faust app id: the consumer group and the prefix of internal topics."
+    )
+    topic_prefix: str = Field(
+        "", description="Prefix for every Crownstream topic, so several deployments can share a cluster."
+    )
     topic_partitions: int = Field(8, ge=1, description="Partitions of the keyed input/output topics.")
     topic_replication: int = Field(1, ge=1, description="Replication factor of created topics (3 in production).")
     processing_guarantee: Literal["exactly_once", "at_least_once"] = Field(
@@ -51,22 +65,31 @@ class Settings(BaseSettings):
 
     # --- Workers ---------------------------------------------------------------------------------------
     web_host: str = Field("127.0.0.1", description="Interface the worker's HTTP server binds to.")
-    web_port: int = Field(6066, ge=1, le=65535, description="Port of the worker's HTTP server (queries, metrics, health).")
+    web_port: int = Field(
+        6066, ge=1, le=65535, description="Port of the worker's HTTP server (queries, metrics, health)."
+    )
     canonical_url: str | None = Field(
         None, description="URL other workers use to reach this one (query routing); default http://web_host:web_port."
     )
-    data_dir: str = Field(".state/workers", description="Where workers keep RocksDB table state (one subfolder per worker).")
+    data_dir: str = Field(
+        ".state/workers", description="Where workers keep RocksDB table state (one subfolder per worker)."
+    )
     session_timeout_s: float = Field(
         10.0, gt=0, description="How long the group waits for a silent worker before moving its partitions."
     )
-    table_standby_replicas: int = Field(1, ge=0, description="Standby replicas of each table partition, for fast failover.")
+    table_standby_replicas: int = Field(
+        1, ge=0, description="Standby replicas of each table partition, for fast failover."
+    )
     table_restore: Literal["consumer", "faust"] = Field(
-        "consumer", description="How active table partitions are restored: a restore consumer of their own "
+        "consumer",
+        description="How active table partitions are restored: a restore consumer of their own "
         "(crownstream/engine/recovery.py), or 'faust', Faust's own recovery — slower and known to lose changelog records "
         "under back-to-back rebalances; kept to compare against (bench/restart.py).",
     )
     ranking_changes_top: int = Field(
-        10, ge=0, description="ranking.changed is emitted for every team whose own standing changed, and for teams "
+        10,
+        ge=0,
+        description="ranking.changed is emitted for every team whose own standing changed, and for teams "
         "only pushed up or down by others when within this many top ranks (or a stage's prize places, if more).",
     )
     log_level: str = Field("info", description="Worker log level.")
@@ -102,7 +125,9 @@ class Settings(BaseSettings):
         False, description="Allow webhook/Discord URLs on private, loopback and link-local addresses (tests, demo)."
     )
     ledger_retention_days: int = Field(30, ge=1, description="`ledger prune` default: delivered rows older than this.")
-    webhook_timeout_s: float = Field(10.0, gt=0, description="Deadline of one outbound webhook request, connect to last byte.")
+    webhook_timeout_s: float = Field(
+        10.0, gt=0, description="Deadline of one outbound webhook request, connect to last byte."
+    )
     webhook_disable_after_s: float = Field(
         5 * 24 * 3600.0, gt=0, description="An endpoint failing without a success for this long is disabled."
     )
@@ -117,7 +142,9 @@ class Settings(BaseSettings):
     email_from: str = Field("Crownstream <notifications@crownstream.invalid>", description="From: of every email.")
     email_message_id_domain: str = Field("crownstream.invalid", description="Right-hand side of Message-IDs.")
     public_url: str = Field("http://127.0.0.1:6066", description="Base URL of links in emails (unsubscribe, feed).")
-    discord_timeout_s: float = Field(10.0, gt=0, description="Deadline of one Discord execute-webhook request, connect to last byte.")
+    discord_timeout_s: float = Field(
+        10.0, gt=0, description="Deadline of one Discord execute-webhook request, connect to last byte."
+    )
     discord_max_429_waits: int = Field(
         5, ge=0, description="429 answers waited out in place before the delivery is rescheduled as a retry."
     )
@@ -128,7 +155,9 @@ class Settings(BaseSettings):
         "", description="Prefix of the links in notifications (e.g. https://play.example.com); empty = paths only."
     )
     notifications_tick_s: float = Field(
-        1.0, gt=0, description="How often a worker looks for due digests, quiet-hour releases and scheduled notifications."
+        1.0,
+        gt=0,
+        description="How often a worker looks for due digests, quiet-hour releases and scheduled notifications.",
     )
     notifications_broadcast_chunk: int = Field(
         500, ge=1, description="Users fanned out per step of an all-users broadcast; other events run between steps."
@@ -136,31 +165,41 @@ class Settings(BaseSettings):
     clock_start: datetime | None = Field(
         None, description="Test hook: the notification clock starts at this instant instead of now (ISO 8601)."
     )
-    clock_speed: float = Field(1.0, gt=0, description="Test hook: how many times faster than real time that clock runs.")
+    clock_speed: float = Field(
+        1.0, gt=0, description="Test hook: how many times faster than real time that clock runs."
+    )
     fault_abort_after_sends: int = Field(
-        0, ge=0, description="Test hook: after this many transactional sends, the worker aborts its open transactions "
-                             "once instead of committing them (what a fenced producer sees); 0 = never.",
+        0,
+        ge=0,
+        description="Test hook: after this many transactional sends, the worker aborts its open transactions "
+        "once instead of committing them (what a fenced producer sees); 0 = never.",
     )
 
     # --- Security --------------------------------------------------------------------------------------
     dev_mode: bool = Field(
-        False, description="Development mode (the demo, the tests): workers accept unset or well-known secrets. "
+        False,
+        description="Development mode (the demo, the tests): workers accept unset or well-known secrets. "
         "Never in production: without it a worker refuses to start while a secret below is unset or a known value.",
     )
     staff_token: str | None = Field(
-        None, description="Bearer token of staff actions (overrides, endpoint administration, DLQ replay, ops views). "
+        None,
+        description="Bearer token of staff actions (overrides, endpoint administration, DLQ replay, ops views). "
         "At least 32 characters; required unless dev_mode.",
     )
     user_token_key: str | None = Field(
-        None, description="Key of the HMAC that signs per-user bearer tokens (minted by the platform backend with "
+        None,
+        description="Key of the HMAC that signs per-user bearer tokens (minted by the platform backend with "
         "`crownstream token mint` or crownstream.web.auth.mint_user_token). At least 32 characters; required unless "
         "dev_mode. The same on every worker.",
     )
     user_token_max_ttl_s: int = Field(
-        86_400, ge=60, description="Longest lifetime a user token may have; a token valid for longer is refused.",
+        86_400,
+        ge=60,
+        description="Longest lifetime a user token may have; a token valid for longer is refused.",
     )
     unsubscribe_secret: str | None = Field(
-        None, description="Key of the HMAC that signs one-click unsubscribe links (anyone who knows it can "
+        None,
+        description="Key of the HMAC that signs one-click unsubscribe links (anyone who knows it can "
         "unsubscribe anyone). At least 32 characters; required unless dev_mode. The same on every worker.",
     )
 
@@ -169,11 +208,15 @@ class Settings(BaseSettings):
     http_max_json_depth: int = Field(32, ge=2, description="Deepest nesting of a JSON request body.")
     http_max_ids: int = Field(1000, ge=1, description="Most ids one request may name (feed read marks).")
     sink_retry_after_max_s: float = Field(
-        300.0, gt=0, description="Longest Retry-After / X-RateLimit-Reset-After a sink waits; a longer one is capped "
+        300.0,
+        gt=0,
+        description="Longest Retry-After / X-RateLimit-Reset-After a sink waits; a longer one is capped "
         "and the attempt counted as failed.",
     )
     sink_response_body_max_bytes: int = Field(
-        16_384, ge=256, description="Most bytes a sink reads of a receiver's non-2xx answer (for the error text).",
+        16_384,
+        ge=256,
+        description="Most bytes a sink reads of a receiver's non-2xx answer (for the error text).",
     )
     sink_max_url_length: int = Field(2048, ge=64, description="Longest webhook or Discord URL accepted.")
 
@@ -227,8 +270,9 @@ class Settings(BaseSettings):
         problems = self.secret_problems()
         if problems:
             raise InsecureSecrets(
-                "refusing to start a worker with unsafe secrets:\n  - " + "\n  - ".join(problems) +
-                "\nSet each to its own long random value (e.g. `python -c 'import secrets; "
+                "refusing to start a worker with unsafe secrets:\n  - "
+                + "\n  - ".join(problems)
+                + "\nSet each to its own long random value (e.g. `python -c 'import secrets; "
                 "print(secrets.token_urlsafe(32))'`), the same on every worker; or, on a development machine "
                 "only, set CROWNSTREAM_DEV_MODE=true."
             )

@@ -20,8 +20,14 @@ def token() -> None:
 
 @token.command("mint")
 @click.argument("user_id")
-@click.option("--ttl", "ttl_s", type=int, default=3600, show_default=True,
-              help="Lifetime in seconds (at most CROWNSTREAM_USER_TOKEN_MAX_TTL_S).")
+@click.option(
+    "--ttl",
+    "ttl_s",
+    type=int,
+    default=3600,
+    show_default=True,
+    help="Lifetime in seconds (at most CROWNSTREAM_USER_TOKEN_MAX_TTL_S).",
+)
 def token_mint(user_id: str, ttl_s: int) -> None:
     """Print a bearer token that opens USER_ID's own preferences, feed and webhooks for --ttl seconds."""
     from crownstream.web.auth import mint_user_token

@@ -90,14 +90,29 @@ class Notice:
         return CATALOG[self.notification_type].critical
 
     def to_dict(self) -> dict[str, Any]:
-        return {"type": self.notification_type, "source": self.source_event_id,
-                "created_at": self.created_at.isoformat(), "title": self.title, "body": self.body,
-                "path": self.path, "data": self.data, "tournament_id": self.tournament_id}
+        return {
+            "type": self.notification_type,
+            "source": self.source_event_id,
+            "created_at": self.created_at.isoformat(),
+            "title": self.title,
+            "body": self.body,
+            "path": self.path,
+            "data": self.data,
+            "tournament_id": self.tournament_id,
+        }
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "Notice":
-        return cls(d["type"], d["source"], datetime.fromisoformat(d["created_at"]), d["title"], d["body"],
-                   d["path"], d["data"], d["tournament_id"])
+    def from_dict(cls, d: dict[str, Any]) -> Notice:
+        return cls(
+            d["type"],
+            d["source"],
+            datetime.fromisoformat(d["created_at"]),
+            d["title"],
+            d["body"],
+            d["path"],
+            d["data"],
+            d["tournament_id"],
+        )
 
 
 def _money(m: ev.Money) -> str:
@@ -119,44 +134,78 @@ Builder = Callable[[Any], tuple[str, str, str | None, dict[str, Any], Target]]
 
 def _invite_sent(e: ev.InviteSent):
     team = e.team_name or e.team_id
-    return (f"You're invited to join {team}", f"{e.invited_by} invited you to {team}.", f"/teams/{e.team_id}/invites",
-            {"team_id": e.team_id, "team_name": e.team_name, "invited_by": e.invited_by}, Target(users=(e.user_id,)))
+    return (
+        f"You're invited to join {team}",
+        f"{e.invited_by} invited you to {team}.",
+        f"/teams/{e.team_id}/invites",
+        {"team_id": e.team_id, "team_name": e.team_name, "invited_by": e.invited_by},
+        Target(users=(e.user_id,)),
+    )
 
 
 def _invite_accepted(e: ev.InviteAccepted):
-    return (f"{e.user_id} joined your team", "", f"/teams/{e.team_id}", {"team_id": e.team_id, "user_id": e.user_id},
-            Target(teams=(e.team_id,)))
+    return (
+        f"{e.user_id} joined your team",
+        "",
+        f"/teams/{e.team_id}",
+        {"team_id": e.team_id, "user_id": e.user_id},
+        Target(teams=(e.team_id,)),
+    )
 
 
 def _roster(e: ev.RosterChanged):
-    parts = ([f"added {', '.join(e.added)}"] if e.added else []) + ([f"removed {', '.join(e.removed)}"] if e.removed else [])
+    parts = ([f"added {', '.join(e.added)}"] if e.added else []) + (
+        [f"removed {', '.join(e.removed)}"] if e.removed else []
+    )
     # Removed members are told too: the team lookup no longer includes them.
-    return ("Your team's roster changed", "; ".join(parts).capitalize() + ".", f"/teams/{e.team_id}",
-            {"team_id": e.team_id, "added": list(e.added), "removed": list(e.removed)},
-            Target(users=tuple(e.removed), teams=(e.team_id,)))
+    return (
+        "Your team's roster changed",
+        "; ".join(parts).capitalize() + ".",
+        f"/teams/{e.team_id}",
+        {"team_id": e.team_id, "added": list(e.added), "removed": list(e.removed)},
+        Target(users=tuple(e.removed), teams=(e.team_id,)),
+    )
 
 
 def _registered(e: ev.TournamentRegistered):
-    return (f"{e.team_name} is registered", f"{e.team_name} is registered for tournament {e.tournament_id}.",
-            f"/tournaments/{e.tournament_id}", {"team_id": e.team_id, "team_name": e.team_name},
-            Target(users=tuple(dict.fromkeys(e.user_ids)), teams=(e.team_id,)))
+    return (
+        f"{e.team_name} is registered",
+        f"{e.team_name} is registered for tournament {e.tournament_id}.",
+        f"/tournaments/{e.tournament_id}",
+        {"team_id": e.team_id, "team_name": e.team_name},
+        Target(users=tuple(dict.fromkeys(e.user_ids)), teams=(e.team_id,)),
+    )
 
 
 def _bracket(e: ev.BracketReady):
-    return ("The bracket is ready", f"Stage {e.stage_id} has its bracket.", f"/tournaments/{e.tournament_id}/stages/{e.stage_id}",
-            {"stage_id": e.stage_id}, Target(tournaments=(e.tournament_id,)))
+    return (
+        "The bracket is ready",
+        f"Stage {e.stage_id} has its bracket.",
+        f"/tournaments/{e.tournament_id}/stages/{e.stage_id}",
+        {"stage_id": e.stage_id},
+        Target(tournaments=(e.tournament_id,)),
+    )
 
 
 def _scheduled_match(e: ev.MatchScheduled):
     target = Target(teams=tuple(dict.fromkeys(e.team_ids))) if e.team_ids else Target(tournaments=(e.tournament_id,))
-    return (f"Match {e.match_id} is scheduled", f"Starts at {e.scheduled_at.strftime('%Y-%m-%d %H:%M UTC')}.",
-            f"/tournaments/{e.tournament_id}/matches/{e.match_id}",
-            {"stage_id": e.stage_id, "match_id": e.match_id, "scheduled_at": e.scheduled_at.isoformat()}, target)
+    return (
+        f"Match {e.match_id} is scheduled",
+        f"Starts at {e.scheduled_at.strftime('%Y-%m-%d %H:%M UTC')}.",
+        f"/tournaments/{e.tournament_id}/matches/{e.match_id}",
+        {"stage_id": e.stage_id, "match_id": e.match_id, "scheduled_at": e.scheduled_at.isoformat()},
+        target,
+    )
 
 
 def _started(e: ev.MatchStarted):
-    return (f"Match {e.match_id} started", "", f"/tournaments/{e.tournament_id}/matches/{e.match_id}",
-            {"stage_id": e.stage_id, "match_id": e.match_id}, Target(tournaments=(e.tournament_id,)))
+    return (
+        f"Match {e.match_id} started",
+        "",
+        f"/tournaments/{e.tournament_id}/matches/{e.match_id}",
+        {"stage_id": e.stage_id, "match_id": e.match_id},
+        Target(tournaments=(e.tournament_id,)),
+    )
 
 
 def _result(e: ev.MatchCompleted):
@@ -168,26 +217,50 @@ def _result(e: ev.MatchCompleted):
         teams = tuple(r.team_ids)
         body = f"Game {r.game_number}: {r.winner_team_id} won."
     title = f"Result of match {e.match_id}" + (f" (corrected, revision {e.revision})" if e.revision > 1 else "")
-    return (title, body, f"/tournaments/{e.tournament_id}/matches/{e.match_id}",
-            {"stage_id": e.stage_id, "match_id": e.match_id, "revision": e.revision}, Target(teams=teams))
+    return (
+        title,
+        body,
+        f"/tournaments/{e.tournament_id}/matches/{e.match_id}",
+        {"stage_id": e.stage_id, "match_id": e.match_id, "revision": e.revision},
+        Target(teams=teams),
+    )
 
 
 def _disputed(e: ev.MatchDisputed):
-    return (f"Result of match {e.match_id} disputed", e.reason, f"/tournaments/{e.tournament_id}/matches/{e.match_id}",
-            {"stage_id": e.stage_id, "match_id": e.match_id, "team_id": e.team_id}, Target(teams=(e.team_id,)))
+    return (
+        f"Result of match {e.match_id} disputed",
+        e.reason,
+        f"/tournaments/{e.tournament_id}/matches/{e.match_id}",
+        {"stage_id": e.stage_id, "match_id": e.match_id, "team_id": e.team_id},
+        Target(teams=(e.team_id,)),
+    )
 
 
 def _ranking(e: ev.RankingChanged):
     moved = f"from #{e.old_rank} to #{e.new_rank}" if e.old_rank else f"in at #{e.new_rank}"
-    return (f"Your team is now #{e.new_rank}", f"Moved {moved} with {e.points} points.",
-            f"/tournaments/{e.tournament_id}/standings",
-            {"stage_id": e.stage_id, "team_id": e.team_id, "old_rank": e.old_rank, "new_rank": e.new_rank,
-             "points": e.points}, Target(teams=(e.team_id,)))
+    return (
+        f"Your team is now #{e.new_rank}",
+        f"Moved {moved} with {e.points} points.",
+        f"/tournaments/{e.tournament_id}/standings",
+        {
+            "stage_id": e.stage_id,
+            "team_id": e.team_id,
+            "old_rank": e.old_rank,
+            "new_rank": e.new_rank,
+            "points": e.points,
+        },
+        Target(teams=(e.team_id,)),
+    )
 
 
 def _sponsor(e: ev.SponsorApproved):
-    return (f"Sponsor {e.sponsor} approved", "", f"/teams/{e.team_id}", {"team_id": e.team_id, "sponsor": e.sponsor},
-            Target(teams=(e.team_id,)))
+    return (
+        f"Sponsor {e.sponsor} approved",
+        "",
+        f"/teams/{e.team_id}",
+        {"team_id": e.team_id, "sponsor": e.sponsor},
+        Target(teams=(e.team_id,)),
+    )
 
 
 def _promotion(e: ev.PromotionStarted):
@@ -195,30 +268,53 @@ def _promotion(e: ev.PromotionStarted):
 
 
 def _payment(e: ev.PaymentVerified):
-    return (f"Payment of {_money(e.amount)} received", "", f"/payments/{e.payment_id}",
-            {"payment_id": e.payment_id, "amount": e.amount.model_dump()}, Target(users=(e.user_id,)))
+    return (
+        f"Payment of {_money(e.amount)} received",
+        "",
+        f"/payments/{e.payment_id}",
+        {"payment_id": e.payment_id, "amount": e.amount.model_dump()},
+        Target(users=(e.user_id,)),
+    )
 
 
 def _refund(e: ev.PaymentRefunded):
-    return (f"Refund of {_money(e.amount)}", e.reason, f"/payments/{e.payment_id}",
-            {"payment_id": e.payment_id, "amount": e.amount.model_dump(), "reason": e.reason},
-            Target(users=(e.user_id,)))
+    return (
+        f"Refund of {_money(e.amount)}",
+        e.reason,
+        f"/payments/{e.payment_id}",
+        {"payment_id": e.payment_id, "amount": e.amount.model_dump(), "reason": e.reason},
+        Target(users=(e.user_id,)),
+    )
 
 
 def _payout(e: ev.PayoutDistributed):
-    return (f"You placed #{e.placement}: {_money(e.prize)}", "", f"/tournaments/{e.tournament_id}/payouts",
-            {"stage_id": e.stage_id, "team_id": e.team_id, "placement": e.placement, "prize": e.prize.model_dump()},
-            Target(teams=(e.team_id,)))
+    return (
+        f"You placed #{e.placement}: {_money(e.prize)}",
+        "",
+        f"/tournaments/{e.tournament_id}/payouts",
+        {"stage_id": e.stage_id, "team_id": e.team_id, "placement": e.placement, "prize": e.prize.model_dump()},
+        Target(teams=(e.team_id,)),
+    )
 
 
 def _achievement(e: ev.AchievementEarned):
-    return (f"Achievement unlocked: {e.achievement}", "", f"/users/{e.user_id}/achievements",
-            {"achievement": e.achievement}, Target(users=(e.user_id,)))
+    return (
+        f"Achievement unlocked: {e.achievement}",
+        "",
+        f"/users/{e.user_id}/achievements",
+        {"achievement": e.achievement},
+        Target(users=(e.user_id,)),
+    )
 
 
 def _completed(e: ev.TournamentCompleted):
-    return ("The tournament is over", f"Final standings of stage {e.stage_id} are in.",
-            f"/tournaments/{e.tournament_id}/standings", {"stage_id": e.stage_id}, Target(tournaments=(e.tournament_id,)))
+    return (
+        "The tournament is over",
+        f"Final standings of stage {e.stage_id} are in.",
+        f"/tournaments/{e.tournament_id}/standings",
+        {"stage_id": e.stage_id},
+        Target(tournaments=(e.tournament_id,)),
+    )
 
 
 def _scheduled(e: ev.NotificationScheduled):
@@ -230,13 +326,25 @@ def _broadcast(e: ev.BroadcastRequested):
 
 
 BUILDERS: dict[str, Builder] = {
-    "invite.sent": _invite_sent, "invite.accepted": _invite_accepted, "roster.changed": _roster,
-    "tournament.registered": _registered, "bracket.ready": _bracket, "match.scheduled": _scheduled_match,
-    "match.started": _started, "match.completed": _result, "match.disputed": _disputed,
-    "ranking.changed": _ranking, "sponsor.approved": _sponsor, "promotion.started": _promotion,
-    "payment.verified": _payment, "payment.refunded": _refund, "payout.distributed": _payout,
-    "achievement.earned": _achievement, "tournament.completed": _completed,
-    "notification.scheduled": _scheduled, "broadcast.requested": _broadcast,
+    "invite.sent": _invite_sent,
+    "invite.accepted": _invite_accepted,
+    "roster.changed": _roster,
+    "tournament.registered": _registered,
+    "bracket.ready": _bracket,
+    "match.scheduled": _scheduled_match,
+    "match.started": _started,
+    "match.completed": _result,
+    "match.disputed": _disputed,
+    "ranking.changed": _ranking,
+    "sponsor.approved": _sponsor,
+    "promotion.started": _promotion,
+    "payment.verified": _payment,
+    "payment.refunded": _refund,
+    "payout.distributed": _payout,
+    "achievement.earned": _achievement,
+    "tournament.completed": _completed,
+    "notification.scheduled": _scheduled,
+    "broadcast.requested": _broadcast,
 }
 assert set(BUILDERS) == set(BY_EVENT), "every catalog type needs a builder"
 
@@ -248,5 +356,13 @@ def notice_for(event: ev.Envelope, source_id: str | None = None) -> tuple[Notice
         return None
     title, body, path, data, target = BUILDERS[event.type](event)
     source = source_id or event.event_id
-    return Notice(kind.name, source, event.occurred_at, title[:256], body[:4000], path, data,
-                  getattr(event, "tournament_id", None)), target
+    return Notice(
+        kind.name,
+        source,
+        event.occurred_at,
+        title[:256],
+        body[:4000],
+        path,
+        data,
+        getattr(event, "tournament_id", None),
+    ), target

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import time as _time
 from dataclasses import dataclass
-from datetime import date, datetime, time, timedelta, timezone
+from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 from crownstream.notifications.preferences import Preferences, QuietHours
@@ -19,7 +19,7 @@ from crownstream.notifications.preferences import Preferences, QuietHours
 
 class Clock:
     def now(self) -> datetime:
-        return datetime.now(timezone.utc)
+        return datetime.now(UTC)
 
 
 @dataclass
@@ -44,7 +44,7 @@ def local_instant(day: date, at: time, zone: ZoneInfo) -> datetime:
     a spring-forward gap that is the instant the clock shows an hour later (02:30 -> 03:30), for an
     ambiguous fall-back time the first of its two occurrences. Both are what a "daily at 02:30" user means.
     """
-    return datetime.combine(day, at).replace(tzinfo=zone, fold=0).astimezone(timezone.utc)
+    return datetime.combine(day, at).replace(tzinfo=zone, fold=0).astimezone(UTC)
 
 
 def digest_due(prefs: Preferences, now: datetime, last_sent_day: str | None) -> tuple[str, datetime] | None:

@@ -28,7 +28,7 @@ class QuietHours(Model):
     end: dt.time
 
     @model_validator(mode="after")
-    def _not_empty(self) -> "QuietHours":
+    def _not_empty(self) -> QuietHours:
         if self.start == self.end:
             raise ValueError("quiet hours start and end must differ (an empty window is no window: omit it)")
         return self
@@ -53,12 +53,14 @@ class Preferences(Model):
     )
     opt_out_channels: list[Channel] = Field(default_factory=list, description="Channels never used (except critical).")
     unsubscribed_channels: list[Channel] = Field(
-        default_factory=list, description="Hard unsubscribe (e.g. email, where law requires it): honoured even for critical types."
+        default_factory=list,
+        description="Hard unsubscribe (e.g. email, where law requires it): honoured even for critical types.",
     )
     digest: Digest = Field(default_factory=Digest)
     quiet_hours: QuietHours | None = None
-    timezone: Text = Field("UTC", max_length=64,
-                           description="IANA timezone of digest time and quiet hours, e.g. Europe/Berlin.")
+    timezone: Text = Field(
+        "UTC", max_length=64, description="IANA timezone of digest time and quiet hours, e.g. Europe/Berlin."
+    )
     contact: ContactInfo = Field(default_factory=ContactInfo)
 
     @field_validator("types")
@@ -79,7 +81,7 @@ class Preferences(Model):
         return value
 
     @model_validator(mode="after")
-    def _digest_types_known(self) -> "Preferences":
+    def _digest_types_known(self) -> Preferences:
         unknown = sorted(set(self.digest.types) - set(CATALOG))
         if unknown:
             raise ValueError(f"digest.types has unknown notification types {unknown}")
@@ -94,8 +96,13 @@ class Preferences(Model):
 
     def contact_for_delivery(self) -> Contact:
         c = self.contact
-        return Contact(email=c.email, discord_webhook_url=c.discord_webhook_url, display_name=c.display_name,
-                       locale=c.locale, timezone=self.timezone)
+        return Contact(
+            email=c.email,
+            discord_webhook_url=c.discord_webhook_url,
+            display_name=c.display_name,
+            locale=c.locale,
+            timezone=self.timezone,
+        )
 
 
 DEFAULTS = Preferences()
@@ -116,8 +123,10 @@ def _find_control(data: Any) -> str | None:
             found = control_character(value)
             if found is not None:
                 # The position only: the value may be a credential (a Discord webhook URL).
-                return (f"{where}: contains the control character U+{ord(found[1]):04X} at index {found[0]}; "
-                        "remove it (no control characters are allowed in preferences)")
+                return (
+                    f"{where}: contains the control character U+{ord(found[1]):04X} at index {found[0]}; "
+                    "remove it (no control characters are allowed in preferences)"
+                )
         elif isinstance(value, dict):
             for key, item in reversed(list(value.items())):
                 if control_character(str(key)) is not None:
@@ -140,4 +149,3 @@ def parse_preferences(data: Any) -> Preferences:
     except ValidationError as exc:
         problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or '(preferences)'}: {e['msg']}" for e in exc.errors())
         raise InvalidPreferences(problems) from None
-

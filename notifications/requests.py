@@ -23,36 +23,61 @@ def link(base: str, path: str | None) -> str | None:
     return base.rstrip("/") + path if base else path
 
 
-def single_request(notice: Notice, user_id: str, channel: str, contact: Contact, link_base: str = "") -> DeliveryRequest:
+def single_request(
+    notice: Notice, user_id: str, channel: str, contact: Contact, link_base: str = ""
+) -> DeliveryRequest:
     return DeliveryRequest(
         dedup_key=dedup_key(notice.source_event_id, user_id, channel, notice.notification_type),
-        channel=channel, kind="single", notification_type=notice.notification_type, user_id=user_id,
-        source_event_id=notice.source_event_id, tournament_id=notice.tournament_id,
-        critical=CATALOG[notice.notification_type].critical, created_at=notice.created_at, title=notice.title,
-        body=notice.body, url=link(link_base, notice.path), data=notice.data, contact=contact,
+        channel=channel,
+        kind="single",
+        notification_type=notice.notification_type,
+        user_id=user_id,
+        source_event_id=notice.source_event_id,
+        tournament_id=notice.tournament_id,
+        critical=CATALOG[notice.notification_type].critical,
+        created_at=notice.created_at,
+        title=notice.title,
+        body=notice.body,
+        url=link(link_base, notice.path),
+        data=notice.data,
+        contact=contact,
     )
 
 
 def digest_item(notice: Notice, link_base: str = "") -> dict[str, Any]:
-    return DigestItem(notification_type=notice.notification_type, source_event_id=notice.source_event_id,
-                      occurred_at=notice.created_at, title=notice.title, body=notice.body,
-                      url=link(link_base, notice.path)).model_dump(mode="json")
+    return DigestItem(
+        notification_type=notice.notification_type,
+        source_event_id=notice.source_event_id,
+        occurred_at=notice.created_at,
+        title=notice.title,
+        body=notice.body,
+        url=link(link_base, notice.path),
+    ).model_dump(mode="json")
 
 
 def digest_id(user_id: str, day: str) -> str:
     return f"digest:{user_id}:{day}"
 
 
-def digest_request(user_id: str, channel: str, day: str, at: datetime, items: list[dict[str, Any]],
-                   contact: Contact) -> DeliveryRequest:
+def digest_request(
+    user_id: str, channel: str, day: str, at: datetime, items: list[dict[str, Any]], contact: Contact
+) -> DeliveryRequest:
     """One digest per user, channel and local day: its id is the day, so a re-release is the same request."""
     source = digest_id(user_id, day)
     n = len(items)
     return DeliveryRequest(
-        dedup_key=dedup_key(source, user_id, channel, DIGEST_TYPE), channel=channel, kind="digest",
-        notification_type=DIGEST_TYPE, user_id=user_id, source_event_id=source, created_at=at,
-        title=f"Your daily digest: {n} notification{'s' if n != 1 else ''}", body="",
-        data={"day": day}, contact=contact, items=[DigestItem.model_validate(i) for i in items],
+        dedup_key=dedup_key(source, user_id, channel, DIGEST_TYPE),
+        channel=channel,
+        kind="digest",
+        notification_type=DIGEST_TYPE,
+        user_id=user_id,
+        source_event_id=source,
+        created_at=at,
+        title=f"Your daily digest: {n} notification{'s' if n != 1 else ''}",
+        body="",
+        data={"day": day},
+        contact=contact,
+        items=[DigestItem.model_validate(i) for i in items],
     )
 
 
@@ -64,7 +89,7 @@ class RequestTemplate:
     field order, so a rendered request is byte-identical to ``single_request(...).encode()`` (unit-tested).
     """
 
-    __slots__ = ("_proto", "_source", "_type", "_channel")
+    __slots__ = ("_channel", "_proto", "_source", "_type")
 
     def __init__(self, notice: Notice, channel: str, link_base: str = "") -> None:
         self._proto = single_request(notice, "template", channel, Contact(), link_base).model_dump(mode="json")

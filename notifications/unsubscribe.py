@@ -39,5 +39,6 @@ def without_email(prefs: Preferences, notification_type: str) -> Preferences:
         raise ValueError(f"unknown notification type {notification_type!r}; known: {sorted(CATALOG)} or 'all'")
     current = prefs.types.get(notification_type, sorted(CATALOG[notification_type].default_channels))
     kept = [channel for channel in current if channel != EMAIL]
-    return Preferences.model_validate({**prefs.model_dump(mode="json"),
-                                       "types": {**prefs.types, notification_type: kept}})
+    return Preferences.model_validate(
+        {**prefs.model_dump(mode="json"), "types": {**prefs.types, notification_type: kept}}
+    )

@@ -53,7 +53,7 @@ def decode(raw: bytes | None, *, max_bytes: int = 512_000) -> Envelope | Rejecti
     """Never raises: whatever ``raw`` holds, an event or a ``Rejection``."""
     try:
         return _decode(raw, max_bytes)
-    except Exception as exc:  # noqa: BLE001  (the contract: a bug here must cost one record, not the agent)
+    except Exception as exc:
         return Rejection("decode_error", cap_reason(f"record could not be decoded: {type(exc).__name__}: {exc}"))
 
 
@@ -61,7 +61,9 @@ def _decode(raw: bytes | None, max_bytes: int) -> Envelope | Rejection:
     if raw is None or len(raw) == 0:
         return Rejection("empty", "record has no value (tombstone or empty message); an event is a JSON object")
     if len(raw) > max_bytes:
-        return Rejection("oversize", f"record is {len(raw)} bytes; the limit is {max_bytes} (CROWNSTREAM_MAX_EVENT_BYTES)")
+        return Rejection(
+            "oversize", f"record is {len(raw)} bytes; the limit is {max_bytes} (CROWNSTREAM_MAX_EVENT_BYTES)"
+        )
     try:
         data = orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
@@ -73,7 +75,7 @@ def from_dict(data: Any) -> Envelope | Rejection:
     """A dict -> an event or a ``Rejection``; never raises (see ``decode``)."""
     try:
         return _from_dict(data)
-    except Exception as exc:  # noqa: BLE001
+    except Exception as exc:
         return Rejection("decode_error", cap_reason(f"record could not be validated: {type(exc).__name__}: {exc}"))
 
 
@@ -86,8 +88,9 @@ def _from_dict(data: Any) -> Envelope | Rejection:
     if not isinstance(event_type, str) or event_type not in EVENT_MODELS:
         known = ", ".join(sorted(EVENT_MODELS))
         shown = repr(event_type) if not isinstance(event_type, (dict, list)) else type(event_type).__name__
-        return Rejection("unknown_type", cap_reason(f"unknown event type {shown[:80]}; known types: {known}"), None,
-                         event_id)
+        return Rejection(
+            "unknown_type", cap_reason(f"unknown event type {shown[:80]}; known types: {known}"), None, event_id
+        )
     version = data.get("schema_version", 1)
     supported = SUPPORTED_VERSIONS[event_type]
     if isinstance(version, bool) or not isinstance(version, int):
@@ -95,7 +98,9 @@ def _from_dict(data: Any) -> Envelope | Rejection:
         shown = repr(version) if not isinstance(version, (dict, list)) else type(version).__name__
         return Rejection(
             "invalid",
-            cap_reason(f"{event_type} schema_version must be an integer (supported: {sorted(supported)}), got {shown[:80]}"),
+            cap_reason(
+                f"{event_type} schema_version must be an integer (supported: {sorted(supported)}), got {shown[:80]}"
+            ),
             event_type,
             event_id,
         )
@@ -124,7 +129,11 @@ def describe_errors(exc: ValidationError, event_type: str) -> str:
         shown = repr(value) if not isinstance(value, dict) else "{…}"
         if len(shown) > 80:
             shown = shown[:77] + "..."
-        lines.append(f"{field}: {err['msg']} (got {shown})" if err["type"] != "missing" else f"{field}: required field is missing")
+        lines.append(
+            f"{field}: {err['msg']} (got {shown})"
+            if err["type"] != "missing"
+            else f"{field}: required field is missing"
+        )
     more = f"; and {len(lines) - _ERRORS_SHOWN} more problem(s)" if len(lines) > _ERRORS_SHOWN else ""
     return cap_reason(f"invalid {event_type}: " + "; ".join(lines[:_ERRORS_SHOWN]) + more)
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Annotated, Literal
 
 from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, Strict, StringConstraints
@@ -45,11 +45,13 @@ def _refuse_control(multiline: bool):
 # One-line text (names, titles, actors) and multi-line text (reasons, bodies). Length limits stay per field.
 # The JSON Schema documents the rule as a pattern; the validator gives the clearer message.
 Text = Annotated[
-    str, AfterValidator(_refuse_control(multiline=False)),
+    str,
+    AfterValidator(_refuse_control(multiline=False)),
     Field(json_schema_extra={"pattern": "^[^\\u0000-\\u001f\\u007f-\\u009f]*$"}),
 ]
 MultilineText = Annotated[
-    str, AfterValidator(_refuse_control(multiline=True)),
+    str,
+    AfterValidator(_refuse_control(multiline=True)),
     Field(json_schema_extra={"pattern": "^[^\\u0000-\\u0008\\u000b-\\u001f\\u007f-\\u009f]*$"}),
 ]
 
@@ -69,7 +71,7 @@ StrictInt = Annotated[int, Strict()]
 
 
 def _to_utc(value: datetime) -> datetime:
-    return value.astimezone(timezone.utc)
+    return value.astimezone(UTC)
 
 
 # A timezone-aware instant, normalised to UTC. Naive datetimes are rejected: a result stamped "19:00" with no
@@ -111,6 +113,4 @@ class AllUsersAudience(Model):
     kind: Literal["all_users"] = "all_users"
 
 
-Audience = Annotated[
-    UsersAudience | TeamAudience | TournamentAudience | AllUsersAudience, Field(discriminator="kind")
-]
+Audience = Annotated[UsersAudience | TeamAudience | TournamentAudience | AllUsersAudience, Field(discriminator="kind")]

@@ -94,8 +94,10 @@ def decode_delivery(raw: bytes | None) -> DeliveryRequest:
         raise InvalidDelivery(f"a delivery request is a JSON object, got {type(data).__name__}")
     version = data.get("schema_version", 1)
     if version not in SUPPORTED_DELIVERY_VERSIONS:
-        raise InvalidDelivery(f"delivery schema_version {version!r} is not supported "
-                              f"(supported: {sorted(SUPPORTED_DELIVERY_VERSIONS)}); upgrade the sink workers")
+        raise InvalidDelivery(
+            f"delivery schema_version {version!r} is not supported "
+            f"(supported: {sorted(SUPPORTED_DELIVERY_VERSIONS)}); upgrade the sink workers"
+        )
     try:
         return DeliveryRequest.model_validate(data)
     except ValidationError as exc:

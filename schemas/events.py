@@ -11,14 +11,25 @@ deduplicates by it. Use the platform's own id (e.g. "match-812:completed:r2"), o
 
 from __future__ import annotations
 
-from typing import Annotated, Literal, Union
+from typing import Annotated, Literal
 
 from pydantic import Discriminator, Field, Tag, field_validator, model_validator
 
 from crownstream.schemas.common import (
-    KILLS_MAX, POINTS_MAX, SEQUENCE_MAX, STARTING_POINTS_MAX, Audience, Id, Model, Money, MultilineText, StrictInt,
-    Text, UtcDatetime,
+    KILLS_MAX,
+    POINTS_MAX,
+    SEQUENCE_MAX,
+    STARTING_POINTS_MAX,
+    Audience,
+    Id,
+    Model,
+    Money,
+    MultilineText,
+    StrictInt,
+    Text,
+    UtcDatetime,
 )
+
 # The scoring engine's own rules are the contract's: the edge refuses what the handlers would fail on, with the
 # engine's messages, so a stage's rules can never be stored and then break every later result of the stage.
 from crownstream.standings.groups import GroupPointsRule
@@ -50,19 +61,28 @@ def _table_kind(value: object) -> str | None:
 class BattleRoyaleRules(Model):
     format: Literal["battle_royale"] = "battle_royale"
     point_table: Annotated[
-        Union[
-            Annotated[str, Tag("name"), Field(json_schema_extra={"enum": sorted(NAMED_TABLES)})],
-            Annotated[list[Annotated[StrictInt, Field(ge=0, le=POINTS_MAX)]], Tag("points"),
-                      Field(min_length=1, max_length=PLACEMENT_MAX)],
+        Annotated[str, Tag("name"), Field(json_schema_extra={"enum": sorted(NAMED_TABLES)})]
+        | Annotated[
+            list[Annotated[StrictInt, Field(ge=0, le=POINTS_MAX)]],
+            Tag("points"),
+            Field(min_length=1, max_length=PLACEMENT_MAX),
         ],
         # Tagged by the value's JSON type, so that an error names one rule (not "not a string" beside it).
-        Discriminator(_table_kind, custom_error_type="point_table",
-                      custom_error_message="point_table must be a table name or a list of points per placement"),
+        Discriminator(
+            _table_kind,
+            custom_error_type="point_table",
+            custom_error_message="point_table must be a table name or a list of points per placement",
+        ),
     ] = Field(description="A named table (pubgm_2023, pubgm_2020, free_fire, algs) or the points for placement 1, 2, …")
     kill_points: StrictInt = Field(1, ge=0, le=POINTS_MAX)
-    kill_cap: StrictInt | None = Field(None, ge=0, le=POINTS_MAX, description="Most kills that score per team per match.")
+    kill_cap: StrictInt | None = Field(
+        None, ge=0, le=POINTS_MAX, description="Most kills that score per team per match."
+    )
     tiebreakers: list[Tiebreaker] | None = Field(
-        None, min_length=1, max_length=len(TIEBREAKERS), json_schema_extra={"uniqueItems": True},
+        None,
+        min_length=1,
+        max_length=len(TIEBREAKERS),
+        json_schema_extra={"uniqueItems": True},
         description="Ordered, each at most once; default per the engine.",
     )
     starting_points: dict[Id, Annotated[StrictInt, Field(ge=-STARTING_POINTS_MAX, le=STARTING_POINTS_MAX)]] = Field(
@@ -80,7 +100,7 @@ class BattleRoyaleRules(Model):
         return value
 
     @model_validator(mode="after")
-    def _engine_accepts(self) -> "BattleRoyaleRules":
+    def _engine_accepts(self) -> BattleRoyaleRules:
         # Whatever else the engine checks (tiebreakers listed twice, …), with its own message.
         RuleSet.from_dict(self.model_dump(mode="json"))
         return self
@@ -90,13 +110,14 @@ class SeriesGroupRules(Model):
     format: Literal["series_group"] = "series_group"
     best_of: Literal[1, 2, 3, 5, 7] = 3
     points: dict[Annotated[str, Field(max_length=8)], Annotated[StrictInt, Field(ge=0, le=POINTS_MAX)]] | None = Field(
-        None, max_length=16,
-        description='Points per final series score from the team\'s side, one for every final score of best_of, '
-                    'e.g. {"2-0": 3, "2-1": 2, "1-2": 1, "0-2": 0}; omitted: the engine\'s defaults.',
+        None,
+        max_length=16,
+        description="Points per final series score from the team's side, one for every final score of best_of, "
+        'e.g. {"2-0": 3, "2-1": 2, "1-2": 1, "0-2": 0}; omitted: the engine\'s defaults.',
     )
 
     @model_validator(mode="after")
-    def _every_final_score(self) -> "SeriesGroupRules":
+    def _every_final_score(self) -> SeriesGroupRules:
         # A table missing a final score would fail every later game of the stage: refused here, with the scores
         # that are missing or impossible.
         GroupPointsRule.from_dict(self.model_dump(mode="json"))
@@ -168,11 +189,13 @@ class LobbyResult(Model):
     """A whole battle-royale lobby: every team's placement and kills in one match."""
 
     format: Literal["battle_royale"] = "battle_royale"
-    sequence: StrictInt = Field(ge=1, le=SEQUENCE_MAX, description="Order of the match within the stage (1, 2, …); match-point rules use it.")
+    sequence: StrictInt = Field(
+        ge=1, le=SEQUENCE_MAX, description="Order of the match within the stage (1, 2, …); match-point rules use it."
+    )
     placements: list[TeamPlacement] = Field(min_length=1, max_length=1000)
 
     @model_validator(mode="after")
-    def _one_row_per_team(self) -> "LobbyResult":
+    def _one_row_per_team(self) -> LobbyResult:
         seen: set[str] = set()
         for row in self.placements:
             if row.team_id in seen:
@@ -189,10 +212,12 @@ class SeriesGameResult(Model):
     team_ids: Annotated[list[Id], Field(min_length=2, max_length=2)]
     game_number: StrictInt = Field(ge=1, le=7)
     winner_team_id: Id
-    score: dict[Id, Annotated[StrictInt, Field(ge=0, le=POINTS_MAX)]] = Field(default_factory=dict, max_length=16, description="Optional per-team game score (rounds, kills…).")
+    score: dict[Id, Annotated[StrictInt, Field(ge=0, le=POINTS_MAX)]] = Field(
+        default_factory=dict, max_length=16, description="Optional per-team game score (rounds, kills…)."
+    )
 
     @model_validator(mode="after")
-    def _winner_plays(self) -> "SeriesGameResult":
+    def _winner_plays(self) -> SeriesGameResult:
         if self.team_ids[0] == self.team_ids[1]:
             raise ValueError("a series needs two different teams")
         if self.winner_team_id not in self.team_ids:
@@ -238,10 +263,13 @@ class ResultOverridden(Envelope):
     winner_team_id: Id | None = Field(None, description="Series: the game's pinned winner.")
 
     @model_validator(mode="after")
-    def _one_kind(self) -> "ResultOverridden":
+    def _one_kind(self) -> ResultOverridden:
         br_fields = {"team_id": self.team_id, "placement": self.placement, "kills": self.kills}
-        series_fields = {"series_id": self.series_id, "game_number": self.game_number,
-                         "winner_team_id": self.winner_team_id}
+        series_fields = {
+            "series_id": self.series_id,
+            "game_number": self.game_number,
+            "winner_team_id": self.winner_team_id,
+        }
         br = self.team_id is not None and self.placement is not None
         series = all(v is not None for v in series_fields.values())
         if br == series:
@@ -263,7 +291,9 @@ class TeamDisqualified(Envelope):
     tournament_id: Id
     stage_id: Id
     team_id: Id
-    from_sequence: StrictInt = Field(1, ge=1, le=SEQUENCE_MAX, description="First match (by sequence) in which the team scores nothing.")
+    from_sequence: StrictInt = Field(
+        1, ge=1, le=SEQUENCE_MAX, description="First match (by sequence) in which the team scores nothing."
+    )
     actor: Text = Field(min_length=1, max_length=200)
     reason: MultilineText = Field(min_length=1, max_length=2000)
 
@@ -301,7 +331,7 @@ class RosterChanged(Envelope):
     removed: list[Id] = Field(default_factory=list, max_length=100)
 
     @model_validator(mode="after")
-    def _something_changed(self) -> "RosterChanged":
+    def _something_changed(self) -> RosterChanged:
         if not self.added and not self.removed:
             raise ValueError("a roster change must add or remove at least one user")
         return self
@@ -416,39 +446,38 @@ class PreferencesUpdated(Envelope):
 
 
 Event = Annotated[
-    Union[
-        StageConfigured,
-        TournamentRegistered,
-        BracketReady,
-        TournamentCompleted,
-        MatchScheduled,
-        MatchStarted,
-        MatchCompleted,
-        MatchDisputed,
-        ResultOverridden,
-        TeamDisqualified,
-        MatchForfeited,
-        InviteSent,
-        InviteAccepted,
-        RosterChanged,
-        AchievementEarned,
-        SponsorApproved,
-        PromotionStarted,
-        PaymentVerified,
-        PaymentRefunded,
-        PayoutDistributed,
-        RankingChanged,
-        StandingsFinalized,
-        NotificationScheduled,
-        NotificationCancelled,
-        BroadcastRequested,
-        PreferencesUpdated,
-    ],
+    StageConfigured
+    | TournamentRegistered
+    | BracketReady
+    | TournamentCompleted
+    | MatchScheduled
+    | MatchStarted
+    | MatchCompleted
+    | MatchDisputed
+    | ResultOverridden
+    | TeamDisqualified
+    | MatchForfeited
+    | InviteSent
+    | InviteAccepted
+    | RosterChanged
+    | AchievementEarned
+    | SponsorApproved
+    | PromotionStarted
+    | PaymentVerified
+    | PaymentRefunded
+    | PayoutDistributed
+    | RankingChanged
+    | StandingsFinalized
+    | NotificationScheduled
+    | NotificationCancelled
+    | BroadcastRequested
+    | PreferencesUpdated,
     Field(discriminator="type"),
 ]
 
 EVENT_MODELS: dict[str, type[Envelope]] = {
-    model.model_fields["type"].default: model for model in Event.__origin__.__args__  # type: ignore[attr-defined]
+    model.model_fields["type"].default: model
+    for model in Event.__origin__.__args__  # type: ignore[attr-defined]
 }
 
 # type -> schema versions this worker understands. Bump a type's version when its fields change

@@ -21,7 +21,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, ClassVar
 
-from crownstream.metrics import DELIVERIES_TOTAL, DELIVERY_SECONDS, DELIVERY_RECLAIMS
+from crownstream.metrics import DELIVERIES_TOTAL, DELIVERY_RECLAIMS, DELIVERY_SECONDS
 from crownstream.schemas.deliveries import DeliveryRequest
 from crownstream.settings import Settings
 from crownstream.sinks.ledger import Claimed, Ledger, Outcome, describe_db_error, is_transient, ledger_row
@@ -96,8 +96,10 @@ class Dispatcher:
         return len(self._in_flight) >= self.settings.sink_max_in_flight
 
     def start(self) -> None:
-        self._tasks = [asyncio.create_task(self._claim_loop(), name=f"dispatch-{self.sink.channel}"),
-                       asyncio.create_task(self._record_loop(), name=f"record-{self.sink.channel}")]
+        self._tasks = [
+            asyncio.create_task(self._claim_loop(), name=f"dispatch-{self.sink.channel}"),
+            asyncio.create_task(self._record_loop(), name=f"record-{self.sink.channel}"),
+        ]
 
     async def stop(self, grace_s: float = 10.0) -> None:
         """Stop claiming, let sends in flight finish and their outcomes be recorded (what is not recorded in
@@ -131,8 +133,9 @@ class Dispatcher:
                 continue
             try:
                 saturated = [t for t, n in self._per_target.items() if n >= s.sink_max_in_flight_per_target]
-                claimed = await self.ledger.claim(self.sink.channel, min(room, s.sink_claim_batch), s.sink_lease_s,
-                                                  skip_targets=saturated)
+                claimed = await self.ledger.claim(
+                    self.sink.channel, min(room, s.sink_claim_batch), s.sink_lease_s, skip_targets=saturated
+                )
                 failures = 0
             except Exception as exc:  # PostgreSQL down or restarting: wait, nothing is lost (rows stay due)
                 failures += 1
@@ -157,7 +160,7 @@ class Dispatcher:
                 self._wake.clear()
                 try:
                     await asyncio.wait_for(self._wake.wait(), s.sink_poll_interval_s)
-                except asyncio.TimeoutError:
+                except TimeoutError:
                     pass
 
     def _done(self, task: asyncio.Task) -> None:
@@ -170,12 +173,14 @@ class Dispatcher:
             outcome = await self.sink.deliver(item)
         except Exception as exc:
             if is_transient(exc):  # PostgreSQL or the network away: retried, never lost
-                log.warning("sink raised; the delivery will be retried",
-                            extra={"dedup_key": item.dedup_key, "error": repr(exc)})
+                log.warning(
+                    "sink raised; the delivery will be retried", extra={"dedup_key": item.dedup_key, "error": repr(exc)}
+                )
                 outcome = Outcome.failed(f"internal error: {type(exc).__name__}", retry_in=0.0)
             else:  # data PostgreSQL refuses, a bug: no retry will fix it — to the DLQ, the channel goes on
-                log.exception("sink raised; the delivery goes to the dead-letter topic",
-                              extra={"dedup_key": item.dedup_key})
+                log.exception(
+                    "sink raised; the delivery goes to the dead-letter topic", extra={"dedup_key": item.dedup_key}
+                )
                 outcome = Outcome.dead(f"internal error: {describe_db_error(exc)}", reason_code="delivery_error")
         finally:
             left = self._per_target.get(target_key, 1) - 1
@@ -188,13 +193,21 @@ class Dispatcher:
         DELIVERY_SECONDS.labels(self.sink.channel).observe(time.perf_counter() - started)
         if outcome.status == "failed":
             if item.attempt >= self.settings.sink_max_attempts:
-                outcome = Outcome.dead(f"gave up after {item.attempt} attempts; last error: {outcome.error}",
-                                       code=outcome.code, digest=outcome.digest)
+                outcome = Outcome.dead(
+                    f"gave up after {item.attempt} attempts; last error: {outcome.error}",
+                    code=outcome.code,
+                    digest=outcome.digest,
+                )
             else:
-                delay = next_delay(item.attempt, self.settings.sink_backoff_base_s, self.settings.sink_backoff_max_s,
-                                   hinted_s=outcome.retry_in or None)
-                outcome = Outcome.failed(outcome.error or "failed", retry_in=delay, code=outcome.code,
-                                         digest=outcome.digest)
+                delay = next_delay(
+                    item.attempt,
+                    self.settings.sink_backoff_base_s,
+                    self.settings.sink_backoff_max_s,
+                    hinted_s=outcome.retry_in or None,
+                )
+                outcome = Outcome.failed(
+                    outcome.error or "failed", retry_in=delay, code=outcome.code, digest=outcome.digest
+                )
         if outcome.status == "dead":
             await self._dead_letter(item, outcome)
         DELIVERIES_TOTAL.labels(self.sink.channel, outcome.status).inc()
@@ -234,22 +247,33 @@ class Dispatcher:
                 if not is_transient(exc):
                     break
                 self._record_failing = True
-                log.warning("recording outcomes failed; retrying",
-                            extra={"channel": self.sink.channel, "count": len(batch), "error": repr(exc)})
+                log.warning(
+                    "recording outcomes failed; retrying",
+                    extra={"channel": self.sink.channel, "count": len(batch), "error": repr(exc)},
+                )
                 await asyncio.sleep(delay)
                 delay = min(1.0, delay * 2)
         self._record_failing = False
         for item, outcome in batch:
-            plain = Outcome(outcome.status, retry_in=outcome.retry_in,
-                            error=None if outcome.error is None else "the outcome's text could not be stored",
-                            reason_code=outcome.reason_code)
+            plain = Outcome(
+                outcome.status,
+                retry_in=outcome.retry_in,
+                error=None if outcome.error is None else "the outcome's text could not be stored",
+                reason_code=outcome.reason_code,
+            )
             for attempt in ((item, outcome), (item, plain)):
                 try:
                     await self._record_one(attempt)
                     break
                 except Exception as exc:
-                    log.error("an outcome could not be recorded", extra={
-                        "channel": self.sink.channel, "dedup_key": item.dedup_key, "error": describe_db_error(exc)})
+                    log.error(
+                        "an outcome could not be recorded",
+                        extra={
+                            "channel": self.sink.channel,
+                            "dedup_key": item.dedup_key,
+                            "error": describe_db_error(exc),
+                        },
+                    )
 
     async def _record_one(self, result: tuple[Claimed, Outcome]) -> None:
         delay = 0.1

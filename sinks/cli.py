@@ -138,8 +138,11 @@ def webhooks_add(user_id: str, url: str, event_types: tuple[str, ...]) -> None:
     from crownstream.sinks.webhook_endpoints import create_endpoint
 
     try:
-        endpoint, secret = _run(lambda engine: create_endpoint(
-            engine, user_id, url, event_types, allow_private=get_settings().sink_allow_private_targets))
+        endpoint, secret = _run(
+            lambda engine: create_endpoint(
+                engine, user_id, url, event_types, allow_private=get_settings().sink_allow_private_targets
+            )
+        )
     except TargetRefused as exc:
         click.echo(str(exc), err=True)
         sys.exit(1)

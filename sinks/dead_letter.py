@@ -13,8 +13,15 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from crownstream.settings import Settings, get_settings
 from crownstream.sinks.ledger import Claimed, Outcome
 from crownstream.streams.dead_letter import (
-    HEADER_AGENT, HEADER_CODE, HEADER_OFFSET, HEADER_PARTITION, HEADER_REASON, HEADER_TOPIC, HEADER_VALUE_TRUNCATED,
-    PRODUCER_MAX_REQUEST_SIZE, fit_dead_letter,
+    HEADER_AGENT,
+    HEADER_CODE,
+    HEADER_OFFSET,
+    HEADER_PARTITION,
+    HEADER_REASON,
+    HEADER_TOPIC,
+    HEADER_VALUE_TRUNCATED,
+    PRODUCER_MAX_REQUEST_SIZE,
+    fit_dead_letter,
 )
 from crownstream.streams.topics import DELIVERIES, DELIVERY_DEAD_LETTER
 
@@ -44,8 +51,12 @@ class DeliveryDeadLetters:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.topic = DELIVERY_DEAD_LETTER.full_name(settings)
-        self._producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap, enable_idempotence=True,
-                                          acks="all", max_request_size=PRODUCER_MAX_REQUEST_SIZE)
+        self._producer = AIOKafkaProducer(
+            bootstrap_servers=settings.kafka_bootstrap,
+            enable_idempotence=True,
+            acks="all",
+            max_request_size=PRODUCER_MAX_REQUEST_SIZE,
+        )
 
     async def start(self) -> None:
         await self._producer.start()
@@ -59,17 +70,20 @@ class DeliveryDeadLetters:
         await self._producer.send_and_wait(self.topic, key=copy.key, value=copy.value, headers=copy.headers)
 
     async def __call__(self, claimed: Claimed, outcome: Outcome) -> None:
-        await self.send_raw(claimed.request.user_id.encode(), claimed.request.encode(),
-                            failed_headers(claimed, outcome, self.settings))
+        await self.send_raw(
+            claimed.request.user_id.encode(), claimed.request.encode(), failed_headers(claimed, outcome, self.settings)
+        )
 
 
-async def replay(settings: Settings | None = None, channel: str | None = None, from_offset: int = 0,
-                 dry_run: bool = False) -> int:
+async def replay(
+    settings: Settings | None = None, channel: str | None = None, from_offset: int = 0, dry_run: bool = False
+) -> int:
     """Put dead-lettered delivery requests back on their channel's topic (marked as a replay)."""
     settings = settings or get_settings()
     topic = DELIVERY_DEAD_LETTER.full_name(settings)
-    consumer = AIOKafkaConsumer(bootstrap_servers=settings.kafka_bootstrap, enable_auto_commit=False,
-                                isolation_level="read_committed")
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=settings.kafka_bootstrap, enable_auto_commit=False, isolation_level="read_committed"
+    )
     producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap, enable_idempotence=True, acks="all")
     await consumer.start()
     await producer.start()
@@ -92,8 +106,12 @@ async def replay(settings: Settings | None = None, channel: str | None = None, f
                     continue  # only the head of an oversized request was kept: it is not the request
                 count += 1
                 if not dry_run:
-                    await producer.send(DELIVERIES[record_channel].full_name(settings), key=record.key,
-                                        value=record.value, headers=[(REPLAY_HEADER, b"1")])
+                    await producer.send(
+                        DELIVERIES[record_channel].full_name(settings),
+                        key=record.key,
+                        value=record.value,
+                        headers=[(REPLAY_HEADER, b"1")],
+                    )
             if not batch and await consumer.position(tp) >= end:
                 break
         await producer.flush()

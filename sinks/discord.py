@@ -88,10 +88,13 @@ class DiscordSink(Sink):
 
     async def start(self) -> None:
         self._client = httpx.AsyncClient(
-            transport=guarded_transport(self.settings.sink_allow_private_targets), follow_redirects=False,
-            trust_env=False, timeout=self.settings.discord_timeout_s,
+            transport=guarded_transport(self.settings.sink_allow_private_targets),
+            follow_redirects=False,
+            trust_env=False,
+            timeout=self.settings.discord_timeout_s,
             # Uncompressed answers: the body is read up to a cap, raw.
-            headers={"user-agent": "Crownstream (https://crownstream.invalid, 1)", "accept-encoding": "identity"})
+            headers={"user-agent": "Crownstream (https://crownstream.invalid, 1)", "accept-encoding": "identity"},
+        )
         self._buckets: dict[str, Bucket] = {}
 
     async def stop(self) -> None:
@@ -101,8 +104,9 @@ class DiscordSink(Sink):
         s = self.settings
         # httpx's timeouts are per phase (connect, each read, …): one deadline covers the whole request.
         async with asyncio.timeout(s.discord_timeout_s):
-            async with self._client.stream("POST", url, params={"wait": "true"}, content=body,
-                                           headers={"content-type": "application/json"}) as response:
+            async with self._client.stream(
+                "POST", url, params={"wait": "true"}, content=body, headers={"content-type": "application/json"}
+            ) as response:
                 text, _ = await read_capped_httpx(response, s.sink_response_body_max_bytes)
                 return response.status_code, response.headers, text
 
@@ -114,7 +118,9 @@ class DiscordSink(Sink):
         try:
             parse_target(url, s.sink_allow_private_targets, s.sink_max_url_length, client="httpx")
         except TargetRefused as exc:
-            log.warning("discord target refused by policy", extra={"dedup_key": claimed.dedup_key, "detail": exc.detail})
+            log.warning(
+                "discord target refused by policy", extra={"dedup_key": claimed.dedup_key, "detail": exc.detail}
+            )
             return Outcome.dead(f"{REFUSED}: {exc.reason}", reason_code="target_refused")
         body = orjson.dumps(build_payload(claimed.request))
         digest = hashlib.sha256(body).hexdigest()
@@ -134,7 +140,7 @@ class DiscordSink(Sink):
                     if is_permanent_refusal(exc):
                         return Outcome.dead(f"{REFUSED}: {exc.reason}", digest=digest, reason_code="target_refused")
                     return Outcome.failed(REFUSED, retry_in=0.0, digest=digest)
-                except (httpx.HTTPError, asyncio.TimeoutError, OSError) as exc:
+                except (TimeoutError, httpx.HTTPError, OSError) as exc:
                     log.info("discord delivery failed", extra={"dedup_key": claimed.dedup_key, "error": repr(exc)})
                     return Outcome.failed(failure_category(exc), retry_in=0.0, digest=digest)
                 bucket.update(headers, cap)
@@ -147,11 +153,17 @@ class DiscordSink(Sink):
                         delay = 1.0
                     if delay > cap:
                         bucket.remaining, bucket.reset_at = 0, time.monotonic() + cap
-                        return Outcome.failed(f"HTTP 429: asked to wait {delay:g} s; waiting at most {cap:g} s",
-                                              retry_in=cap, code=code, digest=digest)
+                        return Outcome.failed(
+                            f"HTTP 429: asked to wait {delay:g} s; waiting at most {cap:g} s",
+                            retry_in=cap,
+                            code=code,
+                            digest=digest,
+                        )
                     if waits > s.discord_max_429_waits or delay > IN_PLACE_WAIT_MAX_S:
                         bucket.remaining, bucket.reset_at = 0, time.monotonic() + delay
-                        return Outcome.failed(f"HTTP 429 {waits} times in a row", retry_in=delay, code=code, digest=digest)
+                        return Outcome.failed(
+                            f"HTTP 429 {waits} times in a row", retry_in=delay, code=code, digest=digest
+                        )
                     bucket.remaining, bucket.reset_at = 0, time.monotonic() + delay
                     continue
                 snippet = clean_text(text, 300) or ""

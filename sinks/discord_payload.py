@@ -28,8 +28,14 @@ URL_MAX = 2048  # not a documented embed limit; longer URLs are simply left out
 ELLIPSIS = "…"
 
 COLOURS = {  # by the notification type's family
-    "match": 0x3B5BDB, "ranking": 0x7048E8, "standings": 0x7048E8, "tournament": 0x0CA678,
-    "payment": 0xF59F00, "payout": 0xF59F00, "invite": 0x1098AD, "roster": 0x1098AD,
+    "match": 0x3B5BDB,
+    "ranking": 0x7048E8,
+    "standings": 0x7048E8,
+    "tournament": 0x0CA678,
+    "payment": 0xF59F00,
+    "payout": 0xF59F00,
+    "invite": 0x1098AD,
+    "roster": 0x1098AD,
 }
 DEFAULT_COLOUR = 0x495057
 
@@ -47,9 +53,13 @@ def truncate(text: str, limit: int) -> str:
 
 
 def embed_length(embed: dict[str, Any]) -> int:
-    return (len(embed.get("title", "")) + len(embed.get("description", ""))
-            + sum(len(f["name"]) + len(f["value"]) for f in embed.get("fields", []))
-            + len(embed.get("footer", {}).get("text", "")) + len(embed.get("author", {}).get("name", "")))
+    return (
+        len(embed.get("title", ""))
+        + len(embed.get("description", ""))
+        + sum(len(f["name"]) + len(f["value"]) for f in embed.get("fields", []))
+        + len(embed.get("footer", {}).get("text", ""))
+        + len(embed.get("author", {}).get("name", ""))
+    )
 
 
 def fit(payload: dict[str, Any]) -> dict[str, Any]:
@@ -71,8 +81,11 @@ def fit(payload: dict[str, Any]) -> dict[str, Any]:
         if "author" in e:
             e["author"] = {**e["author"], "name": truncate(e["author"].get("name", ""), AUTHOR_MAX)}
         e["fields"] = [
-            {**f, "name": truncate(f["name"], FIELD_NAME_MAX) or "\u200b",
-             "value": truncate(f["value"], FIELD_VALUE_MAX) or "\u200b"}
+            {
+                **f,
+                "name": truncate(f["name"], FIELD_NAME_MAX) or "\u200b",
+                "value": truncate(f["value"], FIELD_VALUE_MAX) or "\u200b",
+            }
             for f in (e.get("fields") or [])[:FIELDS_MAX]
         ]
         if not e["fields"]:
@@ -90,9 +103,13 @@ def fit(payload: dict[str, Any]) -> dict[str, Any]:
             embeds.pop()
         else:
             excess = embed_length(last) - TOTAL_MAX
-            last["description"] = truncate(last.get("description", ""), max(0, len(last.get("description", "")) - excess))
+            last["description"] = truncate(
+                last.get("description", ""), max(0, len(last.get("description", "")) - excess)
+            )
             if embed_length(last) > TOTAL_MAX:
-                last["title"] = truncate(last.get("title", ""), max(0, TOTAL_MAX - embed_length(last) + len(last.get("title", ""))))
+                last["title"] = truncate(
+                    last.get("title", ""), max(0, TOTAL_MAX - embed_length(last) + len(last.get("title", "")))
+                )
     if embeds or "embeds" in out:
         out["embeds"] = embeds
     return out
@@ -114,14 +131,21 @@ def build_payload(request: DeliveryRequest) -> dict[str, Any]:
     }
     if request.url:
         base["url"] = request.url
-    fields = [{"name": k.replace("_", " ").capitalize(), "value": str(v), "inline": True}
-              for k, v in request.data.items() if isinstance(v, (str, int, float)) and not isinstance(v, bool)]
+    fields = [
+        {"name": k.replace("_", " ").capitalize(), "value": str(v), "inline": True}
+        for k, v in request.data.items()
+        if isinstance(v, (str, int, float)) and not isinstance(v, bool)
+    ]
     if fields:
         base["fields"] = fields
     embeds = [base]
     for item in request.items[: EMBEDS_MAX - 1]:
-        e: dict[str, Any] = {"title": item.title, "description": item.body, "color": _colour(item.notification_type),
-                             "timestamp": item.occurred_at.isoformat()}
+        e: dict[str, Any] = {
+            "title": item.title,
+            "description": item.body,
+            "color": _colour(item.notification_type),
+            "timestamp": item.occurred_at.isoformat(),
+        }
         if item.url:
             e["url"] = item.url
         embeds.append(e)

@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from email.message import EmailMessage
 from email.utils import format_datetime
 from typing import Any
@@ -69,38 +69,53 @@ def unsubscribe_url(request: DeliveryRequest, public_url: str, secret: str) -> s
     if request.critical:
         return None
     kind = ALL_TYPES if request.kind == "digest" else request.notification_type
-    return (f"{public_url.rstrip('/')}/users/{quote(request.user_id, safe='')}/unsubscribe"
-            f"?type={quote(kind, safe='')}&key={unsubscribe_key(secret, request.user_id, kind)}")
+    return (
+        f"{public_url.rstrip('/')}/users/{quote(request.user_id, safe='')}/unsubscribe"
+        f"?type={quote(kind, safe='')}&key={unsubscribe_key(secret, request.user_id, kind)}"
+    )
 
 
 def _facts(data: dict[str, Any]) -> list[tuple[str, str]]:
     """Scalar fields of the request's data, for the generic template's table."""
-    return [(k.replace("_", " ").capitalize(), str(v)) for k, v in data.items()
-            if isinstance(v, (str, int, float)) and not isinstance(v, bool)][:20]
+    return [
+        (k.replace("_", " ").capitalize(), str(v))
+        for k, v in data.items()
+        if isinstance(v, (str, int, float)) and not isinstance(v, bool)
+    ][:20]
 
 
 def render_email(request: DeliveryRequest, public_url: str, unsubscribe_secret: str) -> RenderedEmail:
     name = template_names(request.kind, request.notification_type)
     unsub = unsubscribe_url(request, public_url, unsubscribe_secret)
     context = {
-        "subject": request.title, "title": request.title, "body": request.body, "url": request.url,
-        "items": request.items, "data": request.data, "facts": _facts(request.data),
-        "contact": request.contact, "notification_type": request.notification_type,
-        "critical": request.critical, "unsubscribe_url": unsub, "tournament_id": request.tournament_id,
+        "subject": request.title,
+        "title": request.title,
+        "body": request.body,
+        "url": request.url,
+        "items": request.items,
+        "data": request.data,
+        "facts": _facts(request.data),
+        "contact": request.contact,
+        "notification_type": request.notification_type,
+        "critical": request.critical,
+        "unsubscribe_url": unsub,
+        "tournament_id": request.tournament_id,
     }
-    return RenderedEmail(request.title, _template(name, "txt").render(context),
-                         _template(name, "html").render(context), unsub)
+    return RenderedEmail(
+        request.title, _template(name, "txt").render(context), _template(name, "html").render(context), unsub
+    )
 
 
-def build_message(request: DeliveryRequest, rendered: RenderedEmail, settings: Settings,
-                  now: datetime | None = None) -> EmailMessage:
+def build_message(
+    request: DeliveryRequest, rendered: RenderedEmail, settings: Settings, now: datetime | None = None
+) -> EmailMessage:
     if not request.contact.email:
         raise ValueError("the request has no contact.email")
     message = EmailMessage()
     message["From"] = settings.email_from
     message["To"] = request.contact.email
     message["Subject"] = rendered.subject
-    message["Date"] = format_datetime(now or datetime.now(timezone.utc))
+    message["Date"] = format_datetime(now or datetime.now(UTC))
     message["Message-ID"] = f"<{request.dedup_key}@{settings.email_message_id_domain}>"
     message["X-Crownstream-Type"] = request.notification_type
     if rendered.unsubscribe_url:
@@ -124,9 +139,15 @@ class SmtpPool:
 
     def _client(self) -> aiosmtplib.SMTP:
         s = self.settings
-        return aiosmtplib.SMTP(hostname=s.smtp_host, port=s.smtp_port, timeout=s.smtp_timeout_s,
-                               use_tls=s.smtp_use_tls, start_tls=s.smtp_starttls if s.smtp_starttls else False,
-                               username=s.smtp_username, password=s.smtp_password)
+        return aiosmtplib.SMTP(
+            hostname=s.smtp_host,
+            port=s.smtp_port,
+            timeout=s.smtp_timeout_s,
+            use_tls=s.smtp_use_tls,
+            start_tls=s.smtp_starttls if s.smtp_starttls else False,
+            username=s.smtp_username,
+            password=s.smtp_password,
+        )
 
     async def send(self, message: EmailMessage) -> None:
         client = await self._idle.get()
@@ -188,7 +209,7 @@ class EmailSink(Sink):
             return Outcome.failed(error, retry_in=0.0, code=exc.code, digest=rendered.digest)
         except aiosmtplib.SMTPRecipientsRefused as exc:
             return Outcome.dead(f"recipient refused: {exc.recipients}", digest=rendered.digest)
-        except (aiosmtplib.SMTPException, OSError, asyncio.TimeoutError) as exc:
+        except (TimeoutError, aiosmtplib.SMTPException, OSError) as exc:
             return Outcome.failed(f"{type(exc).__name__}: {exc}", retry_in=0.0, digest=rendered.digest)
         return Outcome.sent(250, rendered.digest)
 
@@ -197,19 +218,36 @@ def sample_request(notification_type: str, digest: bool = False) -> DeliveryRequ
     """Sample data for ``crownstream email preview``."""
     from crownstream.schemas.deliveries import dedup_key
 
-    now = datetime(2026, 3, 14, 18, 30, tzinfo=timezone.utc)
-    items = [
-        DigestItem(notification_type="match.result", source_event_id=f"evt-{i}", occurred_at=now,
-                   title=f"Match {i}: Team <Alpha> 2 – 1 Team Beta", body="Round of 16 · best of 3",
-                   url=f"https://crownstream.example/matches/{i}")
-        for i in range(1, 4)
-    ] if digest else []
+    now = datetime(2026, 3, 14, 18, 30, tzinfo=UTC)
+    items = (
+        [
+            DigestItem(
+                notification_type="match.result",
+                source_event_id=f"evt-{i}",
+                occurred_at=now,
+                title=f"Match {i}: Team <Alpha> 2 – 1 Team Beta",
+                body="Round of 16 · best of 3",
+                url=f"https://crownstream.example/matches/{i}",
+            )
+            for i in range(1, 4)
+        ]
+        if digest
+        else []
+    )
     return DeliveryRequest(
-        dedup_key=dedup_key("preview", "user-1", "email", notification_type), channel="email",
-        kind="digest" if digest else "single", notification_type=notification_type, user_id="user-1",
-        source_event_id="preview", tournament_id="spring-cup", critical=notification_type.startswith(("payment", "payout")),
-        created_at=now, title="Your daily digest" if digest else f"Preview of {notification_type}",
-        body="Team <Alpha> won the final 3–2.\n\nPlacement: 1st · Points: 42", url="https://crownstream.example/t/spring-cup",
-        data={"placement": 1, "points": 42, "team": "Team <Alpha>"}, items=items,
+        dedup_key=dedup_key("preview", "user-1", "email", notification_type),
+        channel="email",
+        kind="digest" if digest else "single",
+        notification_type=notification_type,
+        user_id="user-1",
+        source_event_id="preview",
+        tournament_id="spring-cup",
+        critical=notification_type.startswith(("payment", "payout")),
+        created_at=now,
+        title="Your daily digest" if digest else f"Preview of {notification_type}",
+        body="Team <Alpha> won the final 3–2.\n\nPlacement: 1st · Points: 42",
+        url="https://crownstream.example/t/spring-cup",
+        data={"placement": 1, "points": 42, "team": "Team <Alpha>"},
+        items=items,
         contact=Contact(email="player@example.com", display_name="Ada"),
     )

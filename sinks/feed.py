@@ -22,9 +22,16 @@ def feed_row(request: DeliveryRequest) -> dict[str, Any]:
     if request.items:
         data["items"] = [item.model_dump(mode="json") for item in request.items]
     return {
-        "dedup_key": request.dedup_key, "user_id": request.user_id, "notification_type": request.notification_type,
-        "tournament_id": request.tournament_id, "title": request.title, "body": request.body, "url": request.url,
-        "data": data, "critical": request.critical, "occurred_at": request.created_at,
+        "dedup_key": request.dedup_key,
+        "user_id": request.user_id,
+        "notification_type": request.notification_type,
+        "tournament_id": request.tournament_id,
+        "title": request.title,
+        "body": request.body,
+        "url": request.url,
+        "data": data,
+        "critical": request.critical,
+        "occurred_at": request.created_at,
     }
 
 
@@ -36,8 +43,9 @@ class FeedSink(Sink):
             return
         rows = [{**ledger_row(r), "state": "sent", "attempt_count": 1, "sent_at": func.now()} for r in requests]
         async with self.ledger.engine.begin() as conn:
-            await conn.execute(insert(feed_items).on_conflict_do_nothing(index_elements=["dedup_key"]),
-                               [feed_row(r) for r in requests])
+            await conn.execute(
+                insert(feed_items).on_conflict_do_nothing(index_elements=["dedup_key"]), [feed_row(r) for r in requests]
+            )
             await conn.execute(
                 insert(deliveries).values(sent_at=func.now()).on_conflict_do_nothing(),
                 [{k: v for k, v in row.items() if k != "sent_at"} for row in rows],
@@ -46,13 +54,15 @@ class FeedSink(Sink):
     async def deliver(self, claimed: Claimed) -> Outcome:
         # Only rows revived from the dead-letter topic get here; accept() writes the others as sent.
         async with self.ledger.engine.begin() as conn:
-            await conn.execute(insert(feed_items).on_conflict_do_nothing(index_elements=["dedup_key"]),
-                               [feed_row(claimed.request)])
+            await conn.execute(
+                insert(feed_items).on_conflict_do_nothing(index_elements=["dedup_key"]), [feed_row(claimed.request)]
+            )
         return Outcome.sent()
 
 
-async def list_feed(engine: AsyncEngine, user_id: str, limit: int = 20, before: int | None = None,
-                    unread_only: bool = False) -> dict[str, Any]:
+async def list_feed(
+    engine: AsyncEngine, user_id: str, limit: int = 20, before: int | None = None, unread_only: bool = False
+) -> dict[str, Any]:
     """Newest first, keyset-paged by id (``before`` = the previous page's ``next_before``)."""
     query = select(feed_items).where(feed_items.c.user_id == user_id)
     if before is not None:
@@ -62,8 +72,13 @@ async def list_feed(engine: AsyncEngine, user_id: str, limit: int = 20, before: 
     query = query.order_by(feed_items.c.id.desc()).limit(limit + 1)
     async with engine.connect() as conn:
         rows = (await conn.execute(query)).all()
-        unread = (await conn.execute(select(func.count()).select_from(feed_items).where(
-            feed_items.c.user_id == user_id, feed_items.c.read_at.is_(None)))).scalar_one()
+        unread = (
+            await conn.execute(
+                select(func.count())
+                .select_from(feed_items)
+                .where(feed_items.c.user_id == user_id, feed_items.c.read_at.is_(None))
+            )
+        ).scalar_one()
     page = rows[:limit]
     return {
         "user_id": user_id,
@@ -76,10 +91,19 @@ async def list_feed(engine: AsyncEngine, user_id: str, limit: int = 20, before: 
 def _item(row) -> dict[str, Any]:
     iso = lambda v: v.isoformat() if isinstance(v, datetime) else v  # noqa: E731
     return {
-        "id": row.id, "dedup_key": row.dedup_key, "notification_type": row.notification_type,
-        "tournament_id": row.tournament_id, "title": row.title, "body": row.body, "url": row.url,
-        "data": row.data, "critical": row.critical, "occurred_at": iso(row.occurred_at),
-        "created_at": iso(row.created_at), "read": row.read_at is not None, "read_at": iso(row.read_at),
+        "id": row.id,
+        "dedup_key": row.dedup_key,
+        "notification_type": row.notification_type,
+        "tournament_id": row.tournament_id,
+        "title": row.title,
+        "body": row.body,
+        "url": row.url,
+        "data": row.data,
+        "critical": row.critical,
+        "occurred_at": iso(row.occurred_at),
+        "created_at": iso(row.created_at),
+        "read": row.read_at is not None,
+        "read_at": iso(row.read_at),
     }
 
 
@@ -95,7 +119,8 @@ async def mark_read(engine: AsyncEngine, user_id: str, ids: Sequence[int] | None
 async def prune_feed(engine: AsyncEngine, days: int) -> int:
     """Delete read items read more than ``days`` ago; unread ones are kept whatever their age."""
     async with engine.begin() as conn:
-        result = await conn.execute(text(
-            "DELETE FROM feed_items WHERE read_at IS NOT NULL AND read_at < now() - make_interval(days => :d)"),
-            {"d": days})
+        result = await conn.execute(
+            text("DELETE FROM feed_items WHERE read_at IS NOT NULL AND read_at < now() - make_interval(days => :d)"),
+            {"d": days},
+        )
         return result.rowcount

@@ -89,8 +89,10 @@ def is_transient(exc: BaseException) -> bool:
         if getattr(e, "connection_invalidated", False):
             return True
         name = type(e).__name__
-        if name in ("OperationalError", "InterfaceError", "InternalClientError", "DisconnectionError") \
-                or "Connection" in name:
+        if (
+            name in ("OperationalError", "InterfaceError", "InternalClientError", "DisconnectionError")
+            or "Connection" in name
+        ):
             return True
     return False
 
@@ -132,20 +134,21 @@ class Outcome:
     reason_code: str = "delivery_failed"
 
     @classmethod
-    def sent(cls, code: int | None = None, digest: str | None = None) -> "Outcome":
+    def sent(cls, code: int | None = None, digest: str | None = None) -> Outcome:
         return cls("sent", code=code, digest=digest)
 
     @classmethod
-    def failed(cls, error: str, retry_in: float, code: int | None = None, digest: str | None = None) -> "Outcome":
+    def failed(cls, error: str, retry_in: float, code: int | None = None, digest: str | None = None) -> Outcome:
         return cls("failed", code=code, error=clean_text(error), retry_in=retry_in, digest=digest)
 
     @classmethod
-    def dead(cls, error: str, code: int | None = None, digest: str | None = None,
-             reason_code: str = "delivery_failed") -> "Outcome":
+    def dead(
+        cls, error: str, code: int | None = None, digest: str | None = None, reason_code: str = "delivery_failed"
+    ) -> Outcome:
         return cls("dead", code=code, error=clean_text(error), digest=digest, reason_code=reason_code)
 
     @classmethod
-    def deferred(cls, retry_in: float) -> "Outcome":
+    def deferred(cls, retry_in: float) -> Outcome:
         return cls("deferred", retry_in=retry_in)
 
 
@@ -179,8 +182,10 @@ UPDATE deliveries AS d
 RETURNING d.dedup_key, d.target, d.request, d.attempt_count, due.was
 """).columns(request=JSONB)
 
-_ATTEMPT = ("jsonb_build_object('at', now(), 'status', CAST(:status AS text), 'code', CAST(:code AS integer), "
-            "'error', CAST(:error AS text), 'worker', CAST(:worker AS text))")
+_ATTEMPT = (
+    "jsonb_build_object('at', now(), 'status', CAST(:status AS text), 'code', CAST(:code AS integer), "
+    "'error', CAST(:error AS text), 'worker', CAST(:worker AS text))"
+)
 
 _SENT = text(f"""
 UPDATE deliveries
@@ -236,20 +241,29 @@ class Ledger:
             return 0
         async with self.engine.begin() as conn:
             await conn.execute(insert(deliveries).on_conflict_do_nothing(), list(rows))
-            result = await conn.execute(text("""
+            result = await conn.execute(
+                text("""
                 UPDATE deliveries AS d SET state = 'pending', attempt_count = 0, next_attempt_at = now(),
                        updated_at = now(), last_error = NULL
                   FROM unnest(CAST(:keys AS text[]), CAST(:targets AS text[])) AS r(dedup_key, target)
                  WHERE d.dedup_key = r.dedup_key AND d.target = r.target AND d.state = 'dead'
-            """), {"keys": [r["dedup_key"] for r in rows], "targets": [r["target"] for r in rows]})
+            """),
+                {"keys": [r["dedup_key"] for r in rows], "targets": [r["target"] for r in rows]},
+            )
             return result.rowcount
 
     async def claim(self, channel: str, limit: int, lease_s: float, skip_targets: Sequence[str] = ()) -> list[Claimed]:
         """Lease up to ``limit`` due rows; rows of ``skip_targets`` (destinations with enough in flight) wait."""
         async with self.engine.begin() as conn:
             result = await conn.execute(
-                _CLAIM, {"worker": self.worker_id, "lease": float(lease_s), "channel": channel, "limit": limit,
-                         "skip": list(skip_targets)},
+                _CLAIM,
+                {
+                    "worker": self.worker_id,
+                    "lease": float(lease_s),
+                    "channel": channel,
+                    "limit": limit,
+                    "skip": list(skip_targets),
+                },
             )
             rows = result.all()
             claimed, broken = [], []
@@ -259,12 +273,21 @@ class Ledger:
                 except ValueError as exc:
                     # A stored request this version cannot read (a schema change): dead at once with the reason,
                     # not an exception that would stop every claim of the channel.
-                    broken.append({"dedup_key": row.dedup_key, "target": row.target, "worker": self.worker_id,
-                                   "status": "dead", "code": None, "digest": None,
-                                   "error": clean_text(f"the stored request is not a valid delivery request: {exc}")})
+                    broken.append(
+                        {
+                            "dedup_key": row.dedup_key,
+                            "target": row.target,
+                            "worker": self.worker_id,
+                            "status": "dead",
+                            "code": None,
+                            "digest": None,
+                            "error": clean_text(f"the stored request is not a valid delivery request: {exc}"),
+                        }
+                    )
                     continue
-                claimed.append(Claimed(row.dedup_key, row.target, request, row.attempt_count,
-                                       reclaimed=row.was == "sending"))
+                claimed.append(
+                    Claimed(row.dedup_key, row.target, request, row.attempt_count, reclaimed=row.was == "sending")
+                )
             if broken:
                 await conn.execute(_DEAD, broken)
         return claimed
@@ -273,11 +296,18 @@ class Ledger:
         """Record attempts' outcomes, one statement per kind, in one transaction."""
         by_kind: dict[str, list[dict[str, Any]]] = {"sent": [], "failed": [], "dead": [], "deferred": []}
         for claimed, outcome in results:
-            by_kind[outcome.status].append({
-                "dedup_key": claimed.dedup_key, "target": claimed.target, "worker": self.worker_id,
-                "status": outcome.status, "code": outcome.code, "error": outcome.error,
-                "digest": outcome.digest, "retry_in": float(outcome.retry_in or 0.0),
-            })
+            by_kind[outcome.status].append(
+                {
+                    "dedup_key": claimed.dedup_key,
+                    "target": claimed.target,
+                    "worker": self.worker_id,
+                    "status": outcome.status,
+                    "code": outcome.code,
+                    "error": outcome.error,
+                    "digest": outcome.digest,
+                    "retry_in": float(outcome.retry_in or 0.0),
+                }
+            )
         async with self.engine.begin() as conn:
             for kind, statement in (("sent", _SENT), ("failed", _FAILED), ("dead", _DEAD), ("deferred", _DEFERRED)):
                 params = by_kind[kind]

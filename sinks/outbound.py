@@ -12,7 +12,7 @@ import socket
 import ssl
 from typing import Any
 
-from crownstream.sinks.targets import DoesNotResolve, REFUSED, TargetRefused, resolve_checked
+from crownstream.sinks.targets import REFUSED, DoesNotResolve, TargetRefused, resolve_checked
 
 log = logging.getLogger(__name__)
 
@@ -27,9 +27,17 @@ def pinned_resolver(allow_private: bool):
     class PinnedResolver(AbstractResolver):
         async def resolve(self, host: str, port: int = 0, family: int = socket.AF_INET) -> list[dict[str, Any]]:
             addresses = await resolve_checked(host, port, allow_private)
-            return [{"hostname": host, "host": str(ip), "port": port,
-                     "family": socket.AF_INET6 if ip.version == 6 else socket.AF_INET,
-                     "proto": 0, "flags": socket.AI_NUMERICHOST} for ip in addresses]
+            return [
+                {
+                    "hostname": host,
+                    "host": str(ip),
+                    "port": port,
+                    "family": socket.AF_INET6 if ip.version == 6 else socket.AF_INET,
+                    "proto": 0,
+                    "flags": socket.AI_NUMERICHOST,
+                }
+                for ip in addresses
+            ]
 
         async def close(self) -> None:
             pass
@@ -82,8 +90,11 @@ def guarded_transport(allow_private: bool, ssl_context: ssl.SSLContext | None = 
             await self._inner.sleep(seconds)
 
     transport = httpx.AsyncHTTPTransport(trust_env=False, retries=0)
-    transport._pool = httpcore.AsyncConnectionPool(ssl_context=ssl_context or httpx.create_ssl_context(trust_env=False),
-                                                   network_backend=GuardedBackend(), retries=0)
+    transport._pool = httpcore.AsyncConnectionPool(
+        ssl_context=ssl_context or httpx.create_ssl_context(trust_env=False),
+        network_backend=GuardedBackend(),
+        retries=0,
+    )
     return transport
 
 
@@ -113,8 +124,9 @@ def failure_category(exc: BaseException) -> str:
     while seen is not None and len(chain) < 10:
         chain.append(seen)
         seen = seen.__cause__ or seen.__context__
-    if any(isinstance(e, ssl.SSLError) or "SSL" in type(e).__name__ or "Certificate" in type(e).__name__
-           for e in chain):
+    if any(
+        isinstance(e, ssl.SSLError) or "SSL" in type(e).__name__ or "Certificate" in type(e).__name__ for e in chain
+    ):
         return "TLS error"
     if any(isinstance(e, ConnectionRefusedError) for e in chain) or "refused" in str(exc).lower():
         return "connection refused"

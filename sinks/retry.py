@@ -16,8 +16,9 @@ def backoff(attempt: int, base_s: float, cap_s: float, rand: random.Random | Non
     return exp / 2 + r * exp / 2
 
 
-def next_delay(attempt: int, base_s: float, cap_s: float, hinted_s: float | None = None,
-               rand: random.Random | None = None) -> float:
+def next_delay(
+    attempt: int, base_s: float, cap_s: float, hinted_s: float | None = None, rand: random.Random | None = None
+) -> float:
     """The backoff, but never sooner than what the destination asked for (Retry-After, retry_after)."""
     delay = backoff(attempt, base_s, cap_s, rand)
     if hinted_s is not None:
@@ -43,8 +44,8 @@ def parse_delay(value: object, now: float | None = None) -> float | None:
         try:
             number = float(text)
         except ValueError:
-            from email.utils import parsedate_to_datetime
             import time
+            from email.utils import parsedate_to_datetime
 
             try:
                 when = parsedate_to_datetime(text)

@@ -14,7 +14,7 @@ from __future__ import annotations
 import base64
 import secrets as _secrets
 from collections.abc import Mapping, Sequence
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
@@ -32,7 +32,7 @@ def generate_secret(nbytes: int = 32) -> str:
 def sign_headers(msg_id: str, body: bytes, secrets: Sequence[str], now: datetime | None = None) -> dict[str, str]:
     if not secrets:
         raise ValueError("an endpoint needs at least one secret to sign with")
-    now = now or datetime.now(timezone.utc)
+    now = now or datetime.now(UTC)
     data = body.decode()
     signatures = " ".join(Webhook(secret).sign(msg_id, now, data) for secret in secrets)
     return {

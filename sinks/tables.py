@@ -4,8 +4,20 @@
 from __future__ import annotations
 
 from sqlalchemy import (
-    BigInteger, Boolean, CheckConstraint, Column, DateTime, Index, Integer, MetaData, PrimaryKeyConstraint,
-    String, Table, Text, func, text,
+    BigInteger,
+    Boolean,
+    CheckConstraint,
+    Column,
+    DateTime,
+    Index,
+    Integer,
+    MetaData,
+    PrimaryKeyConstraint,
+    String,
+    Table,
+    Text,
+    func,
+    text,
 )
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 
@@ -17,7 +29,8 @@ STATES = ("pending", "sending", "sent", "failed", "dead")
 # fans out to each of the subscriber's matching endpoints (target = endpoint id) and each is its own delivery.
 # The row is also the outbox: `request` holds the request, so retries need nothing from Kafka.
 deliveries = Table(
-    "deliveries", metadata,
+    "deliveries",
+    metadata,
     Column("dedup_key", String(64), nullable=False),
     Column("target", String(64), nullable=False, server_default=""),
     Column("channel", String(16), nullable=False),
@@ -39,13 +52,18 @@ deliveries = Table(
     PrimaryKeyConstraint("dedup_key", "target", name="deliveries_pkey"),
     CheckConstraint(f"state IN {STATES!r}", name="deliveries_state_check"),
     # The dispatcher's claim scans only work that can be due: never the (large) delivered history.
-    Index("deliveries_due", "channel", "next_attempt_at",
-          postgresql_where=text("state IN ('pending', 'failed', 'sending')")),
+    Index(
+        "deliveries_due",
+        "channel",
+        "next_attempt_at",
+        postgresql_where=text("state IN ('pending', 'failed', 'sending')"),
+    ),
     Index("deliveries_prune", "sent_at", postgresql_where=text("state = 'sent'")),
 )
 
 webhook_endpoints = Table(
-    "webhook_endpoints", metadata,
+    "webhook_endpoints",
+    metadata,
     Column("id", String(32), primary_key=True),
     Column("user_id", String(128), nullable=False),
     Column("url", Text, nullable=False),
@@ -63,7 +81,8 @@ webhook_endpoints = Table(
 )
 
 feed_items = Table(
-    "feed_items", metadata,
+    "feed_items",
+    metadata,
     Column("id", BigInteger, primary_key=True, autoincrement=True),
     Column("dedup_key", String(64), nullable=False, unique=True),
     Column("user_id", String(128), nullable=False),

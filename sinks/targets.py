@@ -133,13 +133,19 @@ def deny_reason(ip: IPAddress) -> str | None:
 
 
 def check_address(address: str | IPAddress, allow_private: bool) -> IPAddress:
-    ip = address if isinstance(address, (ipaddress.IPv4Address, ipaddress.IPv6Address)) else ipaddress.ip_address(address)
+    ip = (
+        address
+        if isinstance(address, (ipaddress.IPv4Address, ipaddress.IPv6Address))
+        else ipaddress.ip_address(address)
+    )
     if allow_private:
         return ip
     kind = deny_reason(ip)
     if kind is not None:
-        raise TargetRefused(f"{ip} is a non-public address ({kind}); outbound deliveries go to public addresses only "
-                            "(CROWNSTREAM_SINK_ALLOW_PRIVATE_TARGETS=true allows others, for a local setup)")
+        raise TargetRefused(
+            f"{ip} is a non-public address ({kind}); outbound deliveries go to public addresses only "
+            "(CROWNSTREAM_SINK_ALLOW_PRIVATE_TARGETS=true allows others, for a local setup)"
+        )
     return ip
 
 
@@ -272,8 +278,9 @@ def _parse(url: str, allow_private: bool, max_url_length: int, client: Client) -
     address = host_address(host)
     seen_address = host_address(normalise_host(seen))
     if (address or host) != (seen_address or seen.lower()):
-        raise TargetRefused(f"host {raw!r} is read differently by different URL parsers ({host!r}, {seen!r}); "
-                            "write it in plain ASCII")
+        raise TargetRefused(
+            f"host {raw!r} is read differently by different URL parsers ({host!r}, {seen!r}); write it in plain ASCII"
+        )
     if address is not None:  # before the scheme: "127.0.0.1 is a loopback address" is the reason that matters
         check_address(address, allow_private)
     elif not host.strip("."):
@@ -292,9 +299,11 @@ class DoesNotResolve(TargetRefused):
 
 
 def _name_refused(host: str, detail: str, cls: type[TargetRefused] = TargetRefused) -> TargetRefused:
-    return cls(f"{host!r} does not resolve to public addresses only (it does not resolve, or resolves to a "
-               "private, loopback or otherwise non-public address); outbound deliveries go to public addresses only",
-               detail=f"{host!r}: {detail}")
+    return cls(
+        f"{host!r} does not resolve to public addresses only (it does not resolve, or resolves to a "
+        "private, loopback or otherwise non-public address); outbound deliveries go to public addresses only",
+        detail=f"{host!r}: {detail}",
+    )
 
 
 async def resolve_checked(host: str, port: int, allow_private: bool, resolve: Resolve | None = None) -> list[IPAddress]:
@@ -321,8 +330,13 @@ async def resolve_checked(host: str, port: int, allow_private: bool, resolve: Re
     return checked
 
 
-async def check_url(url: str, allow_private: bool, max_url_length: int = 2048, client: Client = "aiohttp",
-                    resolve: Resolve | None = None) -> Target:
+async def check_url(
+    url: str,
+    allow_private: bool,
+    max_url_length: int = 2048,
+    client: Client = "aiohttp",
+    resolve: Resolve | None = None,
+) -> Target:
     """The whole policy for a URL (registration, a delivery's pre-check): syntax and literal addresses, then
     the name's addresses. With private targets allowed nothing needs resolving (every address is allowed)."""
     target = _parse(url, allow_private, max_url_length, client)

@@ -32,19 +32,40 @@ class Endpoint:
 
     def public(self) -> dict[str, Any]:
         """Without the secrets."""
-        return {"id": self.id, "user_id": self.user_id, "url": self.url, "event_types": list(self.event_types),
-                "enabled": self.enabled, "failing_since": self.failing_since and self.failing_since.isoformat(),
-                "disabled_reason": self.disabled_reason}
+        return {
+            "id": self.id,
+            "user_id": self.user_id,
+            "url": self.url,
+            "event_types": list(self.event_types),
+            "enabled": self.enabled,
+            "failing_since": self.failing_since and self.failing_since.isoformat(),
+            "disabled_reason": self.disabled_reason,
+        }
 
 
 def _endpoint(row) -> Endpoint:
-    return Endpoint(row.id, row.user_id, row.url, tuple(row.secrets), tuple(row.event_types), row.enabled,
-                    row.failing_since, row.disabled_reason)
+    return Endpoint(
+        row.id,
+        row.user_id,
+        row.url,
+        tuple(row.secrets),
+        tuple(row.event_types),
+        row.enabled,
+        row.failing_since,
+        row.disabled_reason,
+    )
 
 
-async def create_endpoint(engine: AsyncEngine, user_id: str, url: str, event_types: Sequence[str] = (),
-                          secret: str | None = None, allow_private: bool = False, max_url_length: int | None = None,
-                          resolve: Resolve | None = None) -> tuple[Endpoint, str]:
+async def create_endpoint(
+    engine: AsyncEngine,
+    user_id: str,
+    url: str,
+    event_types: Sequence[str] = (),
+    secret: str | None = None,
+    allow_private: bool = False,
+    max_url_length: int | None = None,
+    resolve: Resolve | None = None,
+) -> tuple[Endpoint, str]:
     """Register an endpoint; returns it and its secret (shown once to the subscriber). The URL passes the
     whole outbound-target policy first, its name resolved (sinks/targets.py): TargetRefused says why not."""
     if max_url_length is None:
@@ -55,10 +76,13 @@ async def create_endpoint(engine: AsyncEngine, user_id: str, url: str, event_typ
     secret = secret or generate_secret()
     endpoint_id = uuid.uuid4().hex
     async with engine.begin() as conn:
-        row = (await conn.execute(
-            t.insert().values(id=endpoint_id, user_id=user_id, url=url, secrets=[secret],
-                              event_types=list(event_types)).returning(*t.c)
-        )).one()
+        row = (
+            await conn.execute(
+                t.insert()
+                .values(id=endpoint_id, user_id=user_id, url=url, secrets=[secret], event_types=list(event_types))
+                .returning(*t.c)
+            )
+        ).one()
     return _endpoint(row), secret
 
 
@@ -103,18 +127,24 @@ async def set_enabled(engine: AsyncEngine, endpoint_id: str, enabled: bool, reas
 
 async def mark_healthy(engine: AsyncEngine, endpoint_id: str) -> None:
     async with engine.begin() as conn:
-        await conn.execute(update(t).where(t.c.id == endpoint_id, t.c.failing_since.is_not(None))
-                           .values(failing_since=None))
+        await conn.execute(
+            update(t).where(t.c.id == endpoint_id, t.c.failing_since.is_not(None)).values(failing_since=None)
+        )
 
 
 async def mark_failing(engine: AsyncEngine, endpoint_id: str, disable_after_s: float, reason: str) -> bool:
     """Note a failure; disable the endpoint if it has failed without a success for ``disable_after_s``.
     True exactly once: for the call that disabled it (so its owner is told once)."""
     async with engine.begin() as conn:
-        await conn.execute(text("UPDATE webhook_endpoints SET failing_since = now() "
-                                "WHERE id = :id AND failing_since IS NULL"), {"id": endpoint_id})
-        disabled = await conn.execute(text("""
+        await conn.execute(
+            text("UPDATE webhook_endpoints SET failing_since = now() WHERE id = :id AND failing_since IS NULL"),
+            {"id": endpoint_id},
+        )
+        disabled = await conn.execute(
+            text("""
             UPDATE webhook_endpoints SET enabled = false, disabled_at = now(), disabled_reason = :reason
              WHERE id = :id AND enabled AND failing_since <= now() - make_interval(secs => :after)
-            RETURNING id"""), {"id": endpoint_id, "after": float(disable_after_s), "reason": reason[:2000]})
+            RETURNING id"""),
+            {"id": endpoint_id, "after": float(disable_after_s), "reason": reason[:2000]},
+        )
         return disabled.first() is not None

@@ -43,23 +43,25 @@ ENDPOINT_CACHE_S = 5.0  # how stale a worker's view of an endpoint (URL, secrets
 def webhook_body(request: DeliveryRequest) -> bytes:
     """The JSON body: Standard Webhooks' recommended envelope (type, timestamp, data). Deterministic for a
     request, so a retry carries the same bytes (and the ledger's payload digest means something)."""
-    return orjson.dumps({
-        "type": request.notification_type,
-        "timestamp": request.created_at.isoformat(),
-        "data": {
-            "id": request.dedup_key,
-            "user_id": request.user_id,
-            "tournament_id": request.tournament_id,
-            "source_event_id": request.source_event_id,
-            "kind": request.kind,
-            "critical": request.critical,
-            "title": request.title,
-            "body": request.body,
-            "url": request.url,
-            "data": request.data,
-            "items": [item.model_dump(mode="json") for item in request.items],
-        },
-    })
+    return orjson.dumps(
+        {
+            "type": request.notification_type,
+            "timestamp": request.created_at.isoformat(),
+            "data": {
+                "id": request.dedup_key,
+                "user_id": request.user_id,
+                "tournament_id": request.tournament_id,
+                "source_event_id": request.source_event_id,
+                "kind": request.kind,
+                "critical": request.critical,
+                "title": request.title,
+                "body": request.body,
+                "url": request.url,
+                "data": request.data,
+                "items": [item.model_dump(mode="json") for item in request.items],
+            },
+        }
+    )
 
 
 class WebhookSink(Sink):
@@ -76,14 +78,19 @@ class WebhookSink(Sink):
         # this project's 2-core CI machine where aiohttp did ~1,700 (bench/sinks.py), and webhooks are the
         # high-volume sink.
         self._client = aiohttp.ClientSession(
-            connector=aiohttp.TCPConnector(limit=self.settings.sink_max_in_flight, limit_per_host=0,
-                                           resolver=pinned_resolver(self.settings.sink_allow_private_targets),
-                                           ttl_dns_cache=60),
+            connector=aiohttp.TCPConnector(
+                limit=self.settings.sink_max_in_flight,
+                limit_per_host=0,
+                resolver=pinned_resolver(self.settings.sink_allow_private_targets),
+                ttl_dns_cache=60,
+            ),
             # total = connect to last byte (the deliver() deadline below covers the resolver too).
             timeout=aiohttp.ClientTimeout(total=self.settings.webhook_timeout_s),
             headers={"user-agent": "Crownstream-Webhooks/1", "content-type": "application/json"},
             # No proxy from the environment (it would resolve and connect for us), no compressed answers.
-            skip_auto_headers=("accept-encoding",), auto_decompress=False, trust_env=False,
+            skip_auto_headers=("accept-encoding",),
+            auto_decompress=False,
+            trust_env=False,
         )
 
     async def stop(self) -> None:
@@ -95,7 +102,9 @@ class WebhookSink(Sink):
         by_user: dict[str, list[Endpoint]] = {}
         for endpoint in endpoints:
             by_user.setdefault(endpoint.user_id, []).append(endpoint)
-        return [ledger_row(r, e.id) for r in requests for e in by_user.get(r.user_id, ()) if e.wants(r.notification_type)]
+        return [
+            ledger_row(r, e.id) for r in requests for e in by_user.get(r.user_id, ()) if e.wants(r.notification_type)
+        ]
 
     async def _endpoint(self, endpoint_id: str) -> Endpoint | None:
         now = time.monotonic()
@@ -111,8 +120,10 @@ class WebhookSink(Sink):
         if endpoint is None:
             return Outcome.dead(f"webhook endpoint {claimed.target} no longer exists")
         if not endpoint.enabled:
-            return Outcome.dead(f"webhook endpoint {endpoint.id} is disabled ({endpoint.disabled_reason or 'by its owner'}); "
-                                "re-enable it, then replay the delivery dead-letter topic")
+            return Outcome.dead(
+                f"webhook endpoint {endpoint.id} is disabled ({endpoint.disabled_reason or 'by its owner'}); "
+                "re-enable it, then replay the delivery dead-letter topic"
+            )
         body = webhook_body(claimed.request)
         digest = hashlib.sha256(body).hexdigest()
         s = self.settings
@@ -127,7 +138,9 @@ class WebhookSink(Sink):
         text = b""
         try:
             async with asyncio.timeout(s.webhook_timeout_s):
-                async with self._client.post(endpoint.url, data=body, headers=headers, allow_redirects=False) as response:
+                async with self._client.post(
+                    endpoint.url, data=body, headers=headers, allow_redirects=False
+                ) as response:
                     code = response.status
                     retry_after = parse_delay(response.headers.get("retry-after"))
                     if not 200 <= code < 300:
@@ -137,7 +150,7 @@ class WebhookSink(Sink):
                 return await self._refused(endpoint, exc, digest)
             log.info("webhook endpoint's host does not resolve", extra={"endpoint": endpoint.id, "detail": exc.detail})
             return await self._failed(endpoint, REFUSED, None, digest)
-        except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as exc:
+        except (TimeoutError, aiohttp.ClientError, OSError) as exc:
             # The owner reads a category; the exception (with addresses) is for the operators' log.
             log.info("webhook delivery failed", extra={"endpoint": endpoint.id, "error": repr(exc)})
             return await self._failed(endpoint, failure_category(exc), None, digest)
@@ -167,8 +180,9 @@ class WebhookSink(Sink):
         return Outcome.dead(f"{REFUSED}: {exc.reason}", digest=digest, reason_code="target_refused")
 
     async def _note_failure(self, endpoint: Endpoint, error: str) -> bool:
-        disabled = await mark_failing(self.ledger.engine, endpoint.id, self.settings.webhook_disable_after_s,
-                                      clean_text(error, 500) or "failed")
+        disabled = await mark_failing(
+            self.ledger.engine, endpoint.id, self.settings.webhook_disable_after_s, clean_text(error, 500) or "failed"
+        )
         self._cache.pop(endpoint.id, None)
         if disabled:
             log.warning("webhook endpoint disabled", extra={"endpoint": endpoint.id, "user_id": endpoint.user_id})
@@ -176,11 +190,13 @@ class WebhookSink(Sink):
                 try:
                     await self.notify_disabled(endpoint, clean_text(error, 500) or "failed")
                 except Exception:  # the notice is best effort; the delivery's outcome must still be recorded
-                    log.exception("could not tell the owner that their endpoint was disabled",
-                                  extra={"endpoint": endpoint.id})
+                    log.exception(
+                        "could not tell the owner that their endpoint was disabled", extra={"endpoint": endpoint.id}
+                    )
         return disabled
 
-    async def _failed(self, endpoint: Endpoint, error: str, code: int | None, digest: str,
-                      retry_after: float | None = None) -> Outcome:
+    async def _failed(
+        self, endpoint: Endpoint, error: str, code: int | None, digest: str, retry_after: float | None = None
+    ) -> Outcome:
         await self._note_failure(endpoint, error)
         return Outcome.failed(error, retry_in=retry_after or 0.0, code=code, digest=digest)

@@ -20,10 +20,21 @@ from typing import Any
 from sortedcontainers import SortedKeyList, SortedList
 
 from crownstream.standings.br_inputs import (
-    Disqualification, Forfeit, LobbyRow, MatchResult, Override, StageInput, check_id,
+    Disqualification,
+    Forfeit,
+    LobbyRow,
+    MatchResult,
+    Override,
+    StageInput,
+    check_id,
 )
 from crownstream.standings.br_scoring import (
-    Contribution, TeamStanding, aggregate, contribution, match_entries, match_order,
+    Contribution,
+    TeamStanding,
+    aggregate,
+    contribution,
+    match_entries,
+    match_order,
 )
 from crownstream.standings.match_point import Entry, Win, eligible_wins, find_champion
 from crownstream.standings.rules import RuleSet
@@ -81,7 +92,7 @@ class AuditEntry:
         return {**self.override.to_dict(), "before": self.before, "after": self.after, "pinned": self.pinned}
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> "AuditEntry":
+    def from_dict(cls, data: Mapping[str, Any]) -> AuditEntry:
         return cls(Override.from_dict(data), data.get("before"), data.get("after"), bool(data.get("pinned")))
 
 
@@ -162,8 +173,13 @@ class Leaderboard:
         """Standings counting only the given matches (the query API's ``?matches=``), from scratch.
         Points carried in belong to no match, so they are left out unless asked for."""
         return recompute(
-            self.rules, self.results(), self.overrides(), self.disqualifications(), self.forfeits(),
-            only_matches=set(match_ids), include_starting_points=include_starting_points,
+            self.rules,
+            self.results(),
+            self.overrides(),
+            self.disqualifications(),
+            self.forfeits(),
+            only_matches=set(match_ids),
+            include_starting_points=include_starting_points,
         )
 
     # The current inputs, e.g. for ``recompute``.
@@ -190,18 +206,22 @@ class Leaderboard:
             return self.disqualify(item)
         if isinstance(item, Forfeit):
             return self.forfeit(item)
-        raise TypeError(f"cannot apply {type(item).__name__}; expected a MatchResult, Override, "
-                        "Disqualification or Forfeit")
+        raise TypeError(
+            f"cannot apply {type(item).__name__}; expected a MatchResult, Override, Disqualification or Forfeit"
+        )
 
     def apply_result(self, result: MatchResult) -> Change:
         if result.stage_id != self.stage_id:
-            raise ValueError(f"result of match {result.match_id} is for stage {result.stage_id!r}, "
-                             f"not this leaderboard's stage {self.stage_id!r}; route it to its own stage")
+            raise ValueError(
+                f"result of match {result.match_id} is for stage {result.stage_id!r}, "
+                f"not this leaderboard's stage {self.stage_id!r}; route it to its own stage"
+            )
         match_id = result.match_id
         current = self._results.get(match_id)
         if current is not None and result.revision <= current.revision:
-            return Change(Status.DUPLICATE if result.revision == current.revision else Status.STALE,
-                          champion=self._champion)
+            return Change(
+                Status.DUPLICATE if result.revision == current.revision else Status.STALE, champion=self._champion
+            )
         # The new revision replaces the old one wholesale: teams it drops lose this match, and the match may
         # even have moved in the sequence, so every team of either revision is recomputed.
         touched = self._teams_in(match_id)
@@ -281,20 +301,36 @@ class Leaderboard:
         team_ids = set(self._disqualifications) | set(self._audit)
         matches = {m: s for m in sorted(match_ids) if (s := self.match_state(m)) is not None}
         teams = {t: s for t in sorted(team_ids) if (s := self.team_state(t)) is not None}
-        return {"version": SNAPSHOT_VERSION, "stage_id": self.stage_id, "rules": self.rules.to_dict(),
-                "matches": matches, "teams": teams}
+        return {
+            "version": SNAPSHOT_VERSION,
+            "stage_id": self.stage_id,
+            "rules": self.rules.to_dict(),
+            "matches": matches,
+            "teams": teams,
+        }
 
     @classmethod
-    def restore(cls, snapshot: Mapping[str, Any]) -> "Leaderboard":
+    def restore(cls, snapshot: Mapping[str, Any]) -> Leaderboard:
         if snapshot.get("version") != SNAPSHOT_VERSION:
-            raise ValueError(f"snapshot version {snapshot.get('version')!r} is not {SNAPSHOT_VERSION}; "
-                             "rebuild the stage from its events instead")
-        return cls.from_states(RuleSet.from_dict(snapshot["rules"]), snapshot["stage_id"],
-                               snapshot.get("matches", {}), snapshot.get("teams", {}))
+            raise ValueError(
+                f"snapshot version {snapshot.get('version')!r} is not {SNAPSHOT_VERSION}; "
+                "rebuild the stage from its events instead"
+            )
+        return cls.from_states(
+            RuleSet.from_dict(snapshot["rules"]),
+            snapshot["stage_id"],
+            snapshot.get("matches", {}),
+            snapshot.get("teams", {}),
+        )
 
     @classmethod
-    def from_states(cls, rules: RuleSet, stage_id: str, matches: Mapping[str, Mapping[str, Any]],
-                    teams: Mapping[str, Mapping[str, Any]]) -> "Leaderboard":
+    def from_states(
+        cls,
+        rules: RuleSet,
+        stage_id: str,
+        matches: Mapping[str, Mapping[str, Any]],
+        teams: Mapping[str, Mapping[str, Any]],
+    ) -> Leaderboard:
         """From the per-match and per-team states of ``match_state`` / ``team_state``. Costs a full rebuild,
         which is what recovering a stage is."""
         board = cls(rules, stage_id)
@@ -335,8 +371,11 @@ class Leaderboard:
         line = None
         if result is not None:
             line = contribution(
-                self.rules, result, self._rows[match_id].get(team_id),
-                self._overrides.get(match_id, {}).get(team_id), team_id in self._forfeits.get(match_id, ()),
+                self.rules,
+                result,
+                self._rows[match_id].get(team_id),
+                self._overrides.get(match_id, {}).get(team_id),
+                team_id in self._forfeits.get(match_id, ()),
                 self._disqualifications.get(team_id),
             )
         lines = self._lines.setdefault(team_id, {})
@@ -355,14 +394,16 @@ class Leaderboard:
             self._wins.remove(win)
         if team_id in self._disqualifications:
             return  # a disqualified team cannot take the title
-        wins = eligible_wins(team_id, threshold, self.rules.starting(team_id),
-                             match_entries(self._lines.get(team_id, {}).values()))
+        wins = eligible_wins(
+            team_id, threshold, self.rules.starting(team_id), match_entries(self._lines.get(team_id, {}).values())
+        )
         if wins:
             self._team_wins[team_id] = wins
             self._wins.update(wins)
 
-    def _commit(self, touched: set[str], dirty_matches: tuple[str, ...] = (),
-                dirty_teams: tuple[str, ...] = ()) -> Change:
+    def _commit(
+        self, touched: set[str], dirty_matches: tuple[str, ...] = (), dirty_teams: tuple[str, ...] = ()
+    ) -> Change:
         for team_id in touched:
             self._refresh_wins(team_id)
         champion = self._wins[0].team_id if self._wins else None
@@ -380,8 +421,13 @@ class Leaderboard:
                 # Corrected out of every match: a recompute would not list it either.
                 after = None
             else:
-                after = aggregate(team_id, self.rules, (lines or {}).values(),
-                                  disqualified=team_id in self._disqualifications, champion=team_id == champion)
+                after = aggregate(
+                    team_id,
+                    self.rules,
+                    (lines or {}).values(),
+                    disqualified=team_id in self._disqualifications,
+                    champion=team_id == champion,
+                )
             if before != after:
                 if before is not None:
                     old[team_id] = before
@@ -407,8 +453,9 @@ class Leaderboard:
             dirty_teams=dirty_teams,
         )
 
-    def _rank_changes(self, old: dict[str, TeamStanding], new: dict[str, TeamStanding],
-                      old_ranks: dict[str, int]) -> list[RankChange]:
+    def _rank_changes(
+        self, old: dict[str, TeamStanding], new: dict[str, TeamStanding], old_ranks: dict[str, int]
+    ) -> list[RankChange]:
         """Rank/points changes of the moved teams and of every team they pushed up or down.
 
         An unmoved team keeps its order relative to the other unmoved teams, so its rank shifts only by how
@@ -487,8 +534,14 @@ def recompute(
         teams = set(rows) | {t for (m, t) in pinned if m == match_id} | {t for (m, t) in forfeited if m == match_id}
         by_team: dict[str, Entry] = {}
         for team_id in teams:
-            line = contribution(rules, result, rows.get(team_id), pinned.get((match_id, team_id)),
-                                (match_id, team_id) in forfeited, dqs.get(team_id))
+            line = contribution(
+                rules,
+                result,
+                rows.get(team_id),
+                pinned.get((match_id, team_id)),
+                (match_id, team_id) in forfeited,
+                dqs.get(team_id),
+            )
             if line is not None:
                 lines.setdefault(team_id, []).append(line)
                 by_team[team_id] = match_entries([line])[0]
@@ -496,8 +549,9 @@ def recompute(
 
     effective_rules = rules
     if not include_starting_points:
-        effective_rules = RuleSet(rules.table, rules.kill_points, rules.kill_cap, rules.tiebreakers, {},
-                                  rules.match_point_threshold)
+        effective_rules = RuleSet(
+            rules.table, rules.kill_points, rules.kill_cap, rules.tiebreakers, {}, rules.match_point_threshold
+        )
     champion = None
     if rules.match_point_threshold is not None:
         champion = find_champion(rules.match_point_threshold, effective_rules.starting_points, entries, excluded=dqs)

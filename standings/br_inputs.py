@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from crownstream.standings.serialization import pick_fields, to_plain
@@ -25,7 +25,7 @@ def utc_timestamp(value: str | datetime) -> str:
         raise ValueError(f"a time must be an ISO-8601 string or a datetime, got {type(value).__name__}")
     if value.tzinfo is None or value.utcoffset() is None:
         raise ValueError(f"time {value.isoformat()} has no timezone; add one ('Z' or '+00:00')")
-    return value.astimezone(timezone.utc).replace(tzinfo=None).isoformat(timespec="microseconds") + "Z"
+    return value.astimezone(UTC).replace(tzinfo=None).isoformat(timespec="microseconds") + "Z"
 
 
 def check_id(value: Any, what: str) -> None:
@@ -36,8 +36,6 @@ def check_id(value: Any, what: str) -> None:
 def check_int(value: Any, what: str, minimum: int) -> None:
     if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
         raise ValueError(f"{what} must be an integer of at least {minimum}, got {value!r}")
-
-
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,11 +82,12 @@ class MatchResult:
         return to_plain(self)
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> "MatchResult":
+    def from_dict(cls, data: Mapping[str, Any]) -> MatchResult:
         try:
             rows = tuple(LobbyRow(r["team_id"], r["placement"], r.get("kills", 0)) for r in data["rows"])
-            return cls(data["stage_id"], data["match_id"], data["revision"], data["sequence"],
-                       data["completed_at"], rows)
+            return cls(
+                data["stage_id"], data["match_id"], data["revision"], data["sequence"], data["completed_at"], rows
+            )
         except (KeyError, TypeError) as exc:
             raise ValueError(f"not a match result {dict(data)!r}: missing or malformed {exc}") from None
 
@@ -124,7 +123,7 @@ class Override:
         return to_plain(self)
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> "Override":
+    def from_dict(cls, data: Mapping[str, Any]) -> Override:
         return cls(**pick_fields(cls, data, optional={"kills"}))
 
 
@@ -154,7 +153,7 @@ class Disqualification:
         return to_plain(self)
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> "Disqualification":
+    def from_dict(cls, data: Mapping[str, Any]) -> Disqualification:
         return cls(**pick_fields(cls, data))
 
 
@@ -168,7 +167,6 @@ class Forfeit:
     def __post_init__(self) -> None:
         check_id(self.match_id, "forfeit match_id")
         check_id(self.team_id, "forfeit team_id")
-
 
 
 StageInput = MatchResult | Override | Disqualification | Forfeit

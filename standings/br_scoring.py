@@ -106,7 +106,7 @@ class TeamStanding:
         return to_plain(self)
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> "TeamStanding":
+    def from_dict(cls, data: Mapping[str, Any]) -> TeamStanding:
         return cls(**{f.name: data[f.name] for f in fields(cls) if f.name in data})
 
 
@@ -160,4 +160,3 @@ def aggregate(
 
 def match_entries(lines: Iterable[Contribution]) -> list[Entry]:
     return [Entry(c.sequence, c.match_id, c.counted and c.placement == 1, c.points) for c in lines]
-

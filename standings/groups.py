@@ -56,12 +56,15 @@ class GroupPointsRule:
         possible = [_score_key(a, b) for a, b in fmt.final_scores()]
         unknown = [k for k in table if k not in possible]
         if unknown:
-            raise ValueError(f"points for {unknown} cannot happen in a best-of-{self.best_of}; its final scores are "
-                             f"{possible}")
+            raise ValueError(
+                f"points for {unknown} cannot happen in a best-of-{self.best_of}; its final scores are {possible}"
+            )
         missing = [k for k in possible if k not in table]
         if missing:
-            raise ValueError(f"points for best-of-{self.best_of} are missing {missing}; give a value for every final "
-                             f"score {possible}")
+            raise ValueError(
+                f"points for best-of-{self.best_of} are missing {missing}; give a value for every final "
+                f"score {possible}"
+            )
         for key, value in table.items():
             check.integer(value, f"points for {key}", 0)
         object.__setattr__(self, "points", tuple((k, table[k]) for k in possible))
@@ -84,15 +87,17 @@ class GroupPointsRule:
             return table[_score_key(0, k) if result.forfeited_by == team_id else _score_key(k, 0)]
         key = _score_key(*result.games_for(team_id))
         if key not in table:
-            raise ValueError(f"series {result.series_id!r} ended {key} for {team_id!r}, which is not a final score "
-                             f"of a best-of-{self.best_of}; expected one of {list(table)}")
+            raise ValueError(
+                f"series {result.series_id!r} ended {key} for {team_id!r}, which is not a final score "
+                f"of a best-of-{self.best_of}; expected one of {list(table)}"
+            )
         return table[key]
 
     def to_dict(self) -> dict[str, Any]:
         return to_plain(self)
 
     @classmethod
-    def from_dict(cls, data: Any) -> "GroupPointsRule":
+    def from_dict(cls, data: Any) -> GroupPointsRule:
         # Also reads the "rules" object of a stage.configured event (format "series_group").
         data = check.mapping(data, "a group points rule", ("format", "best_of", "points"))
         if data.get("format", "series_group") != "series_group":
@@ -102,8 +107,9 @@ class GroupPointsRule:
             raise ValueError(f"best_of must be one of {sorted(DEFAULT_POINTS)}, got {best_of!r}")
         points = data.get("points")
         if points is not None and not isinstance(points, Mapping):
-            raise ValueError('points must be a mapping like {"2-0": 3, "2-1": 2, "1-2": 1, "0-2": 0}, '
-                             f"got {points!r}")
+            raise ValueError(
+                f'points must be a mapping like {{"2-0": 3, "2-1": 2, "1-2": 1, "0-2": 0}}, got {points!r}'
+            )
         return cls(best_of, tuple((points or {}).items()))
 
 
@@ -141,10 +147,19 @@ class StandingRow:
         return self.game_wins - self.game_losses
 
     def to_dict(self) -> dict[str, Any]:
-        return {"rank": self.rank, "team_id": self.team_id, "played": self.played, "wins": self.wins,
-                "draws": self.draws, "losses": self.losses, "game_wins": self.game_wins,
-                "game_losses": self.game_losses, "game_diff": self.game_diff, "points": self.points,
-                "decided_by": self.decided_by}
+        return {
+            "rank": self.rank,
+            "team_id": self.team_id,
+            "played": self.played,
+            "wins": self.wins,
+            "draws": self.draws,
+            "losses": self.losses,
+            "game_wins": self.game_wins,
+            "game_losses": self.game_losses,
+            "game_diff": self.game_diff,
+            "points": self.points,
+            "decided_by": self.decided_by,
+        }
 
 
 def team_record(team_id: str, results: Iterable[SeriesResult], rule: GroupPointsRule) -> TeamRecord:
@@ -170,8 +185,9 @@ def team_record(team_id: str, results: Iterable[SeriesResult], rule: GroupPoints
 # --- tie resolution ----------------------------------------------------------------------------------
 
 
-def _mini_table(tied: frozenset[str], among: Iterable[SeriesResult],
-                rule: GroupPointsRule) -> dict[str, tuple[int, int]]:
+def _mini_table(
+    tied: frozenset[str], among: Iterable[SeriesResult], rule: GroupPointsRule
+) -> dict[str, tuple[int, int]]:
     """(points, game difference) of each tied team counting only its series against other tied teams."""
     table = {t: [0, 0] for t in tied}
     for r in among:
@@ -182,9 +198,13 @@ def _mini_table(tied: frozenset[str], among: Iterable[SeriesResult],
     return {t: (p, gd) for t, (p, gd) in table.items()}
 
 
-def order_tied(tied: Sequence[str], records: Mapping[str, TeamRecord],
-               between: Callable[[frozenset[str]], Iterable[SeriesResult]], rule: GroupPointsRule,
-               label: str) -> list[tuple[str, str]]:
+def order_tied(
+    tied: Sequence[str],
+    records: Mapping[str, TeamRecord],
+    between: Callable[[frozenset[str]], Iterable[SeriesResult]],
+    rule: GroupPointsRule,
+    label: str,
+) -> list[tuple[str, str]]:
     """Order teams level on points. Returns (team, criterion that placed it below the previous team); the first
     team gets ``label`` (what separated the whole set from the teams above it).
 
@@ -230,8 +250,20 @@ def _rows(ordered: Iterable[tuple[str, str]], records: Mapping[str, TeamRecord])
     rows = []
     for rank, (team, decided_by) in enumerate(ordered, start=1):
         r = records[team]
-        rows.append(StandingRow(rank, team, r.played, r.wins, r.draws, r.losses, r.game_wins, r.game_losses, r.points,
-                                "" if rank == 1 else decided_by))
+        rows.append(
+            StandingRow(
+                rank,
+                team,
+                r.played,
+                r.wins,
+                r.draws,
+                r.losses,
+                r.game_wins,
+                r.game_losses,
+                r.points,
+                "" if rank == 1 else decided_by,
+            )
+        )
     return tuple(rows)
 
 
@@ -239,11 +271,15 @@ def _validate(result: SeriesResult, teams: Iterable[str], rule: GroupPointsRule,
     members = set(teams)
     strangers = [t for t in (result.team_a, result.team_b) if t not in members]
     if strangers:
-        raise ValueError(f"series {result.series_id!r} involves {strangers}, who are not in group {group_id!r} "
-                         f"{sorted(members)}; register the team in the group or route the series to its own group")
+        raise ValueError(
+            f"series {result.series_id!r} involves {strangers}, who are not in group {group_id!r} "
+            f"{sorted(members)}; register the team in the group or route the series to its own group"
+        )
     if result.best_of != rule.best_of:
-        raise ValueError(f"series {result.series_id!r} is a best-of-{result.best_of} but group {group_id!r} scores "
-                         f"best-of-{rule.best_of} series; configure the group's points for that format")
+        raise ValueError(
+            f"series {result.series_id!r} is a best-of-{result.best_of} but group {group_id!r} scores "
+            f"best-of-{rule.best_of} series; configure the group's points for that format"
+        )
     if result.completed:
         rule.points_for(result, result.team_a)  # a score the rule cannot price is refused here, not at ranking time
 
@@ -259,8 +295,9 @@ def _check_teams(teams: Iterable[str], group_id: str) -> tuple[str, ...]:
     return teams
 
 
-def recompute_group(teams: Iterable[str], results: Iterable[SeriesResult], rule: GroupPointsRule,
-                    group_id: str = "group") -> tuple[StandingRow, ...]:
+def recompute_group(
+    teams: Iterable[str], results: Iterable[SeriesResult], rule: GroupPointsRule, group_id: str = "group"
+) -> tuple[StandingRow, ...]:
     """The standings from scratch: the oracle ``GroupStandings`` must always equal. Non-completed series are
     skipped; one series id given twice with different content is an error (which one counts is ambiguous)."""
     teams = _check_teams(teams, group_id)
@@ -319,8 +356,10 @@ class GroupStandings:
         check.text(self.group_id, "group_id")
         self.teams = _check_teams(self.teams, self.group_id)
         if not isinstance(self.rule, GroupPointsRule):
-            raise ValueError(f"rule must be a GroupPointsRule (use GroupPointsRule.from_dict for a dict), "
-                             f"got {type(self.rule).__name__}")
+            raise ValueError(
+                f"rule must be a GroupPointsRule (use GroupPointsRule.from_dict for a dict), "
+                f"got {type(self.rule).__name__}"
+            )
         for t in self.teams:
             self._by_team.setdefault(t, set())
             self._records[t] = TeamRecord(t)
@@ -348,7 +387,7 @@ class GroupStandings:
         found: list[SeriesResult] = []
         ordered = sorted(members)
         for i, a in enumerate(ordered):
-            for b in ordered[i + 1:]:
+            for b in ordered[i + 1 :]:
                 found += (self._results[sid] for sid in self._pairs.get(frozenset((a, b)), ()))
         return found
 
@@ -362,8 +401,9 @@ class GroupStandings:
         if result.completed and old == result:
             return GroupChange("unchanged", "already counted with this result")
         if not result.completed and old is None:
-            return GroupChange("unchanged", f"series {result.series_id!r} is {result.status}; only completed "
-                                            "series count")
+            return GroupChange(
+                "unchanged", f"series {result.series_id!r} is {result.status}; only completed series count"
+            )
         before = {row.team_id: row.rank for row in self.standings()}
         touched = {result.team_a, result.team_b}
         if old is not None:
@@ -383,12 +423,14 @@ class GroupStandings:
         for points in stale:
             self._clusters.pop(points, None)
         after = self.standings()
-        changes = tuple(RankChange(row.team_id, before[row.team_id], row.rank) for row in after
-                        if before[row.team_id] != row.rank)
+        changes = tuple(
+            RankChange(row.team_id, before[row.team_id], row.rank) for row in after if before[row.team_id] != row.rank
+        )
         if result.completed:
             return GroupChange("applied", "", changes)
-        return GroupChange("removed", f"series {result.series_id!r} is {result.status} again; its old result no "
-                                      "longer counts", changes)
+        return GroupChange(
+            "removed", f"series {result.series_id!r} is {result.status} again; its old result no longer counts", changes
+        )
 
     def _forget(self, old: SeriesResult) -> None:
         del self._results[old.series_id]
@@ -400,20 +442,30 @@ class GroupStandings:
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-friendly state (the facts only; records and rankings are rebuilt on load)."""
-        return {"version": STATE_VERSION, "group_id": self.group_id, "teams": list(self.teams),
-                "rule": self.rule.to_dict(), "results": [r.to_dict() for r in self.results()]}
+        return {
+            "version": STATE_VERSION,
+            "group_id": self.group_id,
+            "teams": list(self.teams),
+            "rule": self.rule.to_dict(),
+            "results": [r.to_dict() for r in self.results()],
+        }
 
     @classmethod
-    def from_dict(cls, data: Any) -> "GroupStandings":
+    def from_dict(cls, data: Any) -> GroupStandings:
         data = check.mapping(data, "stored group standings", ("version", "group_id", "teams", "rule", "results"))
         if data.get("version") != STATE_VERSION:
-            raise ValueError(f"stored group standings have version {data.get('version')!r}; this code reads version "
-                             f"{STATE_VERSION} — migrate the stored state or deploy the matching code")
+            raise ValueError(
+                f"stored group standings have version {data.get('version')!r}; this code reads version "
+                f"{STATE_VERSION} — migrate the stored state or deploy the matching code"
+            )
         teams = check.required(data, "teams", "stored group standings")
         if not isinstance(teams, list):
             raise ValueError(f"stored group standings need 'teams' as a list of team ids, got {teams!r}")
-        group = cls(check.required(data, "group_id", "stored group standings"), tuple(teams),
-                    GroupPointsRule.from_dict(check.required(data, "rule", "stored group standings")))
+        group = cls(
+            check.required(data, "group_id", "stored group standings"),
+            tuple(teams),
+            GroupPointsRule.from_dict(check.required(data, "rule", "stored group standings")),
+        )
         for raw in data.get("results", []):
             group.update(SeriesResult.from_dict(raw))
         return group

@@ -47,7 +47,7 @@ class Subscription:
         if self._latest == self.seen and not self._closed:
             try:
                 await asyncio.wait_for(self._wakeup.wait(), timeout)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 return None
         self._wakeup.clear()
         if self._latest != self.seen:

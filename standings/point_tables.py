@@ -62,7 +62,7 @@ class PointTable:
         return self.name if self.name is not None else list(self.points)
 
     @classmethod
-    def named(cls, name: str) -> "PointTable":
+    def named(cls, name: str) -> PointTable:
         try:
             return cls(NAMED_TABLES[name], name)
         except KeyError:
@@ -72,7 +72,7 @@ class PointTable:
             ) from None
 
     @classmethod
-    def from_value(cls, value: str | Sequence[int]) -> "PointTable":
+    def from_value(cls, value: str | Sequence[int]) -> PointTable:
         """From a rules dict's ``point_table``: a table name or the points for placement 1, 2, …"""
         if isinstance(value, str):
             return cls.named(value)

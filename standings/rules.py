@@ -79,7 +79,7 @@ class RuleSet:
         }
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> "RuleSet":
+    def from_dict(cls, data: Mapping[str, Any]) -> RuleSet:
         if not isinstance(data, Mapping):
             raise ValueError(f"rules must be an object, got {type(data).__name__}")
         unknown = sorted(set(data) - _KEYS)
@@ -106,7 +106,6 @@ class RuleSet:
         )
 
     @classmethod
-    def named(cls, table: str, **options: Any) -> "RuleSet":
+    def named(cls, table: str, **options: Any) -> RuleSet:
         """A published table with 1 point a kill unless ``options`` say otherwise."""
         return cls(PointTable.named(table), **options)
-

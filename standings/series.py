@@ -92,7 +92,7 @@ class SeriesFormat:
         return to_plain(self)
 
     @classmethod
-    def from_dict(cls, data: Any) -> "SeriesFormat":
+    def from_dict(cls, data: Any) -> SeriesFormat:
         data = check.mapping(data, "a series format", ("best_of", "forfeit_score"))
         best_of = data.get("best_of", 3)
         if isinstance(best_of, str):
@@ -132,11 +132,16 @@ class GameResult:
         return to_plain(self)
 
     @classmethod
-    def from_dict(cls, data: Any) -> "GameResult":
+    def from_dict(cls, data: Any) -> GameResult:
         data = check.mapping(data, "a game result", ("series_id", "game_number", "winner_team_id", "revision", "score"))
         what = "a game result"
-        return cls(check.required(data, "series_id", what), check.required(data, "game_number", what),
-                   check.required(data, "winner_team_id", what), data.get("revision", 1), data.get("score"))
+        return cls(
+            check.required(data, "series_id", what),
+            check.required(data, "game_number", what),
+            check.required(data, "winner_team_id", what),
+            data.get("revision", 1),
+            data.get("score"),
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -164,7 +169,7 @@ class GameOverride:
         return to_plain(self)
 
     @classmethod
-    def from_dict(cls, data: Any) -> "GameOverride":
+    def from_dict(cls, data: Any) -> GameOverride:
         data = check.mapping(data, "a game override", cls.__slots__)
         return cls(**{name: check.required(data, name, "a game override") for name in cls.__slots__})
 
@@ -192,11 +197,14 @@ class Forfeit:
         return to_plain(self)
 
     @classmethod
-    def from_dict(cls, data: Any) -> "Forfeit":
+    def from_dict(cls, data: Any) -> Forfeit:
         data = check.mapping(data, "a forfeit", cls.__slots__)
-        return cls(**{name: (data.get(name, "") if name in ("actor", "reason")
-                             else check.required(data, name, "a forfeit"))
-                      for name in cls.__slots__})
+        return cls(
+            **{
+                name: (data.get(name, "") if name in ("actor", "reason") else check.required(data, name, "a forfeit"))
+                for name in cls.__slots__
+            }
+        )
 
 
 SeriesEvent = GameResult | GameOverride | Forfeit
@@ -263,23 +271,31 @@ class SeriesResult:
         for name in ("winner", "forfeited_by"):
             team = getattr(self, name)
             if team is not None and team not in (self.team_a, self.team_b):
-                raise ValueError(f"{name} {team!r} of series {self.series_id!r} is not one of its teams "
-                                 f"{[self.team_a, self.team_b]}")
+                raise ValueError(
+                    f"{name} {team!r} of series {self.series_id!r} is not one of its teams {[self.team_a, self.team_b]}"
+                )
         # A group table trusts these fields, so an inconsistent result is refused here rather than mis-ranked.
         if self.status != SeriesStatus.COMPLETED:
             if self.winner is not None or self.forfeited_by is not None:
-                raise ValueError(f"series {self.series_id!r} is {self.status} but names a winner or a forfeit; "
-                                 "only a completed series has those")
+                raise ValueError(
+                    f"series {self.series_id!r} is {self.status} but names a winner or a forfeit; "
+                    "only a completed series has those"
+                )
         elif self.forfeited_by is not None:
             if self.winner is None or self.winner == self.forfeited_by:
-                raise ValueError(f"series {self.series_id!r} was forfeited by {self.forfeited_by!r}, so the winner "
-                                 f"must be the other team, got {self.winner!r}")
+                raise ValueError(
+                    f"series {self.series_id!r} was forfeited by {self.forfeited_by!r}, so the winner "
+                    f"must be the other team, got {self.winner!r}"
+                )
         else:
-            expected = (None if self.games_a == self.games_b
-                        else self.team_a if self.games_a > self.games_b else self.team_b)
+            expected = (
+                None if self.games_a == self.games_b else self.team_a if self.games_a > self.games_b else self.team_b
+            )
             if self.winner != expected:
-                raise ValueError(f"series {self.series_id!r} ended {self.games_a}-{self.games_b}, so the winner is "
-                                 f"{expected!r}, not {self.winner!r}")
+                raise ValueError(
+                    f"series {self.series_id!r} ended {self.games_a}-{self.games_b}, so the winner is "
+                    f"{expected!r}, not {self.winner!r}"
+                )
 
     @property
     def completed(self) -> bool:
@@ -305,15 +321,16 @@ class SeriesResult:
         return to_plain(self)
 
     @classmethod
-    def from_dict(cls, data: Any) -> "SeriesResult":
+    def from_dict(cls, data: Any) -> SeriesResult:
         data = check.mapping(data, "a series result", cls.__slots__)
         required = ("series_id", "team_a", "team_b", "best_of", "status", "games_a", "games_b")
         values = {name: check.required(data, name, "a series result") for name in required}
         try:
             SeriesStatus(values["status"])
         except ValueError:
-            raise ValueError(f"status must be one of {[s.value for s in SeriesStatus]}, "
-                             f"got {values['status']!r}") from None
+            raise ValueError(
+                f"status must be one of {[s.value for s in SeriesStatus]}, got {values['status']!r}"
+            ) from None
         return cls(**values, winner=data.get("winner"), forfeited_by=data.get("forfeited_by"))
 
 
@@ -340,14 +357,32 @@ class SeriesState:
         return self.status == SeriesStatus.COMPLETED and self.winner is None
 
     def result(self) -> SeriesResult:
-        return SeriesResult(self.series_id, self.team_a, self.team_b, self.format.best_of, self.status,
-                            self.score_a, self.score_b, self.winner, self.forfeited_by)
+        return SeriesResult(
+            self.series_id,
+            self.team_a,
+            self.team_b,
+            self.format.best_of,
+            self.status,
+            self.score_a,
+            self.score_b,
+            self.winner,
+            self.forfeited_by,
+        )
 
     def to_dict(self) -> dict[str, Any]:
-        return {"series_id": self.series_id, "team_a": self.team_a, "team_b": self.team_b,
-                "format": self.format.to_dict(), "status": str(self.status), "score": [self.score_a, self.score_b],
-                "winner": self.winner, "is_draw": self.is_draw, "forfeited_by": self.forfeited_by,
-                "games": [g.to_dict() for g in self.games], "audit": [a.to_dict() for a in self.audit]}
+        return {
+            "series_id": self.series_id,
+            "team_a": self.team_a,
+            "team_b": self.team_b,
+            "format": self.format.to_dict(),
+            "status": str(self.status),
+            "score": [self.score_a, self.score_b],
+            "winner": self.winner,
+            "is_draw": self.is_draw,
+            "forfeited_by": self.forfeited_by,
+            "games": [g.to_dict() for g in self.games],
+            "audit": [a.to_dict() for a in self.audit],
+        }
 
 
 @dataclass(frozen=True, slots=True)
@@ -370,9 +405,15 @@ def _effective_override(overrides: Iterable[GameOverride]) -> GameOverride | Non
     return max(overrides, key=lambda o: (o.at, o.event_id), default=None)
 
 
-def derive_state(series_id: str, team_a: str, team_b: str, fmt: SeriesFormat,
-                 games: Mapping[int, GameResult], overrides: Iterable[GameOverride],
-                 forfeits: Iterable[Forfeit]) -> SeriesState:
+def derive_state(
+    series_id: str,
+    team_a: str,
+    team_b: str,
+    fmt: SeriesFormat,
+    games: Mapping[int, GameResult],
+    overrides: Iterable[GameOverride],
+    forfeits: Iterable[Forfeit],
+) -> SeriesState:
     """The series as the given facts make it. Pure; ``Series.state()`` is this over its current facts."""
     by_game: dict[int, list[GameOverride]] = {}
     for o in overrides:
@@ -394,8 +435,10 @@ def derive_state(series_id: str, team_a: str, team_b: str, fmt: SeriesFormat,
         # that a correction which reopens the series (2-0 becomes 1-1) brings them back into the count. Rejecting
         # them on arrival would make the outcome depend on whether the correction came before or after them.
         if decided_at is not None:
-            note = (f"not counted: the series was already decided {decided_at[1]}-{decided_at[2]} after game "
-                    f"{decided_at[0]}; kept in case a correction reopens it")
+            note = (
+                f"not counted: the series was already decided {decided_at[1]}-{decided_at[2]} after game "
+                f"{decided_at[0]}; kept in case a correction reopens it"
+            )
         elif missing is not None:
             # Counting past a gap would let game 3 decide a series whose game 2 is unknown.
             note = f"not counted yet: waiting for the result of game {missing}"
@@ -403,11 +446,20 @@ def derive_state(series_id: str, team_a: str, team_b: str, fmt: SeriesFormat,
             wins[winner] += 1
             if fmt.is_decided(wins[team_a], wins[team_b]):
                 decided_at = (n, wins[team_a], wins[team_b])
-        views.append(GameView(
-            game_number=n, winner_team_id=winner, source="override" if override else "result",
-            revision=report.revision if report else None,
-            reported_winner=report.winner_team_id if report and override and report.winner_team_id != winner else None,
-            score=report.score if report else (), counted=not note, note=note))
+        views.append(
+            GameView(
+                game_number=n,
+                winner_team_id=winner,
+                source="override" if override else "result",
+                revision=report.revision if report else None,
+                reported_winner=report.winner_team_id
+                if report and override and report.winner_team_id != winner
+                else None,
+                score=report.score if report else (),
+                counted=not note,
+                note=note,
+            )
+        )
 
     forfeit_list = sorted(forfeits, key=lambda f: (f.at, f.event_id))
     # The first forfeit in time ends the series; a later one (even by the other team) changes nothing.
@@ -431,13 +483,46 @@ def derive_state(series_id: str, team_a: str, team_b: str, fmt: SeriesFormat,
     for n in sorted(by_game):
         for o in sorted(by_game[n], key=lambda o: (o.at, o.event_id)):
             chosen = pinned[n]
-            audit.append(AuditEntry("override", o.event_id, n, o.winner_team_id, o.actor, o.reason, o.at,
-                                    o is chosen, "" if o is chosen else f"superseded by {chosen.event_id}"))
+            audit.append(
+                AuditEntry(
+                    "override",
+                    o.event_id,
+                    n,
+                    o.winner_team_id,
+                    o.actor,
+                    o.reason,
+                    o.at,
+                    o is chosen,
+                    "" if o is chosen else f"superseded by {chosen.event_id}",
+                )
+            )
     for f in forfeit_list:
-        audit.append(AuditEntry("forfeit", f.event_id, None, f.team_id, f.actor, f.reason, f.at, f is forfeit,
-                                "" if f is forfeit else f"the series had already been forfeited ({forfeit.event_id})"))
-    return SeriesState(series_id, team_a, team_b, fmt, status, score_a, score_b, winner,
-                       forfeit.team_id if forfeit else None, tuple(views), tuple(audit))
+        audit.append(
+            AuditEntry(
+                "forfeit",
+                f.event_id,
+                None,
+                f.team_id,
+                f.actor,
+                f.reason,
+                f.at,
+                f is forfeit,
+                "" if f is forfeit else f"the series had already been forfeited ({forfeit.event_id})",
+            )
+        )
+    return SeriesState(
+        series_id,
+        team_a,
+        team_b,
+        fmt,
+        status,
+        score_a,
+        score_b,
+        winner,
+        forfeit.team_id if forfeit else None,
+        tuple(views),
+        tuple(audit),
+    )
 
 
 def _outcome(state: SeriesState) -> tuple:
@@ -464,16 +549,25 @@ class Series:
         if self.team_a == self.team_b:
             raise ValueError(f"series {self.series_id!r} needs two different teams, got {self.team_a!r} twice")
         if not isinstance(self.format, SeriesFormat):
-            raise ValueError(f"format must be a SeriesFormat (use SeriesFormat.from_dict for a dict), "
-                             f"got {type(self.format).__name__}")
+            raise ValueError(
+                f"format must be a SeriesFormat (use SeriesFormat.from_dict for a dict), "
+                f"got {type(self.format).__name__}"
+            )
 
     @property
     def teams(self) -> tuple[str, str]:
         return self.team_a, self.team_b
 
     def state(self) -> SeriesState:
-        return derive_state(self.series_id, self.team_a, self.team_b, self.format, self._games,
-                            self._overrides.values(), self._forfeits.values())
+        return derive_state(
+            self.series_id,
+            self.team_a,
+            self.team_b,
+            self.format,
+            self._games,
+            self._overrides.values(),
+            self._forfeits.values(),
+        )
 
     # --- updates ------------------------------------------------------------------------------------
 
@@ -496,17 +590,22 @@ class Series:
             return self._unchanged(ChangeStatus.REJECTED, problem)
         current = self._games.get(game.game_number)
         if current is not None and current.revision > game.revision:
-            return self._unchanged(ChangeStatus.STALE, f"game {game.game_number} is already at revision "
-                                   f"{current.revision}; revision {game.revision} is older and is ignored")
+            return self._unchanged(
+                ChangeStatus.STALE,
+                f"game {game.game_number} is already at revision "
+                f"{current.revision}; revision {game.revision} is older and is ignored",
+            )
         if current is not None and current.revision == game.revision:
             if current == game:
                 return self._unchanged(ChangeStatus.DUPLICATE, "already recorded")
             # Two different payloads under one revision is a producer bug. Keep the greater one so every
             # replica keeps the same whichever arrived first, and say how to fix it properly.
             keep = max(current, game, key=GameResult._content)
-            reason = (f"revision {game.revision} of game {game.game_number} was reported twice with different "
-                      f"content; kept winner {keep.winner_team_id!r} deterministically — send revision "
-                      f"{game.revision + 1} to correct it")
+            reason = (
+                f"revision {game.revision} of game {game.game_number} was reported twice with different "
+                f"content; kept winner {keep.winner_team_id!r} deterministically — send revision "
+                f"{game.revision + 1} to correct it"
+            )
             return self._mutate(lambda: self._games.__setitem__(game.game_number, keep), ChangeStatus.CONFLICT, reason)
         return self._mutate(lambda: self._games.__setitem__(game.game_number, game), ChangeStatus.APPLIED, "")
 
@@ -519,25 +618,32 @@ class Series:
             return self._unchanged(ChangeStatus.DUPLICATE, "already recorded")
         if current is not None:
             keep = max(current, override, key=GameOverride._content)
-            reason = (f"override {override.event_id!r} was sent twice with different content; kept one "
-                      "deterministically — give a new decision a new event id")
+            reason = (
+                f"override {override.event_id!r} was sent twice with different content; kept one "
+                "deterministically — give a new decision a new event id"
+            )
             return self._mutate(lambda: self._overrides.__setitem__(keep.event_id, keep), ChangeStatus.CONFLICT, reason)
         return self._mutate(lambda: self._overrides.__setitem__(override.event_id, override), ChangeStatus.APPLIED, "")
 
     def apply_forfeit(self, forfeit: Forfeit) -> SeriesChange:
         if forfeit.series_id != self.series_id:
-            return self._unchanged(ChangeStatus.REJECTED, f"forfeit is for series {forfeit.series_id!r}, "
-                                   f"not {self.series_id!r}")
+            return self._unchanged(
+                ChangeStatus.REJECTED, f"forfeit is for series {forfeit.series_id!r}, not {self.series_id!r}"
+            )
         if forfeit.team_id not in self.teams:
-            return self._unchanged(ChangeStatus.REJECTED, f"team {forfeit.team_id!r} does not play series "
-                                   f"{self.series_id!r} {list(self.teams)}")
+            return self._unchanged(
+                ChangeStatus.REJECTED,
+                f"team {forfeit.team_id!r} does not play series {self.series_id!r} {list(self.teams)}",
+            )
         current = self._forfeits.get(forfeit.event_id)
         if current == forfeit:
             return self._unchanged(ChangeStatus.DUPLICATE, "already recorded")
         if current is not None:
             keep = max(current, forfeit, key=Forfeit._content)
-            reason = (f"forfeit {forfeit.event_id!r} was sent twice with different content; kept one "
-                      "deterministically — give a new ruling a new event id")
+            reason = (
+                f"forfeit {forfeit.event_id!r} was sent twice with different content; kept one "
+                "deterministically — give a new ruling a new event id"
+            )
             return self._mutate(lambda: self._forfeits.__setitem__(keep.event_id, keep), ChangeStatus.CONFLICT, reason)
         return self._mutate(lambda: self._forfeits.__setitem__(forfeit.event_id, forfeit), ChangeStatus.APPLIED, "")
 
@@ -545,8 +651,10 @@ class Series:
         if series_id != self.series_id:
             return f"event is for series {series_id!r}, not {self.series_id!r}"
         if game_number > self.format.best_of:
-            return (f"game {game_number} cannot exist in a best-of-{self.format.best_of}; game numbers run "
-                    f"1..{self.format.best_of}")
+            return (
+                f"game {game_number} cannot exist in a best-of-{self.format.best_of}; game numbers run "
+                f"1..{self.format.best_of}"
+            )
         if team_id not in self.teams:
             return f"{role} {team_id!r} does not play series {self.series_id!r} {list(self.teams)}"
         return None
@@ -576,17 +684,25 @@ class Series:
         }
 
     @classmethod
-    def from_dict(cls, data: Any) -> "Series":
-        data = check.mapping(data, "a stored series",
-                        ("version", "series_id", "team_a", "team_b", "format", "games", "overrides", "forfeits"))
+    def from_dict(cls, data: Any) -> Series:
+        data = check.mapping(
+            data,
+            "a stored series",
+            ("version", "series_id", "team_a", "team_b", "format", "games", "overrides", "forfeits"),
+        )
         version = data.get("version")
         if version != STATE_VERSION:
-            raise ValueError(f"stored series has version {version!r}; this code reads version {STATE_VERSION} — "
-                             "migrate the stored state or deploy the matching code")
+            raise ValueError(
+                f"stored series has version {version!r}; this code reads version {STATE_VERSION} — "
+                "migrate the stored state or deploy the matching code"
+            )
         what = "a stored series"
-        series = cls(check.required(data, "series_id", what), check.required(data, "team_a", what),
-                     check.required(data, "team_b", what),
-                     SeriesFormat.from_dict(data.get("format", {})))
+        series = cls(
+            check.required(data, "series_id", what),
+            check.required(data, "team_a", what),
+            check.required(data, "team_b", what),
+            SeriesFormat.from_dict(data.get("format", {})),
+        )
         for raw in data.get("games", []):
             series._restore(series.apply_result(GameResult.from_dict(raw)), raw)
         for raw in data.get("overrides", []):
@@ -597,5 +713,6 @@ class Series:
 
     def _restore(self, change: SeriesChange, raw: Any) -> None:
         if change.status != ChangeStatus.APPLIED:
-            raise ValueError(f"stored series {self.series_id!r} is inconsistent at {raw!r}: {change.status} "
-                             f"({change.reason})")
+            raise ValueError(
+                f"stored series {self.series_id!r} is inconsistent at {raw!r}: {change.status} ({change.reason})"
+            )

@@ -54,17 +54,19 @@ def validate_tiebreakers(names: Iterable[str]) -> tuple[str, ...]:
     return names
 
 
-_PARTS: Mapping[str, Callable[[Rankable], Any]] = MappingProxyType({
-    # More is better for counts, so they are negated; less is better for placements and times.
-    "total_points": lambda s: -s.total_points,
-    "wins": lambda s: -s.wins,
-    "placement_points": lambda s: -s.placement_points,
-    "kill_points": lambda s: -s.kill_points,
-    "kills": lambda s: -s.kills,
-    "best_placement": lambda s: _NO_PLACEMENT if s.best_placement is None else s.best_placement,
-    "last_match_placement": lambda s: _NO_PLACEMENT if s.last_match_placement is None else s.last_match_placement,
-    "earliest_completion": lambda s: _BEFORE_ANY_MATCH if s.reached_total_at is None else s.reached_total_at,
-})
+_PARTS: Mapping[str, Callable[[Rankable], Any]] = MappingProxyType(
+    {
+        # More is better for counts, so they are negated; less is better for placements and times.
+        "total_points": lambda s: -s.total_points,
+        "wins": lambda s: -s.wins,
+        "placement_points": lambda s: -s.placement_points,
+        "kill_points": lambda s: -s.kill_points,
+        "kills": lambda s: -s.kills,
+        "best_placement": lambda s: _NO_PLACEMENT if s.best_placement is None else s.best_placement,
+        "last_match_placement": lambda s: _NO_PLACEMENT if s.last_match_placement is None else s.last_match_placement,
+        "earliest_completion": lambda s: _BEFORE_ANY_MATCH if s.reached_total_at is None else s.reached_total_at,
+    }
+)
 
 
 def sort_key_function(tiebreakers: Iterable[str]) -> Callable[[Rankable], tuple]:

@@ -5,7 +5,7 @@ validators as check``."""
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 
@@ -34,7 +34,7 @@ def utc(value: Any, what: str) -> str:
         raise ValueError(f"{what} is not an ISO-8601 timestamp: {value!r} (e.g. 2026-11-24T18:00:00Z)") from None
     if parsed.tzinfo is None:
         raise ValueError(f"{what} needs a timezone (e.g. a trailing Z for UTC), got {value!r}")
-    return parsed.astimezone(timezone.utc).isoformat()
+    return parsed.astimezone(UTC).isoformat()
 
 
 def mapping(data: Any, what: str, allowed: Iterable[str]) -> Mapping[str, Any]:

@@ -41,7 +41,9 @@ FRAMING_MARGIN = 16 * 1024
 KEY_MAX_BYTES = 4 * 1024
 
 
-def dead_letter_headers(rejection: Rejection, topic: str, partition: int, offset: int, agent: str) -> list[tuple[str, bytes]]:
+def dead_letter_headers(
+    rejection: Rejection, topic: str, partition: int, offset: int, agent: str
+) -> list[tuple[str, bytes]]:
     return [
         (HEADER_CODE, rejection.code.encode()[:64]),
         # Capped by characters, so the header stays valid UTF-8; credentials masked as in the logs.
@@ -68,12 +70,18 @@ class DeadLetterCopy:
 
 def _head(data: bytes, keep: int, truncated: str, size: str, digest: str) -> tuple[bytes, list[tuple[str, bytes]]]:
     return data[: max(0, keep)], [
-        (truncated, b"true"), (size, str(len(data)).encode()), (digest, hashlib.sha256(data).hexdigest().encode()),
+        (truncated, b"true"),
+        (size, str(len(data)).encode()),
+        (digest, hashlib.sha256(data).hexdigest().encode()),
     ]
 
 
-def fit_dead_letter(key: bytes | None, value: bytes | None, headers: list[tuple[str, bytes]],
-                    max_request_size: int = PRODUCER_MAX_REQUEST_SIZE) -> DeadLetterCopy:
+def fit_dead_letter(
+    key: bytes | None,
+    value: bytes | None,
+    headers: list[tuple[str, bytes]],
+    max_request_size: int = PRODUCER_MAX_REQUEST_SIZE,
+) -> DeadLetterCopy:
     """The DLQ copy of a record: byte for byte when it fits ``max_request_size`` with its headers; otherwise the
     head of the key and value, with each one's original size and SHA-256 in headers."""
     value = value if value is not None else b""
@@ -116,7 +124,7 @@ class DeadLetter:
         return self.original_size is not None or self.key_truncated
 
     @classmethod
-    def from_record(cls, offset: int, key: bytes | None, value: bytes | None, headers) -> "DeadLetter":
+    def from_record(cls, offset: int, key: bytes | None, value: bytes | None, headers) -> DeadLetter:
         h = {k: v.decode(errors="replace") for k, v in (headers or [])}
         return cls(
             dlq_offset=offset,

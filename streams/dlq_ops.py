@@ -15,8 +15,9 @@ async def read_dead_letters(
     """Every DLQ record from ``from_offset`` up to the end as of now (no consumer group, commits nothing)."""
     settings = settings or get_settings()
     topic = DEAD_LETTER.full_name(settings)
-    consumer = AIOKafkaConsumer(bootstrap_servers=settings.kafka_bootstrap, enable_auto_commit=False,
-                                isolation_level="read_committed")
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=settings.kafka_bootstrap, enable_auto_commit=False, isolation_level="read_committed"
+    )
     await consumer.start()
     try:
         if topic not in await consumer.topics():

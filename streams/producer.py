@@ -40,7 +40,7 @@ class EventProducer:
         self._producer = AIOKafkaProducer(**options)
         self._pending: set[asyncio.Future] = set()
 
-    async def __aenter__(self) -> "EventProducer":
+    async def __aenter__(self) -> EventProducer:
         await self.start()
         return self
 

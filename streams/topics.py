@@ -155,7 +155,11 @@ NOTIFICATION_INTERNAL = (NOTIFICATION_AUDIENCES, NOTIFICATION_USERS, NOTIFICATIO
 
 INPUT_TOPICS: tuple[TopicSpec, ...] = (TOURNAMENT_EVENTS, PLATFORM_EVENTS, NOTIFICATION_CONTROL, PREFERENCES)
 ALL_TOPICS: tuple[TopicSpec, ...] = (
-    *INPUT_TOPICS, STANDINGS_EVENTS, DEAD_LETTER, *DELIVERIES.values(), DELIVERY_DEAD_LETTER,
+    *INPUT_TOPICS,
+    STANDINGS_EVENTS,
+    DEAD_LETTER,
+    *DELIVERIES.values(),
+    DELIVERY_DEAD_LETTER,
     *NOTIFICATION_INTERNAL,
 )
 
@@ -182,7 +186,9 @@ KEY_FIELDS: dict[str, str] = {
 # Every event type must have a home and a key; fail at import rather than at the first produce.
 _missing = set(EVENT_MODELS) - set(TOPIC_FOR_TYPE)
 if _missing or set(EVENT_MODELS) - set(KEY_FIELDS):
-    raise RuntimeError(f"topic registry incomplete: no topic/key for {sorted(_missing | (set(EVENT_MODELS) - set(KEY_FIELDS)))}")
+    raise RuntimeError(
+        f"topic registry incomplete: no topic/key for {sorted(_missing | (set(EVENT_MODELS) - set(KEY_FIELDS)))}"
+    )
 
 
 def topic_for(event_type: str) -> TopicSpec:

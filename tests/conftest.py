@@ -12,7 +12,7 @@ import asyncpg
 import pytest
 
 from crownstream.settings import Settings
-from tests.support.services import KAFKA_BOOTSTRAP, ensure_kafka, ensure_postgres
+from tests.support.services import ensure_kafka, ensure_postgres
 from tests.support.workers import Worker, stop_all, worker_settings
 
 

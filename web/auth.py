@@ -46,15 +46,14 @@ class Principal:
         return self.kind == STAFF
 
 
-
-
 def mint_user_token(user_id: str, ttl_s: int, settings: Settings | None = None) -> str:
     """A bearer token for ``user_id``, valid for ``ttl_s`` seconds (at most ``user_token_max_ttl_s``)."""
     settings = settings or get_settings()
     key = settings.user_token_signing_key
     if key is None:
-        raise ValueError("CROWNSTREAM_USER_TOKEN_KEY is not set: no user token can be minted (set it to the key the "
-                         "workers share)")
+        raise ValueError(
+            "CROWNSTREAM_USER_TOKEN_KEY is not set: no user token can be minted (set it to the key the workers share)"
+        )
     if not 0 < ttl_s <= settings.user_token_max_ttl_s:
         raise ValueError(f"ttl_s must be between 1 and {settings.user_token_max_ttl_s} (user_token_max_ttl_s)")
     if not user_id or len(user_id) > 128 or bad_character(user_id) is not None:
@@ -71,12 +70,16 @@ def authenticate(authorization: str | None, settings: Settings | None = None) ->
     """The principal an ``Authorization`` header proves, or a 401 ``HttpError`` saying what to send."""
     settings = settings or get_settings()
     if not authorization:
-        raise _unauthorized("authentication required: send Authorization: Bearer <token> (a user token minted by "
-                            "the platform backend, or the staff token)")
+        raise _unauthorized(
+            "authentication required: send Authorization: Bearer <token> (a user token minted by "
+            "the platform backend, or the staff token)"
+        )
     # aiohttp hands undecodable header bytes over as surrogates; a token is printable ASCII (RFC 6750 b64token).
     if not authorization.isascii() or not authorization.isprintable():
-        raise _unauthorized("the Authorization header is malformed (non-ASCII or control characters); send "
-                            "Authorization: Bearer <token>")
+        raise _unauthorized(
+            "the Authorization header is malformed (non-ASCII or control characters); send "
+            "Authorization: Bearer <token>"
+        )
     scheme, _, token = authorization.strip().partition(" ")
     token = token.strip()
     if scheme.lower() != "bearer" or not token:
@@ -87,8 +90,10 @@ def authenticate(authorization: str | None, settings: Settings | None = None) ->
         return Principal(STAFF)
     if token.count(".") != 2:
         unset = "" if staff else " (no staff token is configured on this worker: CROWNSTREAM_STAFF_TOKEN)"
-        raise _unauthorized("the bearer token is neither the staff token nor a user token; ask the platform "
-                            f"backend for a fresh user token{unset}")
+        raise _unauthorized(
+            "the bearer token is neither the staff token nor a user token; ask the platform "
+            f"backend for a fresh user token{unset}"
+        )
     return Principal(USER, _verify_user_token(token, settings))
 
 
@@ -97,22 +102,30 @@ def _verify_user_token(token: str, settings: Settings) -> str:
     if key is None:
         raise _unauthorized("user tokens are not accepted by this worker: CROWNSTREAM_USER_TOKEN_KEY is not set")
     try:
-        claims = jwt.decode(token, key, algorithms=[_ALGORITHM], leeway=LEEWAY_S,
-                            options={"require": ["sub", "iat", "exp"], "verify_aud": False})
+        claims = jwt.decode(
+            token,
+            key,
+            algorithms=[_ALGORITHM],
+            leeway=LEEWAY_S,
+            options={"require": ["sub", "iat", "exp"], "verify_aud": False},
+        )
     except jwt.ExpiredSignatureError:
         raise _unauthorized("the user token has expired; ask the platform backend for a new one") from None
     except jwt.ImmatureSignatureError:
         raise _unauthorized("the user token is not valid yet (issued in the future); check the clocks") from None
     except jwt.InvalidTokenError as exc:
-        raise _unauthorized(f"the user token is invalid ({exc.__class__.__name__}); ask the platform backend "
-                            "for a new one") from None
+        raise _unauthorized(
+            f"the user token is invalid ({exc.__class__.__name__}); ask the platform backend for a new one"
+        ) from None
     aud = claims.get("aud")
     if aud is not None and aud != AUDIENCE and not (isinstance(aud, list) and AUDIENCE in aud):
         raise _unauthorized(f"the user token is for another audience; Crownstream accepts aud={AUDIENCE!r}")
     iat, exp, sub = claims["iat"], claims["exp"], claims["sub"]
     if type(iat) not in (int, float) or type(exp) not in (int, float) or exp - iat > settings.user_token_max_ttl_s:
-        raise _unauthorized(f"the user token lives longer than {settings.user_token_max_ttl_s} s "
-                            "(user_token_max_ttl_s); mint one with a shorter lifetime")
+        raise _unauthorized(
+            f"the user token lives longer than {settings.user_token_max_ttl_s} s "
+            "(user_token_max_ttl_s); mint one with a shorter lifetime"
+        )
     if not isinstance(sub, str) or not sub or len(sub) > 128 or bad_character(sub) is not None:
         raise _unauthorized("the user token names no valid user (sub)")
     return sub
@@ -125,8 +138,11 @@ def authorize(principal: Principal, policy: str, owner_id: str | None = None) ->
     if policy == STAFF:
         raise HttpError(403, "staff only: this route needs the staff token, a user token is not enough")
     if owner_id is None or principal.user_id != owner_id:
-        raise HttpError(403, f"this user token is for {principal.user_id!r} and may only read or change that "
-                             "user's own data; use a token minted for the owner")
+        raise HttpError(
+            403,
+            f"this user token is for {principal.user_id!r} and may only read or change that "
+            "user's own data; use a token minted for the owner",
+        )
 
 
 OwnerLookup = Callable[[Any, dict[str, str]], Awaitable[str]]

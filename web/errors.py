@@ -29,5 +29,6 @@ def error_response(status: int, message: str, headers: Mapping[str, str] | None 
     # A message may quote client input; a lone surrogate in it (from undecodable header bytes) must not turn a
     # refusal into an encoding error.
     text = message.encode("utf-8", "backslashreplace").decode("utf-8")
-    return web.Response(body=orjson.dumps({"error": text}), status=status, content_type="application/json",
-                        headers=dict(headers or {}))
+    return web.Response(
+        body=orjson.dumps({"error": text}), status=status, content_type="application/json", headers=dict(headers or {})
+    )

@@ -59,8 +59,9 @@ def parse_int(raw: str, name: str, minimum: int = INT64_MIN, maximum: int = INT6
     return value
 
 
-def query_int(request: web.Request, name: str, default: int | None, minimum: int = INT64_MIN,
-              maximum: int = INT64_MAX) -> int | None:
+def query_int(
+    request: web.Request, name: str, default: int | None, minimum: int = INT64_MIN, maximum: int = INT64_MAX
+) -> int | None:
     raw = request.query.get(name)
     if raw is None or raw == "":
         return default
@@ -124,8 +125,10 @@ def decode_json(body: bytes, content_type: str, settings: Settings | None = None
         try:
             name = codecs.lookup(charset).name
         except (LookupError, ValueError):
-            raise HttpError(415, f"unknown charset {charset[:40]!r} in Content-Type; send UTF-8 JSON "
-                                 "(Content-Type: application/json)") from None
+            raise HttpError(
+                415,
+                f"unknown charset {charset[:40]!r} in Content-Type; send UTF-8 JSON (Content-Type: application/json)",
+            ) from None
         if name not in ("utf-8", "ascii"):
             raise HttpError(415, f"charset {charset[:40]!r} is not accepted; send UTF-8 JSON")
     try:

@@ -41,8 +41,12 @@ from crownstream.web.standings import pick_stage
 
 log = logging.getLogger(__name__)
 
-_templates = Environment(loader=PackageLoader("crownstream.web", "templates"),
-                         autoescape=select_autoescape(["html"]), trim_blocks=True, lstrip_blocks=True)
+_templates = Environment(
+    loader=PackageLoader("crownstream.web", "templates"),
+    autoescape=select_autoescape(["html"]),
+    trim_blocks=True,
+    lstrip_blocks=True,
+)
 
 
 def standings_snapshot(tournament_id: str, stage_id: str, limit: int) -> dict[str, Any] | None:
@@ -54,11 +58,17 @@ def standings_snapshot(tournament_id: str, stage_id: str, limit: int) -> dict[st
     names = info.get("teams", {})
     stage_meta = info.get("stages", {}).get(stage_id, {})
     return {
-        "tournament_id": tournament_id, "stage_id": stage_id, "stage_name": stage_meta.get("name") or stage_id,
-        "teams": len(board), "matches": len((stages.get(f"{tournament_id}/{stage_id}") or {}).get("matches", [])),
-        "champion": board.champion, "version": HUB.version(tournament_id, stage_id),
-        "standings": [{"rank": rank, "team_name": names.get(s.team_id, s.team_id), **s.to_dict()}
-                      for rank, s in board.standings(0, limit)],
+        "tournament_id": tournament_id,
+        "stage_id": stage_id,
+        "stage_name": stage_meta.get("name") or stage_id,
+        "teams": len(board),
+        "matches": len((stages.get(f"{tournament_id}/{stage_id}") or {}).get("matches", [])),
+        "champion": board.champion,
+        "version": HUB.version(tournament_id, stage_id),
+        "standings": [
+            {"rank": rank, "team_name": names.get(s.team_id, s.team_id), **s.to_dict()}
+            for rank, s in board.standings(0, limit)
+        ],
     }
 
 
@@ -70,16 +80,21 @@ class LeaderboardPage(View):
         stage_id = pick_stage(request, tournament_id)
         snapshot = standings_snapshot(tournament_id, stage_id, get_settings().leaderboard_rows)
         if snapshot is None:
-            raise HttpError(404, f"stage {stage_id!r} is not a battle-royale stage; its leaderboard has no ranked table")
+            raise HttpError(
+                404, f"stage {stage_id!r} is not a battle-royale stage; its leaderboard has no ranked table"
+            )
         nonce = new_nonce()
         html = _templates.get_template("leaderboard.html").render(
-            snapshot=snapshot, snapshot_json=json_for_script(snapshot), nonce=nonce,
+            snapshot=snapshot,
+            snapshot_json=json_for_script(snapshot),
+            nonce=nonce,
             events_url=f"{request.path}/events?{urlencode({'stage': stage_id})}",
             retry_ms=get_settings().leaderboard_retry_ms,
         )
         # Only this response's own script and style run; the event stream is same-origin (connect-src 'self').
-        return self.html(html, headers={"Content-Security-Policy": page_csp(nonce, connect_self=True),
-                                        "Cache-Control": "no-store"})
+        return self.html(
+            html, headers={"Content-Security-Policy": page_csp(nonce, connect_self=True), "Cache-Control": "no-store"}
+        )
 
 
 @app.page("/tournaments/{tournament_id}/leaderboard/events")
@@ -132,19 +147,28 @@ async def _relay(request: Request, owner_url, me: str) -> aioweb.StreamResponse:
         try:
             upstream = await upstream_cm.__aenter__()
         except httpx.TransportError as exc:
-            raise NotReady(f"the worker that owns this tournament ({owner_url}) is unreachable: "
-                           f"{exc.__class__.__name__}", retry_after=2) from exc
+            raise NotReady(
+                f"the worker that owns this tournament ({owner_url}) is unreachable: {exc.__class__.__name__}",
+                retry_after=2,
+            ) from exc
         try:
             if upstream.status_code != 200:
                 body = await upstream.aread()
-                response = aioweb.Response(body=body, status=upstream.status_code,
-                                           content_type=upstream.headers.get("content-type", "application/json").split(";")[0])
+                response = aioweb.Response(
+                    body=body,
+                    status=upstream.status_code,
+                    content_type=upstream.headers.get("content-type", "application/json").split(";")[0],
+                )
                 if "retry-after" in upstream.headers:
                     response.headers["Retry-After"] = upstream.headers["retry-after"]
                 return response
-            response = aioweb.StreamResponse(headers={
-                "Content-Type": "text/event-stream", "Cache-Control": "no-cache", "X-Accel-Buffering": "no",
-            })
+            response = aioweb.StreamResponse(
+                headers={
+                    "Content-Type": "text/event-stream",
+                    "Cache-Control": "no-cache",
+                    "X-Accel-Buffering": "no",
+                }
+            )
             await response.prepare(request)
             try:
                 async for chunk in upstream.aiter_raw():

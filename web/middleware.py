@@ -49,8 +49,9 @@ async def json_errors(request: web.Request, handler) -> web.StreamResponse:
     except Exception:
         # Path only: a query string may carry an unsubscribe key; headers carry tokens.
         log.exception("unhandled error serving %s %s", request.method, request.path)
-        return error_response(500, "internal error (logged on the worker); this is a bug, not your request — "
-                                   "retry later or report it")
+        return error_response(
+            500, "internal error (logged on the worker); this is a bug, not your request — retry later or report it"
+        )
 
 
 def _aiohttp_message(exc: web.HTTPException) -> str:

@@ -20,5 +20,11 @@ class ScheduledStatus(View):
         current = schedules.get(notification_id)
         if current is None:
             raise HttpError(404, f"no scheduled notification {notification_id!r} is known")
-        return self.json({"notification_id": notification_id, "status": current["status"],
-                          "send_at": current["send_at"], "cancelled_by": current["cancelled_by"]})
+        return self.json(
+            {
+                "notification_id": notification_id,
+                "status": current["status"],
+                "send_at": current["send_at"],
+                "cancelled_by": current["cancelled_by"],
+            }
+        )

@@ -22,95 +22,245 @@ from crownstream.web.inputs import INT64_MAX, MAX_PATH_PARAM
 VERSION = "1.0.0"
 METHODS = ("get", "post", "put", "patch", "delete")
 
-_ERROR = {"type": "object", "required": ["error"], "properties": {
-    "error": {"type": "string", "description": "What was wrong and what to do."}}}
-_NOT_READY = {"type": "object", "required": ["error", "reason", "retry_after"], "properties": {
-    "error": {"const": "not ready"}, "reason": {"type": "string"}, "retry_after": {"type": "integer"}}}
+_ERROR = {
+    "type": "object",
+    "required": ["error"],
+    "properties": {"error": {"type": "string", "description": "What was wrong and what to do."}},
+}
+_NOT_READY = {
+    "type": "object",
+    "required": ["error", "reason", "retry_after"],
+    "properties": {"error": {"const": "not ready"}, "reason": {"type": "string"}, "retry_after": {"type": "integer"}},
+}
 
 SCHEMAS: dict[str, Any] = {
     "Error": _ERROR,
     "NotReady": _NOT_READY,
-    "BattleRoyaleStanding": {"type": "object", "properties": {
-        "rank": {"type": "integer", "minimum": 1}, "team_id": {"type": "string"}, "team_name": {"type": "string"},
-        "total_points": {"type": "integer"}, "placement_points": {"type": "integer"},
-        "kill_points": {"type": "integer"}, "kills": {"type": "integer"}, "wins": {"type": "integer"},
-        "best_placement": {"type": ["integer", "null"]}, "average_placement": {"type": ["number", "null"]},
-        "matches_played": {"type": "integer"}, "last_match_placement": {"type": ["integer", "null"]},
-        "reached_total_at": {"type": ["string", "null"], "description": "Completion time of the match that set "
-                             "the current total (the 'earliest completion' tiebreaker)."},
-        "starting_points": {"type": "integer"}, "disqualified": {"type": "boolean"}, "champion": {"type": "boolean"}},
-        "additionalProperties": True},
-    "Standings": {"type": "object", "required": ["tournament_id", "stage_id", "standings"], "properties": {
-        "tournament_id": {"type": "string"}, "stage_id": {"type": "string"}, "teams": {"type": "integer"},
-        "offset": {"type": "integer"}, "limit": {"type": "integer"},
-        "matches": {"type": "array", "items": {"type": "string"}},
-        "champion": {"type": ["string", "null"], "description": "Match-point finals: the champion, once decided."},
-        "standings": {"type": "array", "items": {"$ref": "#/components/schemas/BattleRoyaleStanding"}}}},
-    "TeamStanding": {"allOf": [{"$ref": "#/components/schemas/BattleRoyaleStanding"}, {"type": "object", "properties": {
-        "matches": {"type": "array", "items": {"type": "object"}, "description": "Per-match points of the team."},
-        "overrides": {"type": "array", "items": {"type": "object"},
-                      "description": "Audit trail: staff overrides of this team's results (actor, reason, time)."}}}]},
-    "Series": {"type": "object", "required": ["series_id", "team_a", "team_b", "status", "score", "games"], "properties": {
-        "tournament_id": {"type": "string"}, "stage_id": {"type": "string"}, "series_id": {"type": "string"},
-        "team_a": {"type": "string"}, "team_b": {"type": "string"},
-        "format": {"type": "object", "properties": {"best_of": {"enum": [1, 2, 3, 5, 7]},
-                                                     "forfeit_score": {"enum": ["awarded", "played"]}}},
-        "status": {"enum": ["scheduled", "in_progress", "completed"]},
-        "score": {"type": "array", "items": {"type": "integer"}, "minItems": 2, "maxItems": 2},
-        "winner": {"type": ["string", "null"]}, "is_draw": {"type": "boolean"},
-        "forfeited_by": {"type": ["string", "null"]},
-        "games": {"type": "array", "items": {"type": "object", "properties": {
-            "game_number": {"type": "integer"}, "winner_team_id": {"type": "string"},
-            "source": {"enum": ["result", "override"]}, "revision": {"type": ["integer", "null"]},
-            "reported_winner": {"type": ["string", "null"]}, "counted": {"type": "boolean"},
-            "note": {"type": "string"}}}},
-        "audit": {"type": "array", "items": {"type": "object"},
-                  "description": "Staff overrides and forfeits, each with actor, reason, time and whether it is effective."}}},
-    "GroupStandings": {"type": "object", "required": ["tournament_id", "stage_id", "standings"], "properties": {
-        "tournament_id": {"type": "string"}, "stage_id": {"type": "string"}, "rules": {"type": "object"},
-        "series": {"type": "array", "items": {"type": "string"}},
-        "standings": {"type": "array", "items": {"type": "object", "properties": {
-            "rank": {"type": "integer"}, "team_id": {"type": "string"}, "team_name": {"type": "string"},
-            "played": {"type": "integer"}, "wins": {"type": "integer"}, "draws": {"type": "integer"},
-            "losses": {"type": "integer"}, "game_wins": {"type": "integer"}, "game_losses": {"type": "integer"},
-            "game_diff": {"type": "integer"}, "points": {"type": "integer"},
-            "decided_by": {"type": "string", "description": "The criterion that put the team below the one above."}}}}}},
-    "OverrideRequest": {"type": "object", "required": ["stage_id", "match_id", "actor", "reason"],
-                        "description": "A result.overridden event without type/tournament_id (taken from the path); "
-                                       "either team_id + placement [+ kills] or series_id + game_number + winner_team_id.",
-                        "properties": {"event_id": {"type": "string"}, "stage_id": {"type": "string"},
-                                       "match_id": {"type": "string"}, "actor": {"type": "string"},
-                                       "reason": {"type": "string"}, "team_id": {"type": "string"},
-                                       "placement": {"type": "integer", "minimum": 1},
-                                       "kills": {"type": "integer", "minimum": 0}, "series_id": {"type": "string"},
-                                       "game_number": {"type": "integer", "minimum": 1, "maximum": 7},
-                                       "winner_team_id": {"type": "string"}}},
-    "OverrideAccepted": {"type": "object", "properties": {
-        "accepted": {"const": True}, "event_id": {"type": "string"}, "partition": {"type": "integer"},
-        "offset": {"type": "integer"}}},
-    "Accepted": {"type": "object", "properties": {
-        "accepted": {"const": True}, "event_id": {"type": "string"}, "partition": {"type": "integer"},
-        "offset": {"type": "integer"}}},
-    "UserPreferences": {"type": "object", "required": ["user_id", "defaults", "preferences"], "properties": {
-        "user_id": {"type": "string"}, "defaults": {"type": "boolean", "description": "True: never set."},
-        "preferences": {"$ref": "#/components/schemas/Preferences"}}},
-    "FeedPage": {"type": "object", "required": ["user_id", "unread_count", "items", "next_before"], "properties": {
-        "user_id": {"type": "string"}, "unread_count": {"type": "integer"},
-        "items": {"type": "array", "items": {"type": "object"}},
-        "next_before": {"type": ["integer", "null"], "description": "Pass as ?before= for the next page."}}},
-    "FeedRead": {"oneOf": [
-        {"type": "object", "required": ["ids"], "properties": {
-            "ids": {"type": "array", "items": {"type": "integer", "minimum": 1, "maximum": INT64_MAX}}}},
-        {"type": "object", "required": ["all"], "properties": {"all": {"const": True}}}]},
-    "FeedReadResult": {"type": "object", "properties": {
-        "marked_read": {"type": "integer"}, "unread_count": {"type": "integer"}}},
-    "WebhookEndpoint": {"type": "object", "description": "An endpoint without its secrets.", "properties": {
-        "id": {"type": "string"}, "user_id": {"type": "string"}, "url": {"type": "string"},
-        "event_types": {"type": "array", "items": {"type": "string"}}, "enabled": {"type": "boolean"}},
-        "additionalProperties": True},
-    "WebhookCreate": {"type": "object", "required": ["url"], "properties": {
-        "url": {"type": "string", "description": "https URL of a public host; checked at registration."},
-        "event_types": {"type": "array", "items": {"type": "string"}, "description": "Empty: every type."}}},
+    "BattleRoyaleStanding": {
+        "type": "object",
+        "properties": {
+            "rank": {"type": "integer", "minimum": 1},
+            "team_id": {"type": "string"},
+            "team_name": {"type": "string"},
+            "total_points": {"type": "integer"},
+            "placement_points": {"type": "integer"},
+            "kill_points": {"type": "integer"},
+            "kills": {"type": "integer"},
+            "wins": {"type": "integer"},
+            "best_placement": {"type": ["integer", "null"]},
+            "average_placement": {"type": ["number", "null"]},
+            "matches_played": {"type": "integer"},
+            "last_match_placement": {"type": ["integer", "null"]},
+            "reached_total_at": {
+                "type": ["string", "null"],
+                "description": "Completion time of the match that set "
+                "the current total (the 'earliest completion' tiebreaker).",
+            },
+            "starting_points": {"type": "integer"},
+            "disqualified": {"type": "boolean"},
+            "champion": {"type": "boolean"},
+        },
+        "additionalProperties": True,
+    },
+    "Standings": {
+        "type": "object",
+        "required": ["tournament_id", "stage_id", "standings"],
+        "properties": {
+            "tournament_id": {"type": "string"},
+            "stage_id": {"type": "string"},
+            "teams": {"type": "integer"},
+            "offset": {"type": "integer"},
+            "limit": {"type": "integer"},
+            "matches": {"type": "array", "items": {"type": "string"}},
+            "champion": {"type": ["string", "null"], "description": "Match-point finals: the champion, once decided."},
+            "standings": {"type": "array", "items": {"$ref": "#/components/schemas/BattleRoyaleStanding"}},
+        },
+    },
+    "TeamStanding": {
+        "allOf": [
+            {"$ref": "#/components/schemas/BattleRoyaleStanding"},
+            {
+                "type": "object",
+                "properties": {
+                    "matches": {
+                        "type": "array",
+                        "items": {"type": "object"},
+                        "description": "Per-match points of the team.",
+                    },
+                    "overrides": {
+                        "type": "array",
+                        "items": {"type": "object"},
+                        "description": "Audit trail: staff overrides of this team's results (actor, reason, time).",
+                    },
+                },
+            },
+        ]
+    },
+    "Series": {
+        "type": "object",
+        "required": ["series_id", "team_a", "team_b", "status", "score", "games"],
+        "properties": {
+            "tournament_id": {"type": "string"},
+            "stage_id": {"type": "string"},
+            "series_id": {"type": "string"},
+            "team_a": {"type": "string"},
+            "team_b": {"type": "string"},
+            "format": {
+                "type": "object",
+                "properties": {"best_of": {"enum": [1, 2, 3, 5, 7]}, "forfeit_score": {"enum": ["awarded", "played"]}},
+            },
+            "status": {"enum": ["scheduled", "in_progress", "completed"]},
+            "score": {"type": "array", "items": {"type": "integer"}, "minItems": 2, "maxItems": 2},
+            "winner": {"type": ["string", "null"]},
+            "is_draw": {"type": "boolean"},
+            "forfeited_by": {"type": ["string", "null"]},
+            "games": {
+                "type": "array",
+                "items": {
+                    "type": "object",
+                    "properties": {
+                        "game_number": {"type": "integer"},
+                        "winner_team_id": {"type": "string"},
+                        "source": {"enum": ["result", "override"]},
+                        "revision": {"type": ["integer", "null"]},
+                        "reported_winner": {"type": ["string", "null"]},
+                        "counted": {"type": "boolean"},
+                        "note": {"type": "string"},
+                    },
+                },
+            },
+            "audit": {
+                "type": "array",
+                "items": {"type": "object"},
+                "description": "Staff overrides and forfeits, each with actor, reason, time and whether it is effective.",
+            },
+        },
+    },
+    "GroupStandings": {
+        "type": "object",
+        "required": ["tournament_id", "stage_id", "standings"],
+        "properties": {
+            "tournament_id": {"type": "string"},
+            "stage_id": {"type": "string"},
+            "rules": {"type": "object"},
+            "series": {"type": "array", "items": {"type": "string"}},
+            "standings": {
+                "type": "array",
+                "items": {
+                    "type": "object",
+                    "properties": {
+                        "rank": {"type": "integer"},
+                        "team_id": {"type": "string"},
+                        "team_name": {"type": "string"},
+                        "played": {"type": "integer"},
+                        "wins": {"type": "integer"},
+                        "draws": {"type": "integer"},
+                        "losses": {"type": "integer"},
+                        "game_wins": {"type": "integer"},
+                        "game_losses": {"type": "integer"},
+                        "game_diff": {"type": "integer"},
+                        "points": {"type": "integer"},
+                        "decided_by": {
+                            "type": "string",
+                            "description": "The criterion that put the team below the one above.",
+                        },
+                    },
+                },
+            },
+        },
+    },
+    "OverrideRequest": {
+        "type": "object",
+        "required": ["stage_id", "match_id", "actor", "reason"],
+        "description": "A result.overridden event without type/tournament_id (taken from the path); "
+        "either team_id + placement [+ kills] or series_id + game_number + winner_team_id.",
+        "properties": {
+            "event_id": {"type": "string"},
+            "stage_id": {"type": "string"},
+            "match_id": {"type": "string"},
+            "actor": {"type": "string"},
+            "reason": {"type": "string"},
+            "team_id": {"type": "string"},
+            "placement": {"type": "integer", "minimum": 1},
+            "kills": {"type": "integer", "minimum": 0},
+            "series_id": {"type": "string"},
+            "game_number": {"type": "integer", "minimum": 1, "maximum": 7},
+            "winner_team_id": {"type": "string"},
+        },
+    },
+    "OverrideAccepted": {
+        "type": "object",
+        "properties": {
+            "accepted": {"const": True},
+            "event_id": {"type": "string"},
+            "partition": {"type": "integer"},
+            "offset": {"type": "integer"},
+        },
+    },
+    "Accepted": {
+        "type": "object",
+        "properties": {
+            "accepted": {"const": True},
+            "event_id": {"type": "string"},
+            "partition": {"type": "integer"},
+            "offset": {"type": "integer"},
+        },
+    },
+    "UserPreferences": {
+        "type": "object",
+        "required": ["user_id", "defaults", "preferences"],
+        "properties": {
+            "user_id": {"type": "string"},
+            "defaults": {"type": "boolean", "description": "True: never set."},
+            "preferences": {"$ref": "#/components/schemas/Preferences"},
+        },
+    },
+    "FeedPage": {
+        "type": "object",
+        "required": ["user_id", "unread_count", "items", "next_before"],
+        "properties": {
+            "user_id": {"type": "string"},
+            "unread_count": {"type": "integer"},
+            "items": {"type": "array", "items": {"type": "object"}},
+            "next_before": {"type": ["integer", "null"], "description": "Pass as ?before= for the next page."},
+        },
+    },
+    "FeedRead": {
+        "oneOf": [
+            {
+                "type": "object",
+                "required": ["ids"],
+                "properties": {
+                    "ids": {"type": "array", "items": {"type": "integer", "minimum": 1, "maximum": INT64_MAX}}
+                },
+            },
+            {"type": "object", "required": ["all"], "properties": {"all": {"const": True}}},
+        ]
+    },
+    "FeedReadResult": {
+        "type": "object",
+        "properties": {"marked_read": {"type": "integer"}, "unread_count": {"type": "integer"}},
+    },
+    "WebhookEndpoint": {
+        "type": "object",
+        "description": "An endpoint without its secrets.",
+        "properties": {
+            "id": {"type": "string"},
+            "user_id": {"type": "string"},
+            "url": {"type": "string"},
+            "event_types": {"type": "array", "items": {"type": "string"}},
+            "enabled": {"type": "boolean"},
+        },
+        "additionalProperties": True,
+    },
+    "WebhookCreate": {
+        "type": "object",
+        "required": ["url"],
+        "properties": {
+            "url": {"type": "string", "description": "https URL of a public host; checked at registration."},
+            "event_types": {"type": "array", "items": {"type": "string"}, "description": "Empty: every type."},
+        },
+    },
 }
 # The notification preferences document, from its pydantic model (its nested models beside it).
 _PREFS_SCHEMA = Preferences.model_json_schema(ref_template="#/components/schemas/{model}")
@@ -130,146 +280,319 @@ def _query(name: str, description: str, schema: dict[str, Any], required: bool =
     return {"name": name, "in": "query", "required": required, "description": description, "schema": schema}
 
 
-_STAGE = _query("stage", "The stage; optional when the tournament has exactly one battle-royale stage.",
-                {"type": "string"})
+_STAGE = _query(
+    "stage", "The stage; optional when the tournament has exactly one battle-royale stage.", {"type": "string"}
+)
 _ROUTED = {
     "404": _json("Unknown tournament, stage, team or series.", "Error"),
-    "503": {**_json("The group is rebalancing or the owner's tables are recovering; retry after Retry-After "
-                    "seconds. Never a stale or empty answer.", "NotReady"),
-            "headers": {"Retry-After": {"schema": {"type": "integer"}}}},
+    "503": {
+        **_json(
+            "The group is rebalancing or the owner's tables are recovering; retry after Retry-After "
+            "seconds. Never a stale or empty answer.",
+            "NotReady",
+        ),
+        "headers": {"Retry-After": {"schema": {"type": "integer"}}},
+    },
 }
 
 #: path -> method -> operation. Every query of the standings engine; see also ``describe_routes``.
 OPERATIONS: dict[str, dict[str, dict[str, Any]]] = {
-    "/tournaments/{tournament_id}/standings": {"get": {
-        "summary": "Battle-royale standings of a stage", "tags": ["standings"],
-        "description": "Ranked with the stage's tiebreakers; any worker answers (forwarded once to the owner).",
-        "parameters": [_STAGE,
-                       _query("matches", "Comma-separated match ids: standings over only these matches.",
-                              {"type": "string"}),
-                       _query("offset", "Rows to skip.", {"type": "integer", "minimum": 0, "default": 0}),
-                       _query("limit", "Rows to return.", {"type": "integer", "minimum": 1, "maximum": 1000,
-                                                           "default": 100})],
-        "responses": {"200": _json("The standings page.", "Standings"),
-                      "400": _json("Bad paging, or a stage must be chosen.", "Error"), **_ROUTED}}},
-    "/tournaments/{tournament_id}/teams/{team_id}": {"get": {
-        "summary": "One team's standing, per-match points and override audit trail", "tags": ["standings"],
-        "parameters": [_STAGE],
-        "responses": {"200": _json("The team's standing.", "TeamStanding"), **_ROUTED}}},
-    "/tournaments/{tournament_id}/stages": {"get": {
-        "summary": "The tournament's stages and number of registered teams", "tags": ["standings"],
-        "responses": {"200": {"description": "Stages by id with name and format."}, **_ROUTED}}},
-    "/tournaments/{tournament_id}/overrides": {"post": {
-        "summary": "Staff override of a result (produces a result.overridden event)", "tags": ["standings"],
-        "requestBody": {"required": True, "content": {"application/json": {"schema": _ref("OverrideRequest")}}},
-        "responses": {"202": _json("Accepted: the event was produced; standings follow once it is folded.",
-                                   "OverrideAccepted"),
-                      "400": _json("The body is not a JSON object.", "Error"),
-                      "422": _json("The override is invalid; one line per problem.", "Error")}}},
-    "/series/{series_id}": {"get": {
-        "summary": "A series: score, status, winner, games and audit trail", "tags": ["series"],
-        "parameters": [_query("tournament", "The tournament the series belongs to.", {"type": "string"},
-                              required=True)],
-        "responses": {"200": _json("The series.", "Series"),
-                      "400": _json("?tournament= is missing.", "Error"), **_ROUTED}}},
-    "/tournaments/{tournament_id}/series/{series_id}": {"get": {
-        "summary": "A series of the tournament", "tags": ["series"],
-        "responses": {"200": _json("The series.", "Series"), **_ROUTED}}},
-    "/tournaments/{tournament_id}/groups/{stage_id}": {"get": {
-        "summary": "Round-robin group standings of a series stage", "tags": ["series"],
-        "description": "Points per series result, then head-to-head among tied teams, game difference, game wins.",
-        "responses": {"200": _json("The group standings.", "GroupStandings"), **_ROUTED}}},
-    "/openapi.json": {"get": {"summary": "This document", "tags": ["ops"],
-                              "responses": {"200": {"description": "OpenAPI 3.1 JSON."}}}},
-    "/tournaments/{tournament_id}/leaderboard": {"get": {
-        "summary": "Live leaderboard page (HTML) of a battle-royale stage", "tags": ["standings"],
-        "parameters": [_STAGE],
-        "responses": {"200": {"description": "The page, with the standings rendered and a live event stream.",
-                              "content": {"text/html": {"schema": {"type": "string"}}}},
-                      "400": _json("A stage must be chosen.", "Error"), **_ROUTED}}},
-    "/tournaments/{tournament_id}/leaderboard/events": {"get": {
-        "summary": "Server-sent events of a stage's standings (the page's live feed)", "tags": ["standings"],
-        "parameters": [_STAGE],
-        "responses": {"200": {"description": "text/event-stream: 'standings' events with the whole first page.",
-                              "content": {"text/event-stream": {"schema": {"type": "string"}}}},
-                      "400": _json("A stage must be chosen.", "Error"), **_ROUTED}}},
-    "/tournaments/{tournament_id}/activity": {"get": {
-        "summary": "Events seen per type for a tournament, and the latest event time", "tags": ["standings"],
-        "responses": {"200": {"description": "Counts per event type."}, **_ROUTED}}},
+    "/tournaments/{tournament_id}/standings": {
+        "get": {
+            "summary": "Battle-royale standings of a stage",
+            "tags": ["standings"],
+            "description": "Ranked with the stage's tiebreakers; any worker answers (forwarded once to the owner).",
+            "parameters": [
+                _STAGE,
+                _query("matches", "Comma-separated match ids: standings over only these matches.", {"type": "string"}),
+                _query("offset", "Rows to skip.", {"type": "integer", "minimum": 0, "default": 0}),
+                _query("limit", "Rows to return.", {"type": "integer", "minimum": 1, "maximum": 1000, "default": 100}),
+            ],
+            "responses": {
+                "200": _json("The standings page.", "Standings"),
+                "400": _json("Bad paging, or a stage must be chosen.", "Error"),
+                **_ROUTED,
+            },
+        }
+    },
+    "/tournaments/{tournament_id}/teams/{team_id}": {
+        "get": {
+            "summary": "One team's standing, per-match points and override audit trail",
+            "tags": ["standings"],
+            "parameters": [_STAGE],
+            "responses": {"200": _json("The team's standing.", "TeamStanding"), **_ROUTED},
+        }
+    },
+    "/tournaments/{tournament_id}/stages": {
+        "get": {
+            "summary": "The tournament's stages and number of registered teams",
+            "tags": ["standings"],
+            "responses": {"200": {"description": "Stages by id with name and format."}, **_ROUTED},
+        }
+    },
+    "/tournaments/{tournament_id}/overrides": {
+        "post": {
+            "summary": "Staff override of a result (produces a result.overridden event)",
+            "tags": ["standings"],
+            "requestBody": {"required": True, "content": {"application/json": {"schema": _ref("OverrideRequest")}}},
+            "responses": {
+                "202": _json(
+                    "Accepted: the event was produced; standings follow once it is folded.", "OverrideAccepted"
+                ),
+                "400": _json("The body is not a JSON object.", "Error"),
+                "422": _json("The override is invalid; one line per problem.", "Error"),
+            },
+        }
+    },
+    "/series/{series_id}": {
+        "get": {
+            "summary": "A series: score, status, winner, games and audit trail",
+            "tags": ["series"],
+            "parameters": [
+                _query("tournament", "The tournament the series belongs to.", {"type": "string"}, required=True)
+            ],
+            "responses": {
+                "200": _json("The series.", "Series"),
+                "400": _json("?tournament= is missing.", "Error"),
+                **_ROUTED,
+            },
+        }
+    },
+    "/tournaments/{tournament_id}/series/{series_id}": {
+        "get": {
+            "summary": "A series of the tournament",
+            "tags": ["series"],
+            "responses": {"200": _json("The series.", "Series"), **_ROUTED},
+        }
+    },
+    "/tournaments/{tournament_id}/groups/{stage_id}": {
+        "get": {
+            "summary": "Round-robin group standings of a series stage",
+            "tags": ["series"],
+            "description": "Points per series result, then head-to-head among tied teams, game difference, game wins.",
+            "responses": {"200": _json("The group standings.", "GroupStandings"), **_ROUTED},
+        }
+    },
+    "/openapi.json": {
+        "get": {"summary": "This document", "tags": ["ops"], "responses": {"200": {"description": "OpenAPI 3.1 JSON."}}}
+    },
+    "/tournaments/{tournament_id}/leaderboard": {
+        "get": {
+            "summary": "Live leaderboard page (HTML) of a battle-royale stage",
+            "tags": ["standings"],
+            "parameters": [_STAGE],
+            "responses": {
+                "200": {
+                    "description": "The page, with the standings rendered and a live event stream.",
+                    "content": {"text/html": {"schema": {"type": "string"}}},
+                },
+                "400": _json("A stage must be chosen.", "Error"),
+                **_ROUTED,
+            },
+        }
+    },
+    "/tournaments/{tournament_id}/leaderboard/events": {
+        "get": {
+            "summary": "Server-sent events of a stage's standings (the page's live feed)",
+            "tags": ["standings"],
+            "parameters": [_STAGE],
+            "responses": {
+                "200": {
+                    "description": "text/event-stream: 'standings' events with the whole first page.",
+                    "content": {"text/event-stream": {"schema": {"type": "string"}}},
+                },
+                "400": _json("A stage must be chosen.", "Error"),
+                **_ROUTED,
+            },
+        }
+    },
+    "/tournaments/{tournament_id}/activity": {
+        "get": {
+            "summary": "Events seen per type for a tournament, and the latest event time",
+            "tags": ["standings"],
+            "responses": {"200": {"description": "Counts per event type."}, **_ROUTED},
+        }
+    },
     "/users/{user_id}/preferences": {
-        "get": {"summary": "A user's notification preferences (contact details included)", "tags": ["users"],
-                "responses": {"200": _json("The preferences, or the defaults if never set.", "UserPreferences"),
-                              "503": _ROUTED["503"]}},
-        "put": {"summary": "Replace a user's notification preferences (produces preferences.updated)",
-                "tags": ["users"],
-                "requestBody": {"required": True,
-                                "content": {"application/json": {"schema": _ref("Preferences")}}},
-                "responses": {"202": _json("Accepted: applied once the event is folded.", "Accepted"),
-                              "422": _json("The preferences are invalid; what and why.", "Error")}}},
-    "/users/{user_id}/feed": {"get": {
-        "summary": "A user's in-app feed, newest first, keyset-paged", "tags": ["users"],
-        "parameters": [_query("limit", "Items per page.", {"type": "integer", "minimum": 1, "maximum": 100,
-                                                           "default": 20}),
-                       _query("before", "The previous page's next_before.",
-                              {"type": "integer", "minimum": 0, "maximum": INT64_MAX}),
-                       _query("unread", "Only unread items.", {"type": "boolean"})],
-        "responses": {"200": _json("One page of the feed and the unread count.", "FeedPage")}}},
-    "/users/{user_id}/feed/read": {"post": {
-        "summary": "Mark feed items (or all) read", "tags": ["users"],
-        "requestBody": {"required": True, "content": {"application/json": {"schema": _ref("FeedRead")}}},
-        "responses": {"200": _json("How many changed, and the unread count now.", "FeedReadResult")}}},
+        "get": {
+            "summary": "A user's notification preferences (contact details included)",
+            "tags": ["users"],
+            "responses": {
+                "200": _json("The preferences, or the defaults if never set.", "UserPreferences"),
+                "503": _ROUTED["503"],
+            },
+        },
+        "put": {
+            "summary": "Replace a user's notification preferences (produces preferences.updated)",
+            "tags": ["users"],
+            "requestBody": {"required": True, "content": {"application/json": {"schema": _ref("Preferences")}}},
+            "responses": {
+                "202": _json("Accepted: applied once the event is folded.", "Accepted"),
+                "422": _json("The preferences are invalid; what and why.", "Error"),
+            },
+        },
+    },
+    "/users/{user_id}/feed": {
+        "get": {
+            "summary": "A user's in-app feed, newest first, keyset-paged",
+            "tags": ["users"],
+            "parameters": [
+                _query("limit", "Items per page.", {"type": "integer", "minimum": 1, "maximum": 100, "default": 20}),
+                _query(
+                    "before",
+                    "The previous page's next_before.",
+                    {"type": "integer", "minimum": 0, "maximum": INT64_MAX},
+                ),
+                _query("unread", "Only unread items.", {"type": "boolean"}),
+            ],
+            "responses": {"200": _json("One page of the feed and the unread count.", "FeedPage")},
+        }
+    },
+    "/users/{user_id}/feed/read": {
+        "post": {
+            "summary": "Mark feed items (or all) read",
+            "tags": ["users"],
+            "requestBody": {"required": True, "content": {"application/json": {"schema": _ref("FeedRead")}}},
+            "responses": {"200": _json("How many changed, and the unread count now.", "FeedReadResult")},
+        }
+    },
     "/users/{user_id}/webhooks": {
-        "get": {"summary": "A user's webhook endpoints (without secrets)", "tags": ["webhooks"],
-                "responses": {"200": {"description": "The endpoints.", "content": {"application/json": {"schema": {
-                    "type": "object", "properties": {"user_id": {"type": "string"}, "endpoints": {
-                        "type": "array", "items": _ref("WebhookEndpoint")}}}}}}}},
-        "post": {"summary": "Register a webhook endpoint; the signing secret is in the answer, once",
-                 "tags": ["webhooks"],
-                 "requestBody": {"required": True, "content": {"application/json": {"schema": _ref("WebhookCreate")}}},
-                 "responses": {"201": {"description": "The endpoint and its secret.", "content": {"application/json": {
-                     "schema": {"type": "object", "properties": {"endpoint": _ref("WebhookEndpoint"),
-                                                                 "secret": {"type": "string"}}}}}}}}},
-    "/webhooks/{endpoint_id}/rotate": {"post": {
-        "summary": "A new signing secret for the endpoint (the old ones keep signing until dropped)",
-        "tags": ["webhooks"],
-        "responses": {"200": {"description": "The new secret, shown once."},
-                      "404": _json("No such endpoint.", "Error")}}},
-    "/webhooks/{endpoint_id}/enable": {"post": {
-        "summary": "Re-enable an endpoint that was disabled after failing", "tags": ["webhooks"],
-        "responses": {"200": {"description": "Enabled."}, "404": _json("No such endpoint.", "Error")}}},
+        "get": {
+            "summary": "A user's webhook endpoints (without secrets)",
+            "tags": ["webhooks"],
+            "responses": {
+                "200": {
+                    "description": "The endpoints.",
+                    "content": {
+                        "application/json": {
+                            "schema": {
+                                "type": "object",
+                                "properties": {
+                                    "user_id": {"type": "string"},
+                                    "endpoints": {"type": "array", "items": _ref("WebhookEndpoint")},
+                                },
+                            }
+                        }
+                    },
+                }
+            },
+        },
+        "post": {
+            "summary": "Register a webhook endpoint; the signing secret is in the answer, once",
+            "tags": ["webhooks"],
+            "requestBody": {"required": True, "content": {"application/json": {"schema": _ref("WebhookCreate")}}},
+            "responses": {
+                "201": {
+                    "description": "The endpoint and its secret.",
+                    "content": {
+                        "application/json": {
+                            "schema": {
+                                "type": "object",
+                                "properties": {"endpoint": _ref("WebhookEndpoint"), "secret": {"type": "string"}},
+                            }
+                        }
+                    },
+                }
+            },
+        },
+    },
+    "/webhooks/{endpoint_id}/rotate": {
+        "post": {
+            "summary": "A new signing secret for the endpoint (the old ones keep signing until dropped)",
+            "tags": ["webhooks"],
+            "responses": {
+                "200": {"description": "The new secret, shown once."},
+                "404": _json("No such endpoint.", "Error"),
+            },
+        }
+    },
+    "/webhooks/{endpoint_id}/enable": {
+        "post": {
+            "summary": "Re-enable an endpoint that was disabled after failing",
+            "tags": ["webhooks"],
+            "responses": {"200": {"description": "Enabled."}, "404": _json("No such endpoint.", "Error")},
+        }
+    },
     "/users/{user_id}/unsubscribe": {
-        "get": {"summary": "One-click unsubscribe: the confirmation page (changes nothing)", "tags": ["users"],
-                "description": "Public: the link's own HMAC key (?key=) is the credential.",
-                "parameters": [_query("type", "Notification type, or 'all'.", {"type": "string"}),
-                               _query("key", "The link's key.", {"type": "string"})],
-                "responses": {"200": {"description": "HTML page with an Unsubscribe button."},
-                              "403": {"description": "HTML page: the link is not valid."}}},
-        "post": {"summary": "One-click unsubscribe (RFC 8058): takes the type off email", "tags": ["users"],
-                 "description": "Public: the link's own HMAC key (?key=) is the credential.",
-                 "parameters": [_query("type", "Notification type, or 'all'.", {"type": "string"}),
-                                _query("key", "The link's key.", {"type": "string"})],
-                 "responses": {"200": {"description": "HTML page: unsubscribed."},
-                               "403": {"description": "HTML page: the link is not valid."},
-                               "422": {"description": "HTML page: the type is unknown."},
-                               "503": _ROUTED["503"]}}},
-    "/notifications/scheduled/{notification_id}": {"get": {
-        "summary": "Status of a scheduled notification: pending, sent or cancelled", "tags": ["ops"],
-        "responses": {"200": {"description": "The schedule's status."}, **_ROUTED}}},
-    "/metrics": {"get": {
-        "summary": "Prometheus metrics (public: counters and gauges, no user data)", "tags": ["ops"],
-        "responses": {"200": {"description": "Prometheus text format.",
-                              "content": {"text/plain": {"schema": {"type": "string"}}}}}}},
-    "/healthz": {"get": {"summary": "Liveness: the process serves HTTP", "tags": ["ops"],
-                         "responses": {"200": {"description": "Alive."}}}},
-    "/readyz": {"get": {"summary": "Readiness: assigned, not rebalancing, tables recovered", "tags": ["ops"],
-                        "responses": {"200": {"description": "Ready."},
-                                      "503": {"description": "Not ready; the checks that failed."}}}},
-    "/ops/assignment": {"get": {
-        "summary": "This worker's partitions (actives, standbys), lag, commit gates and flow control",
-        "tags": ["ops"], "responses": {"200": {"description": "The worker's own view of its assignment."}}}},
-    "/ops/routes": {"get": {
-        "summary": "Every route the worker's web server serves (the live router)", "tags": ["ops"],
-        "responses": {"200": {"description": "Method and path of each route."}}}},
+        "get": {
+            "summary": "One-click unsubscribe: the confirmation page (changes nothing)",
+            "tags": ["users"],
+            "description": "Public: the link's own HMAC key (?key=) is the credential.",
+            "parameters": [
+                _query("type", "Notification type, or 'all'.", {"type": "string"}),
+                _query("key", "The link's key.", {"type": "string"}),
+            ],
+            "responses": {
+                "200": {"description": "HTML page with an Unsubscribe button."},
+                "403": {"description": "HTML page: the link is not valid."},
+            },
+        },
+        "post": {
+            "summary": "One-click unsubscribe (RFC 8058): takes the type off email",
+            "tags": ["users"],
+            "description": "Public: the link's own HMAC key (?key=) is the credential.",
+            "parameters": [
+                _query("type", "Notification type, or 'all'.", {"type": "string"}),
+                _query("key", "The link's key.", {"type": "string"}),
+            ],
+            "responses": {
+                "200": {"description": "HTML page: unsubscribed."},
+                "403": {"description": "HTML page: the link is not valid."},
+                "422": {"description": "HTML page: the type is unknown."},
+                "503": _ROUTED["503"],
+            },
+        },
+    },
+    "/notifications/scheduled/{notification_id}": {
+        "get": {
+            "summary": "Status of a scheduled notification: pending, sent or cancelled",
+            "tags": ["ops"],
+            "responses": {"200": {"description": "The schedule's status."}, **_ROUTED},
+        }
+    },
+    "/metrics": {
+        "get": {
+            "summary": "Prometheus metrics (public: counters and gauges, no user data)",
+            "tags": ["ops"],
+            "responses": {
+                "200": {
+                    "description": "Prometheus text format.",
+                    "content": {"text/plain": {"schema": {"type": "string"}}},
+                }
+            },
+        }
+    },
+    "/healthz": {
+        "get": {
+            "summary": "Liveness: the process serves HTTP",
+            "tags": ["ops"],
+            "responses": {"200": {"description": "Alive."}},
+        }
+    },
+    "/readyz": {
+        "get": {
+            "summary": "Readiness: assigned, not rebalancing, tables recovered",
+            "tags": ["ops"],
+            "responses": {
+                "200": {"description": "Ready."},
+                "503": {"description": "Not ready; the checks that failed."},
+            },
+        }
+    },
+    "/ops/assignment": {
+        "get": {
+            "summary": "This worker's partitions (actives, standbys), lag, commit gates and flow control",
+            "tags": ["ops"],
+            "responses": {"200": {"description": "The worker's own view of its assignment."}},
+        }
+    },
+    "/ops/routes": {
+        "get": {
+            "summary": "Every route the worker's web server serves (the live router)",
+            "tags": ["ops"],
+            "responses": {"200": {"description": "Method and path of each route."}},
+        }
+    },
 }
 
 #: What each ``@access`` policy means in the document.
@@ -300,9 +623,11 @@ def _implemented(view: View) -> list[str]:
 
 def _undocumented(view: View, method: str) -> dict[str, Any]:
     doc = (type(view).__doc__ or "").strip()
-    return {"summary": doc.splitlines()[0] if doc else type(view).__name__,
-            **({"description": doc} if doc else {}),
-            "responses": {"default": {"description": "See the view's module for the response."}}}
+    return {
+        "summary": doc.splitlines()[0] if doc else type(view).__name__,
+        **({"description": doc} if doc else {}),
+        "responses": {"default": {"description": "See the view's module for the response."}},
+    }
 
 
 def _operation(path: str, view: View, method: str, has_params: bool) -> dict[str, Any]:
@@ -331,38 +656,55 @@ def build_document(views: dict[str, View]) -> dict[str, Any]:
         item: dict[str, Any] = {}
         names = _PARAM.findall(path)
         for method in _implemented(view):
-            item[method] = {"operationId": f"{method}{type(view).__name__}",
-                            **_operation(path, view, method, bool(names))}
+            item[method] = {
+                "operationId": f"{method}{type(view).__name__}",
+                **_operation(path, view, method, bool(names)),
+            }
         if names:
-            item["parameters"] = [{"name": n, "in": "path", "required": True,
-                                   "schema": {"type": "string", "minLength": 1, "maxLength": MAX_PATH_PARAM,
-                                              "pattern": _PRINTABLE}}
-                                  for n in names]
+            item["parameters"] = [
+                {
+                    "name": n,
+                    "in": "path",
+                    "required": True,
+                    "schema": {"type": "string", "minLength": 1, "maxLength": MAX_PATH_PARAM, "pattern": _PRINTABLE},
+                }
+                for n in names
+            ]
         paths[path] = item
     return {
         "openapi": "3.1.0",
-        "info": {"title": "Crownstream worker API", "version": VERSION,
-                 "description": "Standings queries answered by any worker of the group (forwarded once to the "
-                                "worker that owns the tournament), users' preferences, feed and webhooks, staff "
-                                "overrides, health and metrics. Every operation states its security: none "
-                                "(public tournament data, health, metrics, the signed unsubscribe link), "
-                                "staffToken, or userToken (the user's own data; staffToken works there too). "
-                                f"Request bodies: UTF-8 JSON, at most {get_settings().http_max_body_bytes} bytes "
-                                f"and {get_settings().http_max_json_depth} levels deep."},
+        "info": {
+            "title": "Crownstream worker API",
+            "version": VERSION,
+            "description": "Standings queries answered by any worker of the group (forwarded once to the "
+            "worker that owns the tournament), users' preferences, feed and webhooks, staff "
+            "overrides, health and metrics. Every operation states its security: none "
+            "(public tournament data, health, metrics, the signed unsubscribe link), "
+            "staffToken, or userToken (the user's own data; staffToken works there too). "
+            f"Request bodies: UTF-8 JSON, at most {get_settings().http_max_body_bytes} bytes "
+            f"and {get_settings().http_max_json_depth} levels deep.",
+        },
         "paths": paths,
         "components": {"schemas": SCHEMAS, "securitySchemes": SECURITY_SCHEMES},
     }
 
 
 SECURITY_SCHEMES = {
-    "staffToken": {"type": "http", "scheme": "bearer",
-                   "description": "The deployment's staff token (CROWNSTREAM_STAFF_TOKEN): staff actions, ops views "
-                                  "and any user's data."},
-    "userToken": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT",
-                  "description": "A per-user token (JWT, HS256, sub = user id, exp required, lifetime at most "
-                                 "CROWNSTREAM_USER_TOKEN_MAX_TTL_S) minted by the platform backend with "
-                                 "CROWNSTREAM_USER_TOKEN_KEY (`crownstream token mint USER_ID`): that user's own "
-                                 "preferences, feed and webhooks only."},
+    "staffToken": {
+        "type": "http",
+        "scheme": "bearer",
+        "description": "The deployment's staff token (CROWNSTREAM_STAFF_TOKEN): staff actions, ops views "
+        "and any user's data.",
+    },
+    "userToken": {
+        "type": "http",
+        "scheme": "bearer",
+        "bearerFormat": "JWT",
+        "description": "A per-user token (JWT, HS256, sub = user id, exp required, lifetime at most "
+        "CROWNSTREAM_USER_TOKEN_MAX_TTL_S) minted by the platform backend with "
+        "CROWNSTREAM_USER_TOKEN_KEY (`crownstream token mint USER_ID`): that user's own "
+        "preferences, feed and webhooks only.",
+    },
 }
 
 

@@ -10,7 +10,7 @@ webhook, itself a credential.
 from __future__ import annotations
 
 import uuid
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from faust.web import Request, Response, View
 
@@ -33,8 +33,13 @@ class UserPreferences(View):
     @routed(preferences, "user_id")
     async def get(self, request: Request, user_id: str) -> Response:
         stored = preferences.get(user_id)
-        return self.json({"user_id": user_id, "defaults": stored is None,
-                          "preferences": stored if stored is not None else DEFAULTS.model_dump(mode="json")})
+        return self.json(
+            {
+                "user_id": user_id,
+                "defaults": stored is None,
+                "preferences": stored if stored is not None else DEFAULTS.model_dump(mode="json"),
+            }
+        )
 
     @access(USER, owner="user_id")
     async def put(self, request: Request, user_id: str) -> Response:
@@ -48,16 +53,26 @@ class UserPreferences(View):
             # that points inside our network) is refused now, with the reason, not dead-lettered later.
             settings = get_settings()
             try:
-                await check_url(prefs.contact.discord_webhook_url, settings.sink_allow_private_targets,
-                                settings.sink_max_url_length, client="httpx")
+                await check_url(
+                    prefs.contact.discord_webhook_url,
+                    settings.sink_allow_private_targets,
+                    settings.sink_max_url_length,
+                    client="httpx",
+                )
             except TargetRefused as exc:
                 raise HttpError(400, f"contact.discord_webhook_url is refused: {exc}") from None
         try:
-            event = PreferencesUpdated(event_id=f"prefs-{uuid.uuid4()}", occurred_at=datetime.now(timezone.utc),
-                                       user_id=user_id, preferences=prefs.model_dump(mode="json"))
+            event = PreferencesUpdated(
+                event_id=f"prefs-{uuid.uuid4()}",
+                occurred_at=datetime.now(UTC),
+                user_id=user_id,
+                preferences=prefs.model_dump(mode="json"),
+            )
         except ValueError as exc:
             raise HttpError(422, f"invalid user id {user_id!r}: {exc}") from None
         producer = await _event_producer()
         metadata = await producer.send_and_wait(event)
-        return self.json({"accepted": True, "event_id": event.event_id, "partition": metadata.partition,
-                          "offset": metadata.offset}, status=202)
+        return self.json(
+            {"accepted": True, "event_id": event.event_id, "partition": metadata.partition, "offset": metadata.offset},
+            status=202,
+        )

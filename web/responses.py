@@ -10,7 +10,6 @@ from faust.web import Request, Response, View
 
 from crownstream.web.routing import NotReady, forward, owner_of
 
-
 #: Headers of the owner's answer that the forwarding worker passes on: a page's own Content-Security-Policy
 #: (its script nonce; without it the default policy would block the page's script), a 401's challenge, a 503's
 #: Retry-After.
@@ -40,12 +39,20 @@ def routed(table: faust.Table, key_arg: str) -> Callable:
                     return await method(self, request, **kwargs)
                 body = await request.read() if request.method in ("POST", "PUT", "PATCH") else None
                 upstream = await forward(
-                    owner, request.method, request.path_qs, dict(request.headers), body, str(self.app.conf.canonical_url)
+                    owner,
+                    request.method,
+                    request.path_qs,
+                    dict(request.headers),
+                    body,
+                    str(self.app.conf.canonical_url),
                 )
             except NotReady as exc:
                 return not_ready(self, exc)
-            response = self.bytes(upstream.content, content_type=upstream.headers.get("content-type", "application/json").split(";")[0],
-                                  status=upstream.status_code)
+            response = self.bytes(
+                upstream.content,
+                content_type=upstream.headers.get("content-type", "application/json").split(";")[0],
+                status=upstream.status_code,
+            )
             for name in _RELAYED_HEADERS:
                 if name in upstream.headers:
                     response.headers[name] = upstream.headers[name]

@@ -65,8 +65,9 @@ def _same_host(a: URL, b: URL) -> bool:
     return (a.host, a.port) == (b.host, b.port)
 
 
-async def forward(owner: Owner, method: str, path_qs: str, headers: dict[str, str], body: bytes | None,
-                  me: str, timeout: float = 5.0) -> httpx.Response:
+async def forward(
+    owner: Owner, method: str, path_qs: str, headers: dict[str, str], body: bytes | None, me: str, timeout: float = 5.0
+) -> httpx.Response:
     """Send the request to its owner once. A request that was already forwarded is never forwarded again:
     two workers with different views of the assignment would otherwise bounce it between them."""
     if ROUTED_HEADER in {k.lower() for k in headers}:
@@ -81,8 +82,9 @@ async def forward(owner: Owner, method: str, path_qs: str, headers: dict[str, st
         )
     except httpx.TransportError as exc:
         # The owner died or is restarting; the group will move its partitions here or elsewhere shortly.
-        raise NotReady(f"the worker that owns this key ({owner.url}) is unreachable: {exc.__class__.__name__}",
-                       retry_after=2) from exc
+        raise NotReady(
+            f"the worker that owns this key ({owner.url}) is unreachable: {exc.__class__.__name__}", retry_after=2
+        ) from exc
 
 
 _shared_client: httpx.AsyncClient | None = None

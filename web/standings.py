@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 import uuid
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from faust.web import Request, Response, View
 from pydantic import ValidationError
@@ -31,8 +31,9 @@ def pick_stage(request: Request, tournament_id: str) -> str:
     if stage_id is None:
         br = [s for s, meta in info["stages"].items() if meta["format"] == "battle_royale"]
         if len(br) != 1:
-            raise HttpError(400, f"tournament {tournament_id!r} has stages {sorted(info['stages'])}: "
-                                 "choose one with ?stage=")
+            raise HttpError(
+                400, f"tournament {tournament_id!r} has stages {sorted(info['stages'])}: choose one with ?stage="
+            )
         stage_id = br[0]
     if stage_id not in info["stages"]:
         raise HttpError(404, f"tournament {tournament_id!r} has no stage {stage_id[:200]!r}")
@@ -70,18 +71,24 @@ class Standings(View):
         names = (tournaments.get(tournament_id) or {}).get("teams", {})
         only = request.query.get("matches")
         if only:
-            rows = board.standings_over(set(only.split(",")))[offset:offset + limit]
+            rows = board.standings_over(set(only.split(",")))[offset : offset + limit]
             ranked = [(offset + i + 1, s) for i, s in enumerate(rows)]
         else:
             ranked = board.standings(offset, limit)
-        return self.json({
-            "tournament_id": tournament_id, "stage_id": stage_id, "teams": len(board), "offset": offset,
-            "limit": limit, "matches": sorted(r.match_id for r in board.results()) if not only else sorted(set(only.split(","))),
-            "champion": board.champion,
-            "standings": [{"rank": rank, "team_name": names.get(s.team_id, s.team_id), **s.to_dict()}
-                          for rank, s in ranked],
-        })
-
+        return self.json(
+            {
+                "tournament_id": tournament_id,
+                "stage_id": stage_id,
+                "teams": len(board),
+                "offset": offset,
+                "limit": limit,
+                "matches": sorted(r.match_id for r in board.results()) if not only else sorted(set(only.split(","))),
+                "champion": board.champion,
+                "standings": [
+                    {"rank": rank, "team_name": names.get(s.team_id, s.team_id), **s.to_dict()} for rank, s in ranked
+                ],
+            }
+        )
 
 
 @app.page("/tournaments/{tournament_id}/teams/{team_id}")
@@ -95,10 +102,17 @@ class TeamStanding(View):
         if standing is None:
             raise HttpError(404, f"team {team_id!r} has no results in stage {stage_id!r}")
         names = (tournaments.get(tournament_id) or {}).get("teams", {})
-        return self.json({"tournament_id": tournament_id, "stage_id": stage_id, "rank": board.rank_of(team_id),
-                          "team_name": names.get(team_id, team_id), **standing.to_dict(),
-                          "matches": [c.to_dict() for c in board.team_matches(team_id)],
-                          "overrides": [a.to_dict() for a in board.audit_trail(team_id)]})
+        return self.json(
+            {
+                "tournament_id": tournament_id,
+                "stage_id": stage_id,
+                "rank": board.rank_of(team_id),
+                "team_name": names.get(team_id, team_id),
+                **standing.to_dict(),
+                "matches": [c.to_dict() for c in board.team_matches(team_id)],
+                "overrides": [a.to_dict() for a in board.audit_trail(team_id)],
+            }
+        )
 
 
 _producer = None
@@ -122,16 +136,23 @@ class Overrides(View):
     @access(STAFF)
     async def post(self, request: Request, tournament_id: str) -> Response:
         body = await read_object(request, "a result.overridden event without type and tournament_id")
-        body = {"event_id": f"override-{uuid.uuid4()}", "occurred_at": datetime.now(timezone.utc).isoformat(),
-                **body, "type": "result.overridden", "tournament_id": tournament_id}
+        body = {
+            "event_id": f"override-{uuid.uuid4()}",
+            "occurred_at": datetime.now(UTC).isoformat(),
+            **body,
+            "type": "result.overridden",
+            "tournament_id": tournament_id,
+        }
         try:
             event = ResultOverridden.model_validate(body)
         except ValidationError as exc:
             raise HttpError(422, describe_errors(exc, "result.overridden")) from None
         producer = await _event_producer()
         metadata = await producer.send_and_wait(event)
-        return self.json({"accepted": True, "event_id": event.event_id, "partition": metadata.partition,
-                          "offset": metadata.offset}, status=202)
+        return self.json(
+            {"accepted": True, "event_id": event.event_id, "partition": metadata.partition, "offset": metadata.offset},
+            status=202,
+        )
 
 
 async def _series_answer(view: View, request: Request, tournament_id: str, series_id: str) -> Response:
@@ -153,8 +174,11 @@ class SeriesView(View):
     async def get(self, request: Request, series_id: str) -> Response:
         tournament_id = request.query.get("tournament")
         if not tournament_id:
-            raise HttpError(400, f"which tournament does series {series_id!r} belong to? "
-                                     f"Add ?tournament=<tournament_id> (or use /tournaments/<id>/series/{series_id})")
+            raise HttpError(
+                400,
+                f"which tournament does series {series_id!r} belong to? "
+                f"Add ?tournament=<tournament_id> (or use /tournaments/<id>/series/{series_id})",
+            )
         return await _routed_series(self, request, tournament_id=tournament_id, series_id=series_id)
 
 
@@ -180,8 +204,12 @@ class GroupStandingsView(View):
         membership = group_series.get(stage_key(tournament_id, stage_id)) or {"series": []}
         names = (tournaments.get(tournament_id) or {}).get("teams", {})
         rows = group.standings() if group is not None else ()
-        return self.json({
-            "tournament_id": tournament_id, "stage_id": stage_id, "rules": record["rules"],
-            "series": sorted(membership["series"]),
-            "standings": [{"team_name": names.get(r.team_id, r.team_id), **r.to_dict()} for r in rows],
-        })
+        return self.json(
+            {
+                "tournament_id": tournament_id,
+                "stage_id": stage_id,
+                "rules": record["rules"],
+                "series": sorted(membership["series"]),
+                "standings": [{"team_name": names.get(r.team_id, r.team_id), **r.to_dict()} for r in rows],
+            }
+        )

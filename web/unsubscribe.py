@@ -10,7 +10,7 @@ clicking twice changes nothing more.
 from __future__ import annotations
 
 import html
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from faust.web import Request, Response, View
 
@@ -30,15 +30,24 @@ _CSP = page_csp(inline_style_attrs=True, form_self=True)
 
 
 def _page(view: View, status: int, title: str, message: str, form_action: str | None = None) -> Response:
-    button = (f'<form method="post" action="{html.escape(form_action)}">'
-              '<button type="submit" name="List-Unsubscribe" value="One-Click">Unsubscribe</button></form>'
-              if form_action else "")
-    body = (f'<!doctype html><html><head><meta charset="utf-8"><meta name="viewport" '
-            f'content="width=device-width, initial-scale=1"><title>{html.escape(title)}</title></head>'
-            f'<body style="font-family:system-ui,sans-serif;max-width:32rem;margin:3rem auto;padding:0 1rem">'
-            f'<h1>{html.escape(title)}</h1><p>{html.escape(message)}</p>{button}</body></html>')
-    return view.bytes(body.encode(), content_type="text/html", status=status,
-                      headers={"Content-Security-Policy": _CSP, "Cache-Control": "no-store"})
+    button = (
+        f'<form method="post" action="{html.escape(form_action)}">'
+        '<button type="submit" name="List-Unsubscribe" value="One-Click">Unsubscribe</button></form>'
+        if form_action
+        else ""
+    )
+    body = (
+        f'<!doctype html><html><head><meta charset="utf-8"><meta name="viewport" '
+        f'content="width=device-width, initial-scale=1"><title>{html.escape(title)}</title></head>'
+        f'<body style="font-family:system-ui,sans-serif;max-width:32rem;margin:3rem auto;padding:0 1rem">'
+        f"<h1>{html.escape(title)}</h1><p>{html.escape(message)}</p>{button}</body></html>"
+    )
+    return view.bytes(
+        body.encode(),
+        content_type="text/html",
+        status=status,
+        headers={"Content-Security-Policy": _CSP, "Cache-Control": "no-store"},
+    )
 
 
 def _what(kind: str) -> str:
@@ -50,11 +59,15 @@ class Unsubscribe(View):
     def _checked(self, request: Request, user_id: str) -> tuple[str, str] | Response:
         kind, key = request.query.get("type", ""), request.query.get("key", "")
         if not (key.isascii() and kind.isascii()):  # keys and types are ASCII; hmac.compare_digest raises
-            kind, key = "", ""                      # TypeError on other text (a 500, not a refusal)
+            kind, key = "", ""  # TypeError on other text (a 500, not a refusal)
         if not kind or not key_is_valid(get_settings().unsubscribe_key, user_id, kind, key):
-            return _page(self, 403, "This link is not valid",
-                         "The unsubscribe link is incomplete or was not issued for this address. Use the link "
-                         "from the email itself, or change your notification settings in the app.")
+            return _page(
+                self,
+                403,
+                "This link is not valid",
+                "The unsubscribe link is incomplete or was not issued for this address. Use the link "
+                "from the email itself, or change your notification settings in the app.",
+            )
         return kind, key
 
     @access(PUBLIC)  # the link's own HMAC key is the credential (checked in _checked)
@@ -79,10 +92,19 @@ class Unsubscribe(View):
         except (InvalidPreferences, ValueError) as exc:
             return _page(self, 422, "Could not unsubscribe", str(exc))
         if updated != current:
-            event = PreferencesUpdated(event_id=f"unsubscribe-{key[:40]}", occurred_at=datetime.now(timezone.utc),
-                                       user_id=user_id, preferences=updated.model_dump(mode="json"))
+            event = PreferencesUpdated(
+                event_id=f"unsubscribe-{key[:40]}",
+                occurred_at=datetime.now(UTC),
+                user_id=user_id,
+                preferences=updated.model_dump(mode="json"),
+            )
             producer = await _event_producer()
             await producer.send_and_wait(event)
-        return _page(self, 200, "Unsubscribed", f"You will no longer receive {_what(kind)}. "
-                                                "Payment and payout receipts are still sent unless you "
-                                                "unsubscribed from all email.")
+        return _page(
+            self,
+            200,
+            "Unsubscribed",
+            f"You will no longer receive {_what(kind)}. "
+            "Payment and payout receipts are still sent unless you "
+            "unsubscribed from all email.",
+        )

@@ -61,7 +61,7 @@ async def _note_assignment(sender, assigned, **kwargs) -> None:
 
 
 def assigned_in_current_generation(received: int | None, current: int) -> bool:
-    """"Assigned" = this worker received its assignment in the group's current generation — whatever it holds:
+    """ "Assigned" = this worker received its assignment in the group's current generation — whatever it holds:
     actives, only standbys, or nothing (more workers than partitions; the sticky assignor may leave one empty).
     A worker with no active partition still serves every query by forwarding it to the owner."""
     return received is not None and received == current and current >= 0
@@ -118,20 +118,23 @@ class Assignment(View):
                 position = None
             highwater = consumer.highwater(tp)
             lag[f"{tp.topic}[{tp.partition}]"] = {
-                "position": position, "highwater": highwater,
+                "position": position,
+                "highwater": highwater,
                 "lag": (highwater - position) if position is not None and highwater is not None else None,
             }
-        return self.json({
-            "worker": str(app.conf.canonical_url),
-            "actives": [f"{tp.topic}[{tp.partition}]" for tp in actives],
-            "standbys": [f"{tp.topic}[{tp.partition}]" for tp in sorted(app.assignor.assigned_standbys())],
-            "paused": [f"{tp.topic}[{tp.partition}]" for tp in sorted(consumer._paused_partitions)],
-            "sources": lag,
-            "transaction_groups": dict(app.assignor._topic_groups),
-            "commit_gates": gate_for(app).snapshot(),
-            # Faust's flow control: both stay false from a rebalance's start until its recovery completes.
-            "flow": {"consumer": consumer.flow_active, "app": app.flow_control.is_active()},
-        })
+        return self.json(
+            {
+                "worker": str(app.conf.canonical_url),
+                "actives": [f"{tp.topic}[{tp.partition}]" for tp in actives],
+                "standbys": [f"{tp.topic}[{tp.partition}]" for tp in sorted(app.assignor.assigned_standbys())],
+                "paused": [f"{tp.topic}[{tp.partition}]" for tp in sorted(consumer._paused_partitions)],
+                "sources": lag,
+                "transaction_groups": dict(app.assignor._topic_groups),
+                "commit_gates": gate_for(app).snapshot(),
+                # Faust's flow control: both stay false from a rebalance's start until its recovery completes.
+                "flow": {"consumer": consumer.flow_active, "app": app.flow_control.is_active()},
+            }
+        )
 
 
 @app.page("/ops/routes")
@@ -141,6 +144,11 @@ class Routes(View):
 
     @access(STAFF)
     async def get(self, request: Request) -> Response:
-        routes = sorted({(route.method, route.resource.canonical) for route in request.app.router.routes()
-                         if route.resource is not None})
+        routes = sorted(
+            {
+                (route.method, route.resource.canonical)
+                for route in request.app.router.routes()
+                if route.resource is not None
+            }
+        )
         return self.json({"routes": [{"method": m, "path": p} for m, p in routes]})

@@ -19,7 +19,11 @@ from crownstream.settings import get_settings
 from crownstream.sinks import db
 from crownstream.sinks.targets import TargetRefused
 from crownstream.sinks.webhook_endpoints import (
-    create_endpoint, endpoints_of, get_endpoints, rotate_secret, set_enabled,
+    create_endpoint,
+    endpoints_of,
+    get_endpoints,
+    rotate_secret,
+    set_enabled,
 )
 from crownstream.web.auth import USER, access
 from crownstream.web.errors import HttpError
@@ -56,10 +60,13 @@ class UserWebhooks(View):
             raise HttpError(400, "event_types must be a list of notification types")
         unknown = sorted({t for t in types if t not in CATALOG})
         if unknown:
-            raise HttpError(400, f"unknown notification types {[t[:64] for t in unknown[:5]]}; known: {sorted(CATALOG)}")
+            raise HttpError(
+                400, f"unknown notification types {[t[:64] for t in unknown[:5]]}; known: {sorted(CATALOG)}"
+            )
         try:
-            endpoint, secret = await create_endpoint(db.engine(), user_id, body["url"], types,
-                                                     allow_private=get_settings().sink_allow_private_targets)
+            endpoint, secret = await create_endpoint(
+                db.engine(), user_id, body["url"], types, allow_private=get_settings().sink_allow_private_targets
+            )
         except TargetRefused as exc:
             raise HttpError(400, str(exc)) from None
         return self.json({"endpoint": endpoint.public(), "secret": secret}, status=201)

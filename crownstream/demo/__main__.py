@@ -64,28 +64,54 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--tournament", default="demo-cup", help="tournament id (default: %(default)s)")
     parser.add_argument("--br-matches", type=int, default=6, help="battle-royale matches (default: %(default)s)")
     parser.add_argument("--workers", type=int, default=2, help="worker processes (default: %(default)s)")
-    parser.add_argument("--partitions", type=int, default=4, help="partitions of the demo's topics (default: %(default)s)")
-    parser.add_argument("--pace", type=float, default=0.2,
-                        help="seconds between events, so the standings can be watched change (default: %(default)s)")
+    parser.add_argument(
+        "--partitions", type=int, default=4, help="partitions of the demo's topics (default: %(default)s)"
+    )
+    parser.add_argument(
+        "--pace",
+        type=float,
+        default=0.2,
+        help="seconds between events, so the standings can be watched change (default: %(default)s)",
+    )
     parser.add_argument("--state-dir", type=Path, default=Path(".state/demo"), help="worker logs and table state")
-    parser.add_argument("--keep-serving", action=argparse.BooleanOptionalAction, default=None,
-                        help="after the summary, keep the workers (and the leaderboard page) up until Ctrl-C "
-                             "(default: when stdin is a terminal)")
-    parser.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
-                        help="progress bar (default: when stderr is a terminal)")
-    parser.add_argument("--channels", action=argparse.BooleanOptionalAction, default=True,
-                        help="deliver notifications to loopback email/Discord/webhook receivers and the in-app feed, "
-                             "and check what they got (default: %(default)s)")
-    parser.add_argument("--keep-database", action="store_true",
-                        help="keep the demo's ledger/feed database (default: dropped when the demo ends)")
+    parser.add_argument(
+        "--keep-serving",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="after the summary, keep the workers (and the leaderboard page) up until Ctrl-C "
+        "(default: when stdin is a terminal)",
+    )
+    parser.add_argument(
+        "--progress",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="progress bar (default: when stderr is a terminal)",
+    )
+    parser.add_argument(
+        "--channels",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="deliver notifications to loopback email/Discord/webhook receivers and the in-app feed, "
+        "and check what they got (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--keep-database",
+        action="store_true",
+        help="keep the demo's ledger/feed database (default: dropped when the demo ends)",
+    )
     return parser.parse_args(argv)
 
 
 def demo_settings(base: Settings, args: argparse.Namespace, run: str) -> Settings:
-    return base.model_copy(update={
-        "app_id": f"crownstream-demo-{run}", "topic_prefix": f"demo-{run}.", "topic_partitions": args.partitions,
-        "data_dir": str(args.state_dir / run / "workers"), "log_json": True,
-    })
+    return base.model_copy(
+        update={
+            "app_id": f"crownstream-demo-{run}",
+            "topic_prefix": f"demo-{run}.",
+            "topic_partitions": args.partitions,
+            "data_dir": str(args.state_dir / run / "workers"),
+            "log_json": True,
+        }
+    )
 
 
 def say(text: str = "") -> None:
@@ -142,10 +168,14 @@ def standings_lines(rows: list[dict[str, Any]], before: dict[str, int], top: int
     lines = []
     for row in rows[:top]:
         was = before.get(row["team_id"])
-        move = "" if was is None or was == row["rank"] else (f"▲{was - row['rank']}" if was > row["rank"]
-                                                               else f"▼{row['rank'] - was}")
-        lines.append(f"   {row['rank']:>2}. {row['team_name']:<16} {row['total_points']:>4} pts "
-                     f"{row['kills']:>3} kills  {move}")
+        move = (
+            ""
+            if was is None or was == row["rank"]
+            else (f"▲{was - row['rank']}" if was > row["rank"] else f"▼{row['rank'] - was}")
+        )
+        lines.append(
+            f"   {row['rank']:>2}. {row['team_name']:<16} {row['total_points']:>4} pts {row['kills']:>3} kills  {move}"
+        )
     return lines
 
 
@@ -158,15 +188,24 @@ def describe(event: dict[str, Any], seen: set[str]) -> str | None:
         revision = event["revision"]
         if event["event_id"] in seen:
             return f"{event['match_id']} revision {revision} sent again by a retrying producer (must change nothing)"
-        return (f"{event['match_id']} result" if revision == 1
-                else f"{event['match_id']} corrected by the referee (revision {revision})")
+        return (
+            f"{event['match_id']} result"
+            if revision == 1
+            else f"{event['match_id']} corrected by the referee (revision {revision})"
+        )
     if event["type"] == "result.overridden":
         return f"staff override on {event['match_id']} by {event['actor']}: {event['reason']}"
     return None
 
 
-async def stream(settings: Settings, api: Api, events: list[dict[str, Any]], channels: hooks.Channels,
-                 pace: float, progress: bool | None) -> None:
+async def stream(
+    settings: Settings,
+    api: Api,
+    events: list[dict[str, Any]],
+    channels: hooks.Channels,
+    pace: float,
+    progress: bool | None,
+) -> None:
     from crownstream.streams.producer import EventProducer
 
     tournament_id = events[0]["tournament_id"]
@@ -174,8 +213,14 @@ async def stream(settings: Settings, api: Api, events: list[dict[str, Any]], cha
     sent = 0  # events of the tournament sent so far: the workers' activity count to wait for
     seen: set[str] = set()
     async with EventProducer(settings) as producer:
-        bar = tqdm(events, desc="streaming", unit="event", disable=progress is False if progress is not None
-                   else not sys.stderr.isatty(), file=sys.stderr, dynamic_ncols=True)
+        bar = tqdm(
+            events,
+            desc="streaming",
+            unit="event",
+            disable=progress is False if progress is not None else not sys.stderr.isatty(),
+            file=sys.stderr,
+            dynamic_ncols=True,
+        )
         for event in bar:
             await producer.send(event)
             await producer.flush()
@@ -203,8 +248,9 @@ async def read_outputs(settings: Settings, tournament_id: str) -> list[dict[str,
     """The committed outputs of the tournament on the standings-events topic (what downstream sees)."""
     topic = STANDINGS_EVENTS.full_name(settings)
     tp = TopicPartition(topic, partition_for(tournament_id, STANDINGS_EVENTS.partition_count(settings)))
-    consumer = AIOKafkaConsumer(bootstrap_servers=settings.kafka_bootstrap, enable_auto_commit=False,
-                                isolation_level="read_committed")
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=settings.kafka_bootstrap, enable_auto_commit=False, isolation_level="read_committed"
+    )
     await consumer.start()
     try:
         consumer.assign([tp])
@@ -221,9 +267,10 @@ async def read_outputs(settings: Settings, tournament_id: str) -> list[dict[str,
         await consumer.stop()
 
 
-async def run_demo(settings: Settings, group: WorkerGroup, channels: hooks.Channels, args: argparse.Namespace) -> Summary:
+async def run_demo(
+    settings: Settings, group: WorkerGroup, channels: hooks.Channels, args: argparse.Namespace
+) -> Summary:
     from crownstream.streams.dlq_ops import read_dead_letters
-
     from crownstream.streams.producer import EventProducer
 
     api = Api(group)
@@ -239,15 +286,18 @@ async def run_demo(settings: Settings, group: WorkerGroup, channels: hooks.Chann
             say("warning: not every player's preferences were applied within 60 s; early notices use the defaults")
     events = prepared + demo_tournament(args.tournament, br_matches=args.br_matches)
     tournament_events = [e for e in events if e.get("tournament_id") == args.tournament]
-    say(f"streaming {len(tournament_events)} events of tournament {args.tournament!r}: a {BR_STAGE} stage of "
+    say(
+        f"streaming {len(tournament_events)} events of tournament {args.tournament!r}: a {BR_STAGE} stage of "
         f"16 teams over {args.br_matches} matches (one corrected, one staff override, one retried duplicate) "
-        f"and a best-of-3 group")
-    await stream(settings, api, events[len(prepared):], channels, args.pace, args.progress)
+        f"and a best-of-3 group"
+    )
+    await stream(settings, api, events[len(prepared) :], channels, args.pace, args.progress)
 
     summary = Summary(events=len(events))
     if not await asyncio.to_thread(api.wait_applied, args.tournament, len(tournament_events), 120):
-        summary.problems.append(f"the workers applied {api.applied(args.tournament)} of {len(tournament_events)} "
-                                "events within 120 s")
+        summary.problems.append(
+            f"the workers applied {api.applied(args.tournament)} of {len(tournament_events)} events within 120 s"
+        )
     summary.standings = await asyncio.to_thread(api.standings, args.tournament)
     summary.group = await asyncio.to_thread(api.group, args.tournament)
     expected = recompute_tournament(tournament_events, args.tournament)[BR_STAGE].standings
@@ -273,16 +323,19 @@ async def run_demo(settings: Settings, group: WorkerGroup, channels: hooks.Chann
     def delivering(result) -> None:
         if time.monotonic() - shown[0] >= 5 and not result.matches:
             shown[0] = time.monotonic()
-            say("delivering (received/requested): " + ", ".join(f"{c.channel} {c.received}/{c.requested}"
-                                                                  for c in result.checks))
+            say(
+                "delivering (received/requested): "
+                + ", ".join(f"{c.channel} {c.received}/{c.requested}" for c in result.checks)
+            )
 
     summary.deliveries = await channels.reconcile(settings, timeout=180, on_progress=delivering)
     if summary.deliveries is not None and not summary.deliveries.matches:
         summary.problems.append("what the receivers got differs from the committed delivery requests (see above)")
     crashed = [w for w in group.workers if not w.alive()]
     for worker in crashed:
-        summary.problems.append(f"worker {worker.url} died during the run (exit {worker.process.returncode}); "
-                                f"see {worker.log_path}")
+        summary.problems.append(
+            f"worker {worker.url} died during the run (exit {worker.process.returncode}); see {worker.log_path}"
+        )
     serving = next((w for w in group.workers if w.alive()), group.workers[0])
     summary.leaderboard_url = f"{serving.url}/tournaments/{args.tournament}/leaderboard?stage={BR_STAGE}"
     return summary
@@ -296,15 +349,21 @@ def print_summary(summary: Summary, args: argparse.Namespace, group: WorkerGroup
         say(line)
     for payout in summary.payouts:
         prize = payout["prize"]
-        say(f"   prize for place {payout['placement']}: {payout['team_id']} "
-            f"{prize['amount_minor'] / 100:,.2f} {prize['currency']}")
+        say(
+            f"   prize for place {payout['placement']}: {payout['team_id']} "
+            f"{prize['amount_minor'] / 100:,.2f} {prize['currency']}"
+        )
     if summary.group:
         say("\nGroup A (best of 3, round robin):")
         for row in summary.group:
-            say(f"   {row['rank']}. {row['team_name']:<10} {row['wins']}-{row['losses']} series, "
-                f"games {row['game_wins']}-{row['game_losses']}, {row['points']} pts")
-    say("\nOutputs committed on standings-events: " +
-        (", ".join(f"{n} {t}" for t, n in sorted(summary.outputs.items())) or "none"))
+            say(
+                f"   {row['rank']}. {row['team_name']:<10} {row['wins']}-{row['losses']} series, "
+                f"games {row['game_wins']}-{row['game_losses']}, {row['points']} pts"
+            )
+    say(
+        "\nOutputs committed on standings-events: "
+        + (", ".join(f"{n} {t}" for t, n in sorted(summary.outputs.items())) or "none")
+    )
     say(f"Dead-lettered records: {summary.dead_letters}")
     if summary.deliveries is not None:
         say("")
@@ -339,8 +398,10 @@ def main(argv: list[str] | None = None) -> int:
     try:
         from crownstream.streams.admin import ensure_topics
 
-        say(f"Crownstream demo {run}: broker {settings.kafka_bootstrap}, topics {settings.topic_prefix}*, "
-            f"group {settings.app_id}")
+        say(
+            f"Crownstream demo {run}: broker {settings.kafka_bootstrap}, topics {settings.topic_prefix}*, "
+            f"group {settings.app_id}"
+        )
         reports = asyncio.run(ensure_topics(settings=settings))
         say(f"topics: {len(reports)} ready")
         extra_env = channels.start(settings)
@@ -370,8 +431,10 @@ def main(argv: list[str] | None = None) -> int:
             say("stopping workers (SIGTERM: commit and leave the group) …")
             codes = group.stop_all()
             left = group.running()
-            say(f"workers stopped (exit codes {codes}); " + ("nothing left running" if not left
-                                                              else f"STILL RUNNING: {left}"))
+            say(
+                f"workers stopped (exit codes {codes}); "
+                + ("nothing left running" if not left else f"STILL RUNNING: {left}")
+            )
             for worker, code in zip(group.workers, codes):
                 if code not in GRACEFUL_EXIT:
                     say(f"warning: worker {worker.url} exited with {code}, not as a clean stop: see {worker.log_path}")

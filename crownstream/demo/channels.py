@@ -91,7 +91,8 @@ class LocalChannels(Channels):
         asyncio.run(self._register_endpoints())
         return {
             "CROWNSTREAM_DATABASE_URL": self.database_url,
-            "CROWNSTREAM_SMTP_HOST": self.smtp.host, "CROWNSTREAM_SMTP_PORT": str(self.smtp.port),
+            "CROWNSTREAM_SMTP_HOST": self.smtp.host,
+            "CROWNSTREAM_SMTP_PORT": str(self.smtp.port),
             # The peers listen on 127.0.0.1, which the sinks refuse unless told otherwise.
             "CROWNSTREAM_SINK_ALLOW_PRIVATE_TARGETS": "true",
             "CROWNSTREAM_SINK_POLL_INTERVAL_S": "0.2",
@@ -101,8 +102,10 @@ class LocalChannels(Channels):
         }
 
     def describe(self) -> str:
-        return (f"channels on loopback: SMTP {self.smtp.host}:{self.smtp.port}, webhooks {self.webhooks.base_url}, "
-                f"Discord stand-in {self.discord.base_url}; ledger database {self._db_name!r}")
+        return (
+            f"channels on loopback: SMTP {self.smtp.host}:{self.smtp.port}, webhooks {self.webhooks.base_url}, "
+            f"Discord stand-in {self.discord.base_url}; ledger database {self._db_name!r}"
+        )
 
     async def _admin(self, statement: str) -> None:
         engine = create_async_engine(self._admin_url, isolation_level="AUTOCOMMIT")
@@ -127,10 +130,17 @@ class LocalChannels(Channels):
 
     # --- prepare: preferences ------------------------------------------------------------------------------
     def prepare(self, settings: Settings) -> list[dict[str, Any]]:
-        return [{"type": "preferences.updated", "event_id": f"demo-prefs-{user}", "schema_version": 1,
-                 "occurred_at": "2026-11-24T17:00:00+00:00", "user_id": user,
-                 "preferences": preferences(user, self.discord.webhook_url(user) if user in DISCORD_USERS else None)}
-                for user in demo_users()]
+        return [
+            {
+                "type": "preferences.updated",
+                "event_id": f"demo-prefs-{user}",
+                "schema_version": 1,
+                "occurred_at": "2026-11-24T17:00:00+00:00",
+                "user_id": user,
+                "preferences": preferences(user, self.discord.webhook_url(user) if user in DISCORD_USERS else None),
+            }
+            for user in demo_users()
+        ]
 
     def wait_prepared(self, worker_urls: list[str], timeout: float) -> bool:
         """Until every player's preferences are in the workers' table, so the first notices already use them."""
@@ -155,14 +165,18 @@ class LocalChannels(Channels):
     def counts(self) -> dict[str, int]:
         if not (self.smtp and self.webhooks and self.discord):
             return {}
-        return {"email": self.smtp.count(), "discord": self.discord.count(),
-                "webhook": len(self.webhooks.successes_by_id())}
+        return {
+            "email": self.smtp.count(),
+            "discord": self.discord.count(),
+            "webhook": len(self.webhooks.successes_by_id()),
+        }
 
     # --- the end: requested vs received --------------------------------------------------------------------
     async def requested(self, settings: Settings) -> dict[str, list[dict[str, Any]]]:
         """Every committed delivery request, per channel, as of now."""
-        consumer = AIOKafkaConsumer(bootstrap_servers=settings.kafka_bootstrap, enable_auto_commit=False,
-                                    isolation_level="read_committed")
+        consumer = AIOKafkaConsumer(
+            bootstrap_servers=settings.kafka_bootstrap, enable_auto_commit=False, isolation_level="read_committed"
+        )
         await consumer.start()
         try:
             out: dict[str, list[dict[str, Any]]] = {}
@@ -197,8 +211,9 @@ class LocalChannels(Channels):
         engine = create_async_engine(self.database_url)
         try:
             async with engine.connect() as conn:
-                return (await conn.execute(select(func.count()).select_from(deliveries)
-                                           .where(deliveries.c.state != "sent"))).scalar_one()
+                return (
+                    await conn.execute(select(func.count()).select_from(deliveries).where(deliveries.c.state != "sent"))
+                ).scalar_one()
         finally:
             await engine.dispose()
 
@@ -213,8 +228,9 @@ class LocalChannels(Channels):
                 discord.update(reconcile.discord_message_identity(hook, p) for p in payloads)
         return {"email": emails, "discord": discord, "webhook": self.webhooks.successes_by_id()}
 
-    async def reconcile(self, settings: Settings, timeout: float, settle: float = 4.0,
-                        on_progress=None) -> reconcile.Reconciliation:
+    async def reconcile(
+        self, settings: Settings, timeout: float, settle: float = 4.0, on_progress=None
+    ) -> reconcile.Reconciliation:
         """Wait until the requests stop changing for ``settle`` seconds and the receivers have all of them (or
         ``timeout``), then compare: per channel, requested vs received, missing, duplicates, unexpected.
         ``on_progress(result)`` sees each intermediate comparison (the deliveries still arriving)."""
@@ -244,12 +260,17 @@ class LocalChannels(Channels):
         received["in_app"] = await self._feed_keys()
         return self._compare(await self.requested(settings), received)
 
-    def _compare(self, requested: dict[str, list[dict[str, Any]]], received: dict[str, Counter]) -> reconcile.Reconciliation:
+    def _compare(
+        self, requested: dict[str, list[dict[str, Any]]], received: dict[str, Counter]
+    ) -> reconcile.Reconciliation:
         result = reconcile.Reconciliation()
         for channel in reconcile.CHANNEL_ORDER:
             asked = requested.get(channel, [])
-            ids = ([reconcile.discord_request_identity(r) for r in asked] if channel == "discord"
-                   else [r["dedup_key"] for r in asked])
+            ids = (
+                [reconcile.discord_request_identity(r) for r in asked]
+                if channel == "discord"
+                else [r["dedup_key"] for r in asked]
+            )
             result.checks.append(reconcile.check(channel, ids, received.get(channel, Counter())))
         result.feed_items = sum(received.get("in_app", Counter()).values())
         with self.smtp.lock:
@@ -262,10 +283,15 @@ class LocalChannels(Channels):
         webhook_ids = self.webhooks.successes_by_id()
         if webhook_ids:
             result.samples["webhook id"] = next(iter(webhook_ids))
-        digested = sum(1 for r in requested.get("email", []) if r["user_id"] == DIGEST_USER
-                       and r["notification_type"] == "match.result")
-        result.notes.append(f"{DIGEST_USER} gets match results in a daily digest at {DIGEST['time'][:5]} "
-                            f"{DIGEST_TIMEZONE}: {digested} match-result emails sent to them now")
+        digested = sum(
+            1
+            for r in requested.get("email", [])
+            if r["user_id"] == DIGEST_USER and r["notification_type"] == "match.result"
+        )
+        result.notes.append(
+            f"{DIGEST_USER} gets match results in a daily digest at {DIGEST['time'][:5]} "
+            f"{DIGEST_TIMEZONE}: {digested} match-result emails sent to them now"
+        )
         return result
 
     # --- stop ----------------------------------------------------------------------------------------------

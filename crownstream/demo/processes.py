@@ -44,12 +44,17 @@ class WorkerProcess:
     def pid(self) -> int | None:
         return self.process.pid if self.process else None
 
-    def start(self) -> "WorkerProcess":
+    def start(self) -> WorkerProcess:
         env = {**os.environ, **settings_env(self.settings), **self.extra_env, "PYTHONUNBUFFERED": "1"}
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         with open(self.log_path, "ab") as log:
-            self.process = subprocess.Popen([*crownstream_command(), "worker", "--loglevel", "info"], env=env,
-                                            stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+            self.process = subprocess.Popen(
+                [*crownstream_command(), "worker", "--loglevel", "info"],
+                env=env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
         return self
 
     def ready(self) -> bool:
@@ -83,8 +88,11 @@ class WorkerGroup:
 
     def __init__(self, base: Settings, count: int, state_dir: Path, extra_env: dict[str, str] | None = None) -> None:
         self.workers = [
-            WorkerProcess(base.model_copy(update={"web_port": free_port()}), state_dir / f"worker-{n + 1}.log",
-                          dict(extra_env or {}))
+            WorkerProcess(
+                base.model_copy(update={"web_port": free_port()}),
+                state_dir / f"worker-{n + 1}.log",
+                dict(extra_env or {}),
+            )
             for n in range(count)
         ]
 
@@ -97,8 +105,10 @@ class WorkerGroup:
         while not all(w.ready() for w in self.workers):
             for w in self.workers:
                 if not w.alive():
-                    raise RuntimeError(f"worker {w.url} exited with {w.process.returncode}; its log "
-                                       f"({w.log_path}) ends with:\n{w.tail()}")
+                    raise RuntimeError(
+                        f"worker {w.url} exited with {w.process.returncode}; its log "
+                        f"({w.log_path}) ends with:\n{w.tail()}"
+                    )
             if time.monotonic() > deadline:
                 raise TimeoutError(f"workers not ready after {timeout:.0f}s; logs in {self.workers[0].log_path.parent}")
             if on_wait:

@@ -34,8 +34,14 @@ class ChannelCheck:
 def check(channel: str, requested: Iterable[Any], received: Mapping[Any, int]) -> ChannelCheck:
     wanted = set(requested)
     got = {k for k, n in received.items() if n > 0}
-    return ChannelCheck(channel, len(wanted), len(got), len(wanted - got),
-                        sum(n - 1 for n in received.values() if n > 1), len(got - wanted))
+    return ChannelCheck(
+        channel,
+        len(wanted),
+        len(got),
+        len(wanted - got),
+        sum(n - 1 for n in received.values() if n > 1),
+        len(got - wanted),
+    )
 
 
 def moment(value: str | datetime) -> datetime:
@@ -80,11 +86,15 @@ class Reconciliation:
         return {c.channel: c.received for c in self.checks}
 
     def lines(self) -> list[str]:
-        out = ["Deliveries by channel (requested = committed delivery requests; received = distinct ids the "
-               "receivers got):"]
+        out = [
+            "Deliveries by channel (requested = committed delivery requests; received = distinct ids the "
+            "receivers got):"
+        ]
         for c in sorted(self.checks, key=lambda c: CHANNEL_ORDER.index(c.channel)):
-            out.append(f"   {c.channel:<8} requested {c.requested:>5}  received {c.received:>5}  missing {c.missing}"
-                       f"  duplicates {c.duplicates}  unexpected {c.unexpected}  {'match' if c.matches else 'MISMATCH'}")
+            out.append(
+                f"   {c.channel:<8} requested {c.requested:>5}  received {c.received:>5}  missing {c.missing}"
+                f"  duplicates {c.duplicates}  unexpected {c.unexpected}  {'match' if c.matches else 'MISMATCH'}"
+            )
         out.append(f"In-app feed items: {self.feed_items}")
         for label in ("email subject", "Discord title", "webhook id"):
             if label in self.samples:

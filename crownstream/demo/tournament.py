@@ -7,12 +7,26 @@ Deterministic for a given seed, so the demo's summary can be checked against wha
 from __future__ import annotations
 
 import random
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 TEAM_NAMES = [
-    "Alpha Wolves", "Bravo Six", "Crimson Tide", "Delta Force", "Echo Squad", "Falcon Eye", "Ghost Unit",
-    "Hydra", "Iron Clad", "Jade Dragons", "Kraken", "Lunar", "Midnight", "Nova", "Orion", "Phoenix",
+    "Alpha Wolves",
+    "Bravo Six",
+    "Crimson Tide",
+    "Delta Force",
+    "Echo Squad",
+    "Falcon Eye",
+    "Ghost Unit",
+    "Hydra",
+    "Iron Clad",
+    "Jade Dragons",
+    "Kraken",
+    "Lunar",
+    "Midnight",
+    "Nova",
+    "Orion",
+    "Phoenix",
 ]
 GROUP_TEAMS = ["Titans", "Vipers", "Wraiths", "Yetis"]
 
@@ -21,62 +35,132 @@ def _event(kind: str, event_id: str, at: datetime, **fields: Any) -> dict[str, A
     return {"type": kind, "event_id": event_id, "schema_version": 1, "occurred_at": at.isoformat(), **fields}
 
 
-def demo_tournament(tournament_id: str = "demo-cup", seed: int = 2026, br_matches: int = 6,
-                    start: datetime | None = None) -> list[dict[str, Any]]:
+def demo_tournament(
+    tournament_id: str = "demo-cup", seed: int = 2026, br_matches: int = 6, start: datetime | None = None
+) -> list[dict[str, Any]]:
     rng = random.Random(seed)
-    at = start or datetime(2026, 11, 24, 18, 0, tzinfo=timezone.utc)
+    at = start or datetime(2026, 11, 24, 18, 0, tzinfo=UTC)
     t = tournament_id
     events: list[dict[str, Any]] = []
     teams = [f"team-{i + 1:02d}" for i in range(len(TEAM_NAMES))]
 
-    events.append(_event("stage.configured", f"{t}:br:config", at, tournament_id=t, stage_id="br-finals",
-                         name="Battle Royale Finals",
-                         rules={"format": "battle_royale", "point_table": "pubgm_2023", "kill_points": 1},
-                         prizes=[{"placement": p, "prize": {"amount_minor": amount, "currency": "USD"}}
-                                 for p, amount in ((1, 500000), (2, 250000), (3, 100000))]))
+    events.append(
+        _event(
+            "stage.configured",
+            f"{t}:br:config",
+            at,
+            tournament_id=t,
+            stage_id="br-finals",
+            name="Battle Royale Finals",
+            rules={"format": "battle_royale", "point_table": "pubgm_2023", "kill_points": 1},
+            prizes=[
+                {"placement": p, "prize": {"amount_minor": amount, "currency": "USD"}}
+                for p, amount in ((1, 500000), (2, 250000), (3, 100000))
+            ],
+        )
+    )
     for i, team in enumerate(teams):
         members = [f"user-{i + 1:02d}-{m}" for m in range(1, 5)]
-        events.append(_event("tournament.registered", f"{t}:reg:{team}", at, tournament_id=t, team_id=team,
-                             team_name=TEAM_NAMES[i], user_ids=members))
+        events.append(
+            _event(
+                "tournament.registered",
+                f"{t}:reg:{team}",
+                at,
+                tournament_id=t,
+                team_id=team,
+                team_name=TEAM_NAMES[i],
+                user_ids=members,
+            )
+        )
     events.append(_event("bracket.ready", f"{t}:br:bracket", at, tournament_id=t, stage_id="br-finals"))
 
     for n in range(1, br_matches + 1):
         match = f"br-m{n}"
         at += timedelta(minutes=30)
-        events.append(_event("match.started", f"{t}:{match}:start", at, tournament_id=t, stage_id="br-finals",
-                             match_id=match))
+        events.append(
+            _event("match.started", f"{t}:{match}:start", at, tournament_id=t, stage_id="br-finals", match_id=match)
+        )
         order = teams[:]
         rng.shuffle(order)
-        placements = [{"team_id": team, "placement": p + 1, "kills": max(0, int(rng.gauss(6 - p / 3, 2)))}
-                      for p, team in enumerate(order)]
+        placements = [
+            {"team_id": team, "placement": p + 1, "kills": max(0, int(rng.gauss(6 - p / 3, 2)))}
+            for p, team in enumerate(order)
+        ]
         at += timedelta(minutes=25)
-        events.append(_event("match.completed", f"{t}:{match}:r1", at, tournament_id=t, stage_id="br-finals",
-                             match_id=match, revision=1,
-                             result={"format": "battle_royale", "sequence": n, "placements": placements}))
+        events.append(
+            _event(
+                "match.completed",
+                f"{t}:{match}:r1",
+                at,
+                tournament_id=t,
+                stage_id="br-finals",
+                match_id=match,
+                revision=1,
+                result={"format": "battle_royale", "sequence": n, "placements": placements},
+            )
+        )
         if n == 3:
             # The referee recounts kills: revision 2 replaces revision 1 wholesale.
             corrected = [dict(row) for row in placements]
             corrected[0]["kills"] += 3
             corrected[5]["kills"] = max(0, corrected[5]["kills"] - 2)
-            events.append(_event("match.disputed", f"{t}:{match}:dispute", at, tournament_id=t,
-                                 stage_id="br-finals", match_id=match, team_id=corrected[5]["team_id"],
-                                 reason="kill feed shows two kills by another team"))
-            events.append(_event("match.completed", f"{t}:{match}:r2", at + timedelta(minutes=5), tournament_id=t,
-                                 stage_id="br-finals", match_id=match, revision=2,
-                                 result={"format": "battle_royale", "sequence": n, "placements": corrected}))
+            events.append(
+                _event(
+                    "match.disputed",
+                    f"{t}:{match}:dispute",
+                    at,
+                    tournament_id=t,
+                    stage_id="br-finals",
+                    match_id=match,
+                    team_id=corrected[5]["team_id"],
+                    reason="kill feed shows two kills by another team",
+                )
+            )
+            events.append(
+                _event(
+                    "match.completed",
+                    f"{t}:{match}:r2",
+                    at + timedelta(minutes=5),
+                    tournament_id=t,
+                    stage_id="br-finals",
+                    match_id=match,
+                    revision=2,
+                    result={"format": "battle_royale", "sequence": n, "placements": corrected},
+                )
+            )
             # The producer retried revision 1 after a timeout: a late duplicate that must change nothing.
             events.append(events[-3] | {})
         if n == 4:
             victim = placements[3]["team_id"]
-            events.append(_event("result.overridden", f"{t}:{match}:override", at + timedelta(minutes=8),
-                                 tournament_id=t, stage_id="br-finals", match_id=match, actor="referee-ana",
-                                 reason="placement recorded after a crash; replay shows 2nd",
-                                 team_id=victim, placement=2, kills=placements[3]["kills"]))
+            events.append(
+                _event(
+                    "result.overridden",
+                    f"{t}:{match}:override",
+                    at + timedelta(minutes=8),
+                    tournament_id=t,
+                    stage_id="br-finals",
+                    match_id=match,
+                    actor="referee-ana",
+                    reason="placement recorded after a crash; replay shows 2nd",
+                    team_id=victim,
+                    placement=2,
+                    kills=placements[3]["kills"],
+                )
+            )
 
     # Best-of-3 round robin among four teams.
-    events.append(_event("stage.configured", f"{t}:groups:config", at, tournament_id=t, stage_id="group-a",
-                         name="Group A", rules={"format": "series_group", "best_of": 3}))
-    pairs = [(a, b) for i, a in enumerate(GROUP_TEAMS) for b in GROUP_TEAMS[i + 1:]]
+    events.append(
+        _event(
+            "stage.configured",
+            f"{t}:groups:config",
+            at,
+            tournament_id=t,
+            stage_id="group-a",
+            name="Group A",
+            rules={"format": "series_group", "best_of": 3},
+        )
+    )
+    pairs = [(a, b) for i, a in enumerate(GROUP_TEAMS) for b in GROUP_TEAMS[i + 1 :]]
     for s, (a, b) in enumerate(pairs, start=1):
         series = f"grp-a-s{s}"
         wins = {a: 0, b: 0}
@@ -86,10 +170,27 @@ def demo_tournament(tournament_id: str = "demo-cup", seed: int = 2026, br_matche
             at += timedelta(minutes=40)
             winner = a if rng.random() < 0.55 else b
             wins[winner] += 1
-            events.append(_event("match.completed", f"{t}:{series}:g{game}", at, tournament_id=t,
-                                 stage_id="group-a", match_id=f"{series}-g{game}", revision=1,
-                                 result={"format": "series_game", "series_id": series, "team_ids": [a, b],
-                                         "game_number": game, "winner_team_id": winner}))
-    events.append(_event("tournament.completed", f"{t}:completed", at + timedelta(minutes=5), tournament_id=t,
-                         stage_id="br-finals"))
+            events.append(
+                _event(
+                    "match.completed",
+                    f"{t}:{series}:g{game}",
+                    at,
+                    tournament_id=t,
+                    stage_id="group-a",
+                    match_id=f"{series}-g{game}",
+                    revision=1,
+                    result={
+                        "format": "series_game",
+                        "series_id": series,
+                        "team_ids": [a, b],
+                        "game_number": game,
+                        "winner_team_id": winner,
+                    },
+                )
+            )
+    events.append(
+        _event(
+            "tournament.completed", f"{t}:completed", at + timedelta(minutes=5), tournament_id=t, stage_id="br-finals"
+        )
+    )
     return events

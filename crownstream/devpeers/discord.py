@@ -53,8 +53,14 @@ class _Bucket:
 
 
 class DiscordStandIn(ThreadedServer):
-    def __init__(self, port: int | None = None, limit: int = 5, per_s: float = 2.0, force_429: int = 0,
-                 forced_retry_after_s: float = 0.5) -> None:
+    def __init__(
+        self,
+        port: int | None = None,
+        limit: int = 5,
+        per_s: float = 2.0,
+        force_429: int = 0,
+        forced_retry_after_s: float = 0.5,
+    ) -> None:
         """``force_429``: answer this many first requests per webhook with 429 whatever the bucket says (as
         Discord does when a shared or global limit is hit, which the per-webhook headers do not show).
         ``script(hook, status, body, headers)``: answer every request to that webhook so (a misbehaving peer)."""
@@ -100,8 +106,15 @@ class DiscordStandIn(ThreadedServer):
                 self._forced[hook] += 1
                 self.forced_429s += 1
                 self._blocked_until[hook] = now + self.forced_retry_after_s
-                return web.json_response({"message": "You are being rate limited.", "retry_after": self.forced_retry_after_s,
-                                          "global": False}, status=429, headers={"X-RateLimit-Scope": "shared"})
+                return web.json_response(
+                    {
+                        "message": "You are being rate limited.",
+                        "retry_after": self.forced_retry_after_s,
+                        "global": False,
+                    },
+                    status=429,
+                    headers={"X-RateLimit-Scope": "shared"},
+                )
             bucket = self._buckets[hook]
             if now - bucket.window_start >= self.per_s:
                 bucket.window_start, bucket.used = now, 0
@@ -110,8 +123,11 @@ class DiscordStandIn(ThreadedServer):
                 self.rate_limited += 1
                 self._blocked_until[hook] = now + reset_after
                 headers = self._headers(hook, 0, reset_after)
-                return web.json_response({"message": "You are being rate limited.", "retry_after": round(reset_after, 3),
-                                          "global": False}, status=429, headers={**headers, "Retry-After": str(max(1, round(reset_after)))})
+                return web.json_response(
+                    {"message": "You are being rate limited.", "retry_after": round(reset_after, 3), "global": False},
+                    status=429,
+                    headers={**headers, "Retry-After": str(max(1, round(reset_after)))},
+                )
             bucket.used += 1
             remaining = self.limit - bucket.used
         try:
@@ -123,8 +139,9 @@ class DiscordStandIn(ThreadedServer):
         if problems:
             with self.lock:
                 self.rejected_for_size += 1
-            return web.json_response({"code": 50035, "message": "Invalid Form Body", "errors": problems},
-                                     status=400, headers=headers)
+            return web.json_response(
+                {"code": 50035, "message": "Invalid Form Body", "errors": problems}, status=400, headers=headers
+            )
         with self.lock:
             self.messages[hook].append(payload)
             for e in payload.get("embeds", [])[:1]:

@@ -13,7 +13,7 @@ from crownstream.processes import free_port
 
 
 class _Handler:
-    def __init__(self, peer: "SmtpPeer") -> None:
+    def __init__(self, peer: SmtpPeer) -> None:
         self.peer = peer
 
     async def handle_DATA(self, server, session, envelope):
@@ -36,14 +36,14 @@ class SmtpPeer:
         self.by_message_id: Counter = Counter()
         self._controller = Controller(_Handler(self), hostname=self.host, port=self.port)
 
-    def start(self) -> "SmtpPeer":
+    def start(self) -> SmtpPeer:
         self._controller.start()
         return self
 
     def stop(self) -> None:
         self._controller.stop()
 
-    def __enter__(self) -> "SmtpPeer":
+    def __enter__(self) -> SmtpPeer:
         return self.start()
 
     def __exit__(self, *exc_info) -> None:

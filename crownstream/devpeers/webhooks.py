@@ -38,8 +38,16 @@ class WebhookReceiver(ThreadedServer):
         self.hooks: dict[str, Hook] = {}
         self.received: dict[str, Received] = {}
 
-    def add(self, name: str, secret: str, *, fail_first: int = 0, always_fail: bool = False,
-            delay_s: float = 0.0, answer: tuple[int, bytes, dict] | None = None) -> str:
+    def add(
+        self,
+        name: str,
+        secret: str,
+        *,
+        fail_first: int = 0,
+        always_fail: bool = False,
+        delay_s: float = 0.0,
+        answer: tuple[int, bytes, dict] | None = None,
+    ) -> str:
         with self.lock:
             self.hooks[name] = Hook(secret, fail_first, always_fail, delay_s, answer=answer)
             self.received.setdefault(name, Received())
@@ -59,9 +67,17 @@ class WebhookReceiver(ThreadedServer):
     async def _stats(self, request: web.Request) -> web.Response:
         """Counts for a receiver running in another process (the benchmark, the demo)."""
         with self.lock:
-            return web.json_response({name: {"ids": len(got.successes), "successes": sum(got.successes.values()),
-                                             "raw": sum(got.raw.values()), "bad_signatures": got.bad_signatures}
-                                      for name, got in self.received.items()})
+            return web.json_response(
+                {
+                    name: {
+                        "ids": len(got.successes),
+                        "successes": sum(got.successes.values()),
+                        "raw": sum(got.raw.values()),
+                        "bad_signatures": got.bad_signatures,
+                    }
+                    for name, got in self.received.items()
+                }
+            )
 
     async def _redirect(self, request: web.Request) -> web.Response:
         return web.Response(status=302, headers={"Location": f"{self.base_url}/hooks/x"})

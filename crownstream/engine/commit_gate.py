@@ -82,7 +82,7 @@ class _Hold:
     """One event inside one gate; released once, by whichever comes first: the agent asking for the next
     event, or the agent's crash (``release_task``)."""
 
-    __slots__ = ("gate", "task", "released")
+    __slots__ = ("gate", "released", "task")
 
     def __init__(self, gate: PartitionGate, task: asyncio.Task | None) -> None:
         self.gate, self.task, self.released = gate, task, False
@@ -125,7 +125,9 @@ class CommitGate:
     def snapshot(self) -> dict[str, dict[str, int]]:
         """Per transactional id, the events inside and the commits waiting (``/ops/assignment``): a gate that
         stays with events inside and a committer waiting is a stalled partition."""
-        return {tid: {"inside": gate.inside, "committers": gate.committers} for tid, gate in sorted(self._gates.items())}
+        return {
+            tid: {"inside": gate.inside, "committers": gate.committers} for tid, gate in sorted(self._gates.items())
+        }
 
     def gate(self, transactional_id: str) -> PartitionGate:
         gate = self._gates.get(transactional_id)

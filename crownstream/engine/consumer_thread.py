@@ -108,7 +108,8 @@ class _LsoFromBrokerConsumerThread(AIOKafkaConsumerThread):
         changelog from its start" (as -1 does for faust), and a partition no longer assigned is skipped: the
         next rebalance starts a new recovery round for whatever this worker holds then."""
         assigned = consumer.assignment()
-        usable = {tp: (0 if offset is None or offset < 0 else offset)
-                  for tp, offset in partitions.items() if tp in assigned}
+        usable = {
+            tp: (0 if offset is None or offset < 0 else offset) for tp, offset in partitions.items() if tp in assigned
+        }
         self.seek_epochs.sought(usable)  # faust's _seek_wait seeks them all before its first await
         return await super()._seek_wait(consumer, usable)

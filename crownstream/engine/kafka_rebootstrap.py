@@ -48,8 +48,11 @@ def install() -> None:
             except KafkaConnectionError as exc:
                 log.warning("kafka client %s knows no broker and cannot bootstrap again yet: %s", self._client_id, exc)
                 return False
-            log.warning("kafka client %s had lost every broker; bootstrapped again from %s", self._client_id,
-                        self._bootstrap_servers)
+            log.warning(
+                "kafka client %s had lost every broker; bootstrapped again from %s",
+                self._client_id,
+                self._bootstrap_servers,
+            )
         return await original(self, cluster_metadata, topics)
 
     _metadata_update._rebootstraps = True

@@ -35,8 +35,7 @@ class _StateTrackingProducer(Producer):
     async def send(self, topic, key, value, partition, timestamp, headers, *, transactional_id=None):
         if transactional_id:
             repair_for(self.app).sent(transactional_id)  # before: a failed send leaves the transaction doomed too
-        return await super().send(topic, key, value, partition, timestamp, headers,
-                                  transactional_id=transactional_id)
+        return await super().send(topic, key, value, partition, timestamp, headers, transactional_id=transactional_id)
 
     async def commit_transactions(self, tid_to_offset_map, group_id, start_new_transaction: bool = True) -> None:
         repair = repair_for(self.app)
@@ -53,8 +52,12 @@ class _StateTrackingProducer(Producer):
                 newly_corrupt = True
                 if start_new_transaction:
                     await self.begin_transaction(tid)
-                log.warning("transaction %s aborted instead of committing offsets %s (%s)", tid,
-                            {tp.partition: offset for tp, offset in offsets.items()}, cause)
+                log.warning(
+                    "transaction %s aborted instead of committing offsets %s (%s)",
+                    tid,
+                    {tp.partition: offset for tp, offset in offsets.items()},
+                    cause,
+                )
                 continue
             try:
                 await super().commit_transactions({tid: offsets}, group_id, start_new_transaction)
@@ -72,6 +75,7 @@ class _StateTrackingProducer(Producer):
     async def stop_transaction(self, transactional_id: str) -> None:
         if transactional_id in self._transaction_producers:
             # aiokafka's stop leaves the transaction open; the next holder of the id aborts it.
-            repair_for(self.app).ended_without_commit(transactional_id, "stopped",
-                                                      "producer stopped with its transaction open")
+            repair_for(self.app).ended_without_commit(
+                transactional_id, "stopped", "producer stopped with its transaction open"
+            )
         await super().stop_transaction(transactional_id)

@@ -31,15 +31,15 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass
-from typing import Any, Optional
+from typing import Any
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from faust.tables.recovery import Recovery
 from faust.types import TP
 
-from crownstream.metrics import TABLE_RESTORED_RECORDS, TABLE_RESTORE_SECONDS
 from crownstream.engine.state import state_of
 from crownstream.engine.state_repair import wipe_partition
+from crownstream.metrics import TABLE_RESTORE_SECONDS, TABLE_RESTORED_RECORDS
 
 log = logging.getLogger(__name__)
 
@@ -52,14 +52,14 @@ class ChangelogRecord:
     tp: TP
     offset: int
     key: bytes
-    value: Optional[bytes]
+    value: bytes | None
 
     @property
     def partition(self) -> int:
         return self.tp.partition
 
     @property
-    def message(self) -> "ChangelogRecord":
+    def message(self) -> ChangelogRecord:
         return self
 
 
@@ -75,7 +75,7 @@ class RestorePlan:
         return {tp: start for tp, start in self.starts.items() if start < self.ends[tp]}
 
 
-def plan_restore(applied: dict[TP, Optional[int]], ends: dict[TP, int]) -> tuple[RestorePlan, set[TP]]:
+def plan_restore(applied: dict[TP, int | None], ends: dict[TP, int]) -> tuple[RestorePlan, set[TP]]:
     """Start offsets for a restore, and the partitions whose local state claims changes past the committed
     end (a store ahead of its changelog: those restart from the beginning once wiped)."""
     starts, ahead = {}, set()
@@ -155,15 +155,21 @@ class RestoringRecovery(Recovery):
             offsets[tp] = plan.ends[tp] - 1
         return {tp: offsets[tp] for tp in tps}
 
-    async def _read_to_end(self, restore: AIOKafkaConsumer, kafka_tps: dict[TP, TopicPartition],
-                           pending: dict[TP, int], ends: dict[TP, int]) -> int:
+    async def _read_to_end(
+        self,
+        restore: AIOKafkaConsumer,
+        kafka_tps: dict[TP, TopicPartition],
+        pending: dict[TP, int],
+        ends: dict[TP, int],
+    ) -> int:
         offsets = self.active_offsets
         remaining = set(pending)
         restored = 0
         last_report = time.monotonic()
         while remaining:
-            batch = await restore.getmany(*(kafka_tps[tp] for tp in remaining), timeout_ms=100,
-                                          max_records=self.restore_batch_records)
+            batch = await restore.getmany(
+                *(kafka_tps[tp] for tp in remaining), timeout_ms=100, max_records=self.restore_batch_records
+            )
             for ktp, records in batch.items():
                 if not records:
                     continue
@@ -183,11 +189,16 @@ class RestoringRecovery(Recovery):
                 log.info("restoring tables: %d records applied, %d partitions to go", restored, len(remaining))
         return restored
 
-    def _discard_local_state(self, tp: TP, applied: Optional[int], end: int) -> None:
+    def _discard_local_state(self, tp: TP, applied: int | None, end: int) -> None:
         table = self.tp_to_table[tp]
-        log.warning("local state of %s partition %d holds changelog offset %s, past the committed end %d: "
-                    "deleting it and restoring the partition from the changelog", table.name, tp.partition,
-                    applied, end)
+        log.warning(
+            "local state of %s partition %d holds changelog offset %s, past the committed end %d: "
+            "deleting it and restoring the partition from the changelog",
+            table.name,
+            tp.partition,
+            applied,
+            end,
+        )
         wipe_partition(self.app, table, tp.partition)
 
     async def on_recovery_completed(self, generation_id: int = 0) -> None:

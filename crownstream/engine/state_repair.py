@@ -70,9 +70,14 @@ class StateRepair:
         self.dirty.discard(transactional_id)
         if transactional_id not in self.corrupt:
             self.corrupt[transactional_id] = (cause, detail)
-            log.warning("transaction %s ended without a commit (%s: %s): the local table state of partition %d "
-                        "is ahead of the committed changelog and will be restored from it",
-                        transactional_id, cause, detail, partition_of(transactional_id))
+            log.warning(
+                "transaction %s ended without a commit (%s: %s): the local table state of partition %d "
+                "is ahead of the committed changelog and will be restored from it",
+                transactional_id,
+                cause,
+                detail,
+                partition_of(transactional_id),
+            )
         return True
 
     def take_fault(self, transactional_ids) -> bool:
@@ -96,9 +101,15 @@ class StateRepair:
             partition = partition_of(transactional_id)
             tables = [table.name for table in self.app.tables.values() if wipe_partition(self.app, table, partition)]
             TABLE_STATE_WIPES.labels(cause).inc()
-            log.warning("wiped local state of partition %d (tables: %s) after transaction %s ended without a "
-                        "commit (%s: %s); restoring it from the changelog",
-                        partition, ", ".join(tables) or "none stored here", transactional_id, cause, detail)
+            log.warning(
+                "wiped local state of partition %d (tables: %s) after transaction %s ended without a "
+                "commit (%s: %s); restoring it from the changelog",
+                partition,
+                ", ".join(tables) or "none stored here",
+                transactional_id,
+                cause,
+                detail,
+            )
         self.corrupt.clear()
 
 

@@ -30,17 +30,26 @@ from crownstream.engine.state_repair import repair_for
 
 
 class InputPartitionTransactionManager(TransactionManager):
-    async def send(self, topic: str, key: bytes | None, value: bytes | None, partition: int | None,
-                   timestamp: float | None, headers: Any, *, transactional_id: str | None = None):
+    async def send(
+        self,
+        topic: str,
+        key: bytes | None,
+        value: bytes | None,
+        partition: int | None,
+        timestamp: float | None,
+        headers: Any,
+        *,
+        transactional_id: str | None = None,
+    ):
         event = current_event()
         if transactional_id is None and event is not None:
             transactional_id = self._input_transactional_id(event)
             # None lets the producer's partitioner choose by key, with its own metadata.
             dest = self.consumer.key_partition(topic, key, partition)
-            return await self.producer.send(topic, key, value, dest, timestamp, headers,
-                                            transactional_id=transactional_id)
-        return await super().send(topic, key, value, partition, timestamp, headers,
-                                  transactional_id=transactional_id)
+            return await self.producer.send(
+                topic, key, value, dest, timestamp, headers, transactional_id=transactional_id
+            )
+        return await super().send(topic, key, value, partition, timestamp, headers, transactional_id=transactional_id)
 
     async def send_batch(self, topic: str, partition: int, records: list[tuple[bytes | None, bytes]]) -> None:
         """All of one event's outputs for one partition as one record batch, in the input partition's transaction.

@@ -16,7 +16,9 @@ def test_broker_process_is_apache_kafka_in_kraft_mode(kafka_bootstrap):
     cmdline = open(f"/proc/{pid}/cmdline", "rb").read().split(b"\0")
     assert b"kafka.Kafka" in cmdline, cmdline
     config = next(arg for arg in cmdline if arg.endswith(b"server.properties")).decode()
-    props = dict(line.split("=", 1) for line in open(config).read().splitlines() if "=" in line and not line.startswith("#"))
+    props = dict(
+        line.split("=", 1) for line in open(config).read().splitlines() if "=" in line and not line.startswith("#")
+    )
     assert props["process.roles"] == "broker,controller"  # KRaft: no ZooKeeper anywhere
     status = subprocess.run([str(REPO / "deploy" / "kafka.sh"), "status"], capture_output=True, text=True)
     assert status.returncode == 0 and "Apache Kafka 3.9.1 (KRaft)" in status.stdout
@@ -45,8 +47,13 @@ async def test_read_committed_consumer_sees_only_committed_transactions(kafka_bo
         await producer.stop()
 
     async def read_all(isolation: str) -> list[bytes]:
-        consumer = AIOKafkaConsumer(topic, bootstrap_servers=kafka_bootstrap, auto_offset_reset="earliest",
-                                    isolation_level=isolation, enable_auto_commit=False)
+        consumer = AIOKafkaConsumer(
+            topic,
+            bootstrap_servers=kafka_bootstrap,
+            auto_offset_reset="earliest",
+            isolation_level=isolation,
+            enable_auto_commit=False,
+        )
         await consumer.start()
         try:
             values: list[bytes] = []

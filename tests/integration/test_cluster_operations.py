@@ -17,9 +17,9 @@ from __future__ import annotations
 
 import asyncio
 import os
-import time
 import shutil
 import subprocess
+import time
 from collections import Counter
 
 import httpx
@@ -59,8 +59,13 @@ WIRED = {f"user-{team:02d}-{m}" for team in (1, 2) for m in range(1, 5)}  # also
 def own_kafka(unique_id):
     port, controller = free_port(), free_port()
     state = REPO / ".state" / f"test-kafka-{unique_id}"
-    env = {**os.environ, "CROWNSTREAM_KAFKA_PORT": str(port), "CROWNSTREAM_KAFKA_CONTROLLER_PORT": str(controller),
-           "CROWNSTREAM_STATE_DIR": str(state), "CROWNSTREAM_KAFKA_HEAP": "512m"}
+    env = {
+        **os.environ,
+        "CROWNSTREAM_KAFKA_PORT": str(port),
+        "CROWNSTREAM_KAFKA_CONTROLLER_PORT": str(controller),
+        "CROWNSTREAM_STATE_DIR": str(state),
+        "CROWNSTREAM_KAFKA_HEAP": "512m",
+    }
     script = str(REPO / "deploy" / "kafka.sh")
 
     def run(action: str) -> None:
@@ -84,10 +89,20 @@ def preferences_events(discord: DiscordStandIn) -> list[dict]:
         prefs: dict = {"contact": {"email": f"{user}@players.example", "display_name": user}}
         if user in WIRED:
             prefs["contact"]["discord_webhook_url"] = discord.webhook_url(user)
-            prefs["types"] = {"match.result": ["in_app", "email", "discord", "webhook"],
-                              "ranking.changed": ["in_app", "webhook"]}
-        events.append({"type": "preferences.updated", "event_id": f"prefs-{user}", "schema_version": 1,
-                       "occurred_at": "2026-11-24T17:00:00+00:00", "user_id": user, "preferences": prefs})
+            prefs["types"] = {
+                "match.result": ["in_app", "email", "discord", "webhook"],
+                "ranking.changed": ["in_app", "webhook"],
+            }
+        events.append(
+            {
+                "type": "preferences.updated",
+                "event_id": f"prefs-{user}",
+                "schema_version": 1,
+                "occurred_at": "2026-11-24T17:00:00+00:00",
+                "user_id": user,
+                "preferences": prefs,
+            }
+        )
     return events
 
 
@@ -104,18 +119,31 @@ def expected_standings(events: list[dict], tournament_id: str) -> list[tuple[str
     """The oracle: the pure engine's recompute from the tournament's events, not the streaming path."""
     mine = [validate(e) for e in events if e.get("tournament_id") == tournament_id and e.get("stage_id") == STAGE]
     rules = next(RuleSet.from_dict(e.rules.model_dump()) for e in mine if e.type == "stage.configured")
-    results = [MatchResult(e.stage_id, e.match_id, e.revision, e.result.sequence, e.occurred_at.isoformat(),
-                           tuple(LobbyRow(p.team_id, p.placement, p.kills) for p in e.result.placements))
-               for e in mine if e.type == "match.completed"]
-    overrides = [Override(e.event_id, e.match_id, e.team_id, e.placement, e.kills, e.actor, e.reason,
-                          e.occurred_at.isoformat()) for e in mine if e.type == "result.overridden"]
+    results = [
+        MatchResult(
+            e.stage_id,
+            e.match_id,
+            e.revision,
+            e.result.sequence,
+            e.occurred_at.isoformat(),
+            tuple(LobbyRow(p.team_id, p.placement, p.kills) for p in e.result.placements),
+        )
+        for e in mine
+        if e.type == "match.completed"
+    ]
+    overrides = [
+        Override(e.event_id, e.match_id, e.team_id, e.placement, e.kills, e.actor, e.reason, e.occurred_at.isoformat())
+        for e in mine
+        if e.type == "result.overridden"
+    ]
     return [(s.team_id, s.total_points) for s in recompute(rules, results, overrides)]
 
 
 def standings_of(url: str, tournament_id: str) -> list[tuple[str, int]] | None:
     try:
-        r = httpx.get(f"{url}/tournaments/{tournament_id}/standings", params={"stage": STAGE, "limit": 1000},
-                      timeout=10)
+        r = httpx.get(
+            f"{url}/tournaments/{tournament_id}/standings", params={"stage": STAGE, "limit": 1000}, timeout=10
+        )
     except httpx.HTTPError:
         return None
     if r.status_code != 200:
@@ -162,14 +190,18 @@ async def produce(settings: Settings, events: list[dict], pace: float = 0.02) ->
 
 async def delivery_requests(settings: Settings) -> dict[str, list[dict]]:
     """Committed delivery requests per channel."""
-    return {channel: await read_topic(settings.kafka_bootstrap, spec.full_name(settings), settle=1.0)
-            for channel, spec in DELIVERIES.items()}
+    return {
+        channel: await read_topic(settings.kafka_bootstrap, spec.full_name(settings), settle=1.0)
+        for channel, spec in DELIVERIES.items()
+    }
 
 
 async def delivery_keys(settings: Settings) -> dict[str, Counter]:
     """Committed delivery requests per channel, counted by dedup key."""
-    return {channel: Counter(r["dedup_key"] for r in records)
-            for channel, records in (await delivery_requests(settings)).items()}
+    return {
+        channel: Counter(r["dedup_key"] for r in records)
+        for channel, records in (await delivery_requests(settings)).items()
+    }
 
 
 async def repeated_requests_report(settings: Settings) -> dict[str, dict]:
@@ -183,7 +215,9 @@ async def repeated_requests_report(settings: Settings) -> dict[str, dict]:
         repeated = {key: sorted(rs, key=lambda r: r.timestamp) for key, rs in copies.items() if len(rs) > 1}
         out[channel] = {
             "types": Counter(orjson.loads(rs[0].value).get("notification_type") for rs in repeated.values()),
-            "phases": Counter(f"{phase_at(rs[0].timestamp)} -> {phase_at(rs[-1].timestamp)}" for rs in repeated.values()),
+            "phases": Counter(
+                f"{phase_at(rs[0].timestamp)} -> {phase_at(rs[-1].timestamp)}" for rs in repeated.values()
+            ),
         }
     return out
 
@@ -193,9 +227,19 @@ async def ledger_rows(engine, keys: set[str]) -> dict[str, object]:
     if not keys:
         return {}
     async with engine.connect() as conn:
-        rows = (await conn.execute(text(
-            "SELECT dedup_key, state, attempt_count, last_error, lease_until, claimed_by, notification_type, user_id "
-            "FROM deliveries WHERE dedup_key = ANY(:keys)"), {"keys": list(keys)})).mappings().all()
+        rows = (
+            (
+                await conn.execute(
+                    text(
+                        "SELECT dedup_key, state, attempt_count, last_error, lease_until, claimed_by, notification_type, user_id "
+                        "FROM deliveries WHERE dedup_key = ANY(:keys)"
+                    ),
+                    {"keys": list(keys)},
+                )
+            )
+            .mappings()
+            .all()
+        )
     found = {r["dedup_key"]: dict(r) for r in rows}
     return {key: found.get(key, "not in the ledger") for key in sorted(keys)}
 
@@ -206,8 +250,9 @@ async def committed_outputs(settings: Settings) -> Counter:
     return Counter((r["type"], r["event_id"]) for r in records)
 
 
-async def test_scale_kill_and_broker_restart_lose_and_duplicate_nothing(settings, own_kafka, start_worker,
-                                                                      database_url, tmp_path):
+async def test_scale_kill_and_broker_restart_lose_and_duplicate_nothing(
+    settings, own_kafka, start_worker, database_url, tmp_path
+):
     bootstrap, kafka = own_kafka
     PHASES.clear()
     # 8 partitions: with 4, Faust's sticky assignor may leave a third worker without an active partition.
@@ -221,35 +266,52 @@ async def test_scale_kill_and_broker_restart_lose_and_duplicate_nothing(settings
     with WebhookReceiver() as receiver, SmtpPeer() as smtp, DiscordStandIn(limit=50, per_s=1.0) as discord:
         try:
             for user in sorted(WIRED):
-                endpoint, secret = await create_endpoint(engine, user, "http://127.0.0.1/placeholder",
-                                                         allow_private=True)
+                endpoint, secret = await create_endpoint(
+                    engine, user, "http://127.0.0.1/placeholder", allow_private=True
+                )
                 async with engine.begin() as conn:
-                    await conn.execute(text("UPDATE webhook_endpoints SET url = :u WHERE id = :i"),
-                                       {"u": receiver.add(user, secret), "i": endpoint.id})
-            overrides = {**sink_worker_overrides(database_url, smtp_port=smtp.port, sink_max_attempts=100),
-                         "kafka_bootstrap": bootstrap, "topic_partitions": 8}
+                    await conn.execute(
+                        text("UPDATE webhook_endpoints SET url = :u WHERE id = :i"),
+                        {"u": receiver.add(user, secret), "i": endpoint.id},
+                    )
+            overrides = {
+                **sink_worker_overrides(database_url, smtp_port=smtp.port, sink_max_attempts=100),
+                "kafka_bootstrap": bootstrap,
+                "topic_partitions": 8,
+            }
             workers = [start_worker(**overrides) for _ in range(3)]
             await produce(settings, preferences_events(discord), pace=0)
             last = sorted(user_ids())[-1]
-            await eventually(lambda: httpx.get(f"{workers[0].url}/users/{last}/preferences", timeout=10,
-                                               headers={"Authorization": "Bearer test-token"}).json().get("defaults") is False,
-                             timeout=90, what="preferences applied")
+            await eventually(
+                lambda: (
+                    httpx.get(
+                        f"{workers[0].url}/users/{last}/preferences",
+                        timeout=10,
+                        headers={"Authorization": "Bearer test-token"},
+                    )
+                    .json()
+                    .get("defaults")
+                    is False
+                ),
+                timeout=90,
+                what="preferences applied",
+            )
 
             phase("first quarter, 3 workers")
             await produce(settings, events[:quarter])
             phase("scale 3 -> 2")
-            workers[2].stop()                                   # scale 3 -> 2: SIGTERM, commit and leave
-            await produce(settings, events[quarter:2 * quarter])
+            workers[2].stop()  # scale 3 -> 2: SIGTERM, commit and leave
+            await produce(settings, events[quarter : 2 * quarter])
             phase("scale 2 -> 3")
-            workers.append(start_worker(**overrides))           # 2 -> 3
-            await produce(settings, events[2 * quarter:3 * quarter - quarter // 2])
+            workers.append(start_worker(**overrides))  # 2 -> 3
+            await produce(settings, events[2 * quarter : 3 * quarter - quarter // 2])
             phase("kill -9")
-            workers[0].kill()                                   # SIGKILL mid-stream
-            await produce(settings, events[3 * quarter - quarter // 2:3 * quarter])
+            workers[0].kill()  # SIGKILL mid-stream
+            await produce(settings, events[3 * quarter - quarter // 2 : 3 * quarter])
             phase("broker restart")
-            await asyncio.to_thread(kafka, "restart")           # the broker goes away and comes back
+            await asyncio.to_thread(kafka, "restart")  # the broker goes away and comes back
             phase("broker back")
-            await produce(settings, events[3 * quarter:])
+            await produce(settings, events[3 * quarter :])
             alive = [w for w in workers if w.alive()]
             assert len(alive) == 2
 
@@ -258,8 +320,12 @@ async def test_scale_kill_and_broker_restart_lose_and_duplicate_nothing(settings
                 expected = expected_standings(events, t)
                 for w in alive:  # every worker answers, owner or not, with the recomputed standings
                     try:
-                        await eventually(lambda: standings_of(w.url, t) == expected, timeout=180, interval=1,
-                                         what=f"standings of {t} on {w.url}")
+                        await eventually(
+                            lambda: standings_of(w.url, t) == expected,
+                            timeout=180,
+                            interval=1,
+                            what=f"standings of {t} on {w.url}",
+                        )
                     except AssertionError as exc:
                         answers = {v.url: raw_answer(v.url, t) for v in alive}
                         reports = "\n".join(v.self_report() for v in alive)
@@ -279,12 +345,15 @@ async def test_scale_kill_and_broker_restart_lose_and_duplicate_nothing(settings
             assert by_type["ranking.changed"] > 0
 
             phase("waiting for deliveries")
-            requested = await eventually(lambda: _settled(settings), timeout=120, interval=2,
-                                         what="delivery requests settled")
+            requested = await eventually(
+                lambda: _settled(settings), timeout=120, interval=2, what="delivery requests settled"
+            )
             # A request committed twice on a delivery topic is absorbed by the ledger (one row per dedup key): what
             # users get is checked at the receivers below. The count is reported, not hidden: it is a known
             # limitation after a broker restart (README, "Known limits").
-            repeated_requests = {channel: sum(n - 1 for n in keys.values() if n > 1) for channel, keys in requested.items()}
+            repeated_requests = {
+                channel: sum(n - 1 for n in keys.values() if n > 1) for channel, keys in requested.items()
+            }
 
             async def feed_keys() -> Counter:
                 async with engine.connect() as conn:
@@ -296,19 +365,23 @@ async def test_scale_kill_and_broker_restart_lose_and_duplicate_nothing(settings
             missing: dict[str, int] = {}
 
             async def all_delivered() -> bool:
-                missing.update(email=len(set(requested["email"]) - set(emails())),
-                               webhook=len(set(requested["webhook"]) - set(receiver.successes_by_id())),
-                               discord=len(requested["discord"]) - discord.count(),
-                               in_app=len(set(requested["in_app"]) - set(await feed_keys())))
+                missing.update(
+                    email=len(set(requested["email"]) - set(emails())),
+                    webhook=len(set(requested["webhook"]) - set(receiver.successes_by_id())),
+                    discord=len(requested["discord"]) - discord.count(),
+                    in_app=len(set(requested["in_app"]) - set(await feed_keys())),
+                )
                 return not any(n > 0 for n in missing.values())
 
             try:
                 await eventually(all_delivered, timeout=180, interval=1, what="every delivery at its receiver")
             except AssertionError as exc:
                 lost = set(requested["in_app"]) - set(await feed_keys())
-                raise AssertionError(f"{exc}; still missing per channel: {missing} "
-                                     f"of { {c: len(k) for c, k in requested.items()} }; the in-app ones in the "
-                                     f"ledger: {await ledger_rows(engine, lost)}") from None
+                raise AssertionError(
+                    f"{exc}; still missing per channel: {missing} "
+                    f"of { {c: len(k) for c, k in requested.items()} }; the in-app ones in the "
+                    f"ledger: {await ledger_rows(engine, lost)}"
+                ) from None
             await asyncio.sleep(3)  # a late re-send would show now
             assert set(emails()) == set(requested["email"])
             assert set(receiver.successes_by_id()) == set(requested["webhook"])
@@ -316,34 +389,55 @@ async def test_scale_kill_and_broker_restart_lose_and_duplicate_nothing(settings
             feed = await feed_keys()
             assert set(feed) == set(requested["in_app"]) and max(feed.values()) == 1
             assert discord.count() == len(requested["discord"])
-            resends = {"email": sum(n - 1 for n in smtp.by_message_id.values() if n > 1),
-                       "webhook": sum(n - 1 for n in receiver.successes_by_id().values() if n > 1)}
+            resends = {
+                "email": sum(n - 1 for n in smtp.by_message_id.values() if n > 1),
+                "webhook": sum(n - 1 for n in receiver.successes_by_id().values() if n > 1),
+            }
 
             # The same events through one undisturbed worker of another group: the same outputs, the same
             # delivery requests — nothing was lost to the scaling, the kill or the broker restart.
             phase("clean run")
-            clean = settings.model_copy(update={"app_id": settings.app_id + "-clean",
-                                                "topic_prefix": settings.topic_prefix + "clean."})
+            clean = settings.model_copy(
+                update={"app_id": settings.app_id + "-clean", "topic_prefix": settings.topic_prefix + "clean."}
+            )
             await ensure_topics(settings=clean)
             clean_worker = start_worker(**{**overrides, "app_id": clean.app_id, "topic_prefix": clean.topic_prefix})
             await produce(clean, preferences_events(discord), pace=0)
-            await eventually(lambda: httpx.get(f"{clean_worker.url}/users/{last}/preferences", timeout=10,
-                                               headers={"Authorization": "Bearer test-token"}).json().get("defaults") is False,
-                             timeout=90, what="preferences applied (clean run)")
+            await eventually(
+                lambda: (
+                    httpx.get(
+                        f"{clean_worker.url}/users/{last}/preferences",
+                        timeout=10,
+                        headers={"Authorization": "Bearer test-token"},
+                    )
+                    .json()
+                    .get("defaults")
+                    is False
+                ),
+                timeout=90,
+                what="preferences applied (clean run)",
+            )
             await produce(clean, events, pace=0)
-            await eventually(lambda: standings_of(clean_worker.url, TOURNAMENTS[-1])
-                             == expected_standings(events, TOURNAMENTS[-1]), timeout=180, what="clean run")
-            await eventually(lambda: _same_outputs(clean, crash_outputs), timeout=120, interval=2,
-                             what="clean run's outputs")
-            clean_requested = await eventually(lambda: _settled(clean), timeout=120, interval=2,
-                                               what="clean run's delivery requests")
+            await eventually(
+                lambda: standings_of(clean_worker.url, TOURNAMENTS[-1]) == expected_standings(events, TOURNAMENTS[-1]),
+                timeout=180,
+                what="clean run",
+            )
+            await eventually(
+                lambda: _same_outputs(clean, crash_outputs), timeout=120, interval=2, what="clean run's outputs"
+            )
+            clean_requested = await eventually(
+                lambda: _settled(clean), timeout=120, interval=2, what="clean run's delivery requests"
+            )
             if any(set(clean_requested[c]) != set(requested[c]) for c in DELIVERIES):
                 raise AssertionError(await _request_differences(settings, clean, requested))
-            print(f"\nscale 3->2->3, kill -9, broker restart: {len(events)} events, "
-                  f"{len(crash_outputs)} standings outputs, deliveries "
-                  f"{ {c: len(k) for c, k in requested.items()} }, duplicates 0, missing 0, raw re-sends {resends}, "
-                  f"requests committed twice on the topics (absorbed by the ledger) {repeated_requests}, "
-                  f"by type and phase {await repeated_requests_report(settings)}")
+            print(
+                f"\nscale 3->2->3, kill -9, broker restart: {len(events)} events, "
+                f"{len(crash_outputs)} standings outputs, deliveries "
+                f"{ {c: len(k) for c, k in requested.items()} }, duplicates 0, missing 0, raw re-sends {resends}, "
+                f"requests committed twice on the topics (absorbed by the ledger) {repeated_requests}, "
+                f"by type and phase {await repeated_requests_report(settings)}"
+            )
         finally:
             await engine.dispose()
 
@@ -375,11 +469,15 @@ async def _request_differences(settings: Settings, clean: Settings, requested: d
         late = only_clean & disturbed_by_key.keys()
         if not (only_clean or only_disturbed):
             continue
-        described = Counter((by_key[k].get("notification_type"), by_key[k].get("source_event_id", "?"))
-                            for k in only_clean | only_disturbed)
-        lines.append(f"{channel}: {len(only_clean)} only in the undisturbed run ({len(late)} of them committed by "
-                     f"the disturbed run after it was taken as settled), {len(only_disturbed)} only in the disturbed "
-                     f"run; by (type, source event): {dict(described.most_common(12))}")
+        described = Counter(
+            (by_key[k].get("notification_type"), by_key[k].get("source_event_id", "?"))
+            for k in only_clean | only_disturbed
+        )
+        lines.append(
+            f"{channel}: {len(only_clean)} only in the undisturbed run ({len(late)} of them committed by "
+            f"the disturbed run after it was taken as settled), {len(only_disturbed)} only in the disturbed "
+            f"run; by (type, source event): {dict(described.most_common(12))}"
+        )
     return "delivery requests differ from the undisturbed run's:\n" + "\n".join(lines)
 
 

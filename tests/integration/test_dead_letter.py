@@ -29,8 +29,10 @@ MALFORMED = [
 async def test_malformed_records_go_to_the_dlq_and_valid_ones_are_processed(settings, topics, start_worker):
     worker = start_worker()
     topic = TOURNAMENT_EVENTS.full_name(settings)
-    valid = [orjson.dumps(example("match.started", event_id=f"ok-{n}", tournament_id="t-dlq", match_id=f"m{n}"))
-             for n in range(40)]
+    valid = [
+        orjson.dumps(example("match.started", event_id=f"ok-{n}", tournament_id="t-dlq", match_id=f"m{n}"))
+        for n in range(40)
+    ]
     bad = [value for value, _ in MALFORMED] * 3
     stream = [(v, True) for v in valid] + [(v, False) for v in bad]
     random.Random(7).shuffle(stream)
@@ -72,8 +74,11 @@ async def test_malformed_records_go_to_the_dlq_and_valid_ones_are_processed(sett
     assert {bytes(letter.value) for letter in letters} == {v for v, _ in MALFORMED}
 
     metrics = httpx.get(f"{worker.url}/metrics", timeout=5).text
-    dlq_total = sum(float(line.rsplit(" ", 1)[1]) for line in metrics.splitlines()
-                    if line.startswith("crownstream_dead_letters_total{"))
+    dlq_total = sum(
+        float(line.rsplit(" ", 1)[1])
+        for line in metrics.splitlines()
+        if line.startswith("crownstream_dead_letters_total{")
+    )
     assert dlq_total == len(bad)
     assert worker.alive()
 

@@ -10,25 +10,36 @@ import subprocess
 import httpx
 import orjson
 
+from crownstream.processes import settings_env
 from crownstream.schemas.examples import example
 from crownstream.streams.dlq_ops import read_dead_letters
 from crownstream.streams.producer import EventProducer
 from tests.integration.test_worker import wait_for
-from crownstream.processes import settings_env
 from tests.support.workers import CROWNSTREAM
 
 
 def big_lobby(n: int) -> dict:
     # A 40-team lobby with long ids is a few KiB: over the 1 KiB limit the first worker runs with.
-    placements = [{"team_id": f"team-with-a-long-platform-id-{i:03d}", "placement": i + 1, "kills": i % 6}
-                  for i in range(40)]
-    return example("match.completed", event_id=f"big-{n}", tournament_id="t-replay", match_id=f"m-{n}",
-                   result={"format": "battle_royale", "sequence": n + 1, "placements": placements})
+    placements = [
+        {"team_id": f"team-with-a-long-platform-id-{i:03d}", "placement": i + 1, "kills": i % 6} for i in range(40)
+    ]
+    return example(
+        "match.completed",
+        event_id=f"big-{n}",
+        tournament_id="t-replay",
+        match_id=f"m-{n}",
+        result={"format": "battle_royale", "sequence": n + 1, "placements": placements},
+    )
 
 
 def cli(settings, *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([CROWNSTREAM, *args], capture_output=True, text=True, timeout=120,
-                          env={**settings_env(settings), "PATH": "/usr/bin:/bin"})
+    return subprocess.run(
+        [CROWNSTREAM, *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**settings_env(settings), "PATH": "/usr/bin:/bin"},
+    )
 
 
 async def test_rejected_records_are_replayed_after_the_fix(settings, topics, start_worker):

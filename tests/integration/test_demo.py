@@ -28,8 +28,12 @@ pytestmark = pytest.mark.slow
 
 def demo_env(kafka_bootstrap: str, database_url: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("CROWNSTREAM_")}
-    return {**env, "CROWNSTREAM_KAFKA_BOOTSTRAP": kafka_bootstrap, "CROWNSTREAM_DATABASE_URL": database_url,
-            "PYTHONUNBUFFERED": "1"}
+    return {
+        **env,
+        "CROWNSTREAM_KAFKA_BOOTSTRAP": kafka_bootstrap,
+        "CROWNSTREAM_DATABASE_URL": database_url,
+        "PYTHONUNBUFFERED": "1",
+    }
 
 
 def worker_pids(output: str) -> list[int]:
@@ -47,8 +51,14 @@ def gone(pid: int) -> bool:
 
 def run_demo(args: list[str], env: dict[str, str], timeout: float) -> tuple[int, str, str]:
     """Run the demo; if it overruns, stop it as a user would (Ctrl-C) so that it stops its workers too."""
-    demo = subprocess.Popen([sys.executable, "-m", "crownstream.demo", *args], env=env, cwd=REPO,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    demo = subprocess.Popen(
+        [sys.executable, "-m", "crownstream.demo", *args],
+        env=env,
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         out, err = demo.communicate(timeout=timeout)
     except subprocess.TimeoutExpired:
@@ -58,14 +68,18 @@ def run_demo(args: list[str], env: dict[str, str], timeout: float) -> tuple[int,
     return demo.returncode, out, err
 
 
-CHANNEL_LINE = re.compile(r"^\s+(\w+)\s+requested\s+(\d+)\s+received\s+(\d+)\s+missing (\d+)\s+duplicates (\d+)"
-                          r"\s+unexpected (\d+)\s+(match|MISMATCH)$", re.M)
+CHANNEL_LINE = re.compile(
+    r"^\s+(\w+)\s+requested\s+(\d+)\s+received\s+(\d+)\s+missing (\d+)\s+duplicates (\d+)"
+    r"\s+unexpected (\d+)\s+(match|MISMATCH)$",
+    re.M,
+)
 
 
 async def committed_dedup_keys(settings: Settings) -> dict[str, set[str]]:
     """The demo's committed delivery requests, per channel, read here from its topics."""
-    consumer = AIOKafkaConsumer(bootstrap_servers=settings.kafka_bootstrap, isolation_level="read_committed",
-                                enable_auto_commit=False)
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=settings.kafka_bootstrap, isolation_level="read_committed", enable_auto_commit=False
+    )
     await consumer.start()
     try:
         keys: dict[str, set[str]] = {}
@@ -91,9 +105,23 @@ def asyncpg_dsn(sqlalchemy_url: str, database: str | None = None) -> str:
 
 @pytest.mark.timeout(600)
 async def test_demo_runs_to_completion_and_leaves_nothing_running(kafka_bootstrap, database_url, tmp_path):
-    code, out, err = run_demo(["--pace", "0", "--br-matches", "3", "--partitions", "2", "--no-keep-serving",
-                               "--no-progress", "--keep-database", "--state-dir", str(tmp_path / "demo")],
-                              demo_env(kafka_bootstrap, database_url), timeout=420)
+    code, out, err = run_demo(
+        [
+            "--pace",
+            "0",
+            "--br-matches",
+            "3",
+            "--partitions",
+            "2",
+            "--no-keep-serving",
+            "--no-progress",
+            "--keep-database",
+            "--state-dir",
+            str(tmp_path / "demo"),
+        ],
+        demo_env(kafka_bootstrap, database_url),
+        timeout=420,
+    )
     kept = re.search(r"kept database '(\w+)': (\S+)", out)
     try:
         assert code == 0, f"demo exited {code}\n{out[-4000:]}\n{err[-3000:]}"
@@ -114,7 +142,9 @@ async def test_demo_runs_to_completion_and_leaves_nothing_running(kafka_bootstra
     assert final and int(final.group(1)) == 16
     assert "1 standings.finalized" in out and "3 payout.distributed" in out
     assert "Dead-lettered records: 0" in out
-    assert re.search(r"Live leaderboard: http://127\.0\.0\.1:\d+/tournaments/demo-cup/leaderboard\?stage=br-finals", out)
+    assert re.search(
+        r"Live leaderboard: http://127\.0\.0\.1:\d+/tournaments/demo-cup/leaderboard\?stage=br-finals", out
+    )
     assert re.search(r"Group A.*\n\s+1\. \w+", out)
     assert "nothing left running" in out
     pids = worker_pids(out)
@@ -126,12 +156,17 @@ async def check_deliveries(out: str, kafka_bootstrap: str, demo_database_url: st
     figures = {m[0]: tuple(map(int, m[1:6])) + (m[6],) for m in CHANNEL_LINE.findall(out)}
     assert set(figures) == {"email", "discord", "webhook", "in_app"}, out[-3000:]
     prefix = re.search(r"topics (\S+)\*", out).group(1)
-    committed = await committed_dedup_keys(Settings(kafka_bootstrap=kafka_bootstrap, topic_prefix=prefix,
-                                                    topic_partitions=2))
+    committed = await committed_dedup_keys(
+        Settings(kafka_bootstrap=kafka_bootstrap, topic_prefix=prefix, topic_partitions=2)
+    )
     db = await asyncpg.connect(asyncpg_dsn(demo_database_url))
     try:
-        ledger = {(r["channel"], r["state"]): r["n"] for r in await db.fetch(
-            "SELECT channel, state, count(DISTINCT dedup_key) AS n FROM deliveries GROUP BY channel, state")}
+        ledger = {
+            (r["channel"], r["state"]): r["n"]
+            for r in await db.fetch(
+                "SELECT channel, state, count(DISTINCT dedup_key) AS n FROM deliveries GROUP BY channel, state"
+            )
+        }
         feed = await db.fetchval("SELECT count(*) FROM feed_items")
     finally:
         await db.close()
@@ -154,9 +189,22 @@ async def test_ctrl_c_stops_the_workers(kafka_bootstrap, database_url, tmp_path)
     log = tmp_path / "demo.out"
     with open(log, "w") as sink:
         demo = subprocess.Popen(
-            [sys.executable, "-m", "crownstream.demo", "--pace", "1", "--partitions", "2", "--no-progress",
-             "--state-dir", str(tmp_path / "demo")],
-            env=demo_env(kafka_bootstrap, database_url), cwd=REPO, stdout=sink, stderr=subprocess.STDOUT,
+            [
+                sys.executable,
+                "-m",
+                "crownstream.demo",
+                "--pace",
+                "1",
+                "--partitions",
+                "2",
+                "--no-progress",
+                "--state-dir",
+                str(tmp_path / "demo"),
+            ],
+            env=demo_env(kafka_bootstrap, database_url),
+            cwd=REPO,
+            stdout=sink,
+            stderr=subprocess.STDOUT,
             # As a background job of a shell without job control starts it: SIGINT ignored. The demo must
             # still stop on it.
             preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN),

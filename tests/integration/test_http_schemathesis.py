@@ -24,23 +24,45 @@ MAX_EXAMPLES = 8
 @pytest.fixture
 async def worker(settings, topics, start_worker, database_url):
     await migrate(database_url)
-    return start_worker(staff_token=STAFF_TOKEN, user_token_key=USER_KEY, database_url=database_url,
-                        sink_allow_private_targets=False)
+    return start_worker(
+        staff_token=STAFF_TOKEN, user_token_key=USER_KEY, database_url=database_url, sink_allow_private_targets=False
+    )
 
 
 def run_schemathesis(worker, tmp_path, name: str, headers: dict[str, str]) -> dict:
     """One `st run` against the served document; its counts from the NDJSON event log."""
     events = tmp_path / f"{name}.ndjson"
     command = [
-        ST, "run", f"{worker.url}/openapi.json", "--checks", "not_a_server_error",
-        "--max-examples", str(MAX_EXAMPLES), "--phases", "examples,coverage,fuzzing", "--seed", "12",
+        ST,
+        "run",
+        f"{worker.url}/openapi.json",
+        "--checks",
+        "not_a_server_error",
+        "--max-examples",
+        str(MAX_EXAMPLES),
+        "--phases",
+        "examples,coverage,fuzzing",
+        "--seed",
+        "12",
         # One worker thread: hypothesis parses lambdas with ast, which CPython 3.11 cannot do in two threads at once.
         # One thread: hypothesis describes strategies with ast.parse, which CPython 3.11 breaks on in two at once.
-        "--workers", "1", "--request-timeout", "15", "--no-shrink", "--no-color", "--generation-database", "none",
-        "--generation-allow-x00", "true",
+        "--workers",
+        "1",
+        "--request-timeout",
+        "15",
+        "--no-shrink",
+        "--no-color",
+        "--generation-database",
+        "none",
+        "--generation-allow-x00",
+        "true",
         # The live event stream never ends by design (and answers 404 for the unknown tournaments fuzzed here).
-        "--exclude-path", "/tournaments/{tournament_id}/leaderboard/events",
-        "--report", "ndjson", "--report-ndjson-path", str(events),
+        "--exclude-path",
+        "/tournaments/{tournament_id}/leaderboard/events",
+        "--report",
+        "ndjson",
+        "--report-ndjson-path",
+        str(events),
         *[arg for k, v in headers.items() for arg in ("-H", f"{k}: {v}")],
     ]
     done = subprocess.run(command, capture_output=True, text=True, timeout=180, cwd=str(tmp_path))
@@ -51,8 +73,13 @@ def run_schemathesis(worker, tmp_path, name: str, headers: dict[str, str]) -> di
             statuses[status] += 1
             if status >= 500:
                 server_errors.append((status, request))
-    return {"exit": done.returncode, "output": done.stdout[-4000:] + done.stderr[-2000:],
-            "requests": sum(statuses.values()), "statuses": statuses, "server_errors": server_errors}
+    return {
+        "exit": done.returncode,
+        "output": done.stdout[-4000:] + done.stderr[-2000:],
+        "requests": sum(statuses.values()),
+        "statuses": statuses,
+        "server_errors": server_errors,
+    }
 
 
 def _responses(event, found=None):
@@ -81,8 +108,10 @@ def test_no_server_error_for_any_generated_request(worker, tmp_path):
     }
     results = {name: run_schemathesis(worker, tmp_path, name, headers) for name, headers in runs.items()}
     for name, result in results.items():
-        print(f"schemathesis {name}: {result['requests']} requests, statuses {dict(sorted(result['statuses'].items()))}, "
-              f"5xx: {len(result['server_errors'])}, exit {result['exit']}")
+        print(
+            f"schemathesis {name}: {result['requests']} requests, statuses {dict(sorted(result['statuses'].items()))}, "
+            f"5xx: {len(result['server_errors'])}, exit {result['exit']}"
+        )
     for name, result in results.items():
         assert result["requests"] > 100, f"{name}: too few requests to mean anything\n{result['output']}"
         assert result["server_errors"] == [], f"{name}: {result['server_errors'][:10]}\n{result['output']}"

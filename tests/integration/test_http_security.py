@@ -14,8 +14,8 @@ import orjson
 import pytest
 
 from crownstream.settings import Settings
-from crownstream.web.auth import mint_user_token
 from crownstream.streams.partitioning import partition_for
+from crownstream.web.auth import mint_user_token
 from tests.support.sinks import migrate
 
 STAFF_TOKEN = "staff-" + "s" * 40
@@ -29,14 +29,20 @@ def user(user_id: str) -> dict[str, str]:
 
 
 def overrides(database_url: str) -> dict:
-    return {"staff_token": STAFF_TOKEN, "user_token_key": USER_KEY, "database_url": database_url,
-            "sink_allow_private_targets": True, "http_max_ids": 1000}
+    return {
+        "staff_token": STAFF_TOKEN,
+        "user_token_key": USER_KEY,
+        "database_url": database_url,
+        "sink_allow_private_targets": True,
+        "http_max_ids": 1000,
+    }
 
 
 def unhandled(worker) -> list[str]:
     """Lines of the worker's log where a view raised (the middleware's catch-all): each one a 500."""
-    return [line for line in worker.log_path.read_text(errors="replace").splitlines()
-            if "unhandled error serving" in line]
+    return [
+        line for line in worker.log_path.read_text(errors="replace").splitlines() if "unhandled error serving" in line
+    ]
 
 
 @pytest.fixture
@@ -50,9 +56,20 @@ def worker(settings, topics, start_worker, migrated):
     return start_worker(**overrides(migrated))
 
 
-FAUST_PATHS = ["/", "/table/", "/table/notification-preferences/", "/table/notification-preferences/alice/",
-               "/table/digests/alice/", "/router/", "/router/notification-preferences/", "/graph/", "/stats/",
-               "/assignment/", "/performance/", "/router/notification-preferences/alice/"]
+FAUST_PATHS = [
+    "/",
+    "/table/",
+    "/table/notification-preferences/",
+    "/table/notification-preferences/alice/",
+    "/table/digests/alice/",
+    "/router/",
+    "/router/notification-preferences/",
+    "/graph/",
+    "/stats/",
+    "/assignment/",
+    "/performance/",
+    "/router/notification-preferences/alice/",
+]
 
 
 def test_faust_own_views_answer_404(worker):
@@ -106,13 +123,15 @@ def test_every_protected_route_refuses_others_and_serves_its_owner_and_staff(wor
     attempts = refused = 0
     with httpx.Client(base_url=worker.url, timeout=30) as client:
         doc = client.get("/openapi.json").json()
-        created = client.post("/users/alice/webhooks", headers=user("alice"),
-                              json={"url": "http://127.0.0.1:9/alice-hook"})
+        created = client.post(
+            "/users/alice/webhooks", headers=user("alice"), json={"url": "http://127.0.0.1:9/alice-hook"}
+        )
         assert created.status_code == 201, created.text
         endpoint_id = created.json()["endpoint"]["id"]
         requests = _protected_requests(doc, endpoint_id)
         assert len(requests) >= 12, requests
         for method, path, policy, body in requests:
+
             def call(headers):
                 nonlocal attempts
                 attempts += 1
@@ -159,25 +178,51 @@ def _malformed(worker) -> list[tuple[str, httpx.Response]]:
     deep = "[" * 40 + "]" * 40
     int64 = 2**63
     with httpx.Client(base_url=worker.url, timeout=30) as client:
+
         def post(path, content, headers=staff_json):
             return client.post(path, content=content, headers=headers)
 
         return [
             ("deeply nested JSON (40)", post("/users/alice/feed/read", deep)),
             ("deeply nested JSON (100,000)", post("/users/alice/feed/read", "[" * 100_000)),
-            ("unknown charset", post("/users/alice/feed/read", b'{"all": true}',
-                                     {**STAFF, "Content-Type": "application/json; charset=klingon-8"})),
-            ("charset other than UTF-8", post("/users/alice/feed/read", '{"all": true}'.encode("utf-16"),
-                                              {**STAFF, "Content-Type": "application/json; charset=utf-16"})),
-            ("body not UTF-8", client.put("/users/alice/preferences", content=b'{"contact": {"email": "\xff\xfe@x"}}',
-                                          headers=staff_json)),
+            (
+                "unknown charset",
+                post(
+                    "/users/alice/feed/read",
+                    b'{"all": true}',
+                    {**STAFF, "Content-Type": "application/json; charset=klingon-8"},
+                ),
+            ),
+            (
+                "charset other than UTF-8",
+                post(
+                    "/users/alice/feed/read",
+                    '{"all": true}'.encode("utf-16"),
+                    {**STAFF, "Content-Type": "application/json; charset=utf-16"},
+                ),
+            ),
+            (
+                "body not UTF-8",
+                client.put(
+                    "/users/alice/preferences", content=b'{"contact": {"email": "\xff\xfe@x"}}', headers=staff_json
+                ),
+            ),
             ("body not JSON", post("/users/alice/feed/read", b"{all: true")),
             ("body not an object", client.put("/users/alice/preferences", content=b"[1]", headers=staff_json)),
             ("empty body", post("/users/alice/feed/read", b"")),
             ("body over http_max_body_bytes", post("/users/alice/feed/read", b"[" + b" " * 1_100_000 + b"]")),
-            ("Authorization not UTF-8", client.get("/users/alice/feed", headers={"Authorization": b"Bearer \xff\xfe\xfd"})),
-            ("Authorization latin-1 text", client.get("/users/alice/feed", headers={"Authorization": "Bearer café".encode("latin-1")})),
-            ("Authorization not UTF-8, staff route", client.get("/ops/assignment", headers={"Authorization": b"\xc3\x28"})),
+            (
+                "Authorization not UTF-8",
+                client.get("/users/alice/feed", headers={"Authorization": b"Bearer \xff\xfe\xfd"}),
+            ),
+            (
+                "Authorization latin-1 text",
+                client.get("/users/alice/feed", headers={"Authorization": "Bearer café".encode("latin-1")}),
+            ),
+            (
+                "Authorization not UTF-8, staff route",
+                client.get("/ops/assignment", headers={"Authorization": b"\xc3\x28"}),
+            ),
             ("feed ids beyond int64", post("/users/alice/feed/read", json.dumps({"ids": [int64]}))),
             ("feed ids far beyond int64", post("/users/alice/feed/read", json.dumps({"ids": [10**30]}))),
             ("feed ids booleans", post("/users/alice/feed/read", json.dumps({"ids": [True, False]}))),
@@ -192,14 +237,19 @@ def _malformed(worker) -> list[tuple[str, httpx.Response]]:
             ("user id of 129 characters", client.get(f"/users/{'a' * 129}/preferences", headers=STAFF)),
             ("user id of 129 characters, feed", client.get(f"/users/{'a' * 129}/feed", headers=STAFF)),
             ("user id with NUL", client.get("/users/a%00b/preferences", headers=STAFF)),
-            ("user id with NUL, unsubscribe", client.get("/users/a%00b/unsubscribe", params={"type": "all", "key": "x"})),
+            (
+                "user id with NUL, unsubscribe",
+                client.get("/users/a%00b/unsubscribe", params={"type": "all", "key": "x"}),
+            ),
             ("user id with a control character", client.get("/users/a%1Fb/webhooks", headers=STAFF)),
             ("tournament id with NUL", client.get("/tournaments/t%00/standings")),
             ("endpoint id of 129 characters", client.post(f"/webhooks/{'e' * 129}/rotate", headers=STAFF)),
             ("unsubscribe key not ASCII", client.post("/users/alice/unsubscribe", params={"type": "all", "key": "é"})),
             ("webhook url with NUL", post("/users/alice/webhooks", json.dumps({"url": "http://a\u0000b/"}))),
-            ("webhook event types unknown", post("/users/alice/webhooks",
-                                                 json.dumps({"url": "http://127.0.0.1:9/", "event_types": ["x\u0000"]}))),
+            (
+                "webhook event types unknown",
+                post("/users/alice/webhooks", json.dumps({"url": "http://127.0.0.1:9/", "event_types": ["x\u0000"]})),
+            ),
         ]
 
 
@@ -215,8 +265,11 @@ def _error_text(response: httpx.Response) -> str | None:
 
 def test_malformed_requests_are_4xx_never_500(worker):
     results = _malformed(worker)
-    wrong = [(kind, r.status_code, r.headers.get("content-type"), r.text[:200]) for kind, r in results
-             if not 400 <= r.status_code < 500 or r.status_code in (404, 405) or not _error_text(r)]
+    wrong = [
+        (kind, r.status_code, r.headers.get("content-type"), r.text[:200])
+        for kind, r in results
+        if not 400 <= r.status_code < 500 or r.status_code in (404, 405) or not _error_text(r)
+    ]
     assert wrong == []
     assert unhandled(worker) == []
     print(f"malformed kinds: {len(results)}, 4xx: {len(results) - len(wrong)}")
@@ -226,8 +279,14 @@ def test_malformed_requests_are_4xx_never_500(worker):
 
 def test_every_response_carries_nosniff_and_a_policy(worker):
     with httpx.Client(base_url=worker.url, timeout=10) as client:
-        for path in ("/healthz", "/openapi.json", "/nowhere", "/users/alice/feed", "/metrics",
-                     "/users/alice/unsubscribe?type=all&key=x"):
+        for path in (
+            "/healthz",
+            "/openapi.json",
+            "/nowhere",
+            "/users/alice/feed",
+            "/metrics",
+            "/users/alice/unsubscribe?type=all&key=x",
+        ):
             r = client.get(path)
             assert r.headers["X-Content-Type-Options"] == "nosniff", path
             assert "default-src 'none'" in r.headers["Content-Security-Policy"], path
@@ -239,11 +298,18 @@ async def test_forwarded_queries_carry_the_credential_to_the_owner(settings, top
     first, second = start_worker(**overrides(database_url)), start_worker(**overrides(database_url))
     users = [f"u{i}" for i in range(12)]
     # Which worker owns each user's preferences partition (from the owners' own view of their assignment).
-    actives = {w.url: httpx.get(f"{w.url}/ops/assignment", headers=STAFF, timeout=10).json()["actives"]
-               for w in (first, second)}
-    owned_by_second = [u for u in users if any(
-        tp.endswith(f"notification-preferences-changelog[{partition_for(u, settings.topic_partitions)}]")
-        for tp in actives[second.url])]
+    actives = {
+        w.url: httpx.get(f"{w.url}/ops/assignment", headers=STAFF, timeout=10).json()["actives"]
+        for w in (first, second)
+    }
+    owned_by_second = [
+        u
+        for u in users
+        if any(
+            tp.endswith(f"notification-preferences-changelog[{partition_for(u, settings.topic_partitions)}]")
+            for tp in actives[second.url]
+        )
+    ]
     assert owned_by_second, f"no user owned by the second worker; its actives: {actives[second.url]}"
     with httpx.Client(base_url=first.url, timeout=30) as client:
         for u in owned_by_second:
@@ -258,8 +324,9 @@ async def test_forwarded_queries_carry_the_credential_to_the_owner(settings, top
         assert STAFF_TOKEN not in text and USER_KEY not in text
         assert "eyJ" not in text, "a user token (JWT) reached a log line"
         assert unhandled(w) == []
-    print(f"forwarded users: {len(owned_by_second)} of {len(users)}, 4 requests each (own token, staff, other "
-          "user, none)")
+    print(
+        f"forwarded users: {len(owned_by_second)} of {len(users)}, 4 requests each (own token, staff, other user, none)"
+    )
 
 
 HOSTILE_TEAM = "</script><script>alert(1)</script><!--"
@@ -271,8 +338,10 @@ async def test_leaderboard_page_keeps_a_hostile_team_name_inside_its_data(settin
 
     workers = [start_worker(), start_worker()]
     setup, _ = br_events(1)
-    setup = [{**e, "team_name": HOSTILE_TEAM} if e["type"] == "tournament.registered" and e["team_id"] == "team-01"
-             else e for e in setup]
+    setup = [
+        {**e, "team_name": HOSTILE_TEAM} if e["type"] == "tournament.registered" and e["team_id"] == "team-01" else e
+        for e in setup
+    ]
     await produce(settings, setup)
     for worker in workers:
         wait_until(lambda: json_standings(worker.url), 60, "standings of the first match")

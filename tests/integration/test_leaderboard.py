@@ -25,10 +25,14 @@ T = "lb-cup"
 
 def br_events(matches: int) -> tuple[list[dict], list[dict]]:
     """The BR stage's setup plus its first match, and the events of the second match."""
-    stream = [e for e in demo_tournament(T, seed=7, br_matches=matches)
-              if e.get("stage_id") in ("br-finals", None) and e["type"] != "tournament.completed"]
-    second = next((i for i, e in enumerate(stream) if e["type"] == "match.started" and e["match_id"] == "br-m2"),
-                  len(stream))
+    stream = [
+        e
+        for e in demo_tournament(T, seed=7, br_matches=matches)
+        if e.get("stage_id") in ("br-finals", None) and e["type"] != "tournament.completed"
+    ]
+    second = next(
+        (i for i, e in enumerate(stream) if e["type"] == "match.started" and e["match_id"] == "br-m2"), len(stream)
+    )
     return stream[:second], stream[second:]
 
 
@@ -68,11 +72,15 @@ async def drain(stream) -> None:
 
 def owner_and_viewer(settings, workers):
     """The worker that owns the tournament's partition, and the other one (which relays its streams)."""
-    from crownstream.streams.topics import TOURNAMENT_EVENTS
     from crownstream.streams.partitioning import partition_for
+    from crownstream.streams.topics import TOURNAMENT_EVENTS
 
     home = f"{TOURNAMENT_EVENTS.full_name(settings)}[{partition_for(T, settings.topic_partitions)}]"
-    owner = next(w for w in workers if home in httpx.get(f"{w.url}/ops/assignment", headers=w.staff_headers, timeout=5).json()["actives"])
+    owner = next(
+        w
+        for w in workers
+        if home in httpx.get(f"{w.url}/ops/assignment", headers=w.staff_headers, timeout=5).json()["actives"]
+    )
     return owner, next(w for w in workers if w is not owner)
 
 
@@ -91,37 +99,40 @@ async def test_page_and_live_stream_from_owner_and_non_owner(settings, topics, s
         teams_in_page_order = re.findall(r'<tr data-team="([^"]+)" data-rank="(\d+)"', page.text)
         assert [(t, int(r)) for t, r in teams_in_page_order] == [(t, r) for t, r, _ in after_one]
 
-    async with httpx.AsyncClient(timeout=httpx.Timeout(10, read=60)) as client:
-        async with client.stream("GET", f"{first.url}/tournaments/{T}/leaderboard/events",
-                                 params={"stage": "br-finals"}) as r1, \
-                client.stream("GET", f"{second.url}/tournaments/{T}/leaderboard/events",
-                              params={"stage": "br-finals"}) as r2:
-            assert r1.status_code == r2.status_code == 200
-            assert r1.headers["content-type"].startswith("text/event-stream")
-            streams = [events(r1), events(r2)]
-            for stream in streams:
-                assert rows(orjson.loads((await next_event(stream, "standings", 30)).data)) == after_one
+    async with (
+        httpx.AsyncClient(timeout=httpx.Timeout(10, read=60)) as client,
+        client.stream("GET", f"{first.url}/tournaments/{T}/leaderboard/events", params={"stage": "br-finals"}) as r1,
+        client.stream("GET", f"{second.url}/tournaments/{T}/leaderboard/events", params={"stage": "br-finals"}) as r2,
+    ):
+        assert r1.status_code == r2.status_code == 200
+        assert r1.headers["content-type"].startswith("text/event-stream")
+        streams = [events(r1), events(r2)]
+        for stream in streams:
+            assert rows(orjson.loads((await next_event(stream, "standings", 30)).data)) == after_one
 
-            await produce(settings, later)
-            after_two = wait_until(lambda: (s := json_standings(first.url)) and s != after_one and s, 60,
-                                   "match 2 standings")
-            for stream in streams:
-                # Changes may arrive as several updates (result, then nothing else here): read to the last one.
+        await produce(settings, later)
+        after_two = wait_until(
+            lambda: (s := json_standings(first.url)) and s != after_one and s, 60, "match 2 standings"
+        )
+        for stream in streams:
+            # Changes may arrive as several updates (result, then nothing else here): read to the last one.
+            snapshot = orjson.loads((await next_event(stream, "standings", 30)).data)
+            while rows(snapshot) != after_two:
                 snapshot = orjson.loads((await next_event(stream, "standings", 30)).data)
-                while rows(snapshot) != after_two:
-                    snapshot = orjson.loads((await next_event(stream, "standings", 30)).data)
-                assert snapshot["matches"] == 2
+            assert snapshot["matches"] == 2
 
-            # SIGTERM while browsers watch: the owner first (its streams, the relayed one too, end), then the
-            # other worker. Each exits cleanly and at once, without waiting for the viewers to leave.
-            owner, viewer = owner_and_viewer(settings, (first, second))
-            for worker in (owner, viewer):
-                signalled = time.monotonic()
-                code = await asyncio.to_thread(worker.stop, 30)
-                took = time.monotonic() - signalled
-                assert code == 0 and took < 15, (f"SIGTERM with a live stream open: exit {code} after {took:.1f} s; "
-                                                 f"log {worker.log_path}\n{worker.tail()}")
-            await asyncio.wait_for(asyncio.gather(*map(drain, streams)), 10)
+        # SIGTERM while browsers watch: the owner first (its streams, the relayed one too, end), then the
+        # other worker. Each exits cleanly and at once, without waiting for the viewers to leave.
+        owner, viewer = owner_and_viewer(settings, (first, second))
+        for worker in (owner, viewer):
+            signalled = time.monotonic()
+            code = await asyncio.to_thread(worker.stop, 30)
+            took = time.monotonic() - signalled
+            assert code == 0 and took < 15, (
+                f"SIGTERM with a live stream open: exit {code} after {took:.1f} s; "
+                f"log {worker.log_path}\n{worker.tail()}"
+            )
+        await asyncio.wait_for(asyncio.gather(*map(drain, streams)), 10)
     moved = {t for (t, rank, _) in after_two if dict((a, b) for a, b, _ in after_one)[t] != rank}
     assert moved, "the second match moved no team: the test data no longer exercises a rank change"
 
@@ -137,7 +148,9 @@ async def test_unknown_stage_and_tournament_are_clear_errors(settings, topics, s
     assert r.status_code == 404 and "nope" in r.json()["error"]
 
 
-async def test_relayed_stream_ends_when_the_owner_leaves_and_reconnects_to_the_new_owner(settings, topics, start_worker):
+async def test_relayed_stream_ends_when_the_owner_leaves_and_reconnects_to_the_new_owner(
+    settings, topics, start_worker
+):
     workers = [start_worker(), start_worker()]
     setup, later = br_events(2)
     await produce(settings, setup)

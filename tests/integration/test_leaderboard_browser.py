@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import subprocess
 import time
-from pathlib import Path
 
 import httpx
 import pytest
@@ -19,8 +18,16 @@ from tests.support.services import REPO
 pytestmark = pytest.mark.slow
 
 ARTIFACTS = REPO / "tests" / "artifacts"
-CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+CHROMIUM_FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 
 
 @pytest.fixture(scope="session")
@@ -45,8 +52,14 @@ async def test_rows_move_live_in_headless_chromium(settings, topics, start_worke
     ARTIFACTS.mkdir(exist_ok=True)
     async with async_playwright() as pw:
         context = await pw.chromium.launch_persistent_context(
-            str(tmp_path / "chromium-profile"), executable_path=chromium, headless=True, args=CHROMIUM_FLAGS,
-            viewport={"width": 390, "height": 844}, device_scale_factor=2, is_mobile=True, has_touch=True,
+            str(tmp_path / "chromium-profile"),
+            executable_path=chromium,
+            headless=True,
+            args=CHROMIUM_FLAGS,
+            viewport={"width": 390, "height": 844},
+            device_scale_factor=2,
+            is_mobile=True,
+            has_touch=True,
         )
         try:
             page = context.pages[0] if context.pages else await context.new_page()
@@ -61,13 +74,15 @@ async def test_rows_move_live_in_headless_chromium(settings, topics, start_worke
             await page.screenshot(path=str(ARTIFACTS / "leaderboard-before.png"), full_page=True)
 
             await produce(settings, later)
-            after_two = wait_until(lambda: (s := json_standings(worker.url)) and s != after_one and s, 60,
-                                   "match 2 standings")
+            after_two = wait_until(
+                lambda: (s := json_standings(worker.url)) and s != after_one and s, 60, "match 2 standings"
+            )
             expected = [t for t, _, _ in after_two]
             deadline = time.monotonic() + 30
             while await page_order(page) != expected:
                 assert time.monotonic() < deadline, (
-                    f"page rows {await page_order(page)} never became {expected}; console: {console}")
+                    f"page rows {await page_order(page)} never became {expected}; console: {console}"
+                )
                 await page.wait_for_timeout(200)
             moved = [t for t in expected if expected.index(t) != [x for x, _, _ in after_one].index(t)]
             assert moved, "the second match moved no team"

@@ -15,8 +15,9 @@ from tests.support.sinks import make_request, migrate
 
 async def test_migrations_create_what_the_code_queries(engine, database_url):
     async with engine.connect() as conn:
-        tables = set((await conn.execute(text(
-            "SELECT tablename FROM pg_tables WHERE schemaname = 'public'"))).scalars())
+        tables = set(
+            (await conn.execute(text("SELECT tablename FROM pg_tables WHERE schemaname = 'public'"))).scalars()
+        )
         version = (await conn.execute(text("SELECT version_num FROM alembic_version"))).scalar_one()
     assert {"deliveries", "webhook_endpoints", "feed_items", "alembic_version"} <= tables
     assert version == "0001"
@@ -49,8 +50,13 @@ async def test_outcomes_retry_schedule_dead_and_lease_expiry(engine):
     await ledger.accept([ledger_row(make_request(i, "webhook"), "ep") for i in range(3)])
     sent, failed, dead = sorted(await ledger.claim("webhook", 10, lease_s=60), key=lambda c: c.dedup_key)
     assert (sent.attempt, sent.reclaimed) == (1, False)
-    await ledger.record([(sent, Outcome.sent(204, "d" * 64)), (failed, Outcome.failed("HTTP 503", retry_in=0.5, code=503)),
-                         (dead, Outcome.dead("gave up"))])
+    await ledger.record(
+        [
+            (sent, Outcome.sent(204, "d" * 64)),
+            (failed, Outcome.failed("HTTP 503", retry_in=0.5, code=503)),
+            (dead, Outcome.dead("gave up")),
+        ]
+    )
     assert await ledger.states() == {"sent": 1, "failed": 1, "dead": 1}
     assert await ledger.claim("webhook", 10, lease_s=60) == []  # the retry is not due yet
     await asyncio.sleep(0.7)
@@ -64,8 +70,12 @@ async def test_outcomes_retry_schedule_dead_and_lease_expiry(engine):
     assert reclaimed.reclaimed and reclaimed.attempt == 3
     await other.record([(reclaimed, Outcome.sent(200))])
     async with engine.connect() as conn:
-        row = (await conn.execute(text("SELECT state, attempts, payload_digest FROM deliveries WHERE dedup_key = :k"),
-                                  {"k": failed.dedup_key})).one()
+        row = (
+            await conn.execute(
+                text("SELECT state, attempts, payload_digest FROM deliveries WHERE dedup_key = :k"),
+                {"k": failed.dedup_key},
+            )
+        ).one()
     assert row.state == "sent"
     assert [a["status"] for a in row.attempts] == ["failed", "sent"]
     assert row.attempts[0]["code"] == 503 and row.attempts[0]["error"] == "HTTP 503"
@@ -80,8 +90,10 @@ async def test_revive_only_dead_rows_and_prune_only_old_delivered_rows(engine):
     assert await ledger.revive(rows) == 1
     assert await ledger.states() == {"sent": 2, "pending": 1}
     async with engine.begin() as conn:
-        await conn.execute(text("UPDATE deliveries SET sent_at = now() - interval '40 days' WHERE dedup_key = :k"),
-                           {"k": claimed[0].dedup_key})
+        await conn.execute(
+            text("UPDATE deliveries SET sent_at = now() - interval '40 days' WHERE dedup_key = :k"),
+            {"k": claimed[0].dedup_key},
+        )
     assert await ledger.prune(30) == 1
     assert await ledger.states() == {"sent": 1, "pending": 1}
 
@@ -103,17 +115,24 @@ async def test_feed_is_written_exactly_once_with_its_ledger_row(engine):
     assert await mark_read(engine, "ada", ids[:3]) == 3
     assert await mark_read(engine, "ada", ids[:3]) == 0
     assert (await list_feed(engine, "ada"))["unread_count"] == 22
-    assert await list_feed(engine, "someone-else") == {"user_id": "someone-else", "unread_count": 0, "items": [],
-                                                       "next_before": None}
+    assert await list_feed(engine, "someone-else") == {
+        "user_id": "someone-else",
+        "unread_count": 0,
+        "items": [],
+        "next_before": None,
+    }
     async with engine.begin() as conn:
-        await conn.execute(text("UPDATE feed_items SET read_at = now() - interval '100 days' WHERE id = :i"), {"i": ids[0]})
+        await conn.execute(
+            text("UPDATE feed_items SET read_at = now() - interval '100 days' WHERE id = :i"), {"i": ids[0]}
+        )
     assert await prune_feed(engine, 90) == 1
     assert (await list_feed(engine, "ada", limit=100))["unread_count"] == 22
 
 
 async def test_endpoint_is_disabled_once_after_failing_long_enough(engine):
-    endpoint, secret = await create_endpoint(engine, "ada", "https://hooks.example.com/x", ["match.result"],
-                                             allow_private=True)  # no DNS here: the name is not resolved
+    endpoint, secret = await create_endpoint(
+        engine, "ada", "https://hooks.example.com/x", ["match.result"], allow_private=True
+    )  # no DNS here: the name is not resolved
     assert secret.startswith("whsec_") and endpoint.secrets == (secret,)
     assert await mark_failing(engine, endpoint.id, 0.3, "HTTP 500") is False
     await asyncio.sleep(0.4)
@@ -121,5 +140,7 @@ async def test_endpoint_is_disabled_once_after_failing_long_enough(engine):
     assert await mark_failing(engine, endpoint.id, 0.3, "HTTP 500") is False  # told once
     new = await rotate_secret(engine, endpoint.id)
     async with engine.connect() as conn:
-        secrets = (await conn.execute(text("SELECT secrets FROM webhook_endpoints WHERE id = :i"), {"i": endpoint.id})).scalar_one()
+        secrets = (
+            await conn.execute(text("SELECT secrets FROM webhook_endpoints WHERE id = :i"), {"i": endpoint.id})
+        ).scalar_one()
     assert secrets == [new, secret]

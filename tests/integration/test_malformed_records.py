@@ -26,14 +26,25 @@ def _raw(body: dict) -> bytes:
 
 
 def _stage(**rules) -> dict:
-    return example("stage.configured", event_id=f"cfg-{len(str(rules))}-{hash(str(rules)) & 0xffff}",
-                   tournament_id=T, stage_id="s-bad",
-                   rules={"format": "battle_royale", "point_table": "algs", "kill_points": 1, **rules}, prizes=[])
+    return example(
+        "stage.configured",
+        event_id=f"cfg-{len(str(rules))}-{hash(str(rules)) & 0xFFFF}",
+        tournament_id=T,
+        stage_id="s-bad",
+        rules={"format": "battle_royale", "point_table": "algs", "kill_points": 1, **rules},
+        prizes=[],
+    )
 
 
 def _series_stage(points: dict) -> dict:
-    return example("stage.configured", event_id="cfg-series", tournament_id=T, stage_id="s-group",
-                   rules={"format": "series_group", "best_of": 3, "points": points}, prizes=[])
+    return example(
+        "stage.configured",
+        event_id="cfg-series",
+        tournament_id=T,
+        stage_id="s-group",
+        rules={"format": "series_group", "best_of": 3, "points": points},
+        prizes=[],
+    )
 
 
 def _oversized() -> bytes:
@@ -45,58 +56,161 @@ def _oversized() -> bytes:
 
 # (kind, topic, value, expected DLQ code). The first ten are the issue's; the rest are their neighbours.
 KINDS: list[tuple[str, object, bytes, str]] = [
-    ("schema_version as a list", TOURNAMENT_EVENTS, _raw(example("match.started", tournament_id=T, schema_version=[1])), "invalid"),
-    ("schema_version as an object", TOURNAMENT_EVENTS, _raw(example("match.started", tournament_id=T, schema_version={"v": 1})), "invalid"),
+    (
+        "schema_version as a list",
+        TOURNAMENT_EVENTS,
+        _raw(example("match.started", tournament_id=T, schema_version=[1])),
+        "invalid",
+    ),
+    (
+        "schema_version as an object",
+        TOURNAMENT_EVENTS,
+        _raw(example("match.started", tournament_id=T, schema_version={"v": 1})),
+        "invalid",
+    ),
     ("unknown point table", TOURNAMENT_EVENTS, _raw(_stage(point_table="pubgm_2031")), "invalid"),
     ("empty point table", TOURNAMENT_EVENTS, _raw(_stage(point_table=[])), "invalid"),
-    ("tiebreaker listed twice", TOURNAMENT_EVENTS, _raw(_stage(tiebreakers=["total_points", "kills", "total_points"])), "invalid"),
-    ("series-group points for only some final scores", TOURNAMENT_EVENTS, _raw(_series_stage({"2-0": 3, "0-2": 0})), "invalid"),
+    (
+        "tiebreaker listed twice",
+        TOURNAMENT_EVENTS,
+        _raw(_stage(tiebreakers=["total_points", "kills", "total_points"])),
+        "invalid",
+    ),
+    (
+        "series-group points for only some final scores",
+        TOURNAMENT_EVENTS,
+        _raw(_series_stage({"2-0": 3, "0-2": 0})),
+        "invalid",
+    ),
     ("kill_points overflowing 64-bit totals", TOURNAMENT_EVENTS, _raw(_stage(kill_points=2**62)), "invalid"),
     ("a valid event of another topic's type", TOURNAMENT_EVENTS, _raw(example("invite.accepted")), "wrong_topic"),
     ("a DLQ copy over the producer's limit", TOURNAMENT_EVENTS, _oversized(), "oversize"),
-    ("NUL in free text", TOURNAMENT_EVENTS, _raw(example("tournament.registered", tournament_id=T, team_name="Alpha\x00")), "invalid"),
+    (
+        "NUL in free text",
+        TOURNAMENT_EVENTS,
+        _raw(example("tournament.registered", tournament_id=T, team_name="Alpha\x00")),
+        "invalid",
+    ),
     # --- more of the same families
-    ("schema_version true", TOURNAMENT_EVENTS, _raw(example("match.started", tournament_id=T, schema_version=True)), "invalid"),
-    ("schema_version beyond 64 bits", TOURNAMENT_EVENTS, _raw(example("match.started", tournament_id=T, schema_version=10**30)), "invalid"),
+    (
+        "schema_version true",
+        TOURNAMENT_EVENTS,
+        _raw(example("match.started", tournament_id=T, schema_version=True)),
+        "invalid",
+    ),
+    (
+        "schema_version beyond 64 bits",
+        TOURNAMENT_EVENTS,
+        _raw(example("match.started", tournament_id=T, schema_version=10**30)),
+        "invalid",
+    ),
     ("kill_points beyond 64 bits", TOURNAMENT_EVENTS, _raw(_stage(kill_points=10**30)), "invalid"),
-    ("series-group points for a score no best-of-3 has", TOURNAMENT_EVENTS,
-     _raw(_series_stage({"2-0": 3, "2-1": 2, "1-2": 1, "0-2": 0, "3-0": 3})), "invalid"),
-    ("lobby kills beyond the bound", TOURNAMENT_EVENTS,
-     _raw(example("match.completed", tournament_id=T, stage_id="s-ok", result={
-         "format": "battle_royale", "sequence": 1, "placements": [{"team_id": "a", "placement": 1, "kills": 2**62}]})),
-     "invalid"),
-    ("an override of both kinds at once", TOURNAMENT_EVENTS,
-     _raw(example("result.overridden", tournament_id=T, series_id="x1")), "invalid"),
-    ("control character in a dispute reason", TOURNAMENT_EVENTS,
-     _raw(example("match.disputed", tournament_id=T, reason="wrong\x1b[2Jkills")), "invalid"),
-    ("a control character in an id", TOURNAMENT_EVENTS, _raw(example("match.started", tournament_id=T, match_id="m\x001")), "invalid"),
+    (
+        "series-group points for a score no best-of-3 has",
+        TOURNAMENT_EVENTS,
+        _raw(_series_stage({"2-0": 3, "2-1": 2, "1-2": 1, "0-2": 0, "3-0": 3})),
+        "invalid",
+    ),
+    (
+        "lobby kills beyond the bound",
+        TOURNAMENT_EVENTS,
+        _raw(
+            example(
+                "match.completed",
+                tournament_id=T,
+                stage_id="s-ok",
+                result={
+                    "format": "battle_royale",
+                    "sequence": 1,
+                    "placements": [{"team_id": "a", "placement": 1, "kills": 2**62}],
+                },
+            )
+        ),
+        "invalid",
+    ),
+    (
+        "an override of both kinds at once",
+        TOURNAMENT_EVENTS,
+        _raw(example("result.overridden", tournament_id=T, series_id="x1")),
+        "invalid",
+    ),
+    (
+        "control character in a dispute reason",
+        TOURNAMENT_EVENTS,
+        _raw(example("match.disputed", tournament_id=T, reason="wrong\x1b[2Jkills")),
+        "invalid",
+    ),
+    (
+        "a control character in an id",
+        TOURNAMENT_EVENTS,
+        _raw(example("match.started", tournament_id=T, match_id="m\x001")),
+        "invalid",
+    ),
     ("a tournament type on the platform topic", PLATFORM_EVENTS, _raw(example("match.started")), "wrong_topic"),
-    ("a platform type on the notification-control topic", NOTIFICATION_CONTROL, _raw(example("sponsor.approved")), "wrong_topic"),
-    ("NUL in a broadcast body", NOTIFICATION_CONTROL, _raw(example("broadcast.requested", body="down\x00tonight")), "invalid"),
-    ("NUL in a contact email", PREFERENCES,
-     _raw(example("preferences.updated", preferences={"contact": {"email": "a\x00@example.com"}})), "invalid"),
-    ("NUL in a Discord webhook URL", PREFERENCES,
-     _raw(example("preferences.updated", user_id="u-2",
-                  preferences={"contact": {"discord_webhook_url": "https://discord.com/api/webhooks/1/t\x00k"}})),
-     "invalid"),
+    (
+        "a platform type on the notification-control topic",
+        NOTIFICATION_CONTROL,
+        _raw(example("sponsor.approved")),
+        "wrong_topic",
+    ),
+    (
+        "NUL in a broadcast body",
+        NOTIFICATION_CONTROL,
+        _raw(example("broadcast.requested", body="down\x00tonight")),
+        "invalid",
+    ),
+    (
+        "NUL in a contact email",
+        PREFERENCES,
+        _raw(example("preferences.updated", preferences={"contact": {"email": "a\x00@example.com"}})),
+        "invalid",
+    ),
+    (
+        "NUL in a Discord webhook URL",
+        PREFERENCES,
+        _raw(
+            example(
+                "preferences.updated",
+                user_id="u-2",
+                preferences={"contact": {"discord_webhook_url": "https://discord.com/api/webhooks/1/t\x00k"}},
+            )
+        ),
+        "invalid",
+    ),
 ]
 
 # Faust's words for an agent that raised (faust/agents/agent.py, faust/agents/replies.py) and Python's traceback.
 CRASH = re.compile(r"Traceback|[Cc]rashed|Agent .* (?:raised|exited)|restarting agent|CRITICAL")
 
 VALID = [
-    example("stage.configured", event_id="ok-cfg", tournament_id=T, stage_id="s-ok",
-            rules={"format": "battle_royale", "point_table": "algs", "kill_points": 1}, prizes=[]),
-    example("match.completed", event_id="ok-r1", tournament_id=T, stage_id="s-ok", match_id="m1", result={
-        "format": "battle_royale", "sequence": 1,
-        "placements": [{"team_id": "a", "placement": 1, "kills": 3}, {"team_id": "b", "placement": 2, "kills": 0}]}),
+    example(
+        "stage.configured",
+        event_id="ok-cfg",
+        tournament_id=T,
+        stage_id="s-ok",
+        rules={"format": "battle_royale", "point_table": "algs", "kill_points": 1},
+        prizes=[],
+    ),
+    example(
+        "match.completed",
+        event_id="ok-r1",
+        tournament_id=T,
+        stage_id="s-ok",
+        match_id="m1",
+        result={
+            "format": "battle_royale",
+            "sequence": 1,
+            "placements": [{"team_id": "a", "placement": 1, "kills": 3}, {"team_id": "b", "placement": 2, "kills": 0}],
+        },
+    ),
 ]
 
 
 async def test_every_malformed_kind_reaches_the_dlq_and_the_worker_goes_on(settings, topics, start_worker):
     worker = start_worker()
-    producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap, max_request_size=2_000_000,
-                                enable_idempotence=True)
+    producer = AIOKafkaProducer(
+        bootstrap_servers=settings.kafka_bootstrap, max_request_size=2_000_000, enable_idempotence=True
+    )
     await producer.start()
     sent: dict[tuple[str, int, int], tuple[str, str, bytes]] = {}  # (topic, partition, offset) -> kind, code, value
     try:

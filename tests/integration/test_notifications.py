@@ -9,13 +9,13 @@ from __future__ import annotations
 import asyncio
 import collections
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import httpx
 import orjson
-from aiokafka import AIOKafkaConsumer
 import pytest
+from aiokafka import AIOKafkaConsumer
 
 from crownstream.schemas.deliveries import dedup_key
 from crownstream.schemas.examples import example
@@ -29,7 +29,7 @@ T0 = "2026-11-24T18:00:00Z"
 
 
 def at(minutes: int) -> str:
-    return (datetime(2026, 11, 24, 18, tzinfo=timezone.utc) + timedelta(minutes=minutes)).isoformat()
+    return (datetime(2026, 11, 24, 18, tzinfo=UTC) + timedelta(minutes=minutes)).isoformat()
 
 
 async def deliveries(settings) -> list[dict]:
@@ -43,16 +43,21 @@ async def deliveries(settings) -> list[dict]:
 
 async def produced_at(settings, channel: str, count: int) -> list[datetime]:
     """The Kafka timestamps (set by the worker's producer) of every committed request on ``channel``."""
-    consumer = AIOKafkaConsumer(DELIVERIES[channel].full_name(settings), bootstrap_servers=settings.kafka_bootstrap,
-                                isolation_level="read_committed", enable_auto_commit=False,
-                                auto_offset_reset="earliest", group_id=None)
+    consumer = AIOKafkaConsumer(
+        DELIVERIES[channel].full_name(settings),
+        bootstrap_servers=settings.kafka_bootstrap,
+        isolation_level="read_committed",
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+        group_id=None,
+    )
     await consumer.start()
     try:
         stamps: list[datetime] = []
         deadline = time.monotonic() + 30
         while len(stamps) < count and time.monotonic() < deadline:
             batch = await consumer.getmany(timeout_ms=1000)
-            stamps += [datetime.fromtimestamp(r.timestamp / 1000, timezone.utc) for rs in batch.values() for r in rs]
+            stamps += [datetime.fromtimestamp(r.timestamp / 1000, UTC) for rs in batch.values() for r in rs]
         return stamps
     finally:
         await consumer.stop()
@@ -70,8 +75,9 @@ async def wait_deliveries(settings, predicate, timeout: float = 60.0) -> list[di
 
 
 def summary(requests: list[dict]) -> collections.Counter:
-    return collections.Counter((r["user_id"], r["channel"], r["notification_type"], r["source_event_id"])
-                               for r in requests)
+    return collections.Counter(
+        (r["user_id"], r["channel"], r["notification_type"], r["source_event_id"]) for r in requests
+    )
 
 
 async def send(settings, *events: dict) -> None:
@@ -104,53 +110,68 @@ def worker_overrides(database_url):
 
 
 async def test_events_become_exactly_the_expected_requests_and_preference_changes_apply_next(
-        settings, topics, start_worker, worker_overrides):
+    settings, topics, start_worker, worker_overrides
+):
     worker = start_worker(**worker_overrides)
-    await send(settings,
-               prefs_event("u1", {"contact": {"email": "u1@example.org"}}),
-               prefs_event("u2", {"contact": {"email": "u2@example.org"}, "opt_out_channels": ["in_app"]}))
+    await send(
+        settings,
+        prefs_event("u1", {"contact": {"email": "u1@example.org"}}),
+        prefs_event("u2", {"contact": {"email": "u2@example.org"}, "opt_out_channels": ["in_app"]}),
+    )
     # u3 never set preferences: the defaults, and no email address.
     await wait_prefs(worker.url, "u1", lambda b: not b["defaults"])
     await wait_prefs(worker.url, "u2", lambda b: not b["defaults"])
     assert (await wait_prefs(worker.url, "u3", lambda b: True))["defaults"] is True
 
-    await send(settings,
-               example("roster.changed", event_id="roster-1", team_id="team-a", added=["u1", "u2", "u3"], removed=[]),
-               example("sponsor.approved", event_id="sponsor-1", team_id="team-a", sponsor="Acme"),
-               example("payment.verified", event_id="pay-1", user_id="u2"),
-               example("invite.sent", event_id="invite-1", team_id="team-b", user_id="u4", invited_by="u1"),
-               example("sponsor.approved", event_id="sponsor-nobody", team_id="team-without-members", sponsor="X"))
-    expected = collections.Counter({
-        ("u1", "in_app", "roster.changed", "roster-1"): 1, ("u3", "in_app", "roster.changed", "roster-1"): 1,
-        ("u1", "in_app", "sponsor.approved", "sponsor-1"): 1, ("u1", "email", "sponsor.approved", "sponsor-1"): 1,
-        ("u2", "email", "sponsor.approved", "sponsor-1"): 1, ("u3", "in_app", "sponsor.approved", "sponsor-1"): 1,
-        # critical: u2's in-app opt-out does not apply to a payment receipt
-        ("u2", "in_app", "payment.verified", "pay-1"): 1, ("u2", "email", "payment.verified", "pay-1"): 1,
-        ("u4", "in_app", "invite.sent", "invite-1"): 1,
-    })
+    await send(
+        settings,
+        example("roster.changed", event_id="roster-1", team_id="team-a", added=["u1", "u2", "u3"], removed=[]),
+        example("sponsor.approved", event_id="sponsor-1", team_id="team-a", sponsor="Acme"),
+        example("payment.verified", event_id="pay-1", user_id="u2"),
+        example("invite.sent", event_id="invite-1", team_id="team-b", user_id="u4", invited_by="u1"),
+        example("sponsor.approved", event_id="sponsor-nobody", team_id="team-without-members", sponsor="X"),
+    )
+    expected = collections.Counter(
+        {
+            ("u1", "in_app", "roster.changed", "roster-1"): 1,
+            ("u3", "in_app", "roster.changed", "roster-1"): 1,
+            ("u1", "in_app", "sponsor.approved", "sponsor-1"): 1,
+            ("u1", "email", "sponsor.approved", "sponsor-1"): 1,
+            ("u2", "email", "sponsor.approved", "sponsor-1"): 1,
+            ("u3", "in_app", "sponsor.approved", "sponsor-1"): 1,
+            # critical: u2's in-app opt-out does not apply to a payment receipt
+            ("u2", "in_app", "payment.verified", "pay-1"): 1,
+            ("u2", "email", "payment.verified", "pay-1"): 1,
+            ("u4", "in_app", "invite.sent", "invite-1"): 1,
+        }
+    )
     got = await wait_deliveries(settings, lambda g: sum(summary(g).values()) >= sum(expected.values()))
     assert summary(got) == expected
     # The sinks' exactly-once key: a hash of (event, user, channel, type), recomputed here independently.
     assert sorted(r["dedup_key"] for r in got) == sorted(dedup_key(s, u, ch, t) for u, ch, t, s in expected)
-    sponsor_email = next(r for r in got if r["source_event_id"] == "sponsor-1" and r["user_id"] == "u1"
-                         and r["channel"] == "email")
+    sponsor_email = next(
+        r for r in got if r["source_event_id"] == "sponsor-1" and r["user_id"] == "u1" and r["channel"] == "email"
+    )
     assert sponsor_email["contact"]["email"] == "u1@example.org"
     assert sponsor_email["created_at"].startswith("2026-11-24T18:00:00")
 
     # A preference change over HTTP: validated, produced as an event, effective for the next event.
     async with httpx.AsyncClient(timeout=30) as client:
-        bad = await client.put(f"{worker.url}/users/u1/preferences", headers=AUTH,
-                               json={"timezone": "Mars/Olympus"})
+        bad = await client.put(f"{worker.url}/users/u1/preferences", headers=AUTH, json={"timezone": "Mars/Olympus"})
         assert bad.status_code == 422 and "Mars/Olympus" in bad.json()["error"]
         unauthorised = await client.put(f"{worker.url}/users/u1/preferences", json={})
         assert unauthorised.status_code == 401
-        ok = await client.put(f"{worker.url}/users/u1/preferences", headers=AUTH,
-                              json={"contact": {"email": "u1@example.org"}, "types": {"sponsor.approved": []}})
+        ok = await client.put(
+            f"{worker.url}/users/u1/preferences",
+            headers=AUTH,
+            json={"contact": {"email": "u1@example.org"}, "types": {"sponsor.approved": []}},
+        )
         assert ok.status_code == 202, ok.text
     await wait_prefs(worker.url, "u1", lambda b: b["preferences"]["types"] == {"sponsor.approved": []})
     await send(settings, example("sponsor.approved", event_id="sponsor-2", team_id="team-a", sponsor="Acme 2"))
-    expected.update({("u2", "email", "sponsor.approved", "sponsor-2"): 1,
-                     ("u3", "in_app", "sponsor.approved", "sponsor-2"): 1})
+    expected.update(
+        {("u2", "email", "sponsor.approved", "sponsor-2"): 1, ("u3", "in_app", "sponsor.approved", "sponsor-2"): 1}
+    )
     got = await wait_deliveries(settings, lambda g: sum(summary(g).values()) >= sum(expected.values()))
     await asyncio.sleep(2)  # anything extra for u1 would have arrived with the others
     assert summary(await deliveries(settings)) == expected
@@ -170,16 +191,24 @@ async def wait_metric(url: str, name: str, value: float, timeout: float = 60.0) 
 
 
 async def test_digest_holds_many_events_and_sends_one_per_user_at_their_time(
-        settings, topics, start_worker, worker_overrides):
+    settings, topics, start_worker, worker_overrides
+):
     # The worker's notification clock starts at 06:00 UTC and runs 120x (an hour in 30 s).
-    worker = start_worker(**worker_overrides, clock_start=datetime(2026, 11, 24, 6, tzinfo=timezone.utc),
-                          clock_speed=120.0, notifications_tick_s=0.5)
+    worker = start_worker(
+        **worker_overrides,
+        clock_start=datetime(2026, 11, 24, 6, tzinfo=UTC),
+        clock_speed=120.0,
+        notifications_tick_s=0.5,
+    )
     users = ["d1", "d2"]
 
     def prefs(digest_time: str) -> dict:
-        return {"contact": {"email": "digest@example.org"}, "timezone": "Europe/Berlin",
-                "types": {"ranking.changed": ["in_app", "email"]},
-                "digest": {"enabled": True, "time": digest_time, "types": ["ranking.changed", "match.result"]}}
+        return {
+            "contact": {"email": "digest@example.org"},
+            "timezone": "Europe/Berlin",
+            "types": {"ranking.changed": ["in_app", "email"]},
+            "digest": {"enabled": True, "time": digest_time, "types": ["ranking.changed", "match.result"]},
+        }
 
     await send(settings, *[prefs_event(u, prefs("23:30")) for u in users])
     for u in users:
@@ -187,13 +216,19 @@ async def test_digest_holds_many_events_and_sends_one_per_user_at_their_time(
     await send(settings, example("roster.changed", event_id="roster-d", team_id="team-d", added=users, removed=[]))
     # The roster (platform topic) and the ranking changes (standings topic) are ordered by nothing between them:
     # a busy worker may resolve a ranking change's audience before it has read the roster. Wait for the roster.
-    await wait_deliveries(settings, lambda g: {(u, "roster-d") for u in users}
-                          <= {(r["user_id"], r["source_event_id"]) for r in g})
-    await send(settings, *[example("ranking.changed", event_id=f"rank-{n}", team_id="team-d", new_rank=n + 1,
-                                   old_rank=n + 2) for n in range(6)])
+    await wait_deliveries(
+        settings, lambda g: {(u, "roster-d") for u in users} <= {(r["user_id"], r["source_event_id"]) for r in g}
+    )
+    await send(
+        settings,
+        *[
+            example("ranking.changed", event_id=f"rank-{n}", team_id="team-d", new_rank=n + 1, old_rank=n + 2)
+            for n in range(6)
+        ],
+    )
     await wait_metric(worker.url, 'crownstream_notification_held_total{mode="digest"}', 2 * 6)
     # Every email is held; now move the digest to ~20 worker-minutes (10 s) from the worker's clock.
-    clock = datetime.fromtimestamp(metric(worker.url, "crownstream_notification_clock_seconds"), timezone.utc)
+    clock = datetime.fromtimestamp(metric(worker.url, "crownstream_notification_clock_seconds"), UTC)
     due = (clock + timedelta(minutes=21)).replace(second=0, microsecond=0)
     local = due.astimezone(ZoneInfo("Europe/Berlin")).strftime("%H:%M")
     await send(settings, *[prefs_event(u, prefs(local), n=2) for u in users])
@@ -209,9 +244,13 @@ async def test_digest_holds_many_events_and_sends_one_per_user_at_their_time(
         assert sorted(i["source_event_id"] for i in r["items"]) == [f"rank-{n}" for n in range(6)]
     # In-app is never held; email for each ranking change was held for the digest, not sent singly.
     singles = summary([r for r in got if r["kind"] == "single"])
-    assert singles == collections.Counter({(u, "in_app", t, s): 1 for u in users for t, s in
-                                           [("roster.changed", "roster-d"),
-                                            *[("ranking.changed", f"rank-{n}") for n in range(6)]]})
+    assert singles == collections.Counter(
+        {
+            (u, "in_app", t, s): 1
+            for u in users
+            for t, s in [("roster.changed", "roster-d"), *[("ranking.changed", f"rank-{n}") for n in range(6)]]
+        }
+    )
 
 
 def schedule_status(url: str, notification_id: str) -> str | None:
@@ -231,16 +270,29 @@ def wait_status(url: str, notification_id: str, status: str, timeout: float = 45
 
 
 async def test_cancelled_schedule_sends_nothing_and_pending_one_is_sent_on_time_after_a_restart(
-        settings, topics, start_worker, worker_overrides):
+    settings, topics, start_worker, worker_overrides
+):
     first = start_worker(**worker_overrides)
-    send_at = datetime.now(timezone.utc) + timedelta(seconds=40)
+    send_at = datetime.now(UTC) + timedelta(seconds=40)
     audience = {"kind": "users", "user_ids": ["s1", "s2"]}
-    await send(settings,
-               example("notification.scheduled", event_id="sched-a", notification_id="n-a", audience=audience,
-                       send_at=send_at.isoformat()),
-               example("notification.scheduled", event_id="sched-b", notification_id="n-b", audience=audience,
-                       send_at=send_at.isoformat()),
-               example("notification.cancelled", event_id="cancel-a", notification_id="n-a"))
+    await send(
+        settings,
+        example(
+            "notification.scheduled",
+            event_id="sched-a",
+            notification_id="n-a",
+            audience=audience,
+            send_at=send_at.isoformat(),
+        ),
+        example(
+            "notification.scheduled",
+            event_id="sched-b",
+            notification_id="n-b",
+            audience=audience,
+            send_at=send_at.isoformat(),
+        ),
+        example("notification.cancelled", event_id="cancel-a", notification_id="n-a"),
+    )
     wait_status(first.url, "n-a", "cancelled")
     wait_status(first.url, "n-b", "pending")
     first.stop()
@@ -256,18 +308,24 @@ async def test_cancelled_schedule_sends_nothing_and_pending_one_is_sent_on_time_
     # When the worker produced them (the records' Kafka timestamps), not when this test's polling saw them.
     produced = await produced_at(settings, "in_app", 2)
     late = (max(produced) - send_at).total_seconds()
-    assert 0 <= (min(produced) - send_at).total_seconds() and late < 10, f"produced {late:.1f}s after send_at"
+    assert (min(produced) - send_at).total_seconds() >= 0 and late < 10, f"produced {late:.1f}s after send_at"
     wait_status(second.url, "n-b", "sent")
     assert schedule_status(second.url, "n-a") == "cancelled"
     print(f"\nscheduled notification produced {late:.1f}s after send_at")
 
 
 async def test_all_users_broadcast_reaches_every_known_user_once_in_chunks(
-        settings, topics, start_worker, worker_overrides):
+    settings, topics, start_worker, worker_overrides
+):
     worker = start_worker(**worker_overrides, notifications_broadcast_chunk=3)
     members = [f"m{n:02d}" for n in range(23)]
-    await send(settings, *[example("roster.changed", event_id=f"roster-{t}", team_id=f"team-{t}",
-                                   added=members[t::4], removed=[]) for t in range(4)])
+    await send(
+        settings,
+        *[
+            example("roster.changed", event_id=f"roster-{t}", team_id=f"team-{t}", added=members[t::4], removed=[])
+            for t in range(4)
+        ],
+    )
     roster = await wait_deliveries(settings, lambda g: len(g) >= len(members))
     assert sorted(r["user_id"] for r in roster) == members
     await send(settings, example("broadcast.requested", event_id="bc-1", broadcast_id="bc-1"))
@@ -282,48 +340,74 @@ async def test_all_users_broadcast_reaches_every_known_user_once_in_chunks(
 
 
 async def test_tournament_audiences_resolve_through_teams_and_bad_preferences_are_dead_lettered(
-        settings, topics, start_worker, worker_overrides):
+    settings, topics, start_worker, worker_overrides
+):
     from crownstream.streams.topics import DEAD_LETTER
 
     worker = start_worker(**worker_overrides)
-    await send(settings,
-               prefs_event("p9", {"timezone": "Nowhere/Town"}),  # valid envelope, invalid preferences
-               example("tournament.registered", event_id="reg-1", tournament_id="t-9", team_id="team-x",
-                       team_name="X", user_ids=["x1", "x2"]),
-               example("tournament.registered", event_id="reg-2", tournament_id="t-9", team_id="team-y",
-                       team_name="Y", user_ids=["y1"]),
-               example("roster.changed", event_id="roster-y", team_id="team-y", added=["y2"], removed=[]))
+    await send(
+        settings,
+        prefs_event("p9", {"timezone": "Nowhere/Town"}),  # valid envelope, invalid preferences
+        example(
+            "tournament.registered",
+            event_id="reg-1",
+            tournament_id="t-9",
+            team_id="team-x",
+            team_name="X",
+            user_ids=["x1", "x2"],
+        ),
+        example(
+            "tournament.registered",
+            event_id="reg-2",
+            tournament_id="t-9",
+            team_id="team-y",
+            team_name="Y",
+            user_ids=["y1"],
+        ),
+        example("roster.changed", event_id="roster-y", team_id="team-y", added=["y2"], removed=[]),
+    )
     # Registration (tournament key) and roster (team key) reach the team's table through different partitions:
     # wait for both before the tournament-wide notice.
-    await wait_deliveries(settings, lambda g: {("y2", "roster-y"), ("x1", "reg-1"), ("y1", "reg-2")}
-                          <= {(r["user_id"], r["source_event_id"]) for r in g})
-    await send(settings,
-               example("bracket.ready", event_id="bracket-9", tournament_id="t-9", stage_id="s-1"),
-               example("payout.distributed", event_id="payout-9", tournament_id="t-9", team_id="team-y"),
-               example("bracket.ready", event_id="bracket-empty", tournament_id="t-nobody", stage_id="s-1"))
-    got = await wait_deliveries(settings, lambda g: sum(r["source_event_id"] in ("bracket-9", "payout-9")
-                                                        for r in g) >= 6)
+    await wait_deliveries(
+        settings,
+        lambda g: (
+            {("y2", "roster-y"), ("x1", "reg-1"), ("y1", "reg-2")} <= {(r["user_id"], r["source_event_id"]) for r in g}
+        ),
+    )
+    await send(
+        settings,
+        example("bracket.ready", event_id="bracket-9", tournament_id="t-9", stage_id="s-1"),
+        example("payout.distributed", event_id="payout-9", tournament_id="t-9", team_id="team-y"),
+        example("bracket.ready", event_id="bracket-empty", tournament_id="t-nobody", stage_id="s-1"),
+    )
+    got = await wait_deliveries(
+        settings, lambda g: sum(r["source_event_id"] in ("bracket-9", "payout-9") for r in g) >= 6
+    )
     await asyncio.sleep(2)
     got = [r for r in await deliveries(settings) if r["source_event_id"] in ("bracket-9", "payout-9", "bracket-empty")]
     # Nobody has an email address: in-app only (bracket: in_app+email by default; payout: critical, same).
     assert summary(got) == collections.Counter(
         {(u, "in_app", "bracket.ready", "bracket-9"): 1 for u in ("x1", "x2", "y1", "y2")}
-        | {(u, "in_app", "payout.received", "payout-9"): 1 for u in ("y1", "y2")})
+        | {(u, "in_app", "payout.received", "payout-9"): 1 for u in ("y1", "y2")}
+    )
     dead = await read_topic(settings.kafka_bootstrap, DEAD_LETTER.full_name(settings), settle=0.5)
     assert [d["event_id"] for d in dead] == ["prefs-p9-1"]
     metrics = httpx.get(f"{worker.url}/metrics", timeout=5).text
     assert 'crownstream_notification_no_audience_total{type="bracket.ready"} 1.0' in metrics
 
 
-async def test_a_replay_by_a_fresh_group_yields_byte_identical_requests(settings, topics, start_worker,
-                                                                          worker_overrides):
+async def test_a_replay_by_a_fresh_group_yields_byte_identical_requests(
+    settings, topics, start_worker, worker_overrides
+):
     """A second consumer group reading the same input (as after losing all state) emits the very same
     requests: same bytes, same dedup keys — so the sinks' ledger turns every one of them into a no-op."""
     start_worker(**worker_overrides)
-    await send(settings,
-               example("roster.changed", event_id="roster-r", team_id="team-r", added=["r1", "r2"], removed=[]),
-               example("sponsor.approved", event_id="sponsor-r", team_id="team-r", sponsor="Acme"),
-               example("payment.refunded", event_id="refund-r", user_id="r1"))
+    await send(
+        settings,
+        example("roster.changed", event_id="roster-r", team_id="team-r", added=["r1", "r2"], removed=[]),
+        example("sponsor.approved", event_id="sponsor-r", team_id="team-r", sponsor="Acme"),
+        example("payment.refunded", event_id="refund-r", user_id="r1"),
+    )
     # Not here: preferences and all-users broadcasts. Both apply as of when an event is processed, and a
     # replaying group reads the preferences topic concurrently with the events, so it may apply a user's
     # preferences before or after a given event — the dedup key is the same, the routing may differ.
@@ -346,11 +430,13 @@ async def test_a_replay_by_a_fresh_group_yields_byte_identical_requests(settings
 
 async def test_a_redelivered_match_result_is_not_fanned_out_again(settings, topics, start_worker, worker_overrides):
     worker = start_worker(**worker_overrides)
-    await send(settings, example("stage.configured"),
-               example("tournament.registered"),  # team-a: u-1, u-2
-               example("tournament.registered", event_id="reg-b", team_id="team-b", team_name="Bravo",
-                       user_ids=["u-3"]),
-               example("match.completed"))  # team-a and team-b in the lobby
+    await send(
+        settings,
+        example("stage.configured"),
+        example("tournament.registered"),  # team-a: u-1, u-2
+        example("tournament.registered", event_id="reg-b", team_id="team-b", team_name="Bravo", user_ids=["u-3"]),
+        example("match.completed"),
+    )  # team-a and team-b in the lobby
     result = "ex-match.completed"
     await wait_deliveries(settings, lambda g: sum(r["source_event_id"] == result for r in g) >= 3)
     # The producer retried after a timeout: the very same record again. Standings skip it, and so do its notices
@@ -363,4 +449,5 @@ async def test_a_redelivered_match_result_is_not_fanned_out_again(settings, topi
     got = [r for r in await deliveries(settings) if r["source_event_id"] == result]
     # Nobody has an email address: in-app only.
     assert summary(got) == collections.Counter(
-        {(u, "in_app", "match.result", result): 1 for u in ("u-1", "u-2", "u-3")})
+        {(u, "in_app", "match.result", result): 1 for u in ("u-1", "u-2", "u-3")}
+    )

@@ -14,9 +14,9 @@ import httpx
 import pytest
 
 from crownstream.demo.tournament import demo_tournament
+from crownstream.processes import settings_env
 from crownstream.streams.producer import EventProducer
 from crownstream.streams.topics import TOURNAMENT_EVENTS
-from crownstream.processes import settings_env
 from tests.support.workers import CROWNSTREAM
 
 pytestmark = pytest.mark.slow
@@ -25,8 +25,11 @@ TOURNAMENTS = ["ops-a", "ops-b", "ops-c", "ops-d"]
 
 
 def br_only(tournament_id: str, seed: int, matches: int = 4) -> list[dict]:
-    return [e for e in demo_tournament(tournament_id, seed=seed, br_matches=matches) if e.get("stage_id") != "group-a"
-            and e["type"] != "tournament.completed"]
+    return [
+        e
+        for e in demo_tournament(tournament_id, seed=seed, br_matches=matches)
+        if e.get("stage_id") != "group-a" and e["type"] != "tournament.completed"
+    ]
 
 
 async def produce(settings, events: list[dict]) -> None:
@@ -41,8 +44,9 @@ def cli(settings, *args: str, timeout: float = 60) -> subprocess.CompletedProces
 
 
 def served(url: str, tournament_id: str) -> list[tuple[str, int]] | None:
-    r = httpx.get(f"{url}/tournaments/{tournament_id}/standings", params={"stage": "br-finals", "limit": 1000},
-                  timeout=10)
+    r = httpx.get(
+        f"{url}/tournaments/{tournament_id}/standings", params={"stage": "br-finals", "limit": 1000}, timeout=10
+    )
     return [(s["team_id"], s["total_points"]) for s in r.json()["standings"]] if r.status_code == 200 else None
 
 
@@ -108,24 +112,35 @@ async def test_rebuild_lag_and_assignment_commands(settings, topics, start_worke
     # The same picture in each worker's Prometheus metrics: lag per source partition, keys per table.
     from crownstream.streams.partitioning import partition_for
 
-    home_partition = partition_for('ops-a', settings.topic_partitions)
+    home_partition = partition_for("ops-a", settings.topic_partitions)
     home = f"{source}[{home_partition}]"
     owner = next(m["url"] for m in report["members"] if home in m["worker"]["actives"])
     metrics = httpx.get(f"{owner}/metrics", timeout=10).text
-    lag_lines = [line for line in metrics.splitlines()
-                 if line.startswith("crownstream_consumer_lag{") and f'topic="{source}"' in line]
+    lag_lines = [
+        line
+        for line in metrics.splitlines()
+        if line.startswith("crownstream_consumer_lag{") and f'topic="{source}"' in line
+    ]
     assert any(f'partition="{home_partition}"' in line for line in lag_lines), lag_lines
     assert all(line.endswith(" 0.0") for line in lag_lines), lag_lines
-    keys = {line.split('table="')[1].split('"')[0]: float(line.rsplit(" ", 1)[1])
-            for line in metrics.splitlines() if line.startswith("crownstream_table_keys{")}
+    keys = {
+        line.split('table="')[1].split('"')[0]: float(line.rsplit(" ", 1)[1])
+        for line in metrics.splitlines()
+        if line.startswith("crownstream_table_keys{")
+    }
     assert keys["stages"] >= 1 and keys["br-results"] >= 4 and keys["tournaments"] >= 1, keys
 
     # A worker with nothing left to process says so: flow on, no event inside a commit gate, no commit waiting.
     def settled():
         view = httpx.get(f"{owner}/ops/assignment", headers=first.staff_headers, timeout=10).json()
         gates = view["commit_gates"]
-        return view if view["flow"] == {"consumer": True, "app": True} and gates and all(
-            g == {"inside": 0, "committers": 0} for g in gates.values()) else None
+        return (
+            view
+            if view["flow"] == {"consumer": True, "app": True}
+            and gates
+            and all(g == {"inside": 0, "committers": 0} for g in gates.values())
+            else None
+        )
 
     view = wait_until(settled, 30, "the owner's commit gates to be idle with flow on")
     assert any(tid.endswith(f"-{home_partition}") for tid in view["commit_gates"]), view["commit_gates"]
@@ -151,13 +166,15 @@ async def test_sigterm_commits_leaves_the_group_and_loses_nothing(settings, topi
     def owns_everything():
         r = httpx.get(f"{survivor.url}/ops/assignment", headers=survivor.staff_headers, timeout=5).json()
         mine = [a for a in r["actives"] if a.startswith(source + "[")]
-        return len(mine) == settings.topic_partitions and httpx.get(f"{survivor.url}/readyz", timeout=5).status_code == 200
+        return (
+            len(mine) == settings.topic_partitions and httpx.get(f"{survivor.url}/readyz", timeout=5).status_code == 200
+        )
 
     wait_until(owns_everything, 40, "the survivor to own every partition")
     moved_after = time.monotonic() - stopped_at
     assert moved_after < 40  # well inside the 45 s session timeout: the worker left, it was not timed out
 
-    await produce(slow_failover, [e for t in TOURNAMENTS for e in events[t][split[t]:]])
+    await produce(slow_failover, [e for t in TOURNAMENTS for e in events[t][split[t] :]])
     from tests.integration.test_standings_cluster import expected_standings
 
     for t in TOURNAMENTS:

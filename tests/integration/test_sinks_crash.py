@@ -21,13 +21,13 @@ import pytest
 from sqlalchemy import func, select
 
 from crownstream.devpeers import DiscordStandIn, SmtpPeer, WebhookReceiver
+from crownstream.processes import free_port
 from crownstream.schemas.deliveries import Contact
 from crownstream.settings import Settings
 from crownstream.sinks import db
 from crownstream.sinks.ledger import Ledger
 from crownstream.sinks.tables import feed_items
 from crownstream.sinks.webhook_endpoints import create_endpoint
-from crownstream.processes import free_port
 from tests.support.services import REPO
 from tests.support.sinks import eventually, make_request, migrate, produce, sink_worker_overrides
 
@@ -54,7 +54,9 @@ async def register_hooks(engine, receiver: WebhookReceiver, delay_s: float = 0.0
         from sqlalchemy import text
 
         async with engine.begin() as conn:
-            await conn.execute(text("UPDATE webhook_endpoints SET url = :u WHERE id = :i"), {"u": url, "i": endpoint.id})
+            await conn.execute(
+                text("UPDATE webhook_endpoints SET url = :u WHERE id = :i"), {"u": url, "i": endpoint.id}
+            )
 
 
 class Observed:
@@ -81,8 +83,12 @@ class Observed:
             return (await conn.execute(select(func.count()).select_from(feed_items))).scalar_one()
 
     async def complete(self, expected: dict[str, set[str]], expected_discord_titles: set[str]) -> bool:
-        return (set(self.webhooks()) >= expected["webhook"] and set(self.emails()) >= expected["email"]
-                and set(self.discord_msgs()) >= expected_discord_titles and await self.feed() >= len(expected["in_app"]))
+        return (
+            set(self.webhooks()) >= expected["webhook"]
+            and set(self.emails()) >= expected["email"]
+            and set(self.discord_msgs()) >= expected_discord_titles
+            and await self.feed() >= len(expected["in_app"])
+        )
 
     async def check_exactly_once(self, expected: dict[str, set[str]], expected_discord_titles: set[str]) -> dict:
         # Nothing missing, nothing unexpected.
@@ -110,8 +116,7 @@ async def test_kill_9_at_random_points_loses_and_duplicates_nothing(settings, to
         try:
             await register_hooks(engine, receiver, delay_s=0.003)
             hook_urls = {u: discord.webhook_url(u) for u in ("alice", "bob")}
-            overrides = sink_worker_overrides(database_url, smtp_port=smtp.port, sink_lease_s=3.0,
-                                              sink_max_attempts=50)
+            overrides = sink_worker_overrides(database_url, smtp_port=smtp.port, sink_lease_s=3.0, sink_max_attempts=50)
             observed = Observed(receiver, smtp, discord, engine)
             all_requests = []
             kills, per_wave = 3, 100
@@ -121,22 +126,34 @@ async def test_kill_9_at_random_points_loses_and_duplicates_nothing(settings, to
                 all_requests += requests
                 await produce(settings, requests)
                 # Let it get going, then die at a random moment: mid-accept, mid-send or mid-record.
-                await eventually(lambda: len(receiver.successes_by_id()) > 0 or smtp.count() > 0, timeout=60,
-                                 interval=0.05, what="the first deliveries of this wave")
+                await eventually(
+                    lambda: len(receiver.successes_by_id()) > 0 or smtp.count() > 0,
+                    timeout=60,
+                    interval=0.05,
+                    what="the first deliveries of this wave",
+                )
                 await asyncio.sleep(rng.uniform(0.05, 1.5))
                 worker.kill()
             start_worker(**overrides)
-            expected = {ch: {r.dedup_key for r in all_requests if r.channel == ch} for ch in ("webhook", "email", "in_app")}
+            expected = {
+                ch: {r.dedup_key for r in all_requests if r.channel == ch} for ch in ("webhook", "email", "in_app")
+            }
             titles = {r.title for r in all_requests if r.channel == "discord"}
-            await eventually(lambda: observed.complete(expected, titles), timeout=120, interval=0.5,
-                             what="every delivery after the crashes")
+            await eventually(
+                lambda: observed.complete(expected, titles),
+                timeout=120,
+                interval=0.5,
+                what="every delivery after the crashes",
+            )
             await asyncio.sleep(4)  # longer than a lease: a late re-send would show now
             resends = await observed.check_exactly_once(expected, titles)
             states = await Ledger(engine).states()
             assert states == {"sent": sum(len(v) for v in expected.values()) + len(titles)}
             print(f"\ncrash test: {kills} kill -9, {len(all_requests)} deliveries, raw re-sends by channel {resends}")
             # Re-sends come only from sends in flight at a kill: bounded by what can be in flight.
-            assert sum(resends.values()) <= kills * overrides.get("sink_max_in_flight", Settings().sink_max_in_flight) * 3
+            assert (
+                sum(resends.values()) <= kills * overrides.get("sink_max_in_flight", Settings().sink_max_in_flight) * 3
+            )
         finally:
             await engine.dispose()
 
@@ -148,8 +165,12 @@ def own_postgres(unique_id):
     # Under the repo's .state like the shared server's (the postgres user must be able to reach it; pytest's
     # tmp dirs are private to root).
     state = REPO / ".state" / f"test-pg-{unique_id}"
-    env = {**os.environ, "CROWNSTREAM_PG_PORT": str(port), "CROWNSTREAM_STATE_DIR": str(state),
-           "CROWNSTREAM_PG_DATABASE": "outage"}
+    env = {
+        **os.environ,
+        "CROWNSTREAM_PG_PORT": str(port),
+        "CROWNSTREAM_STATE_DIR": str(state),
+        "CROWNSTREAM_PG_DATABASE": "outage",
+    }
     script = str(REPO / "deploy" / "postgres.sh")
 
     def run(action: str) -> None:
@@ -183,10 +204,16 @@ async def test_postgres_stopped_for_30s_mid_stream_loses_nothing(settings, topic
             await asyncio.sleep(30)
             await asyncio.to_thread(pg, "start")
             everything = first + second
-            expected = {ch: {r.dedup_key for r in everything if r.channel == ch} for ch in ("webhook", "email", "in_app")}
+            expected = {
+                ch: {r.dedup_key for r in everything if r.channel == ch} for ch in ("webhook", "email", "in_app")
+            }
             titles = {r.title for r in everything if r.channel == "discord"}
-            await eventually(lambda: observed.complete(expected, titles), timeout=120, interval=0.5,
-                             what="every delivery after the outage")
+            await eventually(
+                lambda: observed.complete(expected, titles),
+                timeout=120,
+                interval=0.5,
+                what="every delivery after the outage",
+            )
             resends = await observed.check_exactly_once(expected, titles)
             print(f"\npostgres outage: {len(everything)} deliveries, raw re-sends by channel {resends}")
             assert await Ledger(engine).states() == {"sent": sum(len(v) for v in expected.values()) + len(titles)}

@@ -19,7 +19,11 @@ from crownstream.sinks.ledger import Ledger
 from crownstream.sinks.webhook_endpoints import create_endpoint
 from crownstream.streams.topics import DELIVERIES
 from tests.support.sinks import (
-    eventually, make_request, produce, read_delivery_dead_letters, sink_worker_overrides,
+    eventually,
+    make_request,
+    produce,
+    read_delivery_dead_letters,
+    sink_worker_overrides,
 )
 
 pytestmark = pytest.mark.slow
@@ -33,8 +37,9 @@ def with_nul(request: DeliveryRequest) -> bytes:
     return orjson.dumps(body)
 
 
-async def test_a_nul_in_a_contact_goes_to_the_dlq_and_the_partition_goes_on(settings, topics, start_worker,
-                                                                            database_url, engine):
+async def test_a_nul_in_a_contact_goes_to_the_dlq_and_the_partition_goes_on(
+    settings, topics, start_worker, database_url, engine
+):
     with SmtpPeer() as smtp:
         good = [make_request(i, "email", "dora") for i in range(6)]
         bad = make_request(100, "email", "dora")
@@ -75,9 +80,17 @@ async def test_requests_postgresql_refuses_are_dead_lettered_one_by_one(settings
     try:
         good = [make_request(i, "in_app", "erin") for i in range(4)]
         bad = make_request(9, "in_app", "erin").model_copy(update={"title": "bad\u0000title"})  # past the model
-        pending = [(SimpleNamespace(key=b"erin", value=b"{}", message=SimpleNamespace(
-            topic="deliveries.in_app", partition=0, offset=i, headers=[])), r)
-            for i, r in enumerate([good[0], good[1], bad, good[2], good[3]])]
+        pending = [
+            (
+                SimpleNamespace(
+                    key=b"erin",
+                    value=b"{}",
+                    message=SimpleNamespace(topic="deliveries.in_app", partition=0, offset=i, headers=[]),
+                ),
+                r,
+            )
+            for i, r in enumerate([good[0], good[1], bad, good[2], good[3]])
+        ]
         await asyncio.wait_for(agent._store("accepting", "in_app", pending, sink.accept), 60)
     finally:
         agent.runtime.dead_letters = old
@@ -90,47 +103,69 @@ async def test_requests_postgresql_refuses_are_dead_lettered_one_by_one(settings
     assert "SQLSTATE 22021" in headers["dlq.error.reason"] and headers["dlq.delivery.channel"] == "in_app"
 
 
-async def test_nul_replies_and_endless_retry_after_do_not_stall_a_channel(settings, topics, start_worker,
-                                                                           database_url, engine):
+async def test_nul_replies_and_endless_retry_after_do_not_stall_a_channel(
+    settings, topics, start_worker, database_url, engine
+):
     with DiscordStandIn(limit=50, per_s=1.0) as discord, WebhookReceiver() as receiver:
         nul400 = discord.script("nul400", 400, b'{"message": "bad\x00reply\x01\x1b[31m"}')
         nul503 = discord.script("nul503", 503, b"oops\x00\x00")
-        forever = discord.script("forever", 429, b'{"retry_after": 1e999, "global": false}',
-                                 {"Retry-After": "1e999", "X-RateLimit-Remaining": "0",
-                                  "X-RateLimit-Reset-After": "1e999"})
+        forever = discord.script(
+            "forever",
+            429,
+            b'{"retry_after": 1e999, "global": false}',
+            {"Retry-After": "1e999", "X-RateLimit-Remaining": "0", "X-RateLimit-Reset-After": "1e999"},
+        )
         ok_url = discord.webhook_url("ok")
         slow_ep, slow_secret = await create_endpoint(engine, "hold", "http://placeholder", allow_private=True)
         ok_ep, ok_secret = await create_endpoint(engine, "fine", "http://placeholder", allow_private=True)
         gone_ep, gone_secret = await create_endpoint(engine, "gone", "http://placeholder", allow_private=True)
-        urls = {slow_ep.id: receiver.add("hold", slow_secret, answer=(429, b"slow down\x00", {"Retry-After": "1e999"})),
-                ok_ep.id: receiver.add("fine", ok_secret),
-                gone_ep.id: receiver.add("gone", gone_secret, answer=(410, b"gone\x00" + b"x" * 100_000, {}))}
+        urls = {
+            slow_ep.id: receiver.add("hold", slow_secret, answer=(429, b"slow down\x00", {"Retry-After": "1e999"})),
+            ok_ep.id: receiver.add("fine", ok_secret),
+            gone_ep.id: receiver.add("gone", gone_secret, answer=(410, b"gone\x00" + b"x" * 100_000, {})),
+        }
         async with engine.begin() as conn:
             for endpoint_id, url in urls.items():
-                await conn.execute(text("UPDATE webhook_endpoints SET url = :u WHERE id = :i"), {"u": url, "i": endpoint_id})
+                await conn.execute(
+                    text("UPDATE webhook_endpoints SET url = :u WHERE id = :i"), {"u": url, "i": endpoint_id}
+                )
 
         def discord_request(i, user, url):
             return make_request(i, "discord", user, contact=Contact(discord_webhook_url=url))
 
-        stuck = [discord_request(0, "u-forever", forever), discord_request(1, "u-nul400", nul400),
-                 discord_request(2, "u-nul503", nul503), make_request(3, "webhook", "hold"),
-                 make_request(4, "webhook", "gone")]
-        flowing = [discord_request(10 + i, "u-ok", ok_url) for i in range(10)] + \
-                  [make_request(20 + i, "webhook", "fine") for i in range(10)]
-        start_worker(**sink_worker_overrides(database_url, dev_mode=True, sink_max_attempts=3,
-                                             sink_retry_after_max_s=2.0))
+        stuck = [
+            discord_request(0, "u-forever", forever),
+            discord_request(1, "u-nul400", nul400),
+            discord_request(2, "u-nul503", nul503),
+            make_request(3, "webhook", "hold"),
+            make_request(4, "webhook", "gone"),
+        ]
+        flowing = [discord_request(10 + i, "u-ok", ok_url) for i in range(10)] + [
+            make_request(20 + i, "webhook", "fine") for i in range(10)
+        ]
+        start_worker(
+            **sink_worker_overrides(database_url, dev_mode=True, sink_max_attempts=3, sink_retry_after_max_s=2.0)
+        )
         await produce(settings, stuck)
         await produce(settings, flowing)
-        await eventually(lambda: discord.count("ok") == 10 and len(receiver.successes_by_id("fine")) == 10,
-                         timeout=60, what="the other deliveries flowing past the stuck ones")
+        await eventually(
+            lambda: discord.count("ok") == 10 and len(receiver.successes_by_id("fine")) == 10,
+            timeout=60,
+            what="the other deliveries flowing past the stuck ones",
+        )
         letters = await eventually(lambda: _dlq(settings, 5), timeout=90, what="the five stuck deliveries dead")
 
     by_key = {orjson.loads(v)["dedup_key"]: h for h, v in letters}
     assert len(by_key) == 5
     reasons = {r.user_id: by_key[r.dedup_key] for r in stuck}
     # 4xx other than 408/429: permanent at once (one attempt), the reply's text cleaned of NUL and escapes.
-    assert reasons["u-nul400"]["dlq.error.code"] == "delivery_rejected" and reasons["u-nul400"]["dlq.delivery.attempts"] == "1"
-    assert "HTTP 400" in reasons["u-nul400"]["dlq.error.reason"] and "badreply" in reasons["u-nul400"]["dlq.error.reason"]
+    assert (
+        reasons["u-nul400"]["dlq.error.code"] == "delivery_rejected"
+        and reasons["u-nul400"]["dlq.delivery.attempts"] == "1"
+    )
+    assert (
+        "HTTP 400" in reasons["u-nul400"]["dlq.error.reason"] and "badreply" in reasons["u-nul400"]["dlq.error.reason"]
+    )
     assert reasons["gone"]["dlq.error.code"] == "delivery_rejected" and reasons["gone"]["dlq.delivery.attempts"] == "1"
     # 5xx and 429 (whatever it asked for): failed attempts, retried, then given up.
     for user in ("u-nul503", "u-forever", "hold"):
@@ -140,7 +175,11 @@ async def test_nul_replies_and_endless_retry_after_do_not_stall_a_channel(settin
     assert "asked to wait inf s" in reasons["hold"]["dlq.error.reason"]
     assert discord.scripted_answers["forever"] == 3 and discord.scripted_answers["nul503"] == 3
     async with engine.connect() as conn:
-        stored = (await conn.execute(text("SELECT string_agg(attempts::text || coalesce(last_error, ''), '') FROM deliveries"))).scalar_one()
+        stored = (
+            await conn.execute(
+                text("SELECT string_agg(attempts::text || coalesce(last_error, ''), '') FROM deliveries")
+            )
+        ).scalar_one()
         reasons_shown = (await conn.execute(text("SELECT disabled_reason FROM webhook_endpoints"))).scalars().all()
     assert "\\u0000" not in stored and "\x00" not in stored and "\\u001b" not in stored
     assert len(stored) < 200_000  # the 100 kB error page was read up to the cap and cut to a snippet
@@ -166,9 +205,11 @@ async def test_a_stored_request_this_version_cannot_read_does_not_stop_claims(da
     good = [make_request(i, "in_app", "ivy") for i in range(3)]
     await sink.ledger.accept([ledger_row(r) for r in good])  # pending rows, as a DLQ replay leaves them
     async with engine.begin() as conn:
-        await conn.execute(text("""INSERT INTO deliveries (dedup_key, target, channel, user_id, notification_type, request)
+        await conn.execute(
+            text("""INSERT INTO deliveries (dedup_key, target, channel, user_id, notification_type, request)
                                    VALUES ('broken', '', 'in_app', 'ivy', 'match.result', CAST(:r AS jsonb))"""),
-                           {"r": orjson.dumps({"dedup_key": "broken", "channel": "in_app"}).decode()})
+            {"r": orjson.dumps({"dedup_key": "broken", "channel": "in_app"}).decode()},
+        )
     dispatcher = Dispatcher(sink, settings, lambda claimed, outcome: asyncio.sleep(0))
     dispatcher.start()
     try:
@@ -214,19 +255,22 @@ async def test_one_deadline_covers_a_whole_request_that_trickles(database_url, e
     await runner.setup()
     port = free_port()
     await web.TCPSite(runner, "127.0.0.1", port).start()
-    settings = Settings(database_url=database_url, sink_allow_private_targets=True, webhook_timeout_s=1.5,
-                        discord_timeout_s=1.5)
+    settings = Settings(
+        database_url=database_url, sink_allow_private_targets=True, webhook_timeout_s=1.5, discord_timeout_s=1.5
+    )
     endpoint, _ = await create_endpoint(engine, "tom", f"http://127.0.0.1:{port}/hooks/tom", allow_private=True)
     outcomes = {}
     sinks = {"webhook": WebhookSink(settings, Ledger(engine)), "discord": DiscordSink(settings, Ledger(engine))}
     try:
         for channel, sink in sinks.items():
             await sink.start()
-            request = make_request(1, channel, "tom", contact=Contact(
-                discord_webhook_url=f"http://127.0.0.1:{port}/api/webhooks/1/t"))
+            request = make_request(
+                1, channel, "tom", contact=Contact(discord_webhook_url=f"http://127.0.0.1:{port}/api/webhooks/1/t")
+            )
             started = time.monotonic()
-            outcome = await sink.deliver(Claimed(request.dedup_key, endpoint.id if channel == "webhook" else "",
-                                                 request, 1, False))
+            outcome = await sink.deliver(
+                Claimed(request.dedup_key, endpoint.id if channel == "webhook" else "", request, 1, False)
+            )
             outcomes[channel] = (outcome, time.monotonic() - started)
     finally:
         for sink in sinks.values():
@@ -247,7 +291,7 @@ async def test_an_outcome_postgresql_refuses_does_not_wedge_recording(database_u
     class Odd(FeedSink):
         async def deliver(self, claimed):
             if claimed.request.source_event_id == "evt-0":
-                return Outcome.sent(code=2 ** 40)  # out of int32: SQLSTATE 22003 / asyncpg DataError
+                return Outcome.sent(code=2**40)  # out of int32: SQLSTATE 22003 / asyncpg DataError
             return Outcome.sent(code=200)
 
     settings = Settings(database_url=database_url, sink_poll_interval_s=0.1)
@@ -260,8 +304,11 @@ async def test_an_outcome_postgresql_refuses_does_not_wedge_recording(database_u
     finally:
         await dispatcher.stop()
     async with engine.connect() as conn:
-        codes = sorted((await conn.execute(text(
-            "SELECT coalesce((attempts->-1->>'code')::int, -1) FROM deliveries"))).scalars().all())
+        codes = sorted(
+            (await conn.execute(text("SELECT coalesce((attempts->-1->>'code')::int, -1) FROM deliveries")))
+            .scalars()
+            .all()
+        )
     assert codes == [-1, 200, 200, 200, 200]
 
 
@@ -280,12 +327,18 @@ async def test_a_delivery_dlq_copy_always_fits_and_a_truncated_one_is_not_replay
     await dead_letters.start()
     value = b"x" * 999_000
     try:
-        await dead_letters.send_raw(b"user-1", value, [("dlq.error.code", b"invalid_delivery"),
-                                                       ("dlq.error.reason", b"r" * 20_000),
-                                                       ("dlq.delivery.channel", b"in_app")])
+        await dead_letters.send_raw(
+            b"user-1",
+            value,
+            [
+                ("dlq.error.code", b"invalid_delivery"),
+                ("dlq.error.reason", b"r" * 20_000),
+                ("dlq.delivery.channel", b"in_app"),
+            ],
+        )
     finally:
         await dead_letters.stop()
-    (headers, copy), = await read_delivery_dead_letters(settings)
+    ((headers, copy),) = await read_delivery_dead_letters(settings)
     assert headers["dlq.value.truncated"] == "true" and len(copy) < len(value) and value.startswith(copy)
     assert headers["dlq.value.original_size"] == str(len(value))
     assert headers["dlq.value.sha256"] == hashlib.sha256(value).hexdigest()

@@ -14,7 +14,11 @@ from crownstream.schemas.deliveries import Contact
 from crownstream.sinks.ledger import Ledger
 from crownstream.sinks.webhook_endpoints import create_endpoint
 from tests.support.sinks import (
-    eventually, make_request, produce, read_delivery_dead_letters, sink_worker_overrides,
+    eventually,
+    make_request,
+    produce,
+    read_delivery_dead_letters,
+    sink_worker_overrides,
 )
 
 pytestmark = pytest.mark.slow
@@ -39,31 +43,57 @@ async def test_every_channel_delivers_each_request_once(settings, topics, start_
     from sqlalchemy import text
 
     async with engine.begin() as conn:
-        for (endpoint, _), url in ((ok, ok_url), (flaky, flaky_url), (dead, dead_url),
-                                   (filtered, f"{receiver.base_url}/hooks/alice-rankings")):
-            await conn.execute(text("UPDATE webhook_endpoints SET url = :u WHERE id = :i"), {"u": url, "i": endpoint.id})
+        for (endpoint, _), url in (
+            (ok, ok_url),
+            (flaky, flaky_url),
+            (dead, dead_url),
+            (filtered, f"{receiver.base_url}/hooks/alice-rankings"),
+        ):
+            await conn.execute(
+                text("UPDATE webhook_endpoints SET url = :u WHERE id = :i"), {"u": url, "i": endpoint.id}
+            )
 
     hook_url = discord.webhook_url("guild1")
-    webhooks = ([make_request(i, "webhook", "alice") for i in range(20)]
-                + [make_request(100, "webhook", "bob"), make_request(200, "webhook", "carol")])
+    webhooks = [make_request(i, "webhook", "alice") for i in range(20)] + [
+        make_request(100, "webhook", "bob"),
+        make_request(200, "webhook", "carol"),
+    ]
     emails = [make_request(i, "email", "dora") for i in range(8)] + [
-        make_request(50, "email", "dora", notification_type="payment.verified", critical=True)]
+        make_request(50, "email", "dora", notification_type="payment.verified", critical=True)
+    ]
     discords = [make_request(i, "discord", "erin", contact=Contact(discord_webhook_url=hook_url)) for i in range(12)]
-    discords.append(make_request(99, "discord", "erin", contact=Contact(discord_webhook_url=hook_url),
-                                 title="T" * 256, body="D" * 4000, data={f"field {k}": "V" * 1000 for k in range(30)}))
+    discords.append(
+        make_request(
+            99,
+            "discord",
+            "erin",
+            contact=Contact(discord_webhook_url=hook_url),
+            title="T" * 256,
+            body="D" * 4000,
+            data={f"field {k}": "V" * 1000 for k in range(30)},
+        )
+    )
     feed = [make_request(i, "in_app", "frank") for i in range(10)]
 
     worker = start_worker(**sink_worker_overrides(database_url, smtp_port=smtp.port))
     everything = webhooks + emails + discords + feed
-    await produce(settings, everything + everything[:15],  # the first 15 twice: a producer retry
-                  raw=[("webhook", b"not json"), ("email", orjson.dumps({"channel": "email"}))])
+    await produce(
+        settings,
+        everything + everything[:15],  # the first 15 twice: a producer retry
+        raw=[("webhook", b"not json"), ("email", orjson.dumps({"channel": "email"}))],
+    )
 
-    await eventually(lambda: len(receiver.successes_by_id("alice")) == 20 and len(receiver.successes_by_id("bob")) == 1,
-                     what="webhooks delivered")
+    await eventually(
+        lambda: len(receiver.successes_by_id("alice")) == 20 and len(receiver.successes_by_id("bob")) == 1,
+        what="webhooks delivered",
+    )
     await eventually(lambda: smtp.count() == 9, what="emails delivered")
     await eventually(lambda: discord.count("guild1") == 13, what="discord messages delivered")
     dead_letters = await eventually(
-        lambda: _delivery_dlq(settings, 3), timeout=60, what="the dead endpoint's delivery and 2 invalid ones in the DLQ")
+        lambda: _delivery_dlq(settings, 3),
+        timeout=60,
+        what="the dead endpoint's delivery and 2 invalid ones in the DLQ",
+    )
 
     # Webhooks: every signature verified, every id delivered once, filters honoured.
     assert receiver.bad_signatures() == 0
@@ -91,7 +121,10 @@ async def test_every_channel_delivers_each_request_once(settings, topics, start_
     assert normal["To"] == "dora@example.com" and normal["Subject"] == "Notification 0"
     assert [p.get_content_type() for p in normal.iter_parts()] == ["text/plain", "text/html"]
     assert "Body of notification 0" in normal.get_body(("plain",)).get_content()
-    assert normal["List-Unsubscribe"].startswith("<http") and normal["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
+    assert (
+        normal["List-Unsubscribe"].startswith("<http")
+        and normal["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
+    )
     critical = by_id[f"<{emails[-1].dedup_key}@crownstream.invalid>"]
     assert critical["List-Unsubscribe"] is None
 
@@ -122,8 +155,9 @@ async def _delivery_dlq(settings, n):
     return letters if len(letters) >= n else None
 
 
-async def test_dead_lettered_deliveries_replay_once_the_endpoint_is_fixed(settings, topics, start_worker, database_url,
-                                                                          engine):
+async def test_dead_lettered_deliveries_replay_once_the_endpoint_is_fixed(
+    settings, topics, start_worker, database_url, engine
+):
     from sqlalchemy import text
 
     from crownstream.sinks.dead_letter import replay
@@ -132,7 +166,9 @@ async def test_dead_lettered_deliveries_replay_once_the_endpoint_is_fixed(settin
         endpoint, secret = await create_endpoint(engine, "gus", "http://placeholder", allow_private=True)
         url = receiver.add("gus", secret, always_fail=True)
         async with engine.begin() as conn:
-            await conn.execute(text("UPDATE webhook_endpoints SET url = :u WHERE id = :i"), {"u": url, "i": endpoint.id})
+            await conn.execute(
+                text("UPDATE webhook_endpoints SET url = :u WHERE id = :i"), {"u": url, "i": endpoint.id}
+            )
         start_worker(**sink_worker_overrides(database_url))
         requests = [make_request(i, "webhook", "gus") for i in range(3)]
         await produce(settings, requests)

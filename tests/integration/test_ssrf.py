@@ -19,17 +19,39 @@ from crownstream.sinks.targets import TargetRefused
 from crownstream.sinks.webhook_endpoints import create_endpoint
 from crownstream.web.auth import mint_user_token
 from tests.support.sinks import (
-    eventually, make_request, produce, read_delivery_dead_letters, sink_worker_overrides,
+    eventually,
+    make_request,
+    produce,
+    read_delivery_dead_letters,
+    sink_worker_overrides,
 )
 
 USER_KEY = "user-token-key-" + "k" * 40
 
 # Hosts that all mean 127.0.0.1 (or ::1) to yarl, httpx or getaddrinfo; {port} is the receiver's.
 LOOPBACK_HOSTS = [
-    "127.0.0.1", "127\u30020\u30020\u30021", "127\uff0e0\uff0e0\uff0e1", "127\uff610\uff610\uff611",
-    "\u2460\u2461\u2466.0.0.1", "\uff11\uff12\uff17.\uff10.\uff10.\uff11", "\u246b\u2466.1", "0x7f.1", "0x7f000001",
-    "0177.0.0.1", "2130706433", "017700000001", "127.1", "127.0.1", "[::ffff:127.0.0.1]", "[::ffff:7f00:1]",
-    "[::127.0.0.1]", "[64:ff9b::7f00:1]", "[2002:7f00:1::1]", "[::1]", "localhost", "LocalHost",
+    "127.0.0.1",
+    "127\u30020\u30020\u30021",
+    "127\uff0e0\uff0e0\uff0e1",
+    "127\uff610\uff610\uff611",
+    "\u2460\u2461\u2466.0.0.1",
+    "\uff11\uff12\uff17.\uff10.\uff10.\uff11",
+    "\u246b\u2466.1",
+    "0x7f.1",
+    "0x7f000001",
+    "0177.0.0.1",
+    "2130706433",
+    "017700000001",
+    "127.1",
+    "127.0.1",
+    "[::ffff:127.0.0.1]",
+    "[::ffff:7f00:1]",
+    "[::127.0.0.1]",
+    "[64:ff9b::7f00:1]",
+    "[2002:7f00:1::1]",
+    "[::1]",
+    "localhost",
+    "LocalHost",
 ]
 
 
@@ -45,8 +67,10 @@ async def test_registration_refuses_every_form(engine):
             with pytest.raises(TargetRefused) as exc:
                 await create_endpoint(engine, f"u{i}", url, allow_private=False)
             # Refused for what the host is, not merely for plain http.
-            assert "loopback" in exc.value.reason or "does not resolve to public addresses" in exc.value.reason, \
-                (host, exc.value.reason)
+            assert "loopback" in exc.value.reason or "does not resolve to public addresses" in exc.value.reason, (
+                host,
+                exc.value.reason,
+            )
             refused.append(host)
         # The https spelling is refused the same way.
         for host in LOOPBACK_HOSTS:
@@ -57,8 +81,9 @@ async def test_registration_refuses_every_form(engine):
         assert receiver.requests_seen == 0
     assert refused == LOOPBACK_HOSTS
     # With private targets allowed (tests, the demo) the same URLs register.
-    endpoint, _ = await create_endpoint(engine, "ok", f"http://127\u30020\u30020\u30021:{receiver.port}/hooks/ok",
-                                        allow_private=True)
+    endpoint, _ = await create_endpoint(
+        engine, "ok", f"http://127\u30020\u30020\u30021:{receiver.port}/hooks/ok", allow_private=True
+    )
     assert endpoint.url.endswith("/hooks/ok")
 
 
@@ -72,13 +97,18 @@ async def test_delivery_refuses_every_form_on_a_worker(settings, topics, start_w
             endpoint, secret = await create_endpoint(engine, user, "http://placeholder", allow_private=True)
             receiver.add(user, secret)
             async with engine.begin() as conn:
-                await conn.execute(text("UPDATE webhook_endpoints SET url = :u WHERE id = :i"),
-                                   {"u": f"http://{host}:{receiver.port}/hooks/{user}", "i": endpoint.id})
+                await conn.execute(
+                    text("UPDATE webhook_endpoints SET url = :u WHERE id = :i"),
+                    {"u": f"http://{host}:{receiver.port}/hooks/{user}", "i": endpoint.id},
+                )
             webhooks.append(make_request(i, "webhook", user))
             hook_url = discord.webhook_url(f"d{i}").replace("127.0.0.1", host)
             discords.append(make_request(i, "discord", f"d{i}", contact=Contact(discord_webhook_url=hook_url)))
-        worker = start_worker(**sink_worker_overrides(database_url, sink_allow_private_targets=False, dev_mode=True,
-                                                      user_token_key=USER_KEY))
+        worker = start_worker(
+            **sink_worker_overrides(
+                database_url, sink_allow_private_targets=False, dev_mode=True, user_token_key=USER_KEY
+            )
+        )
         await produce(settings, webhooks + discords)
         total = len(webhooks) + len(discords)
 
@@ -88,27 +118,36 @@ async def test_delivery_refuses_every_form_on_a_worker(settings, topics, start_w
             for scheme in ("http", "https"):
                 for i, host in enumerate(LOOPBACK_HOSTS):
                     token = mint_user_token(f"r{i}", 600, Settings(user_token_key=USER_KEY))
-                    response = await client.post(f"/users/r{i}/webhooks", headers={"Authorization": f"Bearer {token}"},
-                                                 json={"url": f"{scheme}://{host}:{receiver.port}/hooks/r{i}"})
+                    response = await client.post(
+                        f"/users/r{i}/webhooks",
+                        headers={"Authorization": f"Bearer {token}"},
+                        json={"url": f"{scheme}://{host}:{receiver.port}/hooks/r{i}"},
+                    )
                     answers.append((host, response.status_code, response.json().get("error", "")))
             # A Discord webhook URL reaches the worker in the user's preferences: the same policy refuses it there.
             for i, host in enumerate(LOOPBACK_HOSTS):
                 token = mint_user_token(f"p{i}", 600, Settings(user_token_key=USER_KEY))
                 prefs = {"contact": {"discord_webhook_url": discord.webhook_url(f"p{i}").replace("127.0.0.1", host)}}
-                response = await client.put(f"/users/p{i}/preferences", headers={"Authorization": f"Bearer {token}"},
-                                            json=prefs)
+                response = await client.put(
+                    f"/users/p{i}/preferences", headers={"Authorization": f"Bearer {token}"}, json=prefs
+                )
                 answers.append((host, response.status_code, response.json().get("error", "")))
         assert len(answers) == 3 * len(LOOPBACK_HOSTS)
         assert all(code == 400 for _, code, _ in answers), [a for a in answers if a[1] != 400]
-        webhook_answers, discord_answers = answers[:-len(LOOPBACK_HOSTS)], answers[-len(LOOPBACK_HOSTS):]
-        assert all("loopback" in error or "does not resolve to public addresses" in error
-                   for _, _, error in webhook_answers)
+        webhook_answers, discord_answers = answers[: -len(LOOPBACK_HOSTS)], answers[-len(LOOPBACK_HOSTS) :]
+        assert all(
+            "loopback" in error or "does not resolve to public addresses" in error for _, _, error in webhook_answers
+        )
         # httpx cannot even parse some spellings (circled digits): refused as unreadable, which is as good.
-        assert all(error.startswith("contact.discord_webhook_url is refused: ") and
-                   ("loopback" in error or "does not resolve to public" in error or "cannot be read" in error)
-                   for _, _, error in discord_answers), discord_answers
+        assert all(
+            error.startswith("contact.discord_webhook_url is refused: ")
+            and ("loopback" in error or "does not resolve to public" in error or "cannot be read" in error)
+            for _, _, error in discord_answers
+        ), discord_answers
         async with engine.connect() as conn:
-            registered = (await conn.execute(text("SELECT count(*) FROM webhook_endpoints WHERE user_id LIKE 'r%'"))).scalar_one()
+            registered = (
+                await conn.execute(text("SELECT count(*) FROM webhook_endpoints WHERE user_id LIKE 'r%'"))
+            ).scalar_one()
         assert registered == 0
 
         async def all_dead():
@@ -127,7 +166,9 @@ async def test_delivery_refuses_every_form_on_a_worker(settings, topics, start_w
         assert await Ledger(engine).states() == {"dead": total}
         # What the owners read: a category, no address.
         async with engine.connect() as conn:
-            reasons = (await conn.execute(text("SELECT disabled_reason, failing_since IS NOT NULL FROM webhook_endpoints"))).all()
+            reasons = (
+                await conn.execute(text("SELECT disabled_reason, failing_since IS NOT NULL FROM webhook_endpoints"))
+            ).all()
         assert all(not r[0] or r[0] == "target refused by policy" for r in reasons) and all(r[1] for r in reasons)
 
 
@@ -151,8 +192,16 @@ async def test_the_clients_refuse_unchecked_addresses_even_without_the_pre_check
                     async with hook._client.post(f"http://{host}:{receiver.port}/hooks/x", data=b"{}"):
                         pass
                 tried += 1
-            for host in ("localhost", "127.0.0.1", "[::ffff:127.0.0.1]", "2130706433", "0x7f.1", "127.1",
-                         "127\u30020\u30020\u30021", "[64:ff9b::7f00:1]"):
+            for host in (
+                "localhost",
+                "127.0.0.1",
+                "[::ffff:127.0.0.1]",
+                "2130706433",
+                "0x7f.1",
+                "127.1",
+                "127\u30020\u30020\u30021",
+                "[64:ff9b::7f00:1]",
+            ):
                 with pytest.raises(TargetRefused):
                     await sink._post(discord.webhook_url("g").replace("127.0.0.1", host), b"{}")
                 tried += 1
@@ -169,9 +218,28 @@ def localhost_cert(tmp_path_factory):
     import subprocess
 
     folder = tmp_path_factory.mktemp("tls")
-    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=localhost",
-                    "-addext", "subjectAltName=DNS:localhost", "-keyout", str(folder / "key.pem"),
-                    "-out", str(folder / "cert.pem")], check=True, capture_output=True)
+    subprocess.run(
+        [
+            "openssl",
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "1",
+            "-subj",
+            "/CN=localhost",
+            "-addext",
+            "subjectAltName=DNS:localhost",
+            "-keyout",
+            str(folder / "key.pem"),
+            "-out",
+            str(folder / "cert.pem"),
+        ],
+        check=True,
+        capture_output=True,
+    )
     return folder / "cert.pem", folder / "key.pem"
 
 
@@ -192,6 +260,7 @@ async def test_tls_is_verified_against_the_url_host_while_connecting_to_the_chec
     server_ctx.load_cert_chain(cert, key)
     seen_sni: list[str | None] = []
     server_ctx.sni_callback = lambda sock, name, ctx: seen_sni.append(name)
+
     async def answer(request):
         return web.Response(text="ok")
 
@@ -207,8 +276,9 @@ async def test_tls_is_verified_against_the_url_host_while_connecting_to_the_chec
             assert (await client.post(f"https://localhost:{port}/")).text == "ok"
             with pytest.raises(httpx.ConnectError, match="CERTIFICATE_VERIFY_FAILED|certificate"):
                 await client.post(f"https://127.0.0.1:{port}/")
-        async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(resolver=pinned_resolver(True), ssl=client_ctx),
-                                         trust_env=False) as session:
+        async with aiohttp.ClientSession(
+            connector=aiohttp.TCPConnector(resolver=pinned_resolver(True), ssl=client_ctx), trust_env=False
+        ) as session:
             async with session.post(f"https://localhost:{port}/") as response:
                 assert await response.text() == "ok"
             with pytest.raises(aiohttp.ClientConnectorCertificateError):

@@ -29,27 +29,47 @@ TOURNAMENTS = [f"cup-{n}" for n in range(6)]
 def tournament_events() -> list[dict]:
     events = []
     for n, t in enumerate(TOURNAMENTS):
-        events += [e for e in demo_tournament(t, seed=n, br_matches=8) if e["stage_id" if "stage_id" in e else "type"] != "group-a"]
+        events += [
+            e
+            for e in demo_tournament(t, seed=n, br_matches=8)
+            if e["stage_id" if "stage_id" in e else "type"] != "group-a"
+        ]
     return events
 
 
 def expected_standings(events: list[dict], tournament_id: str) -> list[tuple[str, int]]:
     """The oracle: a recompute from the tournament's events, not the streaming code path."""
     mine = [validate(e) for e in events if e.get("tournament_id") == tournament_id]
-    rules = next(RuleSet.from_dict(e.rules.model_dump()) for e in mine
-                 if e.type == "stage.configured" and e.stage_id == "br-finals")
-    results = [MatchResult(e.stage_id, e.match_id, e.revision, e.result.sequence, e.occurred_at.isoformat(),
-                           tuple(LobbyRow(p.team_id, p.placement, p.kills) for p in e.result.placements))
-               for e in mine if e.type == "match.completed" and e.stage_id == "br-finals"]
-    overrides = [Override(e.event_id, e.match_id, e.team_id, e.placement, e.kills, e.actor, e.reason,
-                          e.occurred_at.isoformat()) for e in mine if e.type == "result.overridden"]
+    rules = next(
+        RuleSet.from_dict(e.rules.model_dump())
+        for e in mine
+        if e.type == "stage.configured" and e.stage_id == "br-finals"
+    )
+    results = [
+        MatchResult(
+            e.stage_id,
+            e.match_id,
+            e.revision,
+            e.result.sequence,
+            e.occurred_at.isoformat(),
+            tuple(LobbyRow(p.team_id, p.placement, p.kills) for p in e.result.placements),
+        )
+        for e in mine
+        if e.type == "match.completed" and e.stage_id == "br-finals"
+    ]
+    overrides = [
+        Override(e.event_id, e.match_id, e.team_id, e.placement, e.kills, e.actor, e.reason, e.occurred_at.isoformat())
+        for e in mine
+        if e.type == "result.overridden"
+    ]
     return [(s.team_id, s.total_points) for s in recompute(rules, results, overrides)]
 
 
 def standings_of(url: str, tournament_id: str, answers: dict | None = None) -> list[tuple[str, int]] | None:
     """The (team, points) rows a worker answers, or None; ``answers[url]`` keeps its raw answer for a failure."""
-    r = httpx.get(f"{url}/tournaments/{tournament_id}/standings", params={"stage": "br-finals", "limit": 1000},
-                  timeout=10)
+    r = httpx.get(
+        f"{url}/tournaments/{tournament_id}/standings", params={"stage": "br-finals", "limit": 1000}, timeout=10
+    )
     if answers is not None:
         answers[url] = (r.status_code, r.text[:300])
     if r.status_code != 200:
@@ -119,10 +139,15 @@ async def test_kill_minus_nine_mid_stream_loses_and_duplicates_nothing(settings,
         except AssertionError:
             r = httpx.get(f"{first.url}/tournaments/{t}/standings", params={"stage": "br-finals"}, timeout=10)
             ops = httpx.get(f"{first.url}/ops/assignment", headers=first.staff_headers, timeout=10).json()
-            raise AssertionError(f"{t}: survivor answers {r.status_code} {r.text[:300]}\nexpected {expected[:5]}\n"
-                                 f"survivor: {ops['sources']}\n"
-                                 + "\n".join(l for l in httpx.get(f"{first.url}/metrics").text.splitlines()
-                                             if l.startswith("crownstream_events_in_total")))
+            raise AssertionError(
+                f"{t}: survivor answers {r.status_code} {r.text[:300]}\nexpected {expected[:5]}\n"
+                f"survivor: {ops['sources']}\n"
+                + "\n".join(
+                    l
+                    for l in httpx.get(f"{first.url}/metrics").text.splitlines()
+                    if l.startswith("crownstream_events_in_total")
+                )
+            )
 
     crash_outputs = await committed_outputs_with_finals(settings, len(TOURNAMENTS))
     ids = collections.Counter(e["event_id"] for e in crash_outputs)
@@ -136,15 +161,19 @@ async def test_kill_minus_nine_mid_stream_loses_and_duplicates_nothing(settings,
         assert [(p["team_id"], p["points"]) for p in final["placements"]] == expected
 
     # The same events through one uninterrupted worker of another group commit exactly the same outputs.
-    clean = settings.model_copy(update={"app_id": settings.app_id + "-clean",
-                                        "topic_prefix": settings.topic_prefix + "clean."})
+    clean = settings.model_copy(
+        update={"app_id": settings.app_id + "-clean", "topic_prefix": settings.topic_prefix + "clean."}
+    )
     from crownstream.streams.admin import ensure_topics
 
     await ensure_topics(settings=clean)
     clean_worker = start_worker(app_id=clean.app_id, topic_prefix=clean.topic_prefix)
     await produce(clean, events)
-    wait_until(lambda: standings_of(clean_worker.url, TOURNAMENTS[-1]) == expected_standings(events, TOURNAMENTS[-1]),
-               120, "clean run")
+    wait_until(
+        lambda: standings_of(clean_worker.url, TOURNAMENTS[-1]) == expected_standings(events, TOURNAMENTS[-1]),
+        120,
+        "clean run",
+    )
     deadline = time.monotonic() + 60
     clean_outputs: list[dict] = []
     while time.monotonic() < deadline:
@@ -153,5 +182,7 @@ async def test_kill_minus_nine_mid_stream_loses_and_duplicates_nothing(settings,
             break
         await asyncio.sleep(1)
     assert collections.Counter(e["event_id"] for e in clean_outputs) == ids
-    print(f"\noutputs committed: {len(crash_outputs)} "
-          f"({collections.Counter(e['type'] for e in crash_outputs)}), duplicates: 0, missing vs clean run: 0")
+    print(
+        f"\noutputs committed: {len(crash_outputs)} "
+        f"({collections.Counter(e['type'] for e in crash_outputs)}), duplicates: 0, missing vs clean run: 0"
+    )

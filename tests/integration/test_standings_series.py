@@ -8,7 +8,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import httpx
 import pytest
@@ -24,26 +24,50 @@ pytestmark = pytest.mark.slow
 T = "series-cup"
 STAGE = "group-b"
 TEAMS = ["Ash", "Birch", "Cedar", "Dune"]
-START = datetime(2026, 11, 24, 12, 0, tzinfo=timezone.utc)
+START = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)
 
 
 def _event(kind: str, event_id: str, minutes: int, **fields) -> dict:
-    return {"type": kind, "event_id": event_id, "occurred_at": (START + timedelta(minutes=minutes)).isoformat(),
-            "tournament_id": T, **fields}
+    return {
+        "type": kind,
+        "event_id": event_id,
+        "occurred_at": (START + timedelta(minutes=minutes)).isoformat(),
+        "tournament_id": T,
+        **fields,
+    }
 
 
 def game(series_id: str, a: str, b: str, n: int, winner: str, minutes: int, revision: int = 1) -> dict:
-    return _event("match.completed", f"{series_id}:g{n}:r{revision}", minutes, stage_id=STAGE,
-                  match_id=f"{series_id}-g{n}", revision=revision,
-                  result={"format": "series_game", "series_id": series_id, "team_ids": [a, b], "game_number": n,
-                          "winner_team_id": winner})
+    return _event(
+        "match.completed",
+        f"{series_id}:g{n}:r{revision}",
+        minutes,
+        stage_id=STAGE,
+        match_id=f"{series_id}-g{n}",
+        revision=revision,
+        result={
+            "format": "series_game",
+            "series_id": series_id,
+            "team_ids": [a, b],
+            "game_number": n,
+            "winner_team_id": winner,
+        },
+    )
 
 
 def scenario() -> list[dict]:
-    events = [_event("stage.configured", "cfg", 0, stage_id=STAGE, name="Group B",
-                     rules={"format": "series_group", "best_of": 3, "points": {"2-0": 3, "2-1": 2, "1-2": 1, "0-2": 0}})]
+    events = [
+        _event(
+            "stage.configured",
+            "cfg",
+            0,
+            stage_id=STAGE,
+            name="Group B",
+            rules={"format": "series_group", "best_of": 3, "points": {"2-0": 3, "2-1": 2, "1-2": 1, "0-2": 0}},
+        )
+    ]
     m = 1
-    pairs = [(a, b) for i, a in enumerate(TEAMS) for b in TEAMS[i + 1:]]
+    pairs = [(a, b) for i, a in enumerate(TEAMS) for b in TEAMS[i + 1 :]]
     for s, (a, b) in enumerate(pairs, start=1):
         sid = f"s{s}"
         winners = [a, b, a] if s % 2 else [b, b]
@@ -57,11 +81,23 @@ def scenario() -> list[dict]:
     events.append(game("s2", "Ash", "Cedar", 1, "Ash", m, revision=2))
     events.append(game("s2", "Ash", "Cedar", 1, "Cedar", m + 1, revision=1))
     # A staff override pins s3 game 3 to Dune; a forfeit ends s6 (Cedar v Dune) whatever its games said.
-    events.append(_event("result.overridden", "ovr-1", m + 2, stage_id=STAGE, match_id="s3-g3", actor="ref-kim",
-                         reason="game 3 replayed after a server crash", series_id="s3", game_number=3,
-                         winner_team_id="Dune"))
-    events.append(_event("match.forfeited", "ff-1", m + 3, stage_id=STAGE, match_id="s6-g1", team_id="Dune",
-                         series_id="s6"))
+    events.append(
+        _event(
+            "result.overridden",
+            "ovr-1",
+            m + 2,
+            stage_id=STAGE,
+            match_id="s3-g3",
+            actor="ref-kim",
+            reason="game 3 replayed after a server crash",
+            series_id="s3",
+            game_number=3,
+            winner_team_id="Dune",
+        )
+    )
+    events.append(
+        _event("match.forfeited", "ff-1", m + 3, stage_id=STAGE, match_id="s6-g1", team_id="Dune", series_id="s6")
+    )
     # A game that cannot exist in a best-of-3: rejected to the DLQ, nothing else changes.
     events.append(game("s1", "Ash", "Birch", 4, "Ash", m + 4))
     # Duplicates of already-applied events, as a retrying producer would send them.
@@ -79,8 +115,17 @@ def expected(events: list[dict]) -> tuple[dict[str, dict], list[dict]]:
             s = series.setdefault(r["series_id"], Series(r["series_id"], *sorted(r["team_ids"]), fmt))
             s.apply(GameResult(r["series_id"], r["game_number"], r["winner_team_id"], e["revision"]))
         elif e["type"] == "result.overridden":
-            series[e["series_id"]].apply(GameOverride(e["event_id"], e["series_id"], e["game_number"],
-                                                      e["winner_team_id"], e["actor"], e["reason"], e["occurred_at"]))
+            series[e["series_id"]].apply(
+                GameOverride(
+                    e["event_id"],
+                    e["series_id"],
+                    e["game_number"],
+                    e["winner_team_id"],
+                    e["actor"],
+                    e["reason"],
+                    e["occurred_at"],
+                )
+            )
         elif e["type"] == "match.forfeited":
             series[e["series_id"]].apply(Forfeit(e["event_id"], e["series_id"], e["team_id"], e["occurred_at"]))
     rule = GroupPointsRule(3, (("2-0", 3), ("2-1", 2), ("1-2", 1), ("0-2", 0)))
@@ -109,8 +154,7 @@ async def produce(settings, events):
             await producer.send(event)
 
 
-async def test_series_and_group_standings_exact_under_corrections_duplicates_and_replay(settings, topics,
-                                                                                        start_worker):
+async def test_series_and_group_standings_exact_under_corrections_duplicates_and_replay(settings, topics, start_worker):
     worker = start_worker()
     events = scenario()
     series_expected, group_expected = expected(events)
@@ -160,9 +204,20 @@ async def test_series_and_group_standings_exact_under_corrections_duplicates_and
 
     # Replaying every event (a consumer restarted from the beginning, a producer resending a file) changes nothing.
     await produce(settings, events)
-    marker = _event("match.completed", "marker", 999, stage_id="other", match_id="m",
-                    result={"format": "series_game", "series_id": "marker", "team_ids": ["X", "Y"], "game_number": 1,
-                            "winner_team_id": "X"})
+    marker = _event(
+        "match.completed",
+        "marker",
+        999,
+        stage_id="other",
+        match_id="m",
+        result={
+            "format": "series_game",
+            "series_id": "marker",
+            "team_ids": ["X", "Y"],
+            "game_number": 1,
+            "winner_team_id": "X",
+        },
+    )
     await produce(settings, [marker])
     wait_for(lambda: get(worker.url, "/series/marker", tournament=T).status_code == 200, 60, "replay processed")
     assert group_matches() is True

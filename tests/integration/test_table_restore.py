@@ -10,7 +10,12 @@ import httpx
 import pytest
 
 from tests.integration.test_standings_cluster import (
-    TOURNAMENTS, expected_standings, produce, standings_of, tournament_events, wait_until,
+    TOURNAMENTS,
+    expected_standings,
+    produce,
+    standings_of,
+    tournament_events,
+    wait_until,
 )
 
 pytestmark = pytest.mark.slow
@@ -18,8 +23,11 @@ pytestmark = pytest.mark.slow
 
 def restored_records(url: str) -> float:
     text = httpx.get(f"{url}/metrics", timeout=10).text
-    return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
-               if line.startswith("crownstream_table_restored_records_total{"))
+    return sum(
+        float(line.rsplit(" ", 1)[1])
+        for line in text.splitlines()
+        if line.startswith("crownstream_table_restored_records_total{")
+    )
 
 
 def restores_logged(worker) -> list[int]:
@@ -33,8 +41,9 @@ def assert_all_standings(url: str, events: list[dict], what: str) -> None:
         wait_until(lambda: standings_of(url, t) == expected, 60, f"standings of {t} on {what}")
 
 
-async def test_an_empty_worker_restores_every_committed_change_and_a_restart_only_the_missing(settings, topics,
-                                                                                            start_worker):
+async def test_an_empty_worker_restores_every_committed_change_and_a_restart_only_the_missing(
+    settings, topics, start_worker
+):
     first = start_worker()
     events = tournament_events()
     await produce(settings, events)
@@ -56,7 +65,7 @@ async def test_an_empty_worker_restores_every_committed_change_and_a_restart_onl
     assert_all_standings(second.url, events, "the restarted worker")
 
     # Events after the restart land on the restored state exactly once (a retried half changes nothing).
-    more = tournament_events()[len(events) // 2:]
+    more = tournament_events()[len(events) // 2 :]
     await produce(settings, more)
     assert_all_standings(second.url, events, "the restarted worker after a replay")
     print(f"\nrestore: {restored:.0f} records restored by the new worker; restarts restored {restores_logged(second)}")

@@ -62,7 +62,9 @@ async def test_aborted_writes_are_wiped_reprocessed_and_committed(settings, topi
 
     await produce(settings, events[split:])
     expected = expected_standings(events, TOURNAMENT)
-    wait_until(lambda: answered(standings_of, first.url, TOURNAMENT) == expected, 90, "final standings on the first worker")
+    wait_until(
+        lambda: answered(standings_of, first.url, TOURNAMENT) == expected, 90, "final standings on the first worker"
+    )
     assert wipes(first.url) == 1  # the hook fires once; nothing else ended uncommitted
     log = first.log_path.read_text(errors="replace")
     assert re.search(r"wiped local state of partition \d+ .*\(aborted: transaction aborted\)", log), first.tail()
@@ -79,7 +81,9 @@ async def test_aborted_writes_are_wiped_reprocessed_and_committed(settings, topi
     first.kill()
     # A fresh worker (empty data dir) knows only the committed changelog and committed offsets.
     fresh = start_worker()
-    wait_until(lambda: answered(standings_of, fresh.url, TOURNAMENT) == expected, 90, "final standings on a fresh worker")
+    wait_until(
+        lambda: answered(standings_of, fresh.url, TOURNAMENT) == expected, 90, "final standings on a fresh worker"
+    )
     assert wipes(fresh.url) == 0
 
     outputs = await read_topic(settings.kafka_bootstrap, STANDINGS_EVENTS.full_name(settings))

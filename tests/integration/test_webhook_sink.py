@@ -21,8 +21,15 @@ from tests.support.sinks import eventually, make_request
 
 
 def fast(database_url: str, **overrides) -> Settings:
-    return Settings(database_url=database_url, sink_allow_private_targets=True, sink_backoff_base_s=0.05,
-                    sink_backoff_max_s=0.2, sink_max_attempts=3, sink_poll_interval_s=0.1, **overrides)
+    return Settings(
+        database_url=database_url,
+        sink_allow_private_targets=True,
+        sink_backoff_base_s=0.05,
+        sink_backoff_max_s=0.2,
+        sink_max_attempts=3,
+        sink_poll_interval_s=0.1,
+        **overrides,
+    )
 
 
 async def point(engine, endpoint_id: str, url: str) -> None:
@@ -96,7 +103,9 @@ async def test_failing_endpoint_is_disabled_and_its_owner_told_once(engine, data
         async with Run(settings, engine, notify) as run:
             await run.sink.accept([make_request(i, "webhook", "ada") for i in range(5)])
             await run.sink.flush()
-            await eventually(lambda: len(run.dead) == 5, timeout=30, what="all five dead after the endpoint was disabled")
+            await eventually(
+                lambda: len(run.dead) == 5, timeout=30, what="all five dead after the endpoint was disabled"
+            )
         assert told == [endpoint.id]
         assert all("is disabled" in outcome.error or "gave up" in outcome.error for _, outcome in run.dead)
         page = await list_feed(engine, "ada")
@@ -145,8 +154,12 @@ async def test_a_slow_endpoint_does_not_take_every_slot(engine, database_url):
             await run.sink.accept([make_request(i, "webhook", "slow") for i in range(10)])
             await run.sink.accept([make_request(i, "webhook", "fast") for i in range(20)])
             await run.sink.flush()
-            await eventually(lambda: len(receiver.successes_by_id("fast")) == 20, timeout=30, interval=0.02,
-                             what="the fast endpoint's deliveries")
+            await eventually(
+                lambda: len(receiver.successes_by_id("fast")) == 20,
+                timeout=30,
+                interval=0.02,
+                what="the fast endpoint's deliveries",
+            )
             # By then the slow endpoint has had at most its 2 slots' worth answered.
             assert len(receiver.successes_by_id("slow")) <= 2
             await eventually(lambda: len(receiver.successes_by_id("slow")) == 10, timeout=60, what="the slow ones")

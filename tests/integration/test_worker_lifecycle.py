@@ -13,7 +13,13 @@ import pytest
 
 from crownstream.streams.topics import TOURNAMENT_EVENTS
 from tests.integration.test_standings_cluster import (
-    TOURNAMENTS, committed_outputs_with_finals, expected_standings, produce, standings_of, tournament_events, wait_until,
+    TOURNAMENTS,
+    committed_outputs_with_finals,
+    expected_standings,
+    produce,
+    standings_of,
+    tournament_events,
+    wait_until,
 )
 
 pytestmark = pytest.mark.slow
@@ -21,14 +27,20 @@ pytestmark = pytest.mark.slow
 
 def log_problems(worker) -> list[str]:
     text = worker.log_path.read_text(errors="replace")
-    return [line for line in text.splitlines()
-            if "IllegalOperation" in line or "We experienced a crash" in line or "Traceback" in line]
+    return [
+        line
+        for line in text.splitlines()
+        if "IllegalOperation" in line or "We experienced a crash" in line or "Traceback" in line
+    ]
 
 
 def events_in(url: str) -> float:
     text = httpx.get(f"{url}/metrics", timeout=10).text
-    return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
-               if line.startswith("crownstream_events_in_total{") and "tournament-events" in line)
+    return sum(
+        float(line.rsplit(" ", 1)[1])
+        for line in text.splitlines()
+        if line.startswith("crownstream_events_in_total{") and "tournament-events" in line
+    )
 
 
 async def test_sigterm_mid_stream_is_a_clean_leave(settings, topics, start_worker):
@@ -52,13 +64,17 @@ async def test_sigterm_mid_stream_is_a_clean_leave(settings, topics, start_worke
     code = await asyncio.to_thread(leaving.stop, 40)
     stop_took = time.monotonic() - stopped_at
     await producing
-    assert code == 0, f"SIGTERM ended the worker with exit code {code}, not 0; log: {leaving.log_path}\n{leaving.tail()}"
+    assert code == 0, (
+        f"SIGTERM ended the worker with exit code {code}, not 0; log: {leaving.log_path}\n{leaving.tail()}"
+    )
     assert not log_problems(leaving), "\n".join(log_problems(leaving))
 
     def owns_everything():
         r = httpx.get(f"{survivor.url}/ops/assignment", headers=survivor.staff_headers, timeout=5).json()
         mine = [a for a in r["actives"] if a.startswith(source + "[")]
-        return len(mine) == settings.topic_partitions and httpx.get(f"{survivor.url}/readyz", timeout=5).status_code == 200
+        return (
+            len(mine) == settings.topic_partitions and httpx.get(f"{survivor.url}/readyz", timeout=5).status_code == 200
+        )
 
     wait_until(owns_everything, 40, "the survivor to own every partition")
     moved_after = time.monotonic() - stopped_at
@@ -75,7 +91,9 @@ async def test_sigterm_mid_stream_is_a_clean_leave(settings, topics, start_worke
     finals = [e for e in outputs if e["type"] == "standings.finalized"]
     assert len(finals) == len(TOURNAMENTS)
     for final in finals:
-        assert [(p["team_id"], p["points"]) for p in final["placements"]] == expected_standings(events, final["tournament_id"])
+        assert [(p["team_id"], p["points"]) for p in final["placements"]] == expected_standings(
+            events, final["tournament_id"]
+        )
     # The survivor, which now holds every partition and has just committed on its timer, stops cleanly too
     # (its commit timer firing after faust ended the transactions is what crashed workers on SIGTERM).
     # Retried events (same ids: the pipeline skips them) give it offsets to commit when the signal arrives.
@@ -85,8 +103,10 @@ async def test_sigterm_mid_stream_is_a_clean_leave(settings, topics, start_worke
     code = await asyncio.to_thread(survivor.stop, 40)
     assert code == 0, f"SIGTERM ended the survivor with exit code {code}; log: {survivor.log_path}\n{survivor.tail()}"
     assert not log_problems(survivor), "\n".join(log_problems(survivor))
-    print(f"\nSIGTERM: exit 0 after {stop_took:.1f}s, partitions moved {moved_after:.1f}s after the signal "
-          f"(session timeout 45 s); {len(outputs)} outputs, no duplicates")
+    print(
+        f"\nSIGTERM: exit 0 after {stop_took:.1f}s, partitions moved {moved_after:.1f}s after the signal "
+        f"(session timeout 45 s); {len(outputs)} outputs, no duplicates"
+    )
 
 
 async def test_a_worker_without_active_partitions_is_ready_and_serves_by_forwarding(settings, start_worker):
@@ -135,14 +155,19 @@ async def test_a_worker_without_active_partitions_is_ready_and_serves_by_forward
     try:
         wait_until(idle_answers, 90, "the idle worker to answer (forwarded)")
     except AssertionError as exc:
-        raise AssertionError(f"{exc}; last answers {answers}; expected {len(expected)} rows\n"
-                             f"{owner.self_report()}\n{idle.self_report()}\n"
-                             f"idle log {idle.log_path}:\n{idle.tail(60)}\nowner log {owner.log_path}:\n"
-                             f"{owner.tail(60)}") from None
+        raise AssertionError(
+            f"{exc}; last answers {answers}; expected {len(expected)} rows\n"
+            f"{owner.self_report()}\n{idle.self_report()}\n"
+            f"idle log {idle.log_path}:\n{idle.tail(60)}\nowner log {owner.log_path}:\n"
+            f"{owner.tail(60)}"
+        ) from None
     assert standings_of(owner.url, TOURNAMENTS[0]) == expected
 
     # The owner leaves: the idle worker gets a new assignment (now with the actives) and is ready again.
     assert owner.stop(40) == 0
-    wait_until(lambda: (s := readiness(idle))["status"] == 200 and s["actives"] > 0, 60,
-               "the remaining worker to take the partitions and be ready")
+    wait_until(
+        lambda: (s := readiness(idle))["status"] == 200 and s["actives"] > 0,
+        60,
+        "the remaining worker to take the partitions and be ready",
+    )
     assert standings_of(idle.url, TOURNAMENTS[0]) == expected

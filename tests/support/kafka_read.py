@@ -16,8 +16,7 @@ async def read_topic(bootstrap: str, topic: str, *, settle: float = 1.5, timeout
 async def read_records(bootstrap: str, topic: str, *, settle: float = 1.5, timeout: float = 60) -> list:
     """Every committed record of ``topic`` up to its current end, as aiokafka ConsumerRecords (partition, offset,
     timestamp, raw value)."""
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, isolation_level="read_committed",
-                                enable_auto_commit=False)
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, isolation_level="read_committed", enable_auto_commit=False)
     await consumer.start()
     try:
         # consumer.topics() fetches metadata into a throwaway ClusterMetadata, not the client's own cache, so

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable, Iterable
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from aiokafka import AIOKafkaProducer
 
@@ -13,7 +13,7 @@ from crownstream.schemas.deliveries import Contact, DeliveryRequest, dedup_key
 from crownstream.settings import Settings
 from crownstream.streams.topics import DELIVERIES
 
-T0 = datetime(2026, 3, 14, 18, 0, tzinfo=timezone.utc)
+T0 = datetime(2026, 3, 14, 18, 0, tzinfo=UTC)
 
 
 async def migrate(database_url: str) -> None:
@@ -23,22 +23,39 @@ async def migrate(database_url: str) -> None:
     await asyncio.to_thread(db.upgrade, database_url)
 
 
-def make_request(i: int, channel: str, user: str = "u1", *, notification_type: str = "match.result",
-                 contact: Contact | None = None, **overrides) -> DeliveryRequest:
+def make_request(
+    i: int,
+    channel: str,
+    user: str = "u1",
+    *,
+    notification_type: str = "match.result",
+    contact: Contact | None = None,
+    **overrides,
+) -> DeliveryRequest:
     source = f"evt-{i}"
     fields = dict(
-        dedup_key=dedup_key(source, user, channel, notification_type), channel=channel,
-        notification_type=notification_type, user_id=user, source_event_id=source, tournament_id="cup",
-        created_at=T0, title=f"Notification {i}", body=f"Body of notification {i}",
-        url=f"https://crownstream.example/n/{i}", data={"match": i},
+        dedup_key=dedup_key(source, user, channel, notification_type),
+        channel=channel,
+        notification_type=notification_type,
+        user_id=user,
+        source_event_id=source,
+        tournament_id="cup",
+        created_at=T0,
+        title=f"Notification {i}",
+        body=f"Body of notification {i}",
+        url=f"https://crownstream.example/n/{i}",
+        data={"match": i},
         contact=contact or Contact(email=f"{user}@example.com", display_name=user),
     )
     return DeliveryRequest(**{**fields, **overrides})
 
 
-async def produce(settings: Settings, requests: Iterable[DeliveryRequest], raw: Iterable[tuple[str, bytes]] = ()) -> None:
-    producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap, enable_idempotence=True, acks="all",
-                                linger_ms=5)
+async def produce(
+    settings: Settings, requests: Iterable[DeliveryRequest], raw: Iterable[tuple[str, bytes]] = ()
+) -> None:
+    producer = AIOKafkaProducer(
+        bootstrap_servers=settings.kafka_bootstrap, enable_idempotence=True, acks="all", linger_ms=5
+    )
     await producer.start()
     try:
         for r in requests:
@@ -50,7 +67,9 @@ async def produce(settings: Settings, requests: Iterable[DeliveryRequest], raw: 
         await producer.stop()
 
 
-async def eventually(check: Callable[[], object], timeout: float = 60.0, interval: float = 0.2, what: str = "") -> object:
+async def eventually(
+    check: Callable[[], object], timeout: float = 60.0, interval: float = 0.2, what: str = ""
+) -> object:
     """Poll ``check`` (sync or async) until it returns something truthy; fail with the last value."""
     deadline = time.monotonic() + timeout
     last = None
@@ -71,8 +90,9 @@ async def read_delivery_dead_letters(settings: Settings) -> list[tuple[dict[str,
     from crownstream.streams.topics import DELIVERY_DEAD_LETTER
 
     topic = DELIVERY_DEAD_LETTER.full_name(settings)
-    consumer = AIOKafkaConsumer(bootstrap_servers=settings.kafka_bootstrap, isolation_level="read_committed",
-                                enable_auto_commit=False)
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=settings.kafka_bootstrap, isolation_level="read_committed", enable_auto_commit=False
+    )
     await consumer.start()
     try:
         tp = TopicPartition(topic, 0)
@@ -91,7 +111,14 @@ async def read_delivery_dead_letters(settings: Settings) -> list[tuple[dict[str,
 def sink_worker_overrides(database_url: str, **extra) -> dict:
     """Worker settings of the sinks' tests: loopback targets allowed, fast retries, short leases."""
     return {
-        "database_url": database_url, "sink_allow_private_targets": True, "sink_backoff_base_s": 0.2,
-        "sink_backoff_max_s": 1.0, "sink_max_attempts": 4, "sink_poll_interval_s": 0.2, "sink_lease_s": 5.0,
-        "staff_token": "test-token", "processing_guarantee": "exactly_once", **extra,
+        "database_url": database_url,
+        "sink_allow_private_targets": True,
+        "sink_backoff_base_s": 0.2,
+        "sink_backoff_max_s": 1.0,
+        "sink_max_attempts": 4,
+        "sink_poll_interval_s": 0.2,
+        "sink_lease_s": 5.0,
+        "staff_token": "test-token",
+        "processing_guarantee": "exactly_once",
+        **extra,
     }

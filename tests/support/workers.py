@@ -20,8 +20,11 @@ CROWNSTREAM = str(REPO / ".venv" / "bin" / "crownstream")
 #: The metrics that tell, in a failure message, whether a worker reads its partitions and restores its tables
 #: (its commit gates are in /ops/assignment).
 REPORTED_METRICS = (
-    "crownstream_events_in_total", "crownstream_consumer_lag", "crownstream_stale_records_dropped_total",
-    "crownstream_table_state_wipes_total", "crownstream_table_restored_records_total",
+    "crownstream_events_in_total",
+    "crownstream_consumer_lag",
+    "crownstream_stale_records_dropped_total",
+    "crownstream_table_state_wipes_total",
+    "crownstream_table_restored_records_total",
 )
 
 
@@ -42,18 +45,22 @@ class Worker:
         """The staff credential of this worker (for /ops/* and other staff routes)."""
         return {"Authorization": f"Bearer {self.settings.staff_token}"} if self.settings.staff_token else {}
 
-    def start(self) -> "Worker":
+    def start(self) -> Worker:
         self._terminated = False
         env = {**os.environ, **settings_env(self.settings), **self.extra_env, "PYTHONUNBUFFERED": "1"}
         exe = CROWNSTREAM if os.path.exists(CROWNSTREAM) else "crownstream"
         self._log = open(self.log_path, "ab")
         self.process = subprocess.Popen(
-            [exe, "worker", "--loglevel", "info"], env=env, stdout=self._log, stderr=subprocess.STDOUT,
-            cwd=str(REPO), start_new_session=True,
+            [exe, "worker", "--loglevel", "info"],
+            env=env,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            cwd=str(REPO),
+            start_new_session=True,
         )
         return self
 
-    def wait_ready(self, timeout: float = 60.0) -> "Worker":
+    def wait_ready(self, timeout: float = 60.0) -> Worker:
         deadline = time.monotonic() + timeout
         last = None
         while time.monotonic() < deadline:

@@ -16,14 +16,24 @@ from typing import Any
 from unittest import mock
 
 import crownstream.agents.all  # noqa: F401  (registers every handler)
-from crownstream.agents import audiences, decoding, notifications, notifications_common, notifications_users
+from crownstream.agents import (
+    audiences,
+    decoding,
+    notifications,
+    notifications_common,
+    notifications_users,
+    tournament_events,
+)
 from crownstream.agents import series as series_agent
 from crownstream.agents import standings as standings_agent
-from crownstream.agents import tournament_events
 from crownstream.schemas.codec import Rejection, encode
 from crownstream.schemas.events import Envelope
 from crownstream.streams.topics import (
-    NOTIFICATION_CONTROL, PLATFORM_EVENTS, PREFERENCES, STANDINGS_EVENTS, TOURNAMENT_EVENTS,
+    NOTIFICATION_CONTROL,
+    PLATFORM_EVENTS,
+    PREFERENCES,
+    STANDINGS_EVENTS,
+    TOURNAMENT_EVENTS,
 )
 
 MAX_BYTES = 512_000
@@ -61,7 +71,7 @@ class Harness:
     outcomes: list[Outcome] = field(default_factory=list)
     _stack: ExitStack | None = None
 
-    def __enter__(self) -> "Harness":
+    def __enter__(self) -> Harness:
         stack = self._stack = ExitStack()
         targets = {
             "tournament_activity": (tournament_events, "tournament_activity"),

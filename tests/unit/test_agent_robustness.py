@@ -11,11 +11,16 @@ import pytest
 
 from crownstream.agents import decoding, tournament_events
 from crownstream.notifications.preferences import InvalidPreferences, parse_preferences
-from crownstream.schemas.codec import Rejection, decode, encode
+from crownstream.schemas.codec import Rejection, decode
 from crownstream.schemas.events import Envelope
 from crownstream.schemas.examples import example
 from crownstream.streams.dead_letter import (
-    HEADER_REASON, HEADER_VALUE_SHA256, HEADER_VALUE_SIZE, HEADER_VALUE_TRUNCATED, DeadLetter, dead_letter_headers,
+    HEADER_REASON,
+    HEADER_VALUE_SHA256,
+    HEADER_VALUE_SIZE,
+    HEADER_VALUE_TRUNCATED,
+    DeadLetter,
+    dead_letter_headers,
     fit_dead_letter,
 )
 from crownstream.streams.topics import PLATFORM_EVENTS, PREFERENCES, TOURNAMENT_EVENTS
@@ -31,15 +36,24 @@ def raw(body: dict) -> bytes:
 
 def stage(**rules) -> dict:
     base = {"format": "battle_royale", "point_table": "pubgm_2023", "kill_points": 1}
-    return example("stage.configured", event_id="cfg", tournament_id="t1", stage_id="s1",
-                   rules={**base, **rules}, prizes=[])
+    return example(
+        "stage.configured", event_id="cfg", tournament_id="t1", stage_id="s1", rules={**base, **rules}, prizes=[]
+    )
 
 
 def lobby(match_id: str, seq: int, *rows) -> dict:
-    return example("match.completed", event_id=f"r-{match_id}", tournament_id="t1", stage_id="s1",
-                   match_id=match_id, result={"format": "battle_royale", "sequence": seq,
-                                              "placements": [dict(zip(("team_id", "placement", "kills"), r))
-                                                             for r in rows]})
+    return example(
+        "match.completed",
+        event_id=f"r-{match_id}",
+        tournament_id="t1",
+        stage_id="s1",
+        match_id=match_id,
+        result={
+            "format": "battle_royale",
+            "sequence": seq,
+            "placements": [dict(zip(("team_id", "placement", "kills"), r)) for r in rows],
+        },
+    )
 
 
 # --- the decode contract ------------------------------------------------------------------------------------
@@ -75,31 +89,37 @@ def test_a_reason_stays_short_whatever_the_record():
 # --- rule sets at the edge ----------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(("rules", "fragment"), [
-    ({"point_table": "pubgm_2031"}, "unknown point table 'pubgm_2031'"),
-    ({"point_table": []}, "point_table"),
-    ({"tiebreakers": ["total_points", "kills", "total_points"]}, "listed twice"),
-    ({"tiebreakers": []}, "tiebreakers"),
-    ({"tiebreakers": ["luck"]}, "tiebreakers.0"),
-    ({"kill_points": 2**62}, "kill_points: Input should be less than or equal to 1000000"),
-    ({"kill_points": 10**30}, "kill_points: Input should be a valid integer"),
-    ({"kill_points": True}, "kill_points: Input should be a valid integer"),
-    ({"point_table": [10, 2**40]}, "point_table"),
-    ({"starting_points": {"team-a": -(2**62)}}, "starting_points.team-a"),
-    ({"kill_cap": -1}, "kill_cap"),
-])
+@pytest.mark.parametrize(
+    ("rules", "fragment"),
+    [
+        ({"point_table": "pubgm_2031"}, "unknown point table 'pubgm_2031'"),
+        ({"point_table": []}, "point_table"),
+        ({"tiebreakers": ["total_points", "kills", "total_points"]}, "listed twice"),
+        ({"tiebreakers": []}, "tiebreakers"),
+        ({"tiebreakers": ["luck"]}, "tiebreakers.0"),
+        ({"kill_points": 2**62}, "kill_points: Input should be less than or equal to 1000000"),
+        ({"kill_points": 10**30}, "kill_points: Input should be a valid integer"),
+        ({"kill_points": True}, "kill_points: Input should be a valid integer"),
+        ({"point_table": [10, 2**40]}, "point_table"),
+        ({"starting_points": {"team-a": -(2**62)}}, "starting_points.team-a"),
+        ({"kill_cap": -1}, "kill_cap"),
+    ],
+)
 def test_battle_royale_rules_the_engine_cannot_use_are_refused_at_the_edge(rules, fragment):
     result = decode(raw(stage(**rules)))
     assert isinstance(result, Rejection) and result.code == "invalid", result
     assert fragment in result.reason, result.reason
 
 
-@pytest.mark.parametrize(("rules", "fragment"), [
-    ({"best_of": 3, "points": {"2-0": 3, "0-2": 0}}, "missing ['2-1', '1-2']"),
-    ({"best_of": 5, "points": {"2-0": 3}}, "cannot happen in a best-of-5"),
-    ({"best_of": 3, "points": {"2-0": 3, "2-1": 2, "1-2": 1, "0-2": -1}}, "points.0-2"),
-    ({"best_of": 4}, "best_of"),
-])
+@pytest.mark.parametrize(
+    ("rules", "fragment"),
+    [
+        ({"best_of": 3, "points": {"2-0": 3, "0-2": 0}}, "missing ['2-1', '1-2']"),
+        ({"best_of": 5, "points": {"2-0": 3}}, "cannot happen in a best-of-5"),
+        ({"best_of": 3, "points": {"2-0": 3, "2-1": 2, "1-2": 1, "0-2": -1}}, "points.0-2"),
+        ({"best_of": 4}, "best_of"),
+    ],
+)
 def test_series_group_points_must_cover_every_final_score(rules, fragment):
     body = example("stage.configured", rules={"format": "series_group", **rules}, prizes=[])
     result = decode(raw(body))
@@ -108,15 +128,21 @@ def test_series_group_points_must_cover_every_final_score(rules, fragment):
 
 
 def test_a_complete_series_group_table_is_accepted():
-    body = example("stage.configured", rules={"format": "series_group", "best_of": 3,
-                                              "points": {"2-0": 3, "2-1": 2, "1-2": 1, "0-2": 0}}, prizes=[])
+    body = example(
+        "stage.configured",
+        rules={"format": "series_group", "best_of": 3, "points": {"2-0": 3, "2-1": 2, "1-2": 1, "0-2": 0}},
+        prizes=[],
+    )
     assert isinstance(decode(raw(body)), Envelope)
 
 
 def test_the_largest_accepted_values_never_overflow_an_output():
     # Every bound at its maximum, a full lobby, then the stage completes: every output encodes.
-    top = {"point_table": [1_000_000] * 1000, "kill_points": 1_000_000,
-           "starting_points": {"a": 1_000_000_000, "b": -1_000_000_000}}
+    top = {
+        "point_table": [1_000_000] * 1000,
+        "kill_points": 1_000_000,
+        "starting_points": {"a": 1_000_000_000, "b": -1_000_000_000},
+    }
     events = [stage(**top)] + [lobby(f"m{n}", n, ("a", 1, 1000), ("b", 2, 1000)) for n in range(1, 30)]
     events.append(example("tournament.completed", event_id="done", tournament_id="t1", stage_id="s1"))
 
@@ -140,18 +166,21 @@ def test_the_largest_accepted_values_never_overflow_an_output():
 # --- free text and ids --------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(("event_type", "field", "value"), [
-    ("tournament.registered", "team_name", "Alpha\x00"),
-    ("stage.configured", "name", "Finals\x1b[31m"),
-    ("match.disputed", "reason", "wrong\x00kills"),
-    ("result.overridden", "actor", "admin\n7"),
-    ("team.disqualified", "reason", "cheat\x85ing"),
-    ("notification.scheduled", "title", "Finals\r\nBcc: x"),
-    ("broadcast.requested", "body", "down\x00tonight"),
-    ("sponsor.approved", "sponsor", "\x07Energy"),
-    ("match.started", "match_id", "m\x001"),
-    ("match.started", "match_id", "m" * 129),
-])
+@pytest.mark.parametrize(
+    ("event_type", "field", "value"),
+    [
+        ("tournament.registered", "team_name", "Alpha\x00"),
+        ("stage.configured", "name", "Finals\x1b[31m"),
+        ("match.disputed", "reason", "wrong\x00kills"),
+        ("result.overridden", "actor", "admin\n7"),
+        ("team.disqualified", "reason", "cheat\x85ing"),
+        ("notification.scheduled", "title", "Finals\r\nBcc: x"),
+        ("broadcast.requested", "body", "down\x00tonight"),
+        ("sponsor.approved", "sponsor", "\x07Energy"),
+        ("match.started", "match_id", "m\x001"),
+        ("match.started", "match_id", "m" * 129),
+    ],
+)
 def test_control_characters_and_long_ids_are_refused_at_the_edge(event_type, field, value):
     result = decode(raw(example(event_type, **{field: value})))
     assert isinstance(result, Rejection) and result.code == "invalid", result
@@ -162,16 +191,21 @@ def test_multi_line_text_keeps_tabs_and_line_feeds():
     assert isinstance(decode(raw(example("broadcast.requested", body="line 1\n\tline 2"))), Envelope)
 
 
-@pytest.mark.parametrize(("prefs", "fragment"), [
-    ({"contact": {"email": "a\x00@example.com"}}, "contact.email: contains the control character U+0000"),
-    ({"contact": {"discord_webhook_url": "https://discord.com/api/webhooks/1/secret\x00"}},
-     "contact.discord_webhook_url: contains the control character U+0000"),
-    ({"contact": {"display_name": "Ann\x1b"}}, "contact.display_name"),
-    ({"timezone": "Europe/Berlin\x00"}, "timezone"),
-    ({"timezone": "a" * 10_000}, "timezone"),
-    ({"digest": {"types": ["match.result\x00"]}}, "digest.types.0"),
-    ({"types\x00": {}}, "field name"),
-])
+@pytest.mark.parametrize(
+    ("prefs", "fragment"),
+    [
+        ({"contact": {"email": "a\x00@example.com"}}, "contact.email: contains the control character U+0000"),
+        (
+            {"contact": {"discord_webhook_url": "https://discord.com/api/webhooks/1/secret\x00"}},
+            "contact.discord_webhook_url: contains the control character U+0000",
+        ),
+        ({"contact": {"display_name": "Ann\x1b"}}, "contact.display_name"),
+        ({"timezone": "Europe/Berlin\x00"}, "timezone"),
+        ({"timezone": "a" * 10_000}, "timezone"),
+        ({"digest": {"types": ["match.result\x00"]}}, "digest.types.0"),
+        ({"types\x00": {}}, "field name"),
+    ],
+)
 def test_preferences_refuse_control_characters_with_a_clear_message(prefs, fragment):
     with pytest.raises(InvalidPreferences) as caught:
         parse_preferences(prefs)
@@ -235,7 +269,7 @@ def test_a_handler_error_never_carries_a_credential():
     url = "https://discord.com/api/webhooks/123/very-secret-token"
     try:
         Contact(discord_webhook_url=url + "x" * 2000)
-    except Exception as exc:  # noqa: BLE001
+    except Exception as exc:
         rejection = decoding.handler_error(exc)
     assert rejection.code == "handler_error" and "discord_webhook_url" in rejection.reason
     assert "very-secret-token" not in rejection.reason

@@ -26,17 +26,58 @@ from crownstream.schemas.events import EVENT_MODELS, Envelope
 from crownstream.standings.point_tables import NAMED_TABLES
 from crownstream.standings.tiebreakers import TIEBREAKERS
 from crownstream.streams.topics import topic_for
-from tests.unit.handler_harness import INPUT_TOPIC_NAMES, Harness, run
 from tests.support.models import event_field_names
+from tests.unit.handler_harness import INPUT_TOPIC_NAMES, Harness, run
 
 IDS = ["t1", "s1", "s2", "a", "b", "c", "m1", "m2", "x1", "u1"]
 TEAMS = ["a", "b", "c", "d"]
 SCORES = ["1-0", "0-1", "2-0", "2-1", "1-2", "0-2", "1-1", "3-0", "3-2", "4-3", "9-9"]
-EDGE_INTS = [0, 1, -1, 2, 7, 8, 1000, 1001, 10**6, 10**6 + 1, 10**9, 2**31, 2**53 + 1, 2**62, 2**63 - 1, 2**63,
-             -(2**63), 2**64, 10**30]
-NASTY_TEXT = ["", "x", "\x00", "a\x00b", "\x1b[2J", "line\nbreak", "tab\t", "\r\n", "\x85", "é", "x" * 129,
-              "x" * 201, "x" * 4001, "pubgm_2023", "nope", "total_points", "battle_royale", "series_group",
-              "series_game", "users", "all_users", "team", "tournament"]
+EDGE_INTS = [
+    0,
+    1,
+    -1,
+    2,
+    7,
+    8,
+    1000,
+    1001,
+    10**6,
+    10**6 + 1,
+    10**9,
+    2**31,
+    2**53 + 1,
+    2**62,
+    2**63 - 1,
+    2**63,
+    -(2**63),
+    2**64,
+    10**30,
+]
+NASTY_TEXT = [
+    "",
+    "x",
+    "\x00",
+    "a\x00b",
+    "\x1b[2J",
+    "line\nbreak",
+    "tab\t",
+    "\r\n",
+    "\x85",
+    "é",
+    "x" * 129,
+    "x" * 201,
+    "x" * 4001,
+    "pubgm_2023",
+    "nope",
+    "total_points",
+    "battle_royale",
+    "series_group",
+    "series_game",
+    "users",
+    "all_users",
+    "team",
+    "tournament",
+]
 
 # Sane values: of the field's type, from small pools, so that events of one run meet in the same stages,
 # series and teams and the handlers' deep paths run.
@@ -53,22 +94,51 @@ WRONG_FOR: dict[str, list] = {
     "schema_version": [[1], {"v": 1}, True, 10**30, 2**64, 2, 0, "1", None],
     "point_table": ["pubgm_2031", [], [], [2**62, 1], [-1], [True]],
     "tiebreakers": [["total_points", "kills", "total_points"], [], ["luck"], "total_points"],
-    "points": [{"2-0": 3, "0-2": 0}, {"2-0": 3, "2-1": 2, "1-2": 1, "0-2": 0, "3-0": 3},
-               {"2-0": 2**62, "2-1": 2, "1-2": 1, "0-2": 0}, {}, []],
+    "points": [
+        {"2-0": 3, "0-2": 0},
+        {"2-0": 3, "2-1": 2, "1-2": 1, "0-2": 0, "3-0": 3},
+        {"2-0": 2**62, "2-1": 2, "1-2": 1, "0-2": 0},
+        {},
+        [],
+    ],
     "best_of": [4, 0, True, "3"],
     "kill_points": [2**62, 10**30, -1, True, 1.5],
-    "kill_cap": [2**62, -1], "kills": [2**62, 1001, -1], "placement": [0, 1001, 2**62],
+    "kill_cap": [2**62, -1],
+    "kills": [2**62, 1001, -1],
+    "placement": [0, 1001, 2**62],
     "starting_points": [{"a": 2**62}, {"a": -(2**62)}, {"bad id": 1}],
-    "match_point_threshold": [0, 2**62], "sequence": [0, 2**62], "revision": [0, 2**62], "game_number": [0, 8],
-    "amount_minor": [-1, 2**62, 10**30], "score": [{"a": 2**62}, {"a": -1}],
+    "match_point_threshold": [0, 2**62],
+    "sequence": [0, 2**62],
+    "revision": [0, 2**62],
+    "game_number": [0, 8],
+    "amount_minor": [-1, 2**62, 10**30],
+    "score": [{"a": 2**62}, {"a": -1}],
     **{name: NUL_TEXT for name in ("name", "team_name", "reason", "actor", "title", "body", "sponsor", "achievement")},
-    **{name: ["m\x001", "x" * 129, "has space", ""] for name in ("tournament_id", "stage_id", "match_id", "team_id",
-                                                                  "series_id", "event_id", "user_id")},
+    **{
+        name: ["m\x001", "x" * 129, "has space", ""]
+        for name in ("tournament_id", "stage_id", "match_id", "team_id", "series_id", "event_id", "user_id")
+    },
 }
-SCORING_FIELDS = frozenset({"point_table", "tiebreakers", "points", "best_of", "kill_points",
-                            "kill_cap", "kills", "starting_points", "match_point_threshold", "score"})
+SCORING_FIELDS = frozenset(
+    {
+        "point_table",
+        "tiebreakers",
+        "points",
+        "best_of",
+        "kill_points",
+        "kill_cap",
+        "kills",
+        "starting_points",
+        "match_point_threshold",
+        "score",
+    }
+)
 wild = st.one_of(
-    st.none(), st.booleans(), edge_ints, st.floats(allow_nan=False, allow_infinity=False), nasty_texts,
+    st.none(),
+    st.booleans(),
+    edge_ints,
+    st.floats(allow_nan=False, allow_infinity=False),
+    nasty_texts,
     st.lists(st.one_of(edge_ints, nasty_texts, sane_ids), max_size=3),
     st.dictionaries(st.one_of(nasty_texts, sane_ids), st.one_of(edge_ints, sane_ints), max_size=3),
 )
@@ -89,8 +159,13 @@ def _for_name(name: str) -> st.SearchStrategy | None:
         return st.one_of(st.uuids().map(str), st.uuids().map(str), sane_ids)
     if name == "team_ids":
         return st.lists(st.sampled_from(TEAMS), min_size=2, max_size=2)
-    pools = {"tournament_id": ["t1", "t1", "t1", "t2"], "stage_id": ["s1", "s2"], "match_id": ["m1", "m2", "m3"],
-             "series_id": ["x1", "x2"], "user_id": ["u1", "u2"]}
+    pools = {
+        "tournament_id": ["t1", "t1", "t1", "t2"],
+        "stage_id": ["s1", "s2"],
+        "match_id": ["m1", "m2", "m3"],
+        "series_id": ["x1", "x2"],
+        "user_id": ["u1", "u2"],
+    }
     if name in pools:
         return st.sampled_from(pools[name])
     if name.endswith("_id") or name == "invited_by":
@@ -110,16 +185,24 @@ def _for_name(name: str) -> st.SearchStrategy | None:
     if name in ("placement", "sequence", "revision", "game_number", "from_sequence", "new_rank", "old_rank"):
         return st.integers(1, 4)
     if name == "preferences":
-        return st.fixed_dictionaries({}, optional={
-            "contact": st.fixed_dictionaries({}, optional={
-                "email": st.sampled_from(["a@b.c", "a\x00@b.c", "bad"]),
-                "discord_webhook_url": st.sampled_from(["https://d.example/x", "https://d\x00", "ftp://x"]),
-                "locale": st.one_of(sane_texts, nasty_texts)}),
-            "timezone": st.sampled_from(["UTC", "Europe/Berlin", "Mars/Base", "a" * 300, "UTC\x00"]),
-            "opt_out_channels": st.lists(st.sampled_from(["email", "discord", "in_app", "pager"]), max_size=2),
-            "digest": st.fixed_dictionaries({}, optional={"enabled": st.booleans(),
-                                                          "types": st.lists(sane_texts, max_size=2)}),
-        })
+        return st.fixed_dictionaries(
+            {},
+            optional={
+                "contact": st.fixed_dictionaries(
+                    {},
+                    optional={
+                        "email": st.sampled_from(["a@b.c", "a\x00@b.c", "bad"]),
+                        "discord_webhook_url": st.sampled_from(["https://d.example/x", "https://d\x00", "ftp://x"]),
+                        "locale": st.one_of(sane_texts, nasty_texts),
+                    },
+                ),
+                "timezone": st.sampled_from(["UTC", "Europe/Berlin", "Mars/Base", "a" * 300, "UTC\x00"]),
+                "opt_out_channels": st.lists(st.sampled_from(["email", "discord", "in_app", "pager"]), max_size=2),
+                "digest": st.fixed_dictionaries(
+                    {}, optional={"enabled": st.booleans(), "types": st.lists(sane_texts, max_size=2)}
+                ),
+            },
+        )
     if name in ("occurred_at", "scheduled_at", "send_at"):
         return st.sampled_from(["2026-11-24T18:00:00Z", "2026-11-24T19:30:00+01:00"])
     if name == "currency":
@@ -172,8 +255,7 @@ def model_dict(model: type[BaseModel], depth: int = 0) -> st.SearchStrategy:
     @st.composite
     def build(draw) -> dict:
         rnd = draw(st.randoms(use_true_random=False))
-        return {name: draw(strategy) for name, (strategy, required) in fields.items()
-                if required or rnd.random() < 0.7}
+        return {name: draw(strategy) for name, (strategy, required) in fields.items() if required or rnd.random() < 0.7}
 
     return build()
 
@@ -212,8 +294,11 @@ def union_models(annotation: Any) -> list[type[BaseModel]]:
 
 # The tournament stream is where the handlers keep state: weighted so that stages get configured and results
 # arrive for them in the same generated run.
-TOURNAMENT_WEIGHTED = ["stage.configured"] * 4 + ["match.completed"] * 6 + [
-    "result.overridden", "team.disqualified", "match.forfeited", "tournament.completed", "tournament.registered"] * 2
+TOURNAMENT_WEIGHTED = (
+    ["stage.configured"] * 4
+    + ["match.completed"] * 6
+    + ["result.overridden", "team.disqualified", "match.forfeited", "tournament.completed", "tournament.registered"] * 2
+)
 event_types = st.one_of(st.sampled_from(TOURNAMENT_WEIGHTED), st.sampled_from(sorted(EVENT_MODELS)))
 FIELD_NAMES = event_field_names()  # every field name of every model, nested ones included (rules, placements …)
 
@@ -236,8 +321,7 @@ def _coherent(draw, body: dict) -> dict:
     result = body.get("result")
     if body["type"] == "match.completed" and isinstance(result, dict) and result.get("format") == "series_game":
         pair = draw(st.permutations(TEAMS))[:2]
-        body["result"] = {**result, "team_ids": pair, "winner_team_id": draw(st.sampled_from(pair)),
-                          "score": {}}
+        body["result"] = {**result, "team_ids": pair, "winner_team_id": draw(st.sampled_from(pair)), "score": {}}
     if body["type"] == "match.completed" and isinstance(result, dict) and result.get("format") == "battle_royale":
         rows = {row["team_id"]: row for row in result.get("placements", []) if isinstance(row, dict)}
         body["result"] = {**result, "placements": list(rows.values()) or result.get("placements", [])}
@@ -305,8 +389,13 @@ def test_the_generator_reaches_deep_rules():
     reasons: list[str] = []
     applied: set[str] = set()
 
-    @settings(max_examples=1200, deadline=None, database=None, derandomize=True,
-              suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+    @settings(
+        max_examples=1200,
+        deadline=None,
+        database=None,
+        derandomize=True,
+        suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+    )
     @given(st.lists(records(), min_size=1, max_size=25))
     def collect(batch):
         for outcome in check_run(batch):
@@ -318,7 +407,15 @@ def test_the_generator_reaches_deep_rules():
     collect()
     text = "\n".join(reasons)
     assert {"stage.configured", "match.completed"} <= applied, applied
-    for fragment in ("schema_version must be an integer", "unknown point table", "point_table.points: List should have at "
-                     "least 1 item", "listed twice", "give a value for every final score", "rules.battle_royale.kill_points", "result.battle_royale.placements", "belong on topic",
-                     "contains the control character"):
+    for fragment in (
+        "schema_version must be an integer",
+        "unknown point table",
+        "point_table.points: List should have at least 1 item",
+        "listed twice",
+        "give a value for every final score",
+        "rules.battle_royale.kill_points",
+        "result.battle_royale.placements",
+        "belong on topic",
+        "contains the control character",
+    ):
         assert fragment in text, f"no generated record was rejected for {fragment!r}"

@@ -23,8 +23,9 @@ DATA = Path(__file__).parent / "data"
 
 
 def lobby(match_id: str, seq: int, *rows: tuple[str, int, int], rev: int = 1, at: str | None = None) -> MatchResult:
-    return MatchResult(STAGE, match_id, rev, seq, at or f"2026-03-01T{8 + seq:02d}:00:00Z",
-                       tuple(LobbyRow(*r) for r in rows))
+    return MatchResult(
+        STAGE, match_id, rev, seq, at or f"2026-03-01T{8 + seq:02d}:00:00Z", tuple(LobbyRow(*r) for r in rows)
+    )
 
 
 def board_for(table: str = "pubgm_2023", **options) -> Leaderboard:
@@ -40,8 +41,9 @@ def assert_equals_recompute(board: Leaderboard) -> None:
     assert [s for _, s in board.standings()] == expected
 
 
-def override(oid: str, match_id: str, team_id: str, placement: int, kills: int | None = None,
-             at: str = "2026-03-02T10:00:00Z") -> Override:
+def override(
+    oid: str, match_id: str, team_id: str, placement: int, kills: int | None = None, at: str = "2026-03-02T10:00:00Z"
+) -> Override:
     return Override(oid, match_id, team_id, placement, kills, actor="ref-anna", reason="spectator review", at=at)
 
 
@@ -58,14 +60,28 @@ def test_a_team_standing_has_every_statistic():
     board.apply_result(lobby("m2", 2, ("a", 3, 2), ("b", 12, 0), ("c", 1, 1)))
     a = board.team("a")
     assert a == TeamStanding(
-        team_id="a", total_points=22, placement_points=15, kill_points=7, kills=7, wins=1, matches_played=2,
-        best_placement=1, average_placement=2.0, last_match_placement=3,
+        team_id="a",
+        total_points=22,
+        placement_points=15,
+        kill_points=7,
+        kills=7,
+        wins=1,
+        matches_played=2,
+        best_placement=1,
+        average_placement=2.0,
+        last_match_placement=3,
         reached_total_at="2026-03-01T10:00:00.000000Z",
     )
     b = board.team("b")
     # b scored nothing in m2, so it reached its total in m1.
-    assert (b.total_points, b.wins, b.best_placement, b.average_placement, b.last_match_placement,
-            b.reached_total_at) == (15, 0, 2, 7.0, 12, "2026-03-01T09:00:00.000000Z")
+    assert (
+        b.total_points,
+        b.wins,
+        b.best_placement,
+        b.average_placement,
+        b.last_match_placement,
+        b.reached_total_at,
+    ) == (15, 0, 2, 7.0, 12, "2026-03-01T09:00:00.000000Z")
     c = board.team("c")
     assert (c.total_points, c.placement_points, c.kill_points, c.matches_played) == (11, 10, 1, 2)
     assert order(board) == ["a", "b", "c"]
@@ -160,16 +176,19 @@ def test_default_order_then_breaks_ties_by_who_reached_the_total_first():
     assert order(board) == [early, late]
 
 
-@pytest.mark.parametrize(("field", "values", "first"), [
-    ("total_points", (5, 9), 1),
-    ("wins", (2, 1), 0),
-    ("placement_points", (3, 8), 1),
-    ("kill_points", (4, 2), 0),
-    ("kills", (1, 7), 1),
-    ("best_placement", (2, None), 0),
-    ("last_match_placement", (None, 12), 1),
-    ("earliest_completion", ("2026-03-01T10:00:00.000000Z", None), 1),
-])
+@pytest.mark.parametrize(
+    ("field", "values", "first"),
+    [
+        ("total_points", (5, 9), 1),
+        ("wins", (2, 1), 0),
+        ("placement_points", (3, 8), 1),
+        ("kill_points", (4, 2), 0),
+        ("kills", (1, 7), 1),
+        ("best_placement", (2, None), 0),
+        ("last_match_placement", (None, 12), 1),
+        ("earliest_completion", ("2026-03-01T10:00:00.000000Z", None), 1),
+    ],
+)
 def test_sort_key_of_each_tiebreaker(field, values, first):
     attr = "reached_total_at" if field == "earliest_completion" else field
     # Team ids chosen so that the fallback would pick the other team.
@@ -295,7 +314,10 @@ def test_override_pins_a_placement_over_every_revision_and_is_audited():
     assert board.team("b").total_points == 7
     [entry] = board.audit_trail("a")
     assert (entry.override.actor, entry.override.reason, entry.override.at) == (
-        "ref-anna", "spectator review", "2026-03-02T10:00:00.000000Z")
+        "ref-anna",
+        "spectator review",
+        "2026-03-02T10:00:00.000000Z",
+    )
     assert entry.before == {"placement": 2, "kills": 3, "points": 9, "status": "counted"}
     assert entry.after == {"placement": 1, "kills": 5, "points": 15, "status": "counted"}
     assert entry.pinned
@@ -516,7 +538,10 @@ def test_standings_over_a_subset_of_matches():
     board = _busy_board()
     only_m1 = board.standings_over(["m1"])
     assert [(s.team_id, s.total_points, s.matches_played) for s in only_m1] == [
-        ("a", 20, 1), ("b", 15, 1), ("c", 8, 1)]  # b's m1 is the overridden 2nd place with 6 kills
+        ("a", 20, 1),
+        ("b", 15, 1),
+        ("c", 8, 1),
+    ]  # b's m1 is the overridden 2nd place with 6 kills
     with_seed = board.standings_over(["m1"], include_starting_points=True)
     assert ("seed", 5) in [(s.team_id, s.total_points) for s in with_seed]
     assert board.standings_over([]) == []
@@ -525,17 +550,20 @@ def test_standings_over_a_subset_of_matches():
 # --- validation -------------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(("build", "message"), [
-    (lambda: lobby("m1", 1, ("a", 1, 0), ("a", 2, 0)), "team 'a' has two rows"),
-    (lambda: lobby("m1", 1, ("a", 0, 0)), "placement of team 'a' must be an integer of at least 1"),
-    (lambda: lobby("m1", 1, ("a", 1, -1)), "kills of team 'a' must be an integer of at least 0"),
-    (lambda: lobby("m1", 0, ("a", 1, 0)), "sequence must be an integer of at least 1"),
-    (lambda: lobby("m1", 1, ("a", 1, 0), rev=0), "revision must be an integer of at least 1"),
-    (lambda: lobby("m1", 1, ("a", 1, 0), at="2026-03-01T10:00:00"), "has no timezone"),
-    (lambda: lobby("m1", 1, ("a", 1, 0), at="yesterday"), "not an ISO-8601 time"),
-    (lambda: MatchResult.from_dict({"match_id": "m1"}), "not a match result"),
-    (lambda: override("o", "m", "t", placement=0), "override placement"),
-])
+@pytest.mark.parametrize(
+    ("build", "message"),
+    [
+        (lambda: lobby("m1", 1, ("a", 1, 0), ("a", 2, 0)), "team 'a' has two rows"),
+        (lambda: lobby("m1", 1, ("a", 0, 0)), "placement of team 'a' must be an integer of at least 1"),
+        (lambda: lobby("m1", 1, ("a", 1, -1)), "kills of team 'a' must be an integer of at least 0"),
+        (lambda: lobby("m1", 0, ("a", 1, 0)), "sequence must be an integer of at least 1"),
+        (lambda: lobby("m1", 1, ("a", 1, 0), rev=0), "revision must be an integer of at least 1"),
+        (lambda: lobby("m1", 1, ("a", 1, 0), at="2026-03-01T10:00:00"), "has no timezone"),
+        (lambda: lobby("m1", 1, ("a", 1, 0), at="yesterday"), "not an ISO-8601 time"),
+        (lambda: MatchResult.from_dict({"match_id": "m1"}), "not a match result"),
+        (lambda: override("o", "m", "t", placement=0), "override placement"),
+    ],
+)
 def test_bad_inputs_say_what_is_wrong(build, message):
     with pytest.raises(ValueError, match=message):
         build()
@@ -573,8 +601,14 @@ ALGS_DATA = json.loads((DATA / "algs_y5_split1_open_day1_winners_round1.json").r
 def _algs_results(lobby_data: dict, stage: str = STAGE) -> list[MatchResult]:
     games = len(lobby_data["teams"][0]["games"])
     return [
-        MatchResult(stage, f"game-{g + 1}", 1, g + 1, f"2025-03-01T{10 + g:02d}:00:00Z",
-                    tuple(LobbyRow(t["team"], *t["games"][g]) for t in lobby_data["teams"]))
+        MatchResult(
+            stage,
+            f"game-{g + 1}",
+            1,
+            g + 1,
+            f"2025-03-01T{10 + g:02d}:00:00Z",
+            tuple(LobbyRow(t["team"], *t["games"][g]) for t in lobby_data["teams"]),
+        )
         for g in range(games)
     ]
 
@@ -623,8 +657,17 @@ def test_real_algs_lobby_survives_shuffled_arrival_and_corrections():
     results = _algs_results(lobby_data)
     # Wrong first reports (every game's lobby reversed), then the real results as revision 2, all shuffled,
     # some sent twice.
-    wrong = [MatchResult(r.stage_id, r.match_id, 1, r.sequence, r.completed_at,
-                         tuple(LobbyRow(row.team_id, 19 - row.placement, 0) for row in r.rows)) for r in results]
+    wrong = [
+        MatchResult(
+            r.stage_id,
+            r.match_id,
+            1,
+            r.sequence,
+            r.completed_at,
+            tuple(LobbyRow(row.team_id, 19 - row.placement, 0) for row in r.rows),
+        )
+        for r in results
+    ]
     right = [MatchResult(r.stage_id, r.match_id, 2, r.sequence, r.completed_at, r.rows) for r in results]
     events = wrong + right + right[:3] + wrong[:2]
     random.Random(20250301).shuffle(events)

@@ -50,8 +50,16 @@ def results(draw) -> list[MatchResult]:
             kills = draw(st.lists(st.integers(0, 6), min_size=len(teams), max_size=len(teams)))
             sequence = draw(st.integers(1, 4))
             minute = draw(st.integers(0, 2))
-            out.append(MatchResult(STAGE, match_id, revision, sequence, f"2026-05-01T1{sequence}:0{minute}:00Z",
-                                   tuple(LobbyRow(t, p, k) for t, p, k in zip(teams, placements, kills))))
+            out.append(
+                MatchResult(
+                    STAGE,
+                    match_id,
+                    revision,
+                    sequence,
+                    f"2026-05-01T1{sequence}:0{minute}:00Z",
+                    tuple(LobbyRow(t, p, k) for t, p, k in zip(teams, placements, kills)),
+                )
+            )
     return out
 
 
@@ -60,12 +68,24 @@ def stages(draw) -> tuple[RuleSet, list]:
     events: list = draw(results())
     # Decisions aim at few matches and teams, so that they often meet the same line or team.
     for i in range(draw(st.integers(0, 4))):
-        events.append(Override(f"o{i}", draw(st.sampled_from(MATCHES[:2])), draw(st.sampled_from(TEAMS[:3])),
-                               draw(st.integers(1, 6)), draw(st.none() | st.integers(0, 5)),
-                               "ref", "review", draw(st.sampled_from(TIMES))))
+        events.append(
+            Override(
+                f"o{i}",
+                draw(st.sampled_from(MATCHES[:2])),
+                draw(st.sampled_from(TEAMS[:3])),
+                draw(st.integers(1, 6)),
+                draw(st.none() | st.integers(0, 5)),
+                "ref",
+                "review",
+                draw(st.sampled_from(TIMES)),
+            )
+        )
     for i in range(draw(st.integers(0, 2))):
-        events.append(Disqualification(f"d{i}", draw(st.sampled_from(TEAMS[:3])), draw(st.integers(1, 5)),
-                                       "admin", "cheating", TIMES[0]))
+        events.append(
+            Disqualification(
+                f"d{i}", draw(st.sampled_from(TEAMS[:3])), draw(st.integers(1, 5)), "admin", "cheating", TIMES[0]
+            )
+        )
     for _ in range(draw(st.integers(0, 2))):
         events.append(Forfeit(draw(st.sampled_from(MATCHES[:2])), draw(st.sampled_from(TEAMS))))
     return draw(rule_sets()), events

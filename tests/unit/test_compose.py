@@ -25,7 +25,9 @@ def test_services():
 
 
 def test_kafka_image_matches_the_broker_deploy_fetches():
-    pom_version = re.search(r"<kafka.version>([^<]+)</kafka.version>", (REPO / "deploy/kafka/pom.xml").read_text()).group(1)
+    pom_version = re.search(
+        r"<kafka.version>([^<]+)</kafka.version>", (REPO / "deploy/kafka/pom.xml").read_text()
+    ).group(1)
     assert deploy_default("CROWNSTREAM_KAFKA_VERSION") == pom_version
     assert services["kafka"]["image"] == f"apache/kafka:{pom_version}"
     env = services["kafka"]["environment"]

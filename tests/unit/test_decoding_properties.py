@@ -41,8 +41,11 @@ model_keys = st.one_of(st.sampled_from(event_field_names()), st.text(max_size=12
 
 
 @settings(max_examples=300, deadline=None)
-@given(st.sampled_from(sorted(EVENT_MODELS)), st.dictionaries(model_keys, json_values, max_size=4),
-       st.lists(model_keys, max_size=3))
+@given(
+    st.sampled_from(sorted(EVENT_MODELS)),
+    st.dictionaries(model_keys, json_values, max_size=4),
+    st.lists(model_keys, max_size=3),
+)
 def test_mutated_valid_events(event_type, additions, removals):
     """Near-misses are the realistic bad input: a valid event with fields replaced, added or dropped.
     (tests/unit/test_agent_robustness_properties.py goes deeper, through the handlers.)"""

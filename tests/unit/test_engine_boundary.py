@@ -17,8 +17,16 @@ ABOVE_THE_ENGINE = ["agents", "web", "sinks", "streams"]
 UPSTREAM = {"faust", "aiokafka", "mode"}
 #: The engine's modules, by their old top-level names too (crownstream.transactions …, before crownstream/engine/).
 ENGINE_MODULES = {info.name for info in pkgutil.iter_modules(engine.__path__)}
-FORMER = {"transactions", "commit_gate", "producer_buffer", "seek_epochs", "recovery", "state_repair",
-          "kafka_rebootstrap", "topic_declarations"}
+FORMER = {
+    "transactions",
+    "commit_gate",
+    "producer_buffer",
+    "seek_epochs",
+    "recovery",
+    "state_repair",
+    "kafka_rebootstrap",
+    "topic_declarations",
+}
 
 
 def _imports(tree: ast.Module):

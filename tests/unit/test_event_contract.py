@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import timezone
+from datetime import UTC
 
 import orjson
 import pytest
@@ -38,14 +38,18 @@ def test_every_type_has_a_topic_and_a_key(event_type):
 
 def test_occurred_at_is_normalised_to_utc():
     event = validate(example("match.started", occurred_at="2026-03-29T02:30:00+02:00"))
-    assert event.occurred_at.tzinfo == timezone.utc
+    assert event.occurred_at.tzinfo == UTC
     assert event.occurred_at.hour == 0
 
 
 @pytest.mark.parametrize(
     ("mutate", "code", "fragment"),
     [
-        (lambda e: {**e, "occurred_at": "2026-01-01T10:00:00"}, "invalid", "occurred_at: Input should have timezone info"),
+        (
+            lambda e: {**e, "occurred_at": "2026-01-01T10:00:00"},
+            "invalid",
+            "occurred_at: Input should have timezone info",
+        ),
         (lambda e: {k: v for k, v in e.items() if k != "match_id"}, "invalid", "match_id: required field is missing"),
         (lambda e: {**e, "type": "match.exploded"}, "unknown_type", "unknown event type 'match.exploded'"),
         (lambda e: {**e, "schema_version": 7}, "unsupported_version", "schema_version 7 is not supported"),
@@ -68,8 +72,16 @@ def test_lobby_result_rejects_a_team_listed_twice():
 
 
 def test_series_winner_must_play_in_the_series():
-    bad = example("match.completed", result={"format": "series_game", "series_id": "s1", "team_ids": ["a", "b"],
-                                             "game_number": 1, "winner_team_id": "c"})
+    bad = example(
+        "match.completed",
+        result={
+            "format": "series_game",
+            "series_id": "s1",
+            "team_ids": ["a", "b"],
+            "game_number": 1,
+            "winner_team_id": "c",
+        },
+    )
     result = decode(orjson.dumps(bad))
     assert isinstance(result, Rejection) and "winner 'c' is not one of the series' teams" in result.reason
 

@@ -11,10 +11,18 @@ from pathlib import Path
 import pytest
 
 from crownstream.standings.groups import (
-    DEFAULT_POINTS, GroupPointsRule, GroupStandings, recompute_group,
+    DEFAULT_POINTS,
+    GroupPointsRule,
+    GroupStandings,
+    recompute_group,
 )
 from crownstream.standings.series import (
-    Forfeit, GameResult, Series, SeriesFormat, SeriesResult, SeriesStatus,
+    Forfeit,
+    GameResult,
+    Series,
+    SeriesFormat,
+    SeriesResult,
+    SeriesStatus,
 )
 
 DATA = Path(__file__).parent / "data"
@@ -60,8 +68,9 @@ def decided(g: GroupStandings) -> dict[str, str]:
     ],
 )
 def test_default_points_per_result(best_of, results, points):
-    rows = recompute_group("ABCD", [done(f"s{i}", *r, best_of=best_of) for i, r in enumerate(results)],
-                           GroupPointsRule(best_of))
+    rows = recompute_group(
+        "ABCD", [done(f"s{i}", *r, best_of=best_of) for i, r in enumerate(results)], GroupPointsRule(best_of)
+    )
     assert {row.team_id: row.points for row in rows} == points
 
 
@@ -80,8 +89,9 @@ def test_custom_points_change_the_order():
 
 
 def test_points_rule_round_trip_and_stage_config():
-    rule = GroupPointsRule.from_dict({"format": "series_group", "best_of": 3,
-                                      "points": {"2-0": 3, "2-1": 2, "1-2": 1, "0-2": 0}})
+    rule = GroupPointsRule.from_dict(
+        {"format": "series_group", "best_of": 3, "points": {"2-0": 3, "2-1": 2, "1-2": 1, "0-2": 0}}
+    )
     assert rule == GroupPointsRule(3)
     assert GroupPointsRule.from_dict(rule.to_dict()) == rule
     assert GroupPointsRule.from_dict({"best_of": 5}).table == DEFAULT_POINTS[5]
@@ -92,8 +102,10 @@ def test_points_rule_round_trip_and_stage_config():
     ("data", "message"),
     [
         ({"best_of": 3, "points": {"2-0": 3, "2-1": 2, "1-2": 1}}, "missing ['0-2']"),
-        ({"best_of": 3, "points": {"2-0": 3, "2-1": 2, "1-2": 1, "0-2": 0, "1-1": 1}},
-         "['1-1'] cannot happen in a best-of-3"),
+        (
+            {"best_of": 3, "points": {"2-0": 3, "2-1": 2, "1-2": 1, "0-2": 0, "1-1": 1}},
+            "['1-1'] cannot happen in a best-of-3",
+        ),
         ({"best_of": 1, "points": {"1-0": 3, "0-1": -1}}, "points for 0-1 must be at least 0"),
         ({"best_of": 1, "points": {"1-0": "3", "0-1": 0}}, "points for 1-0 must be an integer"),
         ({"best_of": 4}, "best_of must be one of [1, 2, 3, 5, 7]"),
@@ -111,12 +123,18 @@ def test_points_rule_errors(data, message):
 
 
 def test_two_way_tie_goes_to_head_to_head_before_game_difference():
-    g = group("ABCD", [
-        done("ab", "B", "A", 2, 1),  # B beat A ...
-        done("ac", "A", "C", 2, 0), done("ad", "A", "D", 2, 0),  # ... but A has the better game difference
-        done("bc", "C", "B", 2, 1), done("bd", "B", "D", 2, 1),
-        done("cd", "D", "C", 2, 0),
-    ], WINS_ONLY)
+    g = group(
+        "ABCD",
+        [
+            done("ab", "B", "A", 2, 1),  # B beat A ...
+            done("ac", "A", "C", 2, 0),
+            done("ad", "A", "D", 2, 0),  # ... but A has the better game difference
+            done("bc", "C", "B", 2, 1),
+            done("bd", "B", "D", 2, 1),
+            done("cd", "D", "C", 2, 0),
+        ],
+        WINS_ONLY,
+    )
     assert order(g) == ["B", "A", "D", "C"]
     assert g.record("A").game_diff > g.record("B").game_diff
     assert decided(g) == {"B": "", "A": "head_to_head_points", "D": "points", "C": "head_to_head_points"}
@@ -125,13 +143,22 @@ def test_two_way_tie_goes_to_head_to_head_before_game_difference():
 def test_three_way_tie_resolved_by_head_to_head_mini_table():
     # A, B and C all win twice; among themselves A beat both and B beat C. On overall game difference alone
     # A would be last of the three — the mini-table of their own matches decides first.
-    g = group("ABCDE", [
-        done("ab", "A", "B", 2, 1), done("ac", "A", "C", 2, 1), done("bc", "B", "C", 2, 0),
-        done("ad", "D", "A", 2, 0), done("ae", "E", "A", 2, 0),
-        done("bd", "D", "B", 2, 0), done("be", "B", "E", 2, 0),
-        done("cd", "C", "D", 2, 0), done("ce", "C", "E", 2, 0),
-        done("de", "D", "E", 2, 0),
-    ], WINS_ONLY)
+    g = group(
+        "ABCDE",
+        [
+            done("ab", "A", "B", 2, 1),
+            done("ac", "A", "C", 2, 1),
+            done("bc", "B", "C", 2, 0),
+            done("ad", "D", "A", 2, 0),
+            done("ae", "E", "A", 2, 0),
+            done("bd", "D", "B", 2, 0),
+            done("be", "B", "E", 2, 0),
+            done("cd", "C", "D", 2, 0),
+            done("ce", "C", "E", 2, 0),
+            done("de", "D", "E", 2, 0),
+        ],
+        WINS_ONLY,
+    )
     assert order(g) == ["D", "A", "B", "C", "E"]
     assert g.record("A").game_diff < g.record("B").game_diff == g.record("C").game_diff
     assert decided(g) == {"D": "", "A": "points", "B": "head_to_head_points", "C": "head_to_head_points", "E": "points"}
@@ -146,12 +173,22 @@ def test_head_to_head_game_difference_breaks_equal_head_to_head_points():
 
 def test_circular_three_way_tie_falls_through_to_overall_game_difference():
     # A>B>C>A, every one 2-1: head-to-head cannot separate them. Results against D and E do.
-    g = group("ABCDE", [
-        done("ab", "A", "B", 2, 1), done("bc", "B", "C", 2, 1), done("ca", "C", "A", 2, 1),
-        done("ad", "A", "D", 2, 0), done("bd", "B", "D", 2, 1), done("cd", "C", "D", 2, 1),
-        done("ae", "E", "A", 2, 1), done("be", "E", "B", 2, 1), done("ce", "E", "C", 2, 0),
-        done("de", "E", "D", 2, 0),
-    ], WINS_ONLY)
+    g = group(
+        "ABCDE",
+        [
+            done("ab", "A", "B", 2, 1),
+            done("bc", "B", "C", 2, 1),
+            done("ca", "C", "A", 2, 1),
+            done("ad", "A", "D", 2, 0),
+            done("bd", "B", "D", 2, 1),
+            done("cd", "C", "D", 2, 1),
+            done("ae", "E", "A", 2, 1),
+            done("be", "E", "B", 2, 1),
+            done("ce", "E", "C", 2, 0),
+            done("de", "E", "D", 2, 0),
+        ],
+        WINS_ONLY,
+    )
     assert order(g) == ["E", "A", "B", "C", "D"]
     assert [g.record(t).game_diff for t in "ABC"] == [1, 0, -1]
     assert decided(g) == {"E": "", "A": "points", "B": "game_diff", "C": "game_diff", "D": "points"}
@@ -160,10 +197,18 @@ def test_circular_three_way_tie_falls_through_to_overall_game_difference():
 def test_partial_separation_restarts_head_to_head_in_the_remaining_sub_group():
     # Circle A>B>C>A again; A has the best game difference, B and C are level on it and are then split by
     # their own match (B beat C), not by anything involving A.
-    g = group("ABCD", [
-        done("ab", "A", "B", 2, 1), done("bc", "B", "C", 2, 1), done("ca", "C", "A", 2, 1),
-        done("ad", "A", "D", 2, 0), done("bd", "B", "D", 2, 1), done("cd", "C", "D", 2, 1),
-    ], WINS_ONLY)
+    g = group(
+        "ABCD",
+        [
+            done("ab", "A", "B", 2, 1),
+            done("bc", "B", "C", 2, 1),
+            done("ca", "C", "A", 2, 1),
+            done("ad", "A", "D", 2, 0),
+            done("bd", "B", "D", 2, 1),
+            done("cd", "C", "D", 2, 1),
+        ],
+        WINS_ONLY,
+    )
     assert order(g) == ["A", "B", "C", "D"]
     assert decided(g) == {"A": "", "B": "game_diff", "C": "head_to_head_points", "D": "points"}
 
@@ -238,8 +283,9 @@ def test_oracle_refuses_contradictory_input():
 
 
 def test_group_state_round_trips_through_json():
-    g = group("ABCD", [done("ab", "A", "B", 2, 1), done("cd", "C", "D", 0, 2), done("ac", "A", "C", 2, 0,
-                                                                                    forfeited_by="C")])
+    g = group(
+        "ABCD", [done("ab", "A", "B", 2, 1), done("cd", "C", "D", 0, 2), done("ac", "A", "C", 2, 0, forfeited_by="C")]
+    )
     stored = json.loads(json.dumps(g.to_dict()))
     restored = GroupStandings.from_dict(stored)
     assert restored.to_dict() == g.to_dict()

@@ -83,6 +83,10 @@ def test_the_checker_sees_every_form_of_import(tmp_path):
         "def f():\n    from crownstream.web.routing import partition_for\n"
     )
     assert [v.split(" imports ")[1] for v in violations("standings", tmp_path)] == [
-        "crownstream.web.live", "crownstream.agents", "crownstream.sinks", "crownstream.sinks.db",
-        "crownstream.web.routing", "crownstream.web.routing.partition_for",
+        "crownstream.web.live",
+        "crownstream.agents",
+        "crownstream.sinks",
+        "crownstream.sinks.db",
+        "crownstream.web.routing",
+        "crownstream.web.routing.partition_for",
     ]

@@ -10,8 +10,12 @@ import yaml
 from crownstream.settings import SECRETS, Settings
 
 REPO = Path(__file__).resolve().parents[2]
-DOCS = [doc for path in sorted((REPO / "deploy" / "kubernetes").glob("*.yaml"))
-        for doc in yaml.safe_load_all(path.read_text()) if doc]
+DOCS = [
+    doc
+    for path in sorted((REPO / "deploy" / "kubernetes").glob("*.yaml"))
+    for doc in yaml.safe_load_all(path.read_text())
+    if doc
+]
 BY_KIND: dict[str, list[dict]] = {}
 for _doc in DOCS:
     BY_KIND.setdefault(_doc["kind"], []).append(_doc)
@@ -74,6 +78,9 @@ def test_secrets_come_from_a_secret_and_shutdown_is_graceful():
 
 def test_only_the_http_port_takes_connections():
     policy = BY_KIND["NetworkPolicy"][0]
-    assert policy["spec"]["podSelector"]["matchLabels"].items() <= STATEFULSET["spec"]["template"]["metadata"]["labels"].items()
+    assert (
+        policy["spec"]["podSelector"]["matchLabels"].items()
+        <= STATEFULSET["spec"]["template"]["metadata"]["labels"].items()
+    )
     ports = [p["port"] for rule in policy["spec"]["ingress"] for p in rule["ports"]]
     assert ports == [int(CONFIG["CROWNSTREAM_WEB_PORT"])]

@@ -23,9 +23,12 @@ def test_one_json_object_with_extra_fields():
 
 def test_secrets_are_never_logged():
     secret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
-    entry = _format(f"endpoint secret {secret} with Bearer abc.def-123", staff_token="t0ps3cret",
-                    headers={"Authorization": "Bearer xyz", "accept": "json"},
-                    dsn="postgresql://crownstream:hunter2@db:5432/x")
+    entry = _format(
+        f"endpoint secret {secret} with Bearer abc.def-123",
+        staff_token="t0ps3cret",
+        headers={"Authorization": "Bearer xyz", "accept": "json"},
+        dsn="postgresql://crownstream:hunter2@db:5432/x",
+    )
     text = orjson.dumps(entry).decode()
     for leaked in (secret, "abc.def-123", "t0ps3cret", "xyz", "hunter2"):
         assert leaked not in text, leaked
@@ -41,8 +44,14 @@ SECRETS_IN_TEXT = {
     "url password": "postgresql+asyncpg://crownstream:hunter2@db:5432/x",
     "webhook secret": "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw",
 }
-LEAKS = ["AbC-dEf_gh1J2kL3mN4oP5qR6sT7uV8wX9yZ0", "c2lnbmF0dXJlX2xvb2tzX2xpa2VfdGhpcw",
-         "9f8e7d6c5b4a39281706f5e4d3c2b1a0", "s3cr3t-staff-token-value", "hunter2", "MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"]
+LEAKS = [
+    "AbC-dEf_gh1J2kL3mN4oP5qR6sT7uV8wX9yZ0",
+    "c2lnbmF0dXJlX2xvb2tzX2xpa2VfdGhpcw",
+    "9f8e7d6c5b4a39281706f5e4d3c2b1a0",
+    "s3cr3t-staff-token-value",
+    "hunter2",
+    "MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw",
+]
 
 
 def _plain(msg: str) -> str:

@@ -23,21 +23,35 @@ QUERY_API = [
 
 #: Every operation allowed without a credential, and why. A new route is protected unless added here.
 PUBLIC_OPERATIONS = {
-    ("get", "/healthz"), ("get", "/readyz"), ("get", "/metrics"), ("get", "/openapi.json"),  # health, metrics, doc
+    ("get", "/healthz"),
+    ("get", "/readyz"),
+    ("get", "/metrics"),
+    ("get", "/openapi.json"),  # health, metrics, doc
     # public tournament data
-    ("get", "/tournaments/{tournament_id}/stages"), ("get", "/tournaments/{tournament_id}/standings"),
-    ("get", "/tournaments/{tournament_id}/teams/{team_id}"), ("get", "/tournaments/{tournament_id}/activity"),
-    ("get", "/series/{series_id}"), ("get", "/tournaments/{tournament_id}/series/{series_id}"),
-    ("get", "/tournaments/{tournament_id}/groups/{stage_id}"), ("get", "/tournaments/{tournament_id}/leaderboard"),
+    ("get", "/tournaments/{tournament_id}/stages"),
+    ("get", "/tournaments/{tournament_id}/standings"),
+    ("get", "/tournaments/{tournament_id}/teams/{team_id}"),
+    ("get", "/tournaments/{tournament_id}/activity"),
+    ("get", "/series/{series_id}"),
+    ("get", "/tournaments/{tournament_id}/series/{series_id}"),
+    ("get", "/tournaments/{tournament_id}/groups/{stage_id}"),
+    ("get", "/tournaments/{tournament_id}/leaderboard"),
     ("get", "/tournaments/{tournament_id}/leaderboard/events"),
     # the signed one-click unsubscribe link is its own credential
-    ("get", "/users/{user_id}/unsubscribe"), ("post", "/users/{user_id}/unsubscribe"),
+    ("get", "/users/{user_id}/unsubscribe"),
+    ("post", "/users/{user_id}/unsubscribe"),
 }
 #: Data of one user: the owner's token or staff, never public.
-USER_ROUTES = {("get", "/users/{user_id}/preferences"), ("put", "/users/{user_id}/preferences"),
-               ("get", "/users/{user_id}/feed"), ("post", "/users/{user_id}/feed/read"),
-               ("get", "/users/{user_id}/webhooks"), ("post", "/users/{user_id}/webhooks"),
-               ("post", "/webhooks/{endpoint_id}/rotate"), ("post", "/webhooks/{endpoint_id}/enable")}
+USER_ROUTES = {
+    ("get", "/users/{user_id}/preferences"),
+    ("put", "/users/{user_id}/preferences"),
+    ("get", "/users/{user_id}/feed"),
+    ("post", "/users/{user_id}/feed/read"),
+    ("get", "/users/{user_id}/webhooks"),
+    ("post", "/users/{user_id}/webhooks"),
+    ("post", "/webhooks/{endpoint_id}/rotate"),
+    ("post", "/webhooks/{endpoint_id}/enable"),
+}
 FAUST_PREFIXES = ("/table", "/router", "/graph", "/performance", "/stats", "/assignment")
 
 
@@ -128,8 +142,9 @@ def test_described_operations_exist(document):
     # A described path that no view serves would document an API that answers 404.
     served = {(path, m) for path, view in app.web.views.items() for m in _implemented(view)}
     assert {(p, m) for p, ops in OPERATIONS.items() for m in ops} <= served
-    assert not [(m, p) for m, p, op in operations(document) if "default" in op["responses"]], \
+    assert not [(m, p) for m, p, op in operations(document) if "default" in op["responses"]], (
         "every served operation is described, none from its docstring alone"
+    )
 
 
 def test_undocumented_route_still_appears_and_is_flagged_without_a_policy():

@@ -20,9 +20,15 @@ def _package_of(folder: Path) -> str | None:
 
 def test_every_package_folder_is_installed():
     # Code and data folders alike (templates, migrations, JSON Schemas): each is a package of the wheel.
-    folders = {p.parent for directory in TOOL["package-dir"].values() for p in (REPO / directory).rglob("*")
-               if p.is_file() and "__pycache__" not in p.parts}
+    folders = {
+        p.parent
+        for directory in TOOL["package-dir"].values()
+        for p in (REPO / directory).rglob("*")
+        if p.is_file() and "__pycache__" not in p.parts
+    }
     expected = {_package_of(folder) for folder in folders}
     missing = expected - set(TOOL["packages"])
-    assert not missing, f"pyproject.toml [tool.setuptools] packages lacks {sorted(missing)}: `pip install .` would not ship them"
+    assert not missing, (
+        f"pyproject.toml [tool.setuptools] packages lacks {sorted(missing)}: `pip install .` would not ship them"
+    )
     assert "crownstream.demo" in TOOL["packages"]  # the main job must run from an installed image too

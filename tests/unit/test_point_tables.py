@@ -62,8 +62,9 @@ def test_placement_must_be_positive():
     "rules",
     [
         RuleSet.named("pubgm_2023"),
-        RuleSet.named("free_fire", tiebreakers=("total_points", "wins", "last_match_placement"),
-                      match_point_threshold=80),
+        RuleSet.named(
+            "free_fire", tiebreakers=("total_points", "wins", "last_match_placement"), match_point_threshold=80
+        ),
         RuleSet.named("algs", kill_cap=6, starting_points={"t1": 10, "t2": -3}, match_point_threshold=50),
         RuleSet.from_dict({"point_table": [5, 3, 1], "kill_points": 0}),
     ],

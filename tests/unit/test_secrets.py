@@ -24,10 +24,18 @@ def test_strong_distinct_secrets_pass():
 
 
 @pytest.mark.parametrize("name", SECRETS)
-@pytest.mark.parametrize("value, says", [
-    (None, "is not set"), ("", "is not set"), ("change-me", "well-known"), ("CHANGE-ME ", "well-known"),
-    ("test-token", "well-known"), (DEV_UNSUBSCRIBE_SECRET, "well-known"), ("a" * 31, "31 characters"),
-])
+@pytest.mark.parametrize(
+    "value, says",
+    [
+        (None, "is not set"),
+        ("", "is not set"),
+        ("change-me", "well-known"),
+        ("CHANGE-ME ", "well-known"),
+        ("test-token", "well-known"),
+        (DEV_UNSUBSCRIBE_SECRET, "well-known"),
+        ("a" * 31, "31 characters"),
+    ],
+)
 def test_each_weak_secret_is_named(name, value, says):
     settings = Settings(dev_mode=False, **{**STRONG, name: value})
     (problem,) = settings.secret_problems()

@@ -8,7 +8,14 @@ import re
 import pytest
 
 from crownstream.standings.series import (
-    ChangeStatus, Forfeit, GameOverride, GameResult, Series, SeriesFormat, SeriesResult, SeriesStatus,
+    ChangeStatus,
+    Forfeit,
+    GameOverride,
+    GameResult,
+    Series,
+    SeriesFormat,
+    SeriesResult,
+    SeriesStatus,
 )
 
 A, B = "team-a", "team-b"
@@ -201,8 +208,10 @@ def test_override_audit_trail_and_latest_decision_wins_in_any_order():
     # 21:00+01:00 is 20:00Z: same instant, so the greater event id decides, whatever the arrival order.
     assert state.games[0].winner_team_id == A
     audit = [(a.event_id, a.actor, a.reason, a.at, a.effective) for a in state.audit]
-    assert audit == [("ov-1", "admin-7", "replay review", "2026-11-24T20:00:00+00:00", False),
-                     ("ov-2", "admin-7", "replay review", "2026-11-24T20:00:00+00:00", True)]
+    assert audit == [
+        ("ov-1", "admin-7", "replay review", "2026-11-24T20:00:00+00:00", False),
+        ("ov-2", "admin-7", "replay review", "2026-11-24T20:00:00+00:00", True),
+    ]
     assert "superseded by ov-2" in state.audit[0].note
 
 
@@ -296,7 +305,9 @@ def test_malformed_events_raise_clear_errors(build, message):
 def test_format_from_and_to_dict():
     assert SeriesFormat.from_dict({"best_of": "bo5"}) == SeriesFormat(5)
     assert SeriesFormat.from_dict({"best_of": 7, "forfeit_score": "played"}).to_dict() == {
-        "best_of": 7, "forfeit_score": "played"}
+        "best_of": 7,
+        "forfeit_score": "played",
+    }
     assert SeriesFormat.from_dict({}) == SeriesFormat(3)
 
 

@@ -10,7 +10,14 @@ from hypothesis import strategies as st
 
 from crownstream.standings.groups import GroupPointsRule, GroupStandings, recompute_group
 from crownstream.standings.series import (
-    ChangeStatus, Forfeit, GameOverride, GameResult, Series, SeriesFormat, SeriesResult, SeriesStatus,
+    ChangeStatus,
+    Forfeit,
+    GameOverride,
+    GameResult,
+    Series,
+    SeriesFormat,
+    SeriesResult,
+    SeriesStatus,
 )
 
 A, B = "team-a", "team-b"
@@ -25,12 +32,26 @@ def series_events(draw):
     fmt = SeriesFormat(draw(st.sampled_from([1, 2, 3, 5, 7])), draw(st.sampled_from(["awarded", "played"])))
     game_no = st.integers(1, fmt.best_of)
     team = st.sampled_from([A, B])
-    results = st.builds(lambda n, w, r, s: GameResult("s", n, w, r, {A: s[0], B: s[1]} if s else None),
-                        game_no, team, st.integers(1, 3), st.none() | st.tuples(st.integers(0, 13), st.integers(0, 13)))
-    overrides = st.builds(lambda i, n, w, at: GameOverride(f"ov-{i}", "s", n, w, "admin", "review", at),
-                          st.integers(0, 4), game_no, team, st.sampled_from(STAMPS))
-    forfeits = st.builds(lambda i, t, at: Forfeit(f"ff-{i}", "s", t, at, "admin", "no-show"),
-                         st.integers(0, 2), team, st.sampled_from(STAMPS))
+    results = st.builds(
+        lambda n, w, r, s: GameResult("s", n, w, r, {A: s[0], B: s[1]} if s else None),
+        game_no,
+        team,
+        st.integers(1, 3),
+        st.none() | st.tuples(st.integers(0, 13), st.integers(0, 13)),
+    )
+    overrides = st.builds(
+        lambda i, n, w, at: GameOverride(f"ov-{i}", "s", n, w, "admin", "review", at),
+        st.integers(0, 4),
+        game_no,
+        team,
+        st.sampled_from(STAMPS),
+    )
+    forfeits = st.builds(
+        lambda i, t, at: Forfeit(f"ff-{i}", "s", t, at, "admin", "no-show"),
+        st.integers(0, 2),
+        team,
+        st.sampled_from(STAMPS),
+    )
     events = draw(st.lists(st.one_of(results, results, results, overrides, forfeits), max_size=14))
     duplicated = events + draw(st.lists(st.sampled_from(events), max_size=4)) if events else events
     return fmt, duplicated
@@ -75,8 +96,10 @@ def test_derived_state_is_consistent(case):
     state = build(fmt, events).state()
     counted = [g for g in state.games if g.counted]
     if state.forfeited_by is None:
-        assert (state.score_a, state.score_b) == (sum(g.winner_team_id == A for g in counted),
-                                                  sum(g.winner_team_id == B for g in counted))
+        assert (state.score_a, state.score_b) == (
+            sum(g.winner_team_id == A for g in counted),
+            sum(g.winner_team_id == B for g in counted),
+        )
         assert (state.status == SeriesStatus.COMPLETED) == fmt.is_decided(state.score_a, state.score_b)
     else:
         assert state.status == SeriesStatus.COMPLETED and state.winner != state.forfeited_by
@@ -92,7 +115,7 @@ def group_updates(draw):
     teams = [f"t{i}" for i in range(draw(st.integers(2, 6)))]
     fmt = SeriesFormat(draw(st.sampled_from([1, 2, 3, 5])))
     rule = GroupPointsRule(fmt.best_of, {f"{a}-{b}": draw(st.integers(0, 3)) for a, b in fmt.final_scores()})
-    pairs = [(a, b) for i, a in enumerate(teams) for b in teams[i + 1:]]
+    pairs = [(a, b) for i, a in enumerate(teams) for b in teams[i + 1 :]]
 
     def result(data):
         (a, b), leg = data["pair"], data["leg"]
@@ -104,15 +127,20 @@ def group_updates(draw):
             ga, gb = data["tally"]
             return SeriesResult(sid, a, b, fmt.best_of, SeriesStatus.COMPLETED, ga, gb, b if loser == a else a, loser)
         ga, gb = data["score"]
-        return SeriesResult(sid, a, b, fmt.best_of, SeriesStatus.COMPLETED, ga, gb,
-                            None if ga == gb else (a if ga > gb else b))
+        return SeriesResult(
+            sid, a, b, fmt.best_of, SeriesStatus.COMPLETED, ga, gb, None if ga == gb else (a if ga > gb else b)
+        )
 
-    one = st.fixed_dictionaries({
-        "pair": st.sampled_from(pairs), "leg": st.integers(0, 1),
-        "kind": st.sampled_from(["done", "done", "done", "open", "forfeit"]),
-        "score": st.sampled_from(fmt.final_scores()), "team": st.sampled_from([0, 1]),
-        "tally": st.tuples(st.integers(0, fmt.wins_needed), st.integers(0, fmt.wins_needed)),
-    }).map(lambda d: result({**d, "team": d["pair"][d["team"]]}))
+    one = st.fixed_dictionaries(
+        {
+            "pair": st.sampled_from(pairs),
+            "leg": st.integers(0, 1),
+            "kind": st.sampled_from(["done", "done", "done", "open", "forfeit"]),
+            "score": st.sampled_from(fmt.final_scores()),
+            "team": st.sampled_from([0, 1]),
+            "tally": st.tuples(st.integers(0, fmt.wins_needed), st.integers(0, fmt.wins_needed)),
+        }
+    ).map(lambda d: result({**d, "team": d["pair"][d["team"]]}))
     return teams, rule, draw(st.lists(one, max_size=25))
 
 
@@ -129,7 +157,8 @@ def test_incremental_group_equals_recompute_after_every_update(case):
         expected = recompute_group(teams, current.values(), rule, "g")
         assert g.standings() == expected
         assert {c.team_id: (c.old_rank, c.new_rank) for c in change.rank_changes} == {
-            row.team_id: (before[row.team_id], row.rank) for row in expected if before[row.team_id] != row.rank}
+            row.team_id: (before[row.team_id], row.rank) for row in expected if before[row.team_id] != row.rank
+        }
     assert sorted(row.rank for row in g.standings()) == list(range(1, len(teams) + 1))
     assert GroupStandings.from_dict(json.loads(json.dumps(g.to_dict()))).standings() == g.standings()
 

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import random
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
-from hypothesis import given, settings as hsettings, strategies as st
+from hypothesis import given
+from hypothesis import settings as hsettings
+from hypothesis import strategies as st
 
 from crownstream.schemas.deliveries import Contact, DeliveryRequest, DigestItem, dedup_key
 from crownstream.settings import Settings
@@ -16,13 +18,21 @@ from crownstream.sinks.retry import backoff, next_delay
 from crownstream.sinks.signing import WebhookVerificationError, generate_secret, sign_headers, verify
 from crownstream.sinks.targets import TargetRefused, check_address, parse_target
 
-NOW = datetime(2026, 3, 14, 18, 30, tzinfo=timezone.utc)
+NOW = datetime(2026, 3, 14, 18, 30, tzinfo=UTC)
 
 
 def request(**overrides) -> DeliveryRequest:
-    fields = dict(dedup_key=dedup_key("evt-1", "u1", "email", "match.result"), channel="email",
-                  notification_type="match.result", user_id="u1", source_event_id="evt-1", created_at=NOW,
-                  title="Match won", body="You won 2-1", contact=Contact(email="a@example.com"))
+    fields = dict(
+        dedup_key=dedup_key("evt-1", "u1", "email", "match.result"),
+        channel="email",
+        notification_type="match.result",
+        user_id="u1",
+        source_event_id="evt-1",
+        created_at=NOW,
+        title="Match won",
+        body="You won 2-1",
+        contact=Contact(email="a@example.com"),
+    )
     return DeliveryRequest(**{**fields, **overrides})
 
 
@@ -69,10 +79,16 @@ def test_signature_matches_the_spec_formula():
 
     secret = "whsec_" + base64.b64encode(b"0123456789abcdef0123456789abcdef").decode()
     headers = sign_headers("msg_1", b"{}", [secret], now=NOW)
-    expected = base64.b64encode(hmac.new(b"0123456789abcdef0123456789abcdef",
-                                         f"msg_1.{int(NOW.timestamp())}.{{}}".encode(), hashlib.sha256).digest()).decode()
-    assert headers == {"webhook-id": "msg_1", "webhook-timestamp": str(int(NOW.timestamp())),
-                       "webhook-signature": f"v1,{expected}"}
+    expected = base64.b64encode(
+        hmac.new(
+            b"0123456789abcdef0123456789abcdef", f"msg_1.{int(NOW.timestamp())}.{{}}".encode(), hashlib.sha256
+        ).digest()
+    ).decode()
+    assert headers == {
+        "webhook-id": "msg_1",
+        "webhook-timestamp": str(int(NOW.timestamp())),
+        "webhook-signature": f"v1,{expected}",
+    }
 
 
 def test_rotation_signs_with_every_secret_and_either_verifies():
@@ -86,19 +102,32 @@ def test_rotation_signs_with_every_secret_and_either_verifies():
 @pytest.mark.parametrize("skew", [timedelta(minutes=6), -timedelta(minutes=6)])
 def test_timestamps_outside_five_minutes_are_rejected(skew):
     secret = generate_secret()
-    headers = sign_headers("id", b"{}", [secret], now=datetime.now(timezone.utc) + skew)
+    headers = sign_headers("id", b"{}", [secret], now=datetime.now(UTC) + skew)
     with pytest.raises(WebhookVerificationError, match="too (old|new)"):
         verify(b"{}", headers, secret)
 
 
 def test_timestamps_within_tolerance_pass():
     secret = generate_secret()
-    verify(b"{}", sign_headers("id", b"{}", [secret], now=datetime.now(timezone.utc) - timedelta(minutes=4)), secret)
+    verify(b"{}", sign_headers("id", b"{}", [secret], now=datetime.now(UTC) - timedelta(minutes=4)), secret)
 
 
 # --- targets ----------------------------------------------------------------------------------------------
-@pytest.mark.parametrize("address", ["127.0.0.1", "10.1.2.3", "192.168.0.9", "169.254.169.254", "::1", "fe80::1",
-                                     "172.16.0.1", "0.0.0.0", "100.64.0.1", "fd00::1"])
+@pytest.mark.parametrize(
+    "address",
+    [
+        "127.0.0.1",
+        "10.1.2.3",
+        "192.168.0.9",
+        "169.254.169.254",
+        "::1",
+        "fe80::1",
+        "172.16.0.1",
+        "0.0.0.0",
+        "100.64.0.1",
+        "fd00::1",
+    ],
+)
 def test_non_public_addresses_are_refused_unless_allowed(address):
     with pytest.raises(TargetRefused):
         check_address(address, allow_private=False)
@@ -109,8 +138,17 @@ def test_public_address_is_allowed():
     check_address("93.184.215.14", allow_private=False)
 
 
-@pytest.mark.parametrize("url", ["ftp://example.com/x", "http://example.com/hook", "https://user:pw@example.com/",
-                                 "https:///nohost", "https://127.0.0.1/", "http://127.0.0.1/"])
+@pytest.mark.parametrize(
+    "url",
+    [
+        "ftp://example.com/x",
+        "http://example.com/hook",
+        "https://user:pw@example.com/",
+        "https:///nohost",
+        "https://127.0.0.1/",
+        "http://127.0.0.1/",
+    ],
+)
 def test_bad_urls_are_refused(url):
     with pytest.raises(TargetRefused):
         parse_target(url, allow_private=False)
@@ -133,24 +171,48 @@ long_text = st.text(min_size=0, max_size=6000)
 
 
 @hsettings(max_examples=60, deadline=None)
-@given(title=st.text(min_size=1, max_size=600), body=st.text(max_size=5000),
-       data=st.dictionaries(st.text(min_size=1, max_size=300), st.text(max_size=1500), max_size=40),
-       n_items=st.integers(0, 15))
+@given(
+    title=st.text(min_size=1, max_size=600),
+    body=st.text(max_size=5000),
+    data=st.dictionaries(st.text(min_size=1, max_size=300), st.text(max_size=1500), max_size=40),
+    n_items=st.integers(0, 15),
+)
 def test_any_request_fits_discords_limits(title, body, data, n_items):
     title = title.strip() or "t"
-    req = request(channel="discord", title=title[:256], body=body[:4000], data=data,
-                  kind="digest" if n_items else "single",
-                  items=[DigestItem(notification_type="match.result", source_event_id=f"e{i}", occurred_at=NOW,
-                                    title=("item " * 80)[:250], body="x" * 900) for i in range(n_items)])
+    req = request(
+        channel="discord",
+        title=title[:256],
+        body=body[:4000],
+        data=data,
+        kind="digest" if n_items else "single",
+        items=[
+            DigestItem(
+                notification_type="match.result",
+                source_event_id=f"e{i}",
+                occurred_at=NOW,
+                title=("item " * 80)[:250],
+                body="x" * 900,
+            )
+            for i in range(n_items)
+        ],
+    )
     payload = dp.build_payload(req)
     _check_limits(payload)
     assert payload["embeds"][0]["title"]
 
 
 def test_fit_trims_an_oversized_payload():
-    payload = {"content": "c" * 3000,
-               "embeds": [{"title": "t" * 300, "description": "d" * 5000,
-                           "fields": [{"name": "n" * 300, "value": "v" * 2000} for _ in range(30)]}] * 12}
+    payload = {
+        "content": "c" * 3000,
+        "embeds": [
+            {
+                "title": "t" * 300,
+                "description": "d" * 5000,
+                "fields": [{"name": "n" * 300, "value": "v" * 2000} for _ in range(30)],
+            }
+        ]
+        * 12,
+    }
     fitted = dp.fit(payload)
     _check_limits(fitted)
     assert len(fitted["embeds"]) <= 10 and len(fitted["content"]) == 2000
@@ -229,9 +291,19 @@ def test_data_and_constraint_errors_are_permanent(sqlstate):
     assert not is_transient(_Wrapped(_PgError(sqlstate)))
 
 
-@pytest.mark.parametrize("exc", [_Wrapped(_PgError("40001")), _Wrapped(_PgError("40P01")), _PgError("57P01"),
-                                 _PgError("08006"), _PgError("53300"), ConnectionRefusedError(), TimeoutError(),
-                                 OSError("network unreachable")])
+@pytest.mark.parametrize(
+    "exc",
+    [
+        _Wrapped(_PgError("40001")),
+        _Wrapped(_PgError("40P01")),
+        _PgError("57P01"),
+        _PgError("08006"),
+        _PgError("53300"),
+        ConnectionRefusedError(),
+        TimeoutError(),
+        OSError("network unreachable"),
+    ],
+)
 def test_connection_loss_timeouts_and_serialization_failures_are_transient(exc):
     from crownstream.sinks.ledger import is_transient
 
@@ -255,10 +327,16 @@ def test_stored_texts_lose_nul_and_control_characters_and_are_capped():
     assert Outcome.dead("\x00" * 5000).error == ""
 
 
-@pytest.mark.parametrize("exc,category", [
-    ("refused", "target refused by policy"), (TimeoutError(), "timed out"), (ConnectionRefusedError(), "connection refused"),
-    ("ssl", "TLS error"), (OSError("No route to host 10.9.8.7"), "connection failed"),
-])
+@pytest.mark.parametrize(
+    "exc,category",
+    [
+        ("refused", "target refused by policy"),
+        (TimeoutError(), "timed out"),
+        (ConnectionRefusedError(), "connection refused"),
+        ("ssl", "TLS error"),
+        (OSError("No route to host 10.9.8.7"), "connection failed"),
+    ],
+)
 def test_owners_read_failure_categories_without_addresses(exc, category):
     import ssl
 
@@ -308,5 +386,7 @@ def test_discord_retry_after_from_body_or_headers_parsed_safely():
     bucket = Bucket()
     bucket.update(httpx.Headers({"x-ratelimit-remaining": "0", "x-ratelimit-reset-after": "1e999"}), cap_s=300.0)
     assert 299.0 < bucket.wait_s() <= 300.0
-    bucket.update(httpx.Headers({"x-ratelimit-remaining": "99999999999999999999", "x-ratelimit-reset-after": "nan"}), 300.0)
+    bucket.update(
+        httpx.Headers({"x-ratelimit-remaining": "99999999999999999999", "x-ratelimit-reset-after": "nan"}), 300.0
+    )
     assert bucket.remaining == 0  # unreadable values leave the bucket as it was

@@ -11,13 +11,20 @@ from typing import Any
 
 import pytest
 
-from crownstream.standings.battle_royale import AuditEntry as BrAuditEntry, Leaderboard
-from crownstream.standings.br_inputs import Disqualification, Forfeit as BrForfeit, LobbyRow, MatchResult, Override
+from crownstream.standings.battle_royale import AuditEntry as BrAuditEntry
+from crownstream.standings.battle_royale import Leaderboard
+from crownstream.standings.br_inputs import Disqualification, LobbyRow, MatchResult, Override
+from crownstream.standings.br_inputs import Forfeit as BrForfeit
 from crownstream.standings.br_scoring import TeamStanding
 from crownstream.standings.groups import GroupPointsRule, GroupStandings
 from crownstream.standings.rules import RuleSet
 from crownstream.standings.series import (
-    Forfeit, GameOverride, GameResult, Series, SeriesFormat, SeriesResult,
+    Forfeit,
+    GameOverride,
+    GameResult,
+    Series,
+    SeriesFormat,
+    SeriesResult,
 )
 
 GOLDEN = Path(__file__).with_name("data") / "standings_encoding.json"
@@ -26,18 +33,31 @@ GOLDEN = Path(__file__).with_name("data") / "standings_encoding.json"
 def samples() -> dict[str, Any]:
     """One of each encoded type, with the awkward values in: null kills, a non-UTC offset, a score mapping, an
     empty score, enums, a disqualification, a forfeit, a superseded override, starting points."""
-    rules = RuleSet.from_dict({"format": "battle_royale", "point_table": "algs", "kill_points": 1, "kill_cap": 5,
-                               "starting_points": {"c": 3}, "match_point_threshold": None})
+    rules = RuleSet.from_dict(
+        {
+            "format": "battle_royale",
+            "point_table": "algs",
+            "kill_points": 1,
+            "kill_cap": 5,
+            "starting_points": {"c": 3},
+            "match_point_threshold": None,
+        }
+    )
     board = Leaderboard(rules, "s1")
-    m1 = MatchResult("s1", "m1", 1, 1, "2026-01-31T18:00:00Z",
-                     (LobbyRow("a", 1, 4), LobbyRow("b", 2, 7), LobbyRow("c", 3)))
+    m1 = MatchResult(
+        "s1", "m1", 1, 1, "2026-01-31T18:00:00Z", (LobbyRow("a", 1, 4), LobbyRow("b", 2, 7), LobbyRow("c", 3))
+    )
     m2 = MatchResult("s1", "m2", 2, 2, "2026-01-31T19:00:00+01:00", (LobbyRow("a", 3, 0), LobbyRow("b", 1, 2)))
     ov = Override("o1", "m1", "b", 1, None, "staff-1", "appeal upheld", "2026-01-31T20:00:00Z")
     ov2 = Override("o0", "m1", "b", 2, 3, "staff-2", "earlier", "2026-01-31T19:30:00Z")
     dq = Disqualification("d1", "c", 2, "staff-1", "cheating", "2026-01-31T21:00:00Z")
     changes = [board.apply(x) for x in (m1, m2, ov, ov2, dq, BrForfeit("m2", "a"))]
     out: dict[str, Any] = {
-        "MatchResult": m1, "Override": ov, "Override(kills)": ov2, "Disqualification": dq, "RuleSet": rules,
+        "MatchResult": m1,
+        "Override": ov,
+        "Override(kills)": ov2,
+        "Disqualification": dq,
+        "RuleSet": rules,
         "TeamStanding": [s for _, s in board.standings()],
         "Contribution": [c for t in ("a", "b", "c") for c in board.team_matches(t)],
         "AuditEntry(br)": board.audit_trail("b"),
@@ -53,13 +73,27 @@ def samples() -> dict[str, Any]:
     for e in (g1, g2, go, ff):
         series.apply(e)
     state = series.state()
-    out.update({"SeriesFormat": fmt, "GameResult": g1, "GameResult(no score)": g2, "GameOverride": go,
-                "Forfeit": ff, "Series": series, "SeriesState": state, "GameView": list(state.games),
-                "AuditEntry(series)": list(state.audit), "SeriesResult": state.result()})
+    out.update(
+        {
+            "SeriesFormat": fmt,
+            "GameResult": g1,
+            "GameResult(no score)": g2,
+            "GameOverride": go,
+            "Forfeit": ff,
+            "Series": series,
+            "SeriesState": state,
+            "GameView": list(state.games),
+            "AuditEntry(series)": list(state.audit),
+            "SeriesResult": state.result(),
+        }
+    )
     rule = GroupPointsRule.from_dict({"format": "series_group", "best_of": 3})
     group = GroupStandings("g1", ("a", "b", "c"), rule)
-    for r in (state.result(), SeriesResult("x2", "b", "c", 3, "completed", 2, 1, "b"),
-              SeriesResult("x3", "a", "c", 3, "in_progress", 1, 0)):
+    for r in (
+        state.result(),
+        SeriesResult("x2", "b", "c", 3, "completed", 2, 1, "b"),
+        SeriesResult("x3", "a", "c", 3, "in_progress", 1, 0),
+    ):
         group.update(r)
     out.update({"GroupPointsRule": rule, "GroupStandings": group, "StandingRow": list(group.standings())})
     return out
@@ -73,10 +107,20 @@ def encode(value: Any) -> str:
 
 SAMPLES = samples()
 READERS = {
-    "MatchResult": MatchResult, "Override": Override, "Override(kills)": Override, "Disqualification": Disqualification,
-    "RuleSet": RuleSet, "TeamStanding": TeamStanding, "AuditEntry(br)": BrAuditEntry, "SeriesFormat": SeriesFormat,
-    "GameResult": GameResult, "GameResult(no score)": GameResult, "GameOverride": GameOverride, "Forfeit": Forfeit,
-    "SeriesResult": SeriesResult, "GroupPointsRule": GroupPointsRule,
+    "MatchResult": MatchResult,
+    "Override": Override,
+    "Override(kills)": Override,
+    "Disqualification": Disqualification,
+    "RuleSet": RuleSet,
+    "TeamStanding": TeamStanding,
+    "AuditEntry(br)": BrAuditEntry,
+    "SeriesFormat": SeriesFormat,
+    "GameResult": GameResult,
+    "GameResult(no score)": GameResult,
+    "GameOverride": GameOverride,
+    "Forfeit": Forfeit,
+    "SeriesResult": SeriesResult,
+    "GroupPointsRule": GroupPointsRule,
 }
 
 

@@ -13,8 +13,15 @@ import yarl
 
 from crownstream.sinks.retry import next_delay, parse_delay
 from crownstream.sinks.targets import (
-    DoesNotResolve, TargetRefused, check_url, deny_reason, host_address, normalise_host, parse_ipv4_numeric,
-    parse_target, resolve_checked,
+    DoesNotResolve,
+    TargetRefused,
+    check_url,
+    deny_reason,
+    host_address,
+    normalise_host,
+    parse_ipv4_numeric,
+    parse_target,
+    resolve_checked,
 )
 
 # Host forms (as written in a URL's authority) that must be refused: (form, the address it denotes or None
@@ -48,29 +55,68 @@ LOOPBACK_FORMS = [
     ("[2002:7f00:1::1]", "2002:7f00:1::1"),  # 6to4 of 127.0.0.1
 ]
 PRIVATE_FORMS = [
-    ("0", "0.0.0.0"), ("0.0.0.0", "0.0.0.0"), ("[::]", "::"),
-    ("10.0.0.1", "10.0.0.1"), ("0x0a.0.0.1", "10.0.0.1"), ("012.0.0.1", "10.0.0.1"), ("167772161", "10.0.0.1"),
-    ("172.16.0.1", "172.16.0.1"), ("172.31.255.255", "172.31.255.255"), ("192.168.1.1", "192.168.1.1"),
-    ("169.254.169.254", "169.254.169.254"), ("169.254.43518", "169.254.169.254"), ("0xa9fea9fe", "169.254.169.254"),
-    ("100.64.0.1", "100.64.0.1"), ("100.127.255.254", "100.127.255.254"),
-    ("224.0.0.1", "224.0.0.1"), ("239.255.255.250", "239.255.255.250"), ("240.0.0.1", "240.0.0.1"),
-    ("255.255.255.255", "255.255.255.255"), ("192.0.2.1", "192.0.2.1"), ("198.51.100.7", "198.51.100.7"),
-    ("203.0.113.9", "203.0.113.9"), ("198.18.0.1", "198.18.0.1"), ("198.19.255.1", "198.19.255.1"),
-    ("192.0.0.8", "192.0.0.8"), ("192.88.99.1", "192.88.99.1"),
-    ("[::ffff:10.0.0.1]", "::ffff:10.0.0.1"), ("[::ffff:a9fe:a9fe]", "::ffff:169.254.169.254"),
-    ("[::10.0.0.1]", "::10.0.0.1"), ("[64:ff9b::a00:1]", "64:ff9b::a00:1"), ("[64:ff9b:1::1]", "64:ff9b:1::1"),
-    ("[2002:a9fe:a9fe::1]", "2002:a9fe:a9fe::1"), ("[2001:0:4136:e378:8000:63bf:3fff:fdd2]", "2001:0:4136:e378:8000:63bf:3fff:fdd2"),
-    ("[fec0::1]", "fec0::1"), ("[fc00::1]", "fc00::1"), ("[fd12:3456::1]", "fd12:3456::1"), ("[fe80::1]", "fe80::1"),
-    ("[ff02::1]", "ff02::1"), ("[2001:db8::1]", "2001:db8::1"), ("[100::1]", "100::1"), ("[2001:2::1]", "2001:2::1"),
+    ("0", "0.0.0.0"),
+    ("0.0.0.0", "0.0.0.0"),
+    ("[::]", "::"),
+    ("10.0.0.1", "10.0.0.1"),
+    ("0x0a.0.0.1", "10.0.0.1"),
+    ("012.0.0.1", "10.0.0.1"),
+    ("167772161", "10.0.0.1"),
+    ("172.16.0.1", "172.16.0.1"),
+    ("172.31.255.255", "172.31.255.255"),
+    ("192.168.1.1", "192.168.1.1"),
+    ("169.254.169.254", "169.254.169.254"),
+    ("169.254.43518", "169.254.169.254"),
+    ("0xa9fea9fe", "169.254.169.254"),
+    ("100.64.0.1", "100.64.0.1"),
+    ("100.127.255.254", "100.127.255.254"),
+    ("224.0.0.1", "224.0.0.1"),
+    ("239.255.255.250", "239.255.255.250"),
+    ("240.0.0.1", "240.0.0.1"),
+    ("255.255.255.255", "255.255.255.255"),
+    ("192.0.2.1", "192.0.2.1"),
+    ("198.51.100.7", "198.51.100.7"),
+    ("203.0.113.9", "203.0.113.9"),
+    ("198.18.0.1", "198.18.0.1"),
+    ("198.19.255.1", "198.19.255.1"),
+    ("192.0.0.8", "192.0.0.8"),
+    ("192.88.99.1", "192.88.99.1"),
+    ("[::ffff:10.0.0.1]", "::ffff:10.0.0.1"),
+    ("[::ffff:a9fe:a9fe]", "::ffff:169.254.169.254"),
+    ("[::10.0.0.1]", "::10.0.0.1"),
+    ("[64:ff9b::a00:1]", "64:ff9b::a00:1"),
+    ("[64:ff9b:1::1]", "64:ff9b:1::1"),
+    ("[2002:a9fe:a9fe::1]", "2002:a9fe:a9fe::1"),
+    ("[2001:0:4136:e378:8000:63bf:3fff:fdd2]", "2001:0:4136:e378:8000:63bf:3fff:fdd2"),
+    ("[fec0::1]", "fec0::1"),
+    ("[fc00::1]", "fc00::1"),
+    ("[fd12:3456::1]", "fd12:3456::1"),
+    ("[fe80::1]", "fe80::1"),
+    ("[ff02::1]", "ff02::1"),
+    ("[2001:db8::1]", "2001:db8::1"),
+    ("[100::1]", "100::1"),
+    ("[2001:2::1]", "2001:2::1"),
 ]
 MALFORMED_FORMS = [
-    "1.2.3.4.5", "256.1.1.1", "0x100000000", "4294967296", "08.0.0.1", "%31%32%37.0.0.1", "127.0.0.1%2e",
-    "[fe80::1%25eth0]", "\u0661\u0662\u0667.0.0.1",  # Arabic-Indic digits: refused by IDNA, never a name
+    "1.2.3.4.5",
+    "256.1.1.1",
+    "0x100000000",
+    "4294967296",
+    "08.0.0.1",
+    "%31%32%37.0.0.1",
+    "127.0.0.1%2e",
+    "[fe80::1%25eth0]",
+    "\u0661\u0662\u0667.0.0.1",  # Arabic-Indic digits: refused by IDNA, never a name
     "exa\u00admple.com\u3002.",  # soft hyphen: each client reads it differently
 ]
 URL_TRICKS = [
-    "https://hooks.example.com@127.0.0.1/", "https://127.0.0.1\\@hooks.example.com/", "https://127.0.0.1\t/",
-    "https:///nohost", "ftp://hooks.example.com/", "https://user:pw@hooks.example.com/", "gopher://127.0.0.1/",
+    "https://hooks.example.com@127.0.0.1/",
+    "https://127.0.0.1\\@hooks.example.com/",
+    "https://127.0.0.1\t/",
+    "https:///nohost",
+    "ftp://hooks.example.com/",
+    "https://user:pw@hooks.example.com/",
+    "gopher://127.0.0.1/",
     "file:///etc/passwd",
 ]
 
@@ -80,20 +126,34 @@ def fake_dns(table: dict[str, list[str]]):
         if host not in table:
             raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
         return table[host]
+
     return resolve
 
 
-DNS = fake_dns({
-    "hooks.example.com": ["93.184.215.14"], "example.com": ["93.184.215.14", "2606:2800:21f:cb07:6820:80da:af6b:8b2c"],
-    "rebind.example.com": ["93.184.215.14", "127.0.0.1"], "mapped.example.com": ["::ffff:10.0.0.1"],
-    "internal.example.com": ["10.1.2.3"], "metadata.example.com": ["169.254.169.254"],
-    "nat64.example.com": ["64:ff9b::a9fe:a9fe"], "v6.example.com": ["2606:4700::1111"],
-})
-NAME_FORMS = ["rebind.example.com", "mapped.example.com", "internal.example.com", "metadata.example.com",
-              "nat64.example.com", "no-such-host.example.com", "INTERNAL.example.com",
-              "\uff49\uff4e\uff54\uff45\uff52\uff4e\uff41\uff4c.example.com"]  # fullwidth "internal"
+DNS = fake_dns(
+    {
+        "hooks.example.com": ["93.184.215.14"],
+        "example.com": ["93.184.215.14", "2606:2800:21f:cb07:6820:80da:af6b:8b2c"],
+        "rebind.example.com": ["93.184.215.14", "127.0.0.1"],
+        "mapped.example.com": ["::ffff:10.0.0.1"],
+        "internal.example.com": ["10.1.2.3"],
+        "metadata.example.com": ["169.254.169.254"],
+        "nat64.example.com": ["64:ff9b::a9fe:a9fe"],
+        "v6.example.com": ["2606:4700::1111"],
+    }
+)
+NAME_FORMS = [
+    "rebind.example.com",
+    "mapped.example.com",
+    "internal.example.com",
+    "metadata.example.com",
+    "nat64.example.com",
+    "no-such-host.example.com",
+    "INTERNAL.example.com",
+    "\uff49\uff4e\uff54\uff45\uff52\uff4e\uff41\uff4c.example.com",
+]  # fullwidth "internal"
 
-ALL_REFUSED = ([f for f, _ in LOOPBACK_FORMS] + [f for f, _ in PRIVATE_FORMS] + MALFORMED_FORMS + NAME_FORMS)
+ALL_REFUSED = [f for f, _ in LOOPBACK_FORMS] + [f for f, _ in PRIVATE_FORMS] + MALFORMED_FORMS + NAME_FORMS
 
 
 def test_the_policy_is_tried_with_many_forms():
@@ -167,18 +227,35 @@ async def test_a_name_that_does_not_resolve_is_told_apart_only_by_type():
     assert missing.value.reason.replace("no-such-host", "internal") == private.value.reason
 
 
-@pytest.mark.parametrize("url,expected", [
-    ("https://hooks.example.com/x", ["93.184.215.14"]),
-    ("https://\uff45\uff58\uff41\uff4d\uff50\uff4c\uff45\u3002com/x", ["93.184.215.14", "2606:2800:21f:cb07:6820:80da:af6b:8b2c"]),
-    ("https://v6.example.com/x", ["2606:4700::1111"]),
-])
+@pytest.mark.parametrize(
+    "url,expected",
+    [
+        ("https://hooks.example.com/x", ["93.184.215.14"]),
+        (
+            "https://\uff45\uff58\uff41\uff4d\uff50\uff4c\uff45\u3002com/x",
+            ["93.184.215.14", "2606:2800:21f:cb07:6820:80da:af6b:8b2c"],
+        ),
+        ("https://v6.example.com/x", ["2606:4700::1111"]),
+    ],
+)
 async def test_public_names_pass_and_resolve_to_what_is_connected(url, expected):
     target = await check_url(url, allow_private=False, resolve=DNS)
     assert [str(a) for a in await resolve_checked(target.host, target.port, False, DNS)] == expected
 
 
-@pytest.mark.parametrize("form", ["93.184.215.14", "8.8.8.8", "1.1.1.1", "[2606:4700::1111]",
-                                  "[64:ff9b::808:808]", "[2002:808:808::1]", "[::ffff:8.8.8.8]", "134744072"])
+@pytest.mark.parametrize(
+    "form",
+    [
+        "93.184.215.14",
+        "8.8.8.8",
+        "1.1.1.1",
+        "[2606:4700::1111]",
+        "[64:ff9b::808:808]",
+        "[2002:808:808::1]",
+        "[::ffff:8.8.8.8]",
+        "134744072",
+    ],
+)
 async def test_public_addresses_pass(form):
     target = await check_url(f"https://{form}/hook", allow_private=False, resolve=DNS)
     assert target.address is not None and deny_reason(target.address) is None
@@ -208,8 +285,20 @@ def test_normaliser_agrees_with_yarl(form, address):
 
 
 def test_numeric_ipv4_reading_matches_inet_aton():
-    for text in ["2130706433", "0x7f.1", "0177.0.0.1", "127.1", "127.0.1", "0", "0x0", "1.2.3", "10.258",
-                 "0xffffffff", "037777777777", "1.0x2.03.4"]:
+    for text in [
+        "2130706433",
+        "0x7f.1",
+        "0177.0.0.1",
+        "127.1",
+        "127.0.1",
+        "0",
+        "0x0",
+        "1.2.3",
+        "10.258",
+        "0xffffffff",
+        "037777777777",
+        "1.0x2.03.4",
+    ]:
         assert str(parse_ipv4_numeric(text)) == socket.inet_ntoa(socket.inet_aton(text)), text
     assert parse_ipv4_numeric("example.com") is None and parse_ipv4_numeric("1.2.3.example") is None
     for bad in ["1.2.3.4.5", "256.1.1.1", "4294967296", "08", "0x1.0x100.1.1", "1..2"]:
@@ -218,11 +307,28 @@ def test_numeric_ipv4_reading_matches_inet_aton():
 
 
 # --- what a receiver asks us to wait ----------------------------------------------------------------------
-@pytest.mark.parametrize("value,expected", [
-    ("2", 2.0), ("0.5", 0.5), (" 3 ", 3.0), (1.5, 1.5), (7, 7.0), ("-4", 0.0), (-1, 0.0),
-    ("NaN", None), ("nan", None), (float("nan"), None), ("abc", None), ("", None), (None, None), (True, None),
-    ("1" * 100, None), ([1], None), ({"a": 1}, None),
-])
+@pytest.mark.parametrize(
+    "value,expected",
+    [
+        ("2", 2.0),
+        ("0.5", 0.5),
+        (" 3 ", 3.0),
+        (1.5, 1.5),
+        (7, 7.0),
+        ("-4", 0.0),
+        (-1, 0.0),
+        ("NaN", None),
+        ("nan", None),
+        (float("nan"), None),
+        ("abc", None),
+        ("", None),
+        (None, None),
+        (True, None),
+        ("1" * 100, None),
+        ([1], None),
+        ({"a": 1}, None),
+    ],
+)
 def test_delays_are_parsed_safely(value, expected):
     assert parse_delay(value) == expected
 

@@ -429,8 +429,18 @@ def _engine_modules():
 
 def test_the_engine_package_is_where_the_fixes_are():
     names = {module.__name__.rsplit(".", 1)[1] for module in _engine_modules()}
-    assert {"transactions", "consumer", "consumer_thread", "producer", "producer_buffer", "recovery", "table_manager",
-            "topic_declarations", "transport", "install"} <= names, names
+    assert {
+        "transactions",
+        "consumer",
+        "consumer_thread",
+        "producer",
+        "producer_buffer",
+        "recovery",
+        "table_manager",
+        "topic_declarations",
+        "transport",
+        "install",
+    } <= names, names
 
 
 def _engine_classes():

@@ -9,7 +9,17 @@ import pytest
 
 from crownstream.settings import Settings
 from crownstream.web.auth import (
-    AUDIENCE, LEEWAY_S, PUBLIC, STAFF, USER, Principal, access, authenticate, authorize, mint_user_token, policy_of,
+    AUDIENCE,
+    LEEWAY_S,
+    PUBLIC,
+    STAFF,
+    USER,
+    Principal,
+    access,
+    authenticate,
+    authorize,
+    mint_user_token,
+    policy_of,
 )
 from crownstream.web.errors import HttpError
 
@@ -36,11 +46,24 @@ def test_staff_token_and_user_token_give_their_principal():
     assert authenticate(f"bearer {mint_user_token('ada', 60, SETTINGS)}", SETTINGS) == Principal(USER, "ada")
 
 
-@pytest.mark.parametrize("header", [
-    None, "", "Bearer", "Bearer ", "Basic YWRhOnB3", f"Token {STAFF_TOKEN}", "Bearer wrong", "Bearer a.b.c",
-    f"Bearer {STAFF_TOKEN[:-1]}", "Bearer \udcff\udcfe",  # how aiohttp hands over undecodable header bytes
-    "Bearer tök.en.x", "Bearer a\x00b", "Bearer \x7f",
-])
+@pytest.mark.parametrize(
+    "header",
+    [
+        None,
+        "",
+        "Bearer",
+        "Bearer ",
+        "Basic YWRhOnB3",
+        f"Token {STAFF_TOKEN}",
+        "Bearer wrong",
+        "Bearer a.b.c",
+        f"Bearer {STAFF_TOKEN[:-1]}",
+        "Bearer \udcff\udcfe",  # how aiohttp hands over undecodable header bytes
+        "Bearer tök.en.x",
+        "Bearer a\x00b",
+        "Bearer \x7f",
+    ],
+)
 def test_missing_malformed_or_wrong_credentials_are_401(header):
     assert status_of(header) == 401
 
@@ -52,19 +75,21 @@ def test_user_token_claims_are_enforced():
     assert status_of(f"Bearer {forged(good)}") == 200
     assert status_of(f"Bearer {forged({k: v for k, v in good.items() if k != 'aud'})}") == 200  # aud is optional
     refused = [
-        {**good, "exp": now - LEEWAY_S - 5},                 # expired
-        {k: v for k, v in good.items() if k != "exp"},      # no exp
-        {k: v for k, v in good.items() if k != "iat"},      # no iat
-        {k: v for k, v in good.items() if k != "sub"},      # no subject
-        {**good, "iat": now - 10, "exp": now + 3600},        # lives longer than user_token_max_ttl_s
+        {**good, "exp": now - LEEWAY_S - 5},  # expired
+        {k: v for k, v in good.items() if k != "exp"},  # no exp
+        {k: v for k, v in good.items() if k != "iat"},  # no iat
+        {k: v for k, v in good.items() if k != "sub"},  # no subject
+        {**good, "iat": now - 10, "exp": now + 3600},  # lives longer than user_token_max_ttl_s
         {**good, "aud": "someone-else"},
-        {**good, "sub": "a" * 129}, {**good, "sub": "a\x00b"}, {**good, "sub": ""},
+        {**good, "sub": "a" * 129},
+        {**good, "sub": "a\x00b"},
+        {**good, "sub": ""},
         {**good, "iat": now + 3 * LEEWAY_S, "exp": now + 4 * LEEWAY_S},  # issued in the future
     ]
     for claims in refused:
         assert status_of(f"Bearer {forged(claims)}") == 401, claims
-    assert status_of(f"Bearer {forged(good, key='x' * 40)}") == 401           # another key
-    assert status_of(f"Bearer {forged(good, algorithm='HS512')}") == 401       # another algorithm
+    assert status_of(f"Bearer {forged(good, key='x' * 40)}") == 401  # another key
+    assert status_of(f"Bearer {forged(good, algorithm='HS512')}") == 401  # another algorithm
     unsigned = jwt.encode(good, None, algorithm="none")
     assert status_of(f"Bearer {unsigned}") == 401
 
@@ -134,8 +159,12 @@ async def test_access_decorator_checks_before_the_view_runs(monkeypatch):
     assert await view.own(_Request(ada), user_id="ada") == "ok"
     assert await view.endpoint(_Request(ada), endpoint_id="e1") == "ok"
     assert await view.own(_Request(f"Bearer {STAFF_TOKEN}"), user_id="bob") == "ok"
-    for call, status in ((view.own(_Request(ada), user_id="bob"), 403), (view.own(_Request(None), user_id="ada"), 401),
-                         (view.staff_only(_Request(ada)), 403), (view.staff_only(_Request("Bearer x")), 401)):
+    for call, status in (
+        (view.own(_Request(ada), user_id="bob"), 403),
+        (view.own(_Request(None), user_id="ada"), 401),
+        (view.staff_only(_Request(ada)), 403),
+        (view.staff_only(_Request("Bearer x")), 401),
+    ):
         with pytest.raises(HttpError) as refused:
             await call
         assert refused.value.status == status
@@ -154,14 +183,19 @@ def test_token_mint_command_prints_a_token_the_workers_accept():
     from tests.support.services import REPO
 
     exe = str(REPO / ".venv" / "bin" / "crownstream")
-    env = {**{k: v for k, v in os.environ.items() if not k.startswith("CROWNSTREAM_")},
-           "CROWNSTREAM_USER_TOKEN_KEY": KEY, "CROWNSTREAM_USER_TOKEN_MAX_TTL_S": "3600"}
-    done = subprocess.run([exe, "token", "mint", "ada", "--ttl", "120"], env=env, capture_output=True, text=True,
-                          timeout=60)
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith("CROWNSTREAM_")},
+        "CROWNSTREAM_USER_TOKEN_KEY": KEY,
+        "CROWNSTREAM_USER_TOKEN_MAX_TTL_S": "3600",
+    }
+    done = subprocess.run(
+        [exe, "token", "mint", "ada", "--ttl", "120"], env=env, capture_output=True, text=True, timeout=60
+    )
     assert done.returncode == 0, done.stderr
     assert authenticate(f"Bearer {done.stdout.strip()}", SETTINGS) == Principal(USER, "ada")
-    too_long = subprocess.run([exe, "token", "mint", "ada", "--ttl", "3601"], env=env, capture_output=True,
-                              text=True, timeout=60)
+    too_long = subprocess.run(
+        [exe, "token", "mint", "ada", "--ttl", "3601"], env=env, capture_output=True, text=True, timeout=60
+    )
     assert too_long.returncode == 2 and "3600" in too_long.stderr and not too_long.stdout
     no_key = {k: v for k, v in env.items() if k != "CROWNSTREAM_USER_TOKEN_KEY"}
     refused = subprocess.run([exe, "token", "mint", "ada"], env=no_key, capture_output=True, text=True, timeout=60)

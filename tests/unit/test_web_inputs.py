@@ -7,7 +7,13 @@ import pytest
 from crownstream.settings import Settings
 from crownstream.web.errors import HttpError
 from crownstream.web.inputs import (
-    INT64_MAX, check_path_params, decode_json, id_list, json_depth, json_int, parse_int,
+    INT64_MAX,
+    check_path_params,
+    decode_json,
+    id_list,
+    json_depth,
+    json_int,
+    parse_int,
 )
 
 SETTINGS = Settings(http_max_json_depth=8, http_max_ids=5)
@@ -22,18 +28,18 @@ def refused(fn, *args) -> int:
 
 def test_json_bodies():
     assert decode_json(b'{"a": [1, {"b": "\xc3\xa9"}]}', "application/json", SETTINGS) == {"a": [1, {"b": "é"}]}
-    assert decode_json(b'[]', "application/json; charset=UTF-8", SETTINGS) == []
-    assert decode_json(b'[]', 'application/json; charset="utf8"', SETTINGS) == []
+    assert decode_json(b"[]", "application/json; charset=UTF-8", SETTINGS) == []
+    assert decode_json(b"[]", 'application/json; charset="utf8"', SETTINGS) == []
     deep = b"[" * 9 + b"]" * 9
     assert refused(decode_json, deep, "application/json", SETTINGS) == 400
     assert decode_json(b"[" * 8 + b"]" * 8, "application/json", SETTINGS) is not None
     assert refused(decode_json, b"[" * 100_000, "application/json", SETTINGS) == 400  # orjson's own limit
     assert refused(decode_json, b'{"a": "\xff"}', "application/json", SETTINGS) == 400  # not UTF-8
     assert refused(decode_json, b'{"a": 1', "application/json", SETTINGS) == 400
-    assert refused(decode_json, b'[1e999]', "application/json", SETTINGS) == 400
+    assert refused(decode_json, b"[1e999]", "application/json", SETTINGS) == 400
     assert refused(decode_json, b'"\\ud800"', "application/json", SETTINGS) == 400  # lone surrogate
     assert refused(decode_json, b'{"a": [18446744073709551615]}', "application/json", SETTINGS) == 400  # > int64
-    assert decode_json(b'[9223372036854775807, -9223372036854775808]', "application/json", SETTINGS) is not None
+    assert decode_json(b"[9223372036854775807, -9223372036854775808]", "application/json", SETTINGS) is not None
     for charset in ("klingon", "\ufffd", "utf-16", "latin-1", "x" * 300):
         assert refused(decode_json, b"[]", f"application/json; charset={charset}", SETTINGS) == 415, charset
 

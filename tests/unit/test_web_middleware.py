@@ -33,8 +33,9 @@ async def echo(request):
 
 
 async def page(request):
-    return web.Response(text="<p>hi</p>", content_type="text/html",
-                        headers={"Content-Security-Policy": "default-src 'self'"})
+    return web.Response(
+        text="<p>hi</p>", content_type="text/html", headers={"Content-Security-Policy": "default-src 'self'"}
+    )
 
 
 @pytest.fixture
@@ -78,11 +79,17 @@ async def test_path_parameters_are_checked_on_every_route(client):
 
 
 async def test_bodies(client):
-    post = lambda data, **headers: client.post("/users/ada/echo", data=data,  # noqa: E731
-                                               headers={"Content-Type": "application/json", **headers})
+    post = lambda data, **headers: client.post(
+        "/users/ada/echo",
+        data=data,
+        headers={"Content-Type": "application/json", **headers},
+    )
     assert (await (await post(b'{"x": [1]}')).json())["body"] == {"x": [1]}
     cases = {
-        b"[[[[[1]]]]]": 400, b"\xff\xfe": 400, b"{": 400, b"": 400,
+        b"[[[[[1]]]]]": 400,
+        b"\xff\xfe": 400,
+        b"{": 400,
+        b"": 400,
         b"[" + b" " * 3000 + b"]": 413,  # over http_max_body_bytes
         b"[" + b" " * 5000 + b"]": 413,  # over aiohttp's client_max_size too
     }
@@ -94,6 +101,7 @@ async def test_bodies(client):
     async def chunks():  # no Content-Length: the cap applies while reading
         for _ in range(10):
             yield b" " * 1000
+
     r = await client.post("/users/ada/echo", data=chunks(), headers={"Content-Type": "application/json"})
     assert r.status == 413
 
@@ -104,4 +112,7 @@ async def test_every_response_has_the_default_headers_and_a_page_keeps_its_own_p
         for name, value in DEFAULT_HEADERS.items():
             assert r.headers[name] == value, (path, name)
     r = await client.get("/page")
-    assert r.headers["Content-Security-Policy"] == "default-src 'self'" and r.headers["X-Content-Type-Options"] == "nosniff"
+    assert (
+        r.headers["Content-Security-Policy"] == "default-src 'self'"
+        and r.headers["X-Content-Type-Options"] == "nosniff"
+    )

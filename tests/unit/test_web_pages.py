@@ -21,13 +21,36 @@ def test_embedded_json_has_no_markup_and_round_trips():
 
 def test_leaderboard_template_keeps_a_hostile_team_name_inside_the_data():
     env = Environment(loader=PackageLoader("crownstream.web", "templates"), autoescape=select_autoescape(["html"]))
-    snapshot = {"tournament_id": "t1", "stage_id": "s1", "stage_name": "<b>Finals</b>", "teams": 1, "matches": 0,
-                "champion": None, "version": 3,
-                "standings": [{"rank": 1, "team_id": "x", "team_name": HOSTILE[0], "total_points": 1,
-                               "placement_points": 1, "kills": 0, "wins": 0, "matches_played": 1,
-                               "champion": False, "disqualified": False}]}
-    html = env.get_template("leaderboard.html").render(snapshot=snapshot, snapshot_json=json_for_script(snapshot),
-                                                       nonce="n0nce", events_url="/e?stage=s1", retry_ms=1000)
+    snapshot = {
+        "tournament_id": "t1",
+        "stage_id": "s1",
+        "stage_name": "<b>Finals</b>",
+        "teams": 1,
+        "matches": 0,
+        "champion": None,
+        "version": 3,
+        "standings": [
+            {
+                "rank": 1,
+                "team_id": "x",
+                "team_name": HOSTILE[0],
+                "total_points": 1,
+                "placement_points": 1,
+                "kills": 0,
+                "wins": 0,
+                "matches_played": 1,
+                "champion": False,
+                "disqualified": False,
+            }
+        ],
+    }
+    html = env.get_template("leaderboard.html").render(
+        snapshot=snapshot,
+        snapshot_json=json_for_script(snapshot),
+        nonce="n0nce",
+        events_url="/e?stage=s1",
+        retry_ms=1000,
+    )
     # Exactly the page's two scripts: the data and the nonce'd code; the team name started none.
     assert html.count("<script") == 2 and html.lower().count("</script") == 2
     assert '<script nonce="n0nce">' in html and '<style nonce="n0nce">' in html

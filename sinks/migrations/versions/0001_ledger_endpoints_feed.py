@@ -38,8 +38,12 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("dedup_key", "target", name="deliveries_pkey"),
         sa.CheckConstraint("state IN ('pending', 'sending', 'sent', 'failed', 'dead')", name="deliveries_state_check"),
     )
-    op.create_index("deliveries_due", "deliveries", ["channel", "next_attempt_at"],
-                    postgresql_where=sa.text("state IN ('pending', 'failed', 'sending')"))
+    op.create_index(
+        "deliveries_due",
+        "deliveries",
+        ["channel", "next_attempt_at"],
+        postgresql_where=sa.text("state IN ('pending', 'failed', 'sending')"),
+    )
     op.create_index("deliveries_prune", "deliveries", ["sent_at"], postgresql_where=sa.text("state = 'sent'"))
 
     op.create_table(

@@ -5,9 +5,9 @@ from faust.transport.drivers.aiokafka import Consumer as FaustAiokafkaConsumer
 from faust.types import TP
 from mode.utils.queues import FlowControlEvent
 
+from crownstream.engine.consumer import _Consumer
 from crownstream.engine.recovery import ChangelogRecord, RestoringRecovery, plan_restore
 from crownstream.engine.table_manager import ChangelogQueue
-from crownstream.engine.consumer import _Consumer
 
 A, B, C, D = (TP("app-stages-changelog", p) for p in range(4))
 
@@ -49,7 +49,9 @@ def _completing_recovery(monkeypatch, generation_after: int):
     partitions, seek them, clear the stream queues (flow control resume). Returns it and the step log."""
     steps: list[str] = []
     consumer = _Consumer.__new__(_Consumer)
-    monkeypatch.setattr(FaustAiokafkaConsumer, "resume_partitions", lambda self, tps: steps.append(f"resume {sorted(tps)}"))
+    monkeypatch.setattr(
+        FaustAiokafkaConsumer, "resume_partitions", lambda self, tps: steps.append(f"resume {sorted(tps)}")
+    )
     app = SimpleNamespace(consumer=consumer, consumer_generation_id=3)
 
     async def faust_on_recovery_completed(self, generation_id=0):
@@ -61,7 +63,9 @@ def _completing_recovery(monkeypatch, generation_after: int):
     monkeypatch.setattr(Recovery, "on_recovery_completed", faust_on_recovery_completed)
     recovery = RestoringRecovery.__new__(RestoringRecovery)
     recovery.app = app
-    recovery.tables = SimpleNamespace(changelog_queue=ChangelogQueue(flow_control=FlowControlEvent(), clear_on_resume=True))
+    recovery.tables = SimpleNamespace(
+        changelog_queue=ChangelogQueue(flow_control=FlowControlEvent(), clear_on_resume=True)
+    )
     return recovery, steps
 
 

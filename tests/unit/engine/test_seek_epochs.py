@@ -5,8 +5,8 @@ from aiokafka import TopicPartition
 from faust.transport.drivers.aiokafka import Consumer as FaustAiokafkaConsumer
 from faust.types import TP
 
-from crownstream.engine.seek_epochs import SeekEpochs, StampedRecords
 from crownstream.engine.consumer import _Consumer
+from crownstream.engine.seek_epochs import SeekEpochs, StampedRecords
 
 EVENTS = TopicPartition("events", 3)
 
@@ -156,8 +156,9 @@ async def test_streams_are_sought_to_their_committed_offsets_asked_in_one_reques
     assert consumer.requests == [sorted([EVENTS, never, fresh])]  # one round trip, no changelog asked for
     # At each seek the partition is marked sought: what was fetched before is stale, what is fetched now is kept.
     # Never committed: from offset 0, which auto_offset_reset=earliest moves to the first record if it is gone.
-    assert sorted(consumer.seeks) == sorted([(EVENTS, 42, True, False), (never, 0, True, False),
-                                             (fresh, 0, True, False)])
+    assert sorted(consumer.seeks) == sorted(
+        [(EVENTS, 42, True, False), (never, 0, True, False), (fresh, 0, True, False)]
+    )
     assert committed == {EVENTS: 42, never: None, fresh: 0, changelog: None}
     assert not epochs.abandon([EVENTS, never, fresh])  # nothing left pending
 
