@@ -162,8 +162,7 @@ async def process_internal(
     """The body of an agent of an internal topic (records our own agents wrote): a record its handler cannot
     read or apply is a bug, dead-lettered with the reason, so that it neither stops the agent nor vanishes."""
     async for record in gated_events(app, stream):
-        current = record
-        rejection = await guard(lambda: handle(current), agent=agent_name)
+        rejection = await guard(lambda current=record: handle(current), agent=agent_name)
         if rejection is not None:
             await send_to_dead_letter(record, rejection, agent_name)
 

@@ -128,7 +128,8 @@ async def _notify_endpoint_disabled(endpoint, reason: str) -> None:
     deduplicated like every other one: the key is derived from the endpoint and when it started failing)."""
     from datetime import datetime
 
-    source = f"webhook-endpoint-disabled:{endpoint.id}:{endpoint.failing_since.isoformat() if endpoint.failing_since else ''}"
+    failing_since = endpoint.failing_since.isoformat() if endpoint.failing_since else ""
+    source = f"webhook-endpoint-disabled:{endpoint.id}:{failing_since}"
     request = DeliveryRequest(
         dedup_key=dedup_key(source, endpoint.user_id, "in_app", "webhook.endpoint_disabled"),
         channel="in_app",
@@ -217,7 +218,8 @@ async def accept_batch(stream: faust.StreamT, channel: str, events: Sequence[fau
         await _store(f"reviving {channel} deliveries", channel, replayed, lambda requests: _revive(sink, requests))
     await sink.flush()
     # Backpressure: stop pulling records while the dispatcher has all it can send in flight.
-    while sink.backpressure():
+    # Polled: room frees up in the dispatcher's tasks, which signal no event of their own to the agent.
+    while sink.backpressure():  # noqa: ASYNC110
         await asyncio.sleep(0.01)
 
 

@@ -45,7 +45,8 @@ NOTIFICATION_REQUESTS = Counter(
 )
 NOTIFICATION_SKIPPED = Counter(
     "crownstream_notification_skipped_total",
-    "Notification channels not used for a user, by channel and reason (opted_out, unsubscribed, no_address, not_selected).",
+    "Notification channels not used for a user, by channel and reason "
+    "(opted_out, unsubscribed, no_address, not_selected).",
     ["channel", "reason"],
 )
 NOTIFICATION_NO_AUDIENCE = Counter(

@@ -151,7 +151,7 @@ def compare(expected: list[TeamStanding], served: list[dict[str, Any]] | None) -
     if served is None:
         return ["the worker has no standings for this stage"]
     problems = []
-    for rank, (want, got) in enumerate(zip(expected, served), start=1):
+    for rank, (want, got) in enumerate(zip(expected, served, strict=False), start=1):  # lengths compared below
         if (want.team_id, want.total_points) != (got["team_id"], got["total_points"]):
             problems.append(
                 f"rank {rank}: recompute {want.team_id} {want.total_points} pts, "

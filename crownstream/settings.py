@@ -83,8 +83,8 @@ class Settings(BaseSettings):
     table_restore: Literal["consumer", "faust"] = Field(
         "consumer",
         description="How active table partitions are restored: a restore consumer of their own "
-        "(crownstream/engine/recovery.py), or 'faust', Faust's own recovery — slower and known to lose changelog records "
-        "under back-to-back rebalances; kept to compare against (bench/restart.py).",
+        "(crownstream/engine/recovery.py), or 'faust', Faust's own recovery — slower and known to lose changelog "
+        "records under back-to-back rebalances; kept to compare against (bench/restart.py).",
     )
     ranking_changes_top: int = Field(
         10,

@@ -40,10 +40,10 @@ class Sink(ABC):
         self.ledger = ledger
         self.dispatcher: Dispatcher | None = None
 
-    async def start(self) -> None:
+    async def start(self) -> None:  # noqa: B027  (an optional hook: a sink without connections has nothing to open)
         """Open connections (SMTP, HTTP pools)."""
 
-    async def stop(self) -> None:
+    async def stop(self) -> None:  # noqa: B027  (an optional hook, like start)
         """Close them."""
 
     async def rows(self, requests: Sequence[DeliveryRequest]) -> list[dict[str, Any]]:
@@ -109,7 +109,8 @@ class Dispatcher:
         if self._in_flight:
             await asyncio.wait(self._in_flight, timeout=grace_s)
         deadline = time.monotonic() + grace_s
-        while not self._results.empty() and time.monotonic() < deadline:
+        # Polled: the queue has no "became empty" event, and this runs once, at shutdown.
+        while not self._results.empty() and time.monotonic() < deadline:  # noqa: ASYNC110
             await asyncio.sleep(0.05)
         for task in self._tasks:
             task.cancel()

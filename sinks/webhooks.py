@@ -7,8 +7,8 @@ dispatcher with backoff from the ledger (a scheduled-retry table; a Retry-After 
 deliveries, never the partition. Other 4xx answers and 3xx (redirects are never followed) will not improve
 by retrying: the delivery goes to the delivery dead-letter topic at once. The URL passes the outbound-target
 policy (sinks/targets.py) at registration and again at every delivery, and the connection goes only to the
-addresses that policy checked (sinks/outbound.py); a URL that became bad is a permanent failure. An endpoint that has failed
-without a success for ``CROWNSTREAM_WEBHOOK_DISABLE_AFTER_S`` is disabled and its owner notified in-app;
+addresses that policy checked (sinks/outbound.py); a URL that became bad is a permanent failure. An endpoint that has
+failed without a success for ``CROWNSTREAM_WEBHOOK_DISABLE_AFTER_S`` is disabled and its owner notified in-app;
 its remaining deliveries go to the delivery dead-letter topic and can be replayed once it is fixed.
 """
 

@@ -133,7 +133,8 @@ DELIVERY_DEAD_LETTER = TopicSpec(
 NOTIFICATION_AUDIENCES = TopicSpec(
     "crownstream.notification-audiences",
     key="team_id or tournament_id",
-    description="Internal: membership changes and notices to resolve, keyed by the team or tournament whose table holds the audience.",
+    description="Internal: membership changes and notices to resolve, keyed by the team or tournament whose table "
+    "holds the audience.",
     retention_ms=7 * DAY_MS,
     per_app=True,
 )

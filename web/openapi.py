@@ -132,7 +132,8 @@ SCHEMAS: dict[str, Any] = {
             "audit": {
                 "type": "array",
                 "items": {"type": "object"},
-                "description": "Staff overrides and forfeits, each with actor, reason, time and whether it is effective.",
+                "description": "Staff overrides and forfeits, each with actor, reason, time and whether it is "
+                "effective.",
             },
         },
     },

@@ -435,7 +435,7 @@ def main(argv: list[str] | None = None) -> int:
                 f"workers stopped (exit codes {codes}); "
                 + ("nothing left running" if not left else f"STILL RUNNING: {left}")
             )
-            for worker, code in zip(group.workers, codes):
+            for worker, code in zip(group.workers, codes, strict=True):
                 if code not in GRACEFUL_EXIT:
                     say(f"warning: worker {worker.url} exited with {code}, not as a clean stop: see {worker.log_path}")
             if left:
