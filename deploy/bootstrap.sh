@@ -3,7 +3,7 @@
 #   - Java 17 and Maven (to fetch and run the Kafka broker), PostgreSQL server binaries (apt, if missing)
 #   - a virtualenv at .venv with the project installed editable, with its dev extras
 #   - the Kafka broker's jars from Maven Central (cached in ~/.cache/crownstream)
-# Safe to re-run: each step checks before it acts, and the pip step is skipped while pyproject.toml is unchanged.
+# Safe to re-run: each step checks before it acts, and the pip step is skipped while pyproject.toml and setup.py are unchanged.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 
@@ -29,7 +29,7 @@ if [ ! -x "$CROWNSTREAM_VENV/bin/python" ]; then
   "$PY" -m venv "$CROWNSTREAM_VENV"
 fi
 stamp="$CROWNSTREAM_VENV/.crownstream-installed"
-want="$(cat "$REPO_ROOT/pyproject.toml" | sha256sum | cut -c1-16)"
+want="$(cat "$REPO_ROOT/pyproject.toml" "$REPO_ROOT/setup.py" | sha256sum | cut -c1-16)"
 if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
   log "installing Python dependencies into $CROWNSTREAM_VENV"
   "$CROWNSTREAM_VENV/bin/pip" install -q --upgrade pip setuptools wheel

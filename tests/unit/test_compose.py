@@ -80,3 +80,4 @@ def test_worker_image_copies_every_package():
     pyproject = (REPO / "pyproject.toml").read_text()
     for folder in re.findall(r'^"crownstream\.\w+" = "(\w+)"', pyproject, flags=re.M):
         assert f"COPY {folder} {folder}" in dockerfile, f"worker image misses {folder}/"
+    assert "setup.py" in dockerfile.split("RUN pip install")[0], "setup.py discovers the packages: copy it first"
