@@ -3,13 +3,18 @@ SHELL := /bin/bash
 VENV := .venv
 PY := $(VENV)/bin/python
 
-.PHONY: demo test soak bench bootstrap services-up services-down unit clean
+.PHONY: demo test check soak bench bootstrap services-up services-down unit clean
 
 demo: bootstrap            ## Stream a demo tournament through the whole pipeline
 	deploy/with-services.sh $(PY) -m crownstream.demo
 
 test: bootstrap            ## The whole test suite against a real Kafka broker and PostgreSQL
 	deploy/with-services.sh $(PY) -m pytest
+
+check: bootstrap           ## Static checks: ruff (lint and format) and mypy (strict on engine, standings, notifications, schemas)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	deploy/typecheck.sh
 
 soak: bootstrap            ## Operational soak scenario: 3 workers scaled 3->2->3, kill -9, broker restart
 	deploy/with-services.sh $(PY) -m pytest -m soak -s tests/integration/test_cluster_operations.py
