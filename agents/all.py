@@ -1,10 +1,16 @@
 """Imports every agent module so that their agents and tables register on the app (the HTTP views that read
-them register in ``crownstream.web.all``, which imports this module first).
+them register in ``crownstream.web.all``).
 
-The order is the order handlers of one event type run in: the notification handler registers last."""
+The order of the imports does not matter: handlers of one event type run in the order of their stage
+(``crownstream.agents.tournament_events.Stage``; the table is ``handler_table()``). The views of deliveries are
+in web/feed.py and web/webhooks.py; those of notifications in web/preferences.py and web/notifications.py."""
 
-from crownstream.agents import series, standings, tournament_events  # noqa: F401
-from crownstream.agents import deliveries  # noqa: F401  (its views: web/feed.py, web/webhooks.py)
-
-# Their views: web/preferences.py, web/notifications.py.
-from crownstream.agents import audiences, notifications, notifications_users  # noqa: F401
+from crownstream.agents import (  # noqa: F401  (imported for their registrations)
+    audiences,
+    deliveries,
+    notifications,
+    notifications_users,
+    series,
+    standings,
+    tournament_events,
+)

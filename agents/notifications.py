@@ -21,7 +21,7 @@ from crownstream.agents.audiences import members_op, register_op
 from crownstream.agents.decoding import input_topic, process_events
 from crownstream.agents.notifications_common import CLOCK, dispatch
 from crownstream.agents.notifications_users import register_timer_op, tick
-from crownstream.agents.tournament_events import handles
+from crownstream.agents.tournament_events import Stage, handles
 from crownstream.app import app
 from crownstream.metrics import DUPLICATES
 from crownstream.notifications.catalog import BY_EVENT, notice_for
@@ -64,9 +64,9 @@ async def notify_event(event: ev.Envelope) -> None:
 
 
 # Tournament events that notify someone; handled inside the tournament-events agent (one consumer, one
-# decode per record), after the standings handlers of the same event.
+# decode per record), after the standings and series handlers of the same event (Stage.NOTIFY runs last).
 TOURNAMENT_TYPES = tuple(t for t in BY_EVENT if t in TOURNAMENT_EVENTS.event_types)
-handles(*TOURNAMENT_TYPES)(notify_event)
+handles(*TOURNAMENT_TYPES, stage=Stage.NOTIFY)(notify_event)
 
 
 @app.agent(input_topic(PLATFORM_EVENTS), name="platform-notifications")

@@ -23,7 +23,7 @@ from faust.streams import current_event
 
 from crownstream.agents.decoding import send_to_dead_letter
 from crownstream.agents.standings import derived_id, emit, stage_key, stages
-from crownstream.agents.tournament_events import FORGET_ON_ERROR, already_applied, handles
+from crownstream.agents.tournament_events import FORGET_ON_ERROR, Stage, already_applied, handles
 from crownstream.app import app
 from crownstream.schemas import events as ev
 from crownstream.schemas.codec import Rejection
@@ -189,7 +189,7 @@ async def _fold(event: ev.Envelope, stage_id: str, series_id: str, teams: tuple[
     )
 
 
-@handles("match.completed")
+@handles("match.completed", stage=Stage.SERIES)
 async def on_series_game(event: ev.MatchCompleted) -> object:
     if event.result.format != "series_game":
         return  # battle royale: agents/standings.py
@@ -198,7 +198,7 @@ async def on_series_game(event: ev.MatchCompleted) -> object:
     return await _fold(event, event.stage_id, r.series_id, (r.team_ids[0], r.team_ids[1]), fact)
 
 
-@handles("result.overridden")
+@handles("result.overridden", stage=Stage.SERIES)
 async def on_series_override(event: ev.ResultOverridden) -> object:
     if event.series_id is None:
         return  # battle-royale placement overrides: agents/standings.py
@@ -214,7 +214,7 @@ async def on_series_override(event: ev.ResultOverridden) -> object:
     return await _fold(event, event.stage_id, event.series_id, None, fact)
 
 
-@handles("match.forfeited")
+@handles("match.forfeited", stage=Stage.SERIES)
 async def on_series_forfeit(event: ev.MatchForfeited) -> object:
     if event.series_id is None:
         return  # battle-royale forfeits: agents/standings.py
@@ -222,8 +222,8 @@ async def on_series_forfeit(event: ev.MatchForfeited) -> object:
     return await _fold(event, event.stage_id, event.series_id, None, fact)
 
 
-@handles("stage.configured")
+@handles("stage.configured", stage=Stage.SERIES)
 async def on_stage_configured(event: ev.StageConfigured) -> None:
     # The format (best-of) or points of a group changed: every series of it re-derives; rebuild the view lazily.
-    # Runs after agents/standings.py stored the new rules (handlers run in registration order).
+    # Runs after agents/standings.py stored the new rules (Stage.SERIES comes after Stage.STANDINGS).
     GROUPS.pop(stage_key(event.tournament_id, event.stage_id), None)

@@ -19,7 +19,7 @@ import hashlib
 import logging
 from typing import Any
 
-from crownstream.agents.tournament_events import FORGET_ON_ERROR, already_applied, handles
+from crownstream.agents.tournament_events import FORGET_ON_ERROR, Stage, already_applied, handles
 from crownstream.app import app
 from crownstream.engine import send_batch
 from crownstream.metrics import DUPLICATES, EVENTS_OUT
@@ -166,7 +166,7 @@ def _update_stage(key: str, mutate) -> dict[str, Any]:
 # --- handlers ---------------------------------------------------------------------------------------------
 
 
-@handles("stage.configured")
+@handles("stage.configured", stage=Stage.STANDINGS)
 async def on_stage_configured(event: ev.StageConfigured) -> None:
     key = stage_key(event.tournament_id, event.stage_id)
     rules = event.rules.model_dump(mode="json")
@@ -207,14 +207,14 @@ def _ranks(board: Leaderboard | None) -> dict[str, int]:
     return {s.team_id: rank for rank, s in board.standings()} if board else {}
 
 
-@handles("tournament.registered")
+@handles("tournament.registered", stage=Stage.STANDINGS)
 async def on_registered(event: ev.TournamentRegistered) -> None:
     info = dict(tournaments.get(event.tournament_id) or {"stages": {}, "teams": {}})
     info["teams"] = {**info["teams"], event.team_id: event.team_name}
     tournaments[event.tournament_id] = info
 
 
-@handles("match.completed")
+@handles("match.completed", stage=Stage.STANDINGS)
 async def on_match_completed(event: ev.MatchCompleted) -> object:
     if event.result.format != "battle_royale":
         return  # series games: agents/series.py
@@ -239,7 +239,7 @@ async def on_match_completed(event: ev.MatchCompleted) -> object:
         await emit_rank_changes(event, event.stage_id, board.apply_result(result))
 
 
-@handles("result.overridden")
+@handles("result.overridden", stage=Stage.STANDINGS)
 async def on_override(event: ev.ResultOverridden) -> object:
     if event.team_id is None:
         return  # series game overrides: agents/series.py
@@ -263,7 +263,7 @@ async def on_override(event: ev.ResultOverridden) -> object:
         await emit_rank_changes(event, event.stage_id, board.apply_override(override))
 
 
-@handles("team.disqualified")
+@handles("team.disqualified", stage=Stage.STANDINGS)
 async def on_disqualified(event: ev.TeamDisqualified) -> object:
     key = stage_key(event.tournament_id, event.stage_id)
     dq = Disqualification(
@@ -278,7 +278,7 @@ async def on_disqualified(event: ev.TeamDisqualified) -> object:
         await emit_rank_changes(event, event.stage_id, board.disqualify(dq))
 
 
-@handles("match.forfeited")
+@handles("match.forfeited", stage=Stage.STANDINGS)
 async def on_forfeited(event: ev.MatchForfeited) -> object:
     if event.series_id is not None:
         return  # series forfeits: agents/series.py
@@ -293,7 +293,7 @@ async def on_forfeited(event: ev.MatchForfeited) -> object:
         await emit_rank_changes(event, event.stage_id, board.forfeit(Forfeit(event.match_id, event.team_id)))
 
 
-@handles("tournament.completed")
+@handles("tournament.completed", stage=Stage.STANDINGS)
 async def on_completed(event: ev.TournamentCompleted) -> object:
     key = stage_key(event.tournament_id, event.stage_id)
     record = stages.get(key)

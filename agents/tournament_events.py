@@ -2,15 +2,17 @@
 
 Every record is decoded at the edge; invalid ones go to the dead-letter topic (agents/decoding.py), and so
 does an event whose handler raises (``handler_error``): the agent goes on with the next record.
-Valid events are dispatched by type to the handlers registered by the standings modules, then to the
-notification handler (registered last: agents/notifications.py is imported after them, agents/all.py).
+Valid events are dispatched by type to their handlers in the order of their ``Stage`` — standings, then series,
+then notifications — whatever order the modules registering them were imported in. ``handler_table()`` is the
+table (event type -> its handlers, in the order they run); tests/unit/agents/test_handler_dispatch.py holds it.
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
+from enum import IntEnum
 from typing import Final
 
 from crownstream.agents.decoding import input_topic, process_events
@@ -24,7 +26,23 @@ log = logging.getLogger(__name__)
 tournament_events_topic = input_topic(TOURNAMENT_EVENTS)
 
 Handler = Callable[[Envelope], Awaitable[object]]
-HANDLERS: dict[str, list[Handler]] = {}
+
+
+class Stage(IntEnum):
+    """Where a handler runs among the handlers of one event type: in increasing order.
+
+    The series handlers read the stages the standings handlers keep (a series stage is configured there first),
+    and the notices run last so that a handler that finds the event already applied stops them (see
+    ``ALREADY_APPLIED``): a redelivered result does not notify anyone again."""
+
+    STANDINGS = 1
+    SERIES = 2
+    NOTIFY = 3
+
+
+# event type -> stage -> its handler: at most one per stage, so the order of an event's handlers is the order
+# of their stages and never the order their modules happened to be imported in.
+HANDLERS: dict[str, dict[Stage, Handler]] = {}
 # Called with the event when one of its handlers raised: modules drop what they cache in memory about it (a
 # leaderboard that applied half the event), so it is rebuilt from the tables, which are the truth.
 FORGET_ON_ERROR: list[Callable[[Envelope], None]] = []
@@ -41,8 +59,8 @@ def already_applied(event: Envelope) -> object:
     return ALREADY_APPLIED
 
 
-async def run_handlers(handlers: list[Handler], event: Envelope) -> bool:
-    """Run ``handlers`` in registration order; stop at the first that reports the event already applied.
+async def run_handlers(handlers: Iterable[Handler], event: Envelope) -> bool:
+    """Run ``handlers`` in their order; stop at the first that reports the event already applied.
     Returns whether every handler ran."""
     for handler in handlers:
         if await handler(event) is ALREADY_APPLIED:
@@ -50,13 +68,52 @@ async def run_handlers(handlers: list[Handler], event: Envelope) -> bool:
     return True
 
 
-def handles(*event_types: str) -> Callable[[Handler], Handler]:
+def handles(*event_types: str, stage: Stage) -> Callable[[Handler], Handler]:
+    """Register the decorated function as the ``stage`` handler of each of ``event_types``."""
+
     def register(fn: Handler) -> Handler:
         for event_type in event_types:
-            HANDLERS.setdefault(event_type, []).append(fn)
+            by_stage = HANDLERS.setdefault(event_type, {})
+            taken = by_stage.get(stage)
+            if taken is not None and taken is not fn:
+                raise ValueError(
+                    f"{event_type!r} already has a {stage.name} handler ({taken.__module__}.{taken.__qualname__}); "
+                    f"{fn.__module__}.{fn.__qualname__} needs a stage of its own: add one to Stage, in the place "
+                    "it must run"
+                )
+            by_stage[stage] = fn
         return fn
 
     return register
+
+
+def handlers_for(event_type: str) -> tuple[Handler, ...]:
+    """The handlers of ``event_type`` in the order they run (by stage)."""
+    by_stage = HANDLERS.get(event_type, {})
+    return tuple(by_stage[stage] for stage in sorted(by_stage))
+
+
+def handler_table() -> dict[str, tuple[tuple[Stage, str], ...]]:
+    """The dispatch table, event type -> (stage, handler's qualified name) in the order they run; once every
+    agent module is imported (``crownstream.agents.all``)::
+
+        stage.configured       STANDINGS standings.on_stage_configured, SERIES series.on_stage_configured
+        tournament.registered  STANDINGS standings.on_registered, NOTIFY notifications.notify_event
+        match.completed        STANDINGS standings.on_match_completed, SERIES series.on_series_game,
+                               NOTIFY notifications.notify_event
+        result.overridden      STANDINGS standings.on_override, SERIES series.on_series_override
+        match.forfeited        STANDINGS standings.on_forfeited, SERIES series.on_series_forfeit
+        team.disqualified      STANDINGS standings.on_disqualified
+        tournament.completed   STANDINGS standings.on_completed, NOTIFY notifications.notify_event
+        match.scheduled, match.started, match.disputed, bracket.ready: NOTIFY notifications.notify_event
+    """
+    return {
+        event_type: tuple(
+            (stage, f"{HANDLERS[event_type][stage].__module__}.{HANDLERS[event_type][stage].__qualname__}")
+            for stage in sorted(HANDLERS[event_type])
+        )
+        for event_type in sorted(HANDLERS)
+    }
 
 
 # Per tournament: how many events of each type were applied and the latest event's time. Cheap, and what an
@@ -68,7 +125,7 @@ async def apply_tournament_event(event: Envelope) -> None:
     """One valid tournament event: its handlers, then the activity counts (only for an event that took effect)."""
     started = time.perf_counter()
     try:
-        await run_handlers(HANDLERS.get(event.type, []), event)
+        await run_handlers(handlers_for(event.type), event)
     except Exception:
         for forget in FORGET_ON_ERROR:
             forget(event)

@@ -244,7 +244,7 @@ def test_a_handler_that_raises_dead_letters_its_record_and_the_next_one_is_appli
         if event.event_id == "bad":
             raise KeyError("no such stage")
 
-    monkeypatch.setitem(tournament_events.HANDLERS, "match.started", [broken])
+    monkeypatch.setitem(tournament_events.HANDLERS, "match.started", {tournament_events.Stage.NOTIFY: broken})
     forgotten = []
     monkeypatch.setattr(tournament_events, "FORGET_ON_ERROR", [lambda e: forgotten.append(e.event_id)])
 
