@@ -16,6 +16,7 @@ from bench import restart as restart_bench
 from bench import sinks as sinks_bench
 from bench import standings as standings_bench
 from bench.common import Row, create_topic, fill_topic, print_table, run_id, save
+from bench.peers import rows as peer_rows
 
 
 @dataclass
@@ -26,6 +27,7 @@ class Context:
     notify_users: int = 100_000
     notify_events: int = 20_000
     ceiling: Row | None = None
+    team_results: str | None = None  # the baselines' filled topic, which the peers section reads again
     notes: list[str] = field(default_factory=list)
 
 
@@ -34,11 +36,17 @@ async def baselines(ctx: Context) -> list[Row]:
     await create_topic(topic, 4)
     print(f"filling {topic} with {ctx.events} team results …", flush=True)
     await fill_topic(topic, ctx.events)
+    ctx.team_results = topic
     ctx.ceiling = await raw_consume.run(topic, ctx.events)
     print(f"  {ctx.ceiling.name}: {ctx.ceiling.rate:,.0f}/s", flush=True)
     floor = await naive_faust_row.run(topic, ctx.events)
     print(f"  {floor.name}: {floor.rate:,.0f}/s", flush=True)
     return [ctx.ceiling, floor]
+
+
+async def peers(ctx: Context) -> list[Row]:
+    assert ctx.team_results is not None, "the baselines section fills the topic the peers read"
+    return await peer_rows.run(ctx.team_results, ctx.events)
 
 
 async def producer(ctx: Context) -> list[Row]:
@@ -55,6 +63,7 @@ RESTART_KEYS = {"keys": 1_000_000}
 # name -> section, in the order they run. Add a section by appending one line here.
 SECTIONS: dict[str, Callable[[Context], Awaitable[list[Row]]]] = {
     "baselines": baselines,
+    "peers": peers,
     "producer": producer,
     "notifications": notification_fan_out,
     "sinks": lambda ctx: sinks_bench.run(SINK_SIZES["webhooks"], SINK_SIZES["emails"]),
