@@ -25,11 +25,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import text
-from sqlalchemy.dialects.postgresql import JSONB, insert
+from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from crownstream.schemas.deliveries import DeliveryRequest
-from crownstream.sinks.tables import deliveries
+from crownstream.sinks.db import dumps_json
 
 WORKER_ID = f"{socket.gethostname()}:{os.getpid()}"
 
@@ -222,6 +222,27 @@ UPDATE deliveries
 """)
 
 
+# One statement for a whole batch: the rows travel as one array per column and PostgreSQL unnests them, where an
+# executemany of single-row INSERTs pays a round of parse/bind/execute per row (about 4x slower at 500 rows).
+_ACCEPT = text("""
+INSERT INTO deliveries (dedup_key, target, channel, user_id, notification_type, request)
+SELECT * FROM unnest(CAST(:dedup_keys AS text[]), CAST(:targets AS text[]), CAST(:channels AS text[]),
+                     CAST(:user_ids AS text[]), CAST(:notification_types AS text[]), CAST(:requests AS jsonb[]))
+ON CONFLICT DO NOTHING
+""")
+
+
+def _accept_params(rows: Sequence[dict[str, Any]]) -> dict[str, list[Any]]:
+    return {
+        "dedup_keys": [r["dedup_key"] for r in rows],
+        "targets": [r["target"] for r in rows],
+        "channels": [r["channel"] for r in rows],
+        "user_ids": [r["user_id"] for r in rows],
+        "notification_types": [r["notification_type"] for r in rows],
+        "requests": [dumps_json(r["request"]) for r in rows],
+    }
+
+
 class Ledger:
     def __init__(self, engine: AsyncEngine, worker_id: str = WORKER_ID) -> None:
         self.engine = engine
@@ -232,7 +253,7 @@ class Ledger:
         if not rows:
             return
         async with self.engine.begin() as conn:
-            await conn.execute(insert(deliveries).on_conflict_do_nothing(), list(rows))
+            await conn.execute(_ACCEPT, _accept_params(rows))
 
     async def revive(self, rows: Sequence[dict[str, Any]]) -> int:
         """Replay from the dead-letter topic: dead rows become pending again with a fresh attempt budget;
@@ -240,7 +261,7 @@ class Ledger:
         if not rows:
             return 0
         async with self.engine.begin() as conn:
-            await conn.execute(insert(deliveries).on_conflict_do_nothing(), list(rows))
+            await conn.execute(_ACCEPT, _accept_params(rows))
             result = await conn.execute(
                 text("""
                 UPDATE deliveries AS d SET state = 'pending', attempt_count = 0, next_attempt_at = now(),
