@@ -32,6 +32,7 @@ from aiokafka.errors import KafkaError, MessageSizeTooLargeError
 from faust.exceptions import ProducerSendError
 from pydantic import ValidationError as PydanticValidationError
 
+from crownstream.agents.errors import RejectRecord as RejectRecord
 from crownstream.app import app
 from crownstream.engine import gated_events
 from crownstream.logs import redact_text
@@ -51,15 +52,6 @@ dead_letter_topic = app.topic(
 
 def input_topic(spec: TopicSpec) -> faust.TopicT:
     return app.topic(spec.full_name(), key_serializer="raw", value_serializer="raw", partitions=spec.partition_count())
-
-
-class RejectRecord(Exception):
-    """Raised by a handler that finds its (valid) event unusable for a reason of its own — e.g. free-form
-    preferences that do not parse: the record goes to the DLQ with this rejection instead of ``handler_error``."""
-
-    def __init__(self, rejection: Rejection) -> None:
-        super().__init__(rejection.reason)
-        self.rejection = rejection
 
 
 def _infrastructure(exc: BaseException) -> bool:

@@ -22,6 +22,7 @@ from typing import Any
 import orjson
 
 from crownstream.agents.decoding import RejectRecord, input_topic, process_events, process_internal
+from crownstream.agents.errors import UnknownOp as UnknownOp
 from crownstream.agents.notifications_common import CLOCK, USERS, send, send_tick, timers_topic, users_topic
 from crownstream.app import app
 from crownstream.metrics import NOTIFICATION_CLOCK, NOTIFICATION_HELD, NOTIFICATION_REQUESTS, NOTIFICATION_SKIPPED
@@ -200,10 +201,6 @@ async def broadcast_step(record: dict[str, Any], partition: int, now: datetime) 
     if len(batch) == SETTINGS.notifications_broadcast_chunk:
         # The next step queues behind whatever arrived meanwhile: other users' notices are not blocked.
         await send(USERS, f"broadcast:{partition}".encode(), orjson.dumps({**record, "after": batch[-1]}), partition)
-
-
-class UnknownOp(ValueError):
-    pass
 
 
 async def apply_user_record(record) -> None:

@@ -14,6 +14,8 @@ from typing import Literal
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from crownstream.errors import InsecureSecrets as InsecureSecrets
+
 #: The secrets a worker needs, and the shortest value accepted for each outside development mode.
 SECRETS = ("staff_token", "user_token_key", "unsubscribe_secret")
 MIN_SECRET_LENGTH = 32
@@ -37,10 +39,6 @@ KNOWN_SECRETS = frozenset(
 DEV_USER_TOKEN_KEY = "crownstream-development-user-token-key-not-a-secret"
 DEV_UNSUBSCRIBE_SECRET = "crownstream-development-unsubscribe-key-not-a-secret"
 KNOWN_SECRETS |= {DEV_USER_TOKEN_KEY, DEV_UNSUBSCRIBE_SECRET}
-
-
-class InsecureSecrets(ValueError):
-    """A worker was asked to start outside development mode with a secret unset, short or well known."""
 
 
 class Settings(BaseSettings):

@@ -17,6 +17,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from pydantic import Field, ValidationError, field_validator, model_validator
 
 from crownstream.notifications.catalog import CATALOG
+from crownstream.notifications.errors import InvalidPreferences as InvalidPreferences
 from crownstream.schemas.common import Model, Text, control_character
 from crownstream.schemas.deliveries import Channel, Contact
 
@@ -106,10 +107,6 @@ class Preferences(Model):
 
 
 DEFAULTS = Preferences()
-
-
-class InvalidPreferences(ValueError):
-    pass
 
 
 def _find_control(data: Any) -> str | None:

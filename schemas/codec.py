@@ -13,6 +13,7 @@ from typing import Any
 import orjson
 from pydantic import TypeAdapter, ValidationError
 
+from crownstream.schemas.errors import InvalidEvent as InvalidEvent
 from crownstream.schemas.events import EVENT_MODELS, SUPPORTED_VERSIONS, Envelope, Event
 
 _event_adapter: TypeAdapter[Envelope] = TypeAdapter(Event)
@@ -28,14 +29,6 @@ class Rejection:
     reason: str
     event_type: str | None = None
     event_id: str | None = None
-
-
-class InvalidEvent(ValueError):
-    """Raised by ``validate`` and the producer: the event would be rejected by the pipeline."""
-
-    def __init__(self, rejection: Rejection) -> None:
-        super().__init__(rejection.reason)
-        self.rejection = rejection
 
 
 def encode(event: Envelope) -> bytes:

@@ -17,6 +17,7 @@ import orjson
 from pydantic import Field, ValidationError
 
 from crownstream.schemas.common import Id, Model, UtcDatetime
+from crownstream.schemas.errors import InvalidDelivery as InvalidDelivery
 
 Channel = Literal["in_app", "email", "discord", "webhook"]
 CHANNELS: tuple[str, ...] = ("in_app", "email", "discord", "webhook")
@@ -76,10 +77,6 @@ class DeliveryRequest(Model):
 
     def encode(self) -> bytes:
         return orjson.dumps(self.model_dump(mode="json"))
-
-
-class InvalidDelivery(ValueError):
-    pass
 
 
 def decode_delivery(raw: bytes | None) -> DeliveryRequest:

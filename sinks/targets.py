@@ -31,22 +31,15 @@ from urllib.parse import urlsplit
 
 import idna
 
+from crownstream.sinks.errors import DoesNotResolve as DoesNotResolve
+from crownstream.sinks.errors import TargetRefused as TargetRefused
+
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 Client = Literal["aiohttp", "httpx"]
 #: host, port -> addresses (strings); the default is the event loop's getaddrinfo. Injectable for tests.
 Resolve = Callable[[str, int], Awaitable[list[str]]]
 
 REFUSED = "target refused by policy"  # the category an endpoint's owner is shown
-
-
-class TargetRefused(ValueError):
-    """``reason`` is safe to show to whoever wrote the URL; ``detail`` (addresses a name resolved to) is for
-    operators' logs only: shown to a user, it would map the worker's internal network for them."""
-
-    def __init__(self, reason: str, detail: str | None = None) -> None:
-        super().__init__(reason)
-        self.reason = reason
-        self.detail = detail or reason
 
 
 # --- the deny list ----------------------------------------------------------------------------------------
@@ -291,11 +284,6 @@ def _parse(url: str, allow_private: bool, max_url_length: int, client: Client) -
 async def _getaddrinfo(host: str, port: int) -> list[str]:
     infos = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM)
     return list(dict.fromkeys(str(info[4][0]) for info in infos))
-
-
-class DoesNotResolve(TargetRefused):
-    """The name has no address now: at delivery a transient failure (DNS may be back), at registration a
-    refusal. Its text is the same as a refusal's, so that it is no oracle for which internal names exist."""
 
 
 def _name_refused(host: str, detail: str, cls: type[TargetRefused] = TargetRefused) -> TargetRefused:

@@ -15,9 +15,7 @@ import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-
-class StreamClosed(Exception):
-    """The hub closed the subscription (this worker stopped owning the stage, or is shutting down)."""
+from crownstream.standings.errors import StreamClosed as StreamClosed
 
 
 class Subscription:

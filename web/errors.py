@@ -11,8 +11,14 @@ from collections.abc import Mapping
 import orjson
 from aiohttp import web
 
+from crownstream.errors import CrownstreamError
 
-class HttpError(Exception):
+
+class WebError(CrownstreamError):
+    """Root of the errors of crownstream.web."""
+
+
+class HttpError(WebError):
     """A request the API refuses: ``status`` (4xx) and a message that says what was wrong and what to do."""
 
     def __init__(self, status: int, message: str, headers: Mapping[str, str] | None = None) -> None:
@@ -23,6 +29,15 @@ class HttpError(Exception):
 
     def response(self) -> web.Response:
         return error_response(self.status, self.message, self.headers)
+
+
+class NotReady(WebError):
+    """The answer cannot be trusted now (rebalance or recovery under way); the client should retry."""
+
+    def __init__(self, reason: str, retry_after: int = 1) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.retry_after = retry_after
 
 
 def error_response(status: int, message: str, headers: Mapping[str, str] | None = None) -> web.Response:

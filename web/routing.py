@@ -17,17 +17,9 @@ from faust.types import TP
 from yarl import URL
 
 from crownstream.streams.partitioning import partition_for
+from crownstream.web.errors import NotReady as NotReady
 
 ROUTED_HEADER = "x-crownstream-routed-by"
-
-
-class NotReady(Exception):
-    """The answer cannot be trusted now (rebalance or recovery under way); the client should retry."""
-
-    def __init__(self, reason: str, retry_after: int = 1) -> None:
-        super().__init__(reason)
-        self.reason = reason
-        self.retry_after = retry_after
 
 
 @dataclass(frozen=True, slots=True)

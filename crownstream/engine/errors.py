@@ -1,4 +1,4 @@
-"""The engine's errors, under one root: ``EngineError``.
+"""The engine's errors, under one root: ``EngineError`` (itself under ``crownstream.errors.CrownstreamError``).
 
 Each also derives from the exception the engine raised before it had its own, so code that caught that one
 (``agents/decoding.py`` treats ``ProducerSendError`` as transient) still catches it.
@@ -8,8 +8,10 @@ from __future__ import annotations
 
 from faust.exceptions import ProducerSendError
 
+from crownstream.errors import CrownstreamError
 
-class EngineError(Exception):
+
+class EngineError(CrownstreamError):
     """Root of every error the engine (crownstream/engine/) raises itself."""
 
 
