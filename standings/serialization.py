@@ -3,7 +3,7 @@
 ``to_plain`` is the one encoder: a dataclass becomes a dict of its fields in declaration order, enums their
 value, nested dataclasses dicts, tuples lists, and a field declared with ``metadata=PAIRS`` (a tuple of
 (key, value) pairs, e.g. a game score) a JSON object. The stored JSON is pinned by
-tests/unit/test_standings_encoding.py. Reading back stays with each type's ``from_dict``: what it accepts, and
+tests/unit/standings/test_standings_encoding.py. Reading back stays with each type's ``from_dict``: what it accepts, and
 the message when it refuses, is each type's own.
 """
 

@@ -27,7 +27,7 @@ from crownstream.standings.point_tables import NAMED_TABLES
 from crownstream.standings.tiebreakers import TIEBREAKERS
 from crownstream.streams.topics import topic_for
 from tests.support.models import event_field_names
-from tests.unit.handler_harness import INPUT_TOPIC_NAMES, Harness, run
+from tests.unit.agents.handler_harness import INPUT_TOPIC_NAMES, Harness, run
 
 IDS = ["t1", "s1", "s2", "a", "b", "c", "m1", "m2", "x1", "u1"]
 TEAMS = ["a", "b", "c", "d"]

@@ -24,7 +24,7 @@ from crownstream.streams.dead_letter import (
     fit_dead_letter,
 )
 from crownstream.streams.topics import PLATFORM_EVENTS, PREFERENCES, TOURNAMENT_EVENTS
-from tests.unit.handler_harness import Harness, run
+from tests.unit.agents.handler_harness import Harness, run
 
 TOURNAMENT = TOURNAMENT_EVENTS.full_name()
 

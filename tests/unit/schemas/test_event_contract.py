@@ -117,7 +117,7 @@ def test_committed_json_schemas_match_the_models():
     import json
     from pathlib import Path
 
-    folder = Path(__file__).resolve().parents[2] / "schemas" / "jsonschema"
+    folder = Path(__file__).resolve().parents[3] / "schemas" / "jsonschema"
     committed = {p.stem: json.loads(p.read_text()) for p in folder.glob("*.json")}
     assert committed == json_schemas(), "run: crownstream schemas export --out schemas/jsonschema"
 

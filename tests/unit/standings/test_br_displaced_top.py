@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 from crownstream.standings.battle_royale import Leaderboard
 from crownstream.standings.br_inputs import LobbyRow, MatchResult
 from crownstream.standings.rules import RuleSet
-from tests.unit.test_br_properties import SETTINGS, STAGE, positions, stages
+from tests.unit.standings.test_br_properties import SETTINGS, STAGE, positions, stages
 
 
 @SETTINGS

@@ -11,7 +11,7 @@ import pytest
 
 from crownstream.settings import DEV_UNSUBSCRIBE_SECRET, SECRETS, InsecureSecrets, Settings
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 STRONG = {name: f"{name}-" + "x" * 40 for name in SECRETS}
 
 

@@ -48,7 +48,7 @@ model_keys = st.one_of(st.sampled_from(event_field_names()), st.text(max_size=12
 )
 def test_mutated_valid_events(event_type, additions, removals):
     """Near-misses are the realistic bad input: a valid event with fields replaced, added or dropped.
-    (tests/unit/test_agent_robustness_properties.py goes deeper, through the handlers.)"""
+    (tests/unit/agents/test_agent_robustness_properties.py goes deeper, through the handlers.)"""
     body = example(event_type)
     body.update(additions)
     for key in removals:
