@@ -62,7 +62,7 @@ async def run(topic: str, count: int, bootstrap: str = BOOTSTRAP, timeout: float
     argv += [bootstrap, topic, str(count), str(workdir / "state"), application_id, str(int(timeout))]
     argv += [",".join(map(str, TABLE.points)), str(KILL_POINTS)]
     return await run_peer(
-        f"Kafka Streams {KAFKA_VERSION}: per-team totals (exactly_once_v2, 1 stream thread)",
+        f"Kafka Streams {KAFKA_VERSION}: team totals (exactly_once_v2, 1 thread)",
         argv,
         count,
         workdir,

@@ -17,7 +17,7 @@ async def run(topic: str, count: int, bootstrap: str = BOOTSTRAP, timeout: float
     argv = [str(interpreter), str(PEER), bootstrap, topic, str(count), str(workdir / "state"), group]
     argv += [",".join(map(str, TABLE.points)), str(KILL_POINTS)]
     return await run_peer(
-        f"Quix Streams {quix_env.version(interpreter)}: per-team totals (exactly-once, 1 process)",
+        f"Quix Streams {quix_env.version(interpreter)}: team totals (exactly-once)",
         argv,
         count,
         workdir,
