@@ -21,6 +21,7 @@ from tests.integration.test_standings_cluster import (
     tournament_events,
     wait_until,
 )
+from tests.support.workers import wait_all_ready
 
 pytestmark = pytest.mark.slow
 
@@ -45,8 +46,7 @@ def events_in(url: str) -> float:
 
 async def test_sigterm_mid_stream_is_a_clean_leave(settings, topics, start_worker):
     # A long session timeout: partitions that move quickly moved because the worker left, not because it timed out.
-    survivor = start_worker(session_timeout_s=45.0)
-    leaving = start_worker(session_timeout_s=45.0)
+    survivor, leaving = wait_all_ready([start_worker(wait=False, session_timeout_s=45.0) for _ in range(2)])
     events = tournament_events()
     half = len(events) // 2
     await produce(settings, events[:half], pace=0.05)
@@ -115,8 +115,10 @@ async def test_a_worker_without_active_partitions_is_ready_and_serves_by_forward
 
     single = settings.model_copy(update={"topic_partitions": 1})
     await ensure_topics(settings=single)
-    first = start_worker(topic_partitions=1)
+    # Started together: whichever ends up without active partitions is the one under test (idle_and_ready).
+    first = start_worker(wait=False, topic_partitions=1)
     second = start_worker(wait=False, topic_partitions=1)
+    first.wait_ready(90)
     second.wait_ready(90)  # was never ready: "assigned" meant "has active partitions"
 
     def readiness(worker) -> dict:

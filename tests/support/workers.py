@@ -126,16 +126,23 @@ class Worker:
             return ""
 
 
-def stop_all(workers: list[Worker], timeout: float) -> None:
-    """Stop ``workers`` at once (a test's teardown): stopped one by one, each leave would first rebalance the
-    group onto the workers about to stop too, and their recovery would delay their own exit."""
-    for worker in workers:
-        worker.terminate()
+def wait_all_ready(workers: list[Worker], timeout: float = 90.0) -> list[Worker]:
+    """Wait until every one of ``workers`` (started together, ``start_worker(wait=False)``) is ready: a test that
+    needs several workers does not pay their starts one after the other (most of a start waits on the broker)."""
     deadline = time.monotonic() + timeout
     for worker in workers:
-        worker.stop(max(0.1, deadline - time.monotonic()))
+        worker.wait_ready(max(1.0, deadline - time.monotonic()))
+    return workers
 
 
-def worker_settings(base: Settings, tmp_path: Path, **overrides) -> Settings:
-    port = free_port()
-    return base.model_copy(update={"web_port": port, "data_dir": str(tmp_path / "workers"), **overrides})
+def kill_all(workers: list[Worker]) -> None:
+    """SIGKILL ``workers`` (a test's teardown): each test has its own group, topics and database, so a clean leave
+    protects nothing the next test sees, and waiting for one (closing every RocksDB store, the last commit) cost
+    seconds per test. Tests that assert a clean leave stop their workers themselves (``Worker.stop``)."""
+    for worker in workers:
+        worker.kill()
+
+
+def worker_settings(base: Settings, **overrides) -> Settings:
+    """``base`` on a port of its own (its RocksDB folder is named after the app id and the port)."""
+    return base.model_copy(update={"web_port": free_port(), **overrides})
