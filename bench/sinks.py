@@ -223,7 +223,7 @@ async def run(webhooks: int, emails: int) -> list[Row]:
 
             async def send_many(c, n):
                 for _ in range(n):
-                    await c.send_message(message)
+                    await c.sendmail(message.sender, [message.recipient], message.data)
 
             await asyncio.gather(*(send_many(c, emails // len(clients)) for c in clients))
             elapsed = time.perf_counter() - t0

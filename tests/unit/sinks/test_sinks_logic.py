@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import random
 from datetime import UTC, datetime, timedelta
+from email import message_from_bytes, message_from_string, policy
+from email.message import EmailMessage
 
 import pytest
 from hypothesis import given
@@ -227,10 +229,16 @@ def test_email_escapes_html_but_not_text():
     assert "Team <Alpha> & co" in rendered.text
 
 
+def on_the_wire(outgoing) -> EmailMessage:
+    """What a receiving server reads from DATA."""
+    assert b"\r\n" in outgoing.data and b"\n" not in outgoing.data.replace(b"\r\n", b"")
+    return message_from_bytes(outgoing.data, policy=policy.default)
+
+
 def test_message_headers_non_critical_has_one_click_unsubscribe():
     s = Settings(email_message_id_domain="mail.test")
     req = request()
-    msg = build_message(req, render_email(req, "https://crownstream.example", "test-secret"), s)
+    msg = on_the_wire(build_message(req, render_email(req, "https://crownstream.example", "test-secret"), s))
     assert msg["Message-ID"] == f"<{req.dedup_key}@mail.test>"
     assert msg["List-Unsubscribe"].startswith("<https://crownstream.example/users/u1/unsubscribe?")
     assert msg["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
@@ -239,9 +247,36 @@ def test_message_headers_non_critical_has_one_click_unsubscribe():
 
 def test_critical_mail_has_no_unsubscribe():
     req = request(critical=True, notification_type="payment.verified")
-    msg = build_message(req, render_email(req, "https://x", "test-secret"), Settings())
+    msg = on_the_wire(build_message(req, render_email(req, "https://x", "test-secret"), Settings()))
     assert msg["List-Unsubscribe"] is None and msg["List-Unsubscribe-Post"] is None
     assert "regardless of your notification settings" in msg.get_body(("plain",)).get_content()
+
+
+def test_non_ascii_subject_names_and_bodies_survive_the_wire():
+    req = request(title="Équipe Ω won 3–2 " * 8, body="Zoë scored ✓").model_copy(
+        update={"contact": Contact(email="zoe@example.com", display_name="Zoë")}
+    )
+    settings = Settings(email_from="Crownstream Ligue ✓ <notify@crownstream.example>")
+    outgoing = build_message(req, render_email(req, "https://x", "test-secret"), settings)
+    assert outgoing.data.isascii() and not outgoing.smtputf8  # 7-bit headers, encoded words, encoded bodies
+    assert (outgoing.sender, outgoing.recipient) == ("notify@crownstream.example", "zoe@example.com")
+    msg = on_the_wire(outgoing)
+    assert msg["Subject"] == "Équipe Ω won 3–2 " * 8
+    assert max(len(line) for line in outgoing.data.split(b"\r\n")) <= 998
+    assert msg["From"].addresses[0].display_name == "Crownstream Ligue ✓"
+    assert msg["To"].addresses[0].addr_spec == "zoe@example.com"
+    assert "Zoë scored ✓" in msg.get_body(("plain",)).get_content()
+    assert "Zoë scored ✓" in msg.get_body(("html",)).get_content()
+
+
+def test_an_internationalised_address_is_sent_with_smtputf8():
+    req = request().model_copy(update={"contact": Contact(email="jürgen@bücher.example")})
+    outgoing = build_message(req, render_email(req, "https://x", "test-secret"), Settings())
+    assert outgoing.smtputf8 and outgoing.recipient == "jürgen@bücher.example"
+    # The standard library's bytes parser reads 8-bit headers as escaped bytes; a UTF-8 server decodes them.
+    msg = message_from_string(outgoing.data.decode("utf-8"), policy=policy.SMTPUTF8)
+    assert msg["To"].addresses[0].addr_spec == "jürgen@bücher.example"
+    assert msg["Message-ID"] == f"<{req.dedup_key}@{Settings().email_message_id_domain}>"
 
 
 def test_digest_renders_every_item():
