@@ -16,7 +16,7 @@ from pydantic import TypeAdapter, ValidationError
 from crownstream.schemas.errors import InvalidEvent as InvalidEvent
 from crownstream.schemas.events import EVENT_MODELS, SUPPORTED_VERSIONS, Envelope, Event
 
-_event_adapter: TypeAdapter[Envelope] = TypeAdapter(Event)
+_event_adapter: TypeAdapter[Event] = TypeAdapter(Event)
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,7 +42,7 @@ REASON_MAX_CHARS = 2000
 _ERRORS_SHOWN = 10
 
 
-def decode(raw: bytes | None, *, max_bytes: int = 512_000) -> Envelope | Rejection:
+def decode(raw: bytes | None, *, max_bytes: int = 512_000) -> Event | Rejection:
     """Never raises: whatever ``raw`` holds, an event or a ``Rejection``."""
     try:
         return _decode(raw, max_bytes)
@@ -50,7 +50,7 @@ def decode(raw: bytes | None, *, max_bytes: int = 512_000) -> Envelope | Rejecti
         return Rejection("decode_error", cap_reason(f"record could not be decoded: {type(exc).__name__}: {exc}"))
 
 
-def _decode(raw: bytes | None, max_bytes: int) -> Envelope | Rejection:
+def _decode(raw: bytes | None, max_bytes: int) -> Event | Rejection:
     if raw is None or len(raw) == 0:
         return Rejection("empty", "record has no value (tombstone or empty message); an event is a JSON object")
     if len(raw) > max_bytes:
@@ -64,7 +64,7 @@ def _decode(raw: bytes | None, max_bytes: int) -> Envelope | Rejection:
     return _from_dict(data)
 
 
-def from_dict(data: Any) -> Envelope | Rejection:
+def from_dict(data: Any) -> Event | Rejection:
     """A dict -> an event or a ``Rejection``; never raises (see ``decode``)."""
     try:
         return _from_dict(data)
@@ -72,7 +72,7 @@ def from_dict(data: Any) -> Envelope | Rejection:
         return Rejection("decode_error", cap_reason(f"record could not be validated: {type(exc).__name__}: {exc}"))
 
 
-def _from_dict(data: Any) -> Envelope | Rejection:
+def _from_dict(data: Any) -> Event | Rejection:
     if not isinstance(data, dict):
         return Rejection("not_object", f"an event is a JSON object, got {type(data).__name__}")
     event_type = data.get("type")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Annotated, Literal
 
@@ -29,7 +30,7 @@ def control_character(value: str, *, multiline: bool = False) -> tuple[int, str]
     return (found.start(), found.group()) if found else None
 
 
-def _refuse_control(multiline: bool):
+def _refuse_control(multiline: bool) -> Callable[[str], str]:
     def check(value: str) -> str:
         found = control_character(value, multiline=multiline)
         if found is not None:

@@ -11,7 +11,7 @@ deduplicates by it. Use the platform's own id (e.g. "match-812:completed:r2"), o
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal, get_args
 
 from pydantic import Discriminator, Field, Tag, field_validator, model_validator
 
@@ -37,7 +37,12 @@ from crownstream.standings.point_tables import NAMED_TABLES, PointTable
 from crownstream.standings.rules import RuleSet
 from crownstream.standings.tiebreakers import TIEBREAKERS
 
-Tiebreaker = Literal[TIEBREAKERS]  # type: ignore[valid-type]  (one list: standings/tiebreakers.py)
+# One list (standings/tiebreakers.py) makes the runtime Literal, which validation and the JSON schema read; a type
+# checker cannot evaluate a Literal built from a variable, so statically a tiebreaker is the str it is.
+if TYPE_CHECKING:
+    Tiebreaker = str
+else:
+    Tiebreaker = Literal[TIEBREAKERS]
 
 PLACEMENT_MAX = 1000  # teams in one lobby; a point table longer than that scores placements no team can reach
 REVISION_MAX = 2**31 - 1
@@ -442,7 +447,7 @@ class PreferencesUpdated(Envelope):
 
     type: Literal["preferences.updated"] = "preferences.updated"
     user_id: Id
-    preferences: dict = Field(description="See crownstream.notifications.preferences for the fields.")
+    preferences: dict[str, Any] = Field(description="See crownstream.notifications.preferences for the fields.")
 
 
 Event = Annotated[
@@ -477,7 +482,7 @@ Event = Annotated[
 
 EVENT_MODELS: dict[str, type[Envelope]] = {
     model.model_fields["type"].default: model
-    for model in Event.__origin__.__args__  # type: ignore[attr-defined]
+    for model in get_args(get_args(Event)[0])  # Annotated[Union[...], discriminator] -> the union's models
 }
 
 # type -> schema versions this worker understands. Bump a type's version when its fields change

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
 from types import MappingProxyType
-from typing import Any, Protocol
+from typing import Protocol
 
 TIEBREAKERS: tuple[str, ...] = (
     "total_points",
@@ -28,17 +28,44 @@ _BEFORE_ANY_MATCH = ""
 
 
 class Rankable(Protocol):
-    team_id: str
-    total_points: int
-    wins: int
-    placement_points: int
-    kill_points: int
-    kills: int
-    best_placement: int | None
-    last_match_placement: int | None
-    reached_total_at: str | None
-    disqualified: bool
-    champion: bool
+    """What a sort key reads of a team's standing (read-only: standings are frozen)."""
+
+    @property
+    def team_id(self) -> str: ...
+
+    @property
+    def total_points(self) -> int: ...
+
+    @property
+    def wins(self) -> int: ...
+
+    @property
+    def placement_points(self) -> int: ...
+
+    @property
+    def kill_points(self) -> int: ...
+
+    @property
+    def kills(self) -> int: ...
+
+    @property
+    def best_placement(self) -> int | None: ...
+
+    @property
+    def last_match_placement(self) -> int | None: ...
+
+    @property
+    def reached_total_at(self) -> str | None: ...
+
+    @property
+    def disqualified(self) -> bool: ...
+
+    @property
+    def champion(self) -> bool: ...
+
+
+#: Compared element by element: ints (ranks, negated points, placements) and strings (times, the team id).
+SortKey = tuple[int | str, ...]
 
 
 def validate_tiebreakers(names: Iterable[str]) -> tuple[str, ...]:
@@ -54,7 +81,7 @@ def validate_tiebreakers(names: Iterable[str]) -> tuple[str, ...]:
     return names
 
 
-_PARTS: Mapping[str, Callable[[Rankable], Any]] = MappingProxyType(
+_PARTS: Mapping[str, Callable[[Rankable], int | str]] = MappingProxyType(
     {
         # More is better for counts, so they are negated; less is better for placements and times.
         "total_points": lambda s: -s.total_points,
@@ -69,7 +96,7 @@ _PARTS: Mapping[str, Callable[[Rankable], Any]] = MappingProxyType(
 )
 
 
-def sort_key_function(tiebreakers: Iterable[str]) -> Callable[[Rankable], tuple]:
+def sort_key_function(tiebreakers: Iterable[str]) -> Callable[[Rankable], SortKey]:
     """The key by which standings sort ascending: a smaller key ranks higher.
 
     A match-point champion ranks first and disqualified teams rank after all others, whatever their points;
@@ -79,7 +106,7 @@ def sort_key_function(tiebreakers: Iterable[str]) -> Callable[[Rankable], tuple]
     """
     parts = tuple(_PARTS[name] for name in validate_tiebreakers(tiebreakers))
 
-    def key(s: Rankable) -> tuple:
+    def key(s: Rankable) -> SortKey:
         return (0 if s.champion else 1, 1 if s.disqualified else 0, *(part(s) for part in parts), s.team_id)
 
     return key

@@ -21,13 +21,15 @@ Module map (each module's docstring names its UPSTREAM.md rows):
 (F17), ``transport`` / ``install`` (W), ``state``, ``errors``.
 """
 
+from typing import Any
+
 from crownstream.engine.commit_gate import gate_for, gated_events
 from crownstream.engine.errors import EngineError
 from crownstream.engine.install import install
 from crownstream.engine.state import EngineState, state_of
 
 
-async def send_batch(app, topic: str, partition: int, records: list[tuple[bytes | None, bytes]]) -> None:
+async def send_batch(app: Any, topic: str, partition: int, records: list[tuple[bytes | None, bytes]]) -> None:
     """``records`` (key, value) to ``topic``'s ``partition`` as one batch, in the transaction of the input
     partition of the event being processed (``transactions.InputPartitionTransactionManager.send_batch``)."""
     await app.consumer.transactions.send_batch(topic, partition, records)

@@ -84,7 +84,7 @@ class _Hold:
 
     __slots__ = ("gate", "released", "task")
 
-    def __init__(self, gate: PartitionGate, task: asyncio.Task | None) -> None:
+    def __init__(self, gate: PartitionGate, task: asyncio.Task[Any] | None) -> None:
         self.gate, self.task, self.released = gate, task, False
 
     def release(self) -> None:
@@ -96,7 +96,7 @@ class _Hold:
 class CommitGate:
     def __init__(self) -> None:
         self._gates: dict[str, PartitionGate] = {}
-        self._holds: dict[asyncio.Task | None, set[_Hold]] = {}
+        self._holds: dict[asyncio.Task[Any] | None, set[_Hold]] = {}
 
     async def hold(self, transactional_id: str) -> _Hold:
         gate = self.gate(transactional_id)
@@ -113,7 +113,7 @@ class CommitGate:
             if not held:
                 del self._holds[hold.task]
 
-    def release_task(self, task: asyncio.Task | None) -> int:
+    def release_task(self, task: asyncio.Task[Any] | None) -> int:
         """Release what ``task`` holds: an agent that raised mid-event leaves its generator suspended (its
         traceback keeps it alive), and Faust then commits from that same task (``on_task_error``) — which
         would otherwise wait for the task itself. Returns how many holds were released."""
@@ -148,7 +148,7 @@ def gate_for(app: Any) -> CommitGate:
     return state_of(app).commit_gate
 
 
-async def gated_events(app: Any, stream: faust.StreamT) -> AsyncIterator[faust.EventT]:
+async def gated_events(app: Any, stream: faust.StreamT[Any]) -> AsyncIterator[faust.EventT[Any]]:
     """``stream.events()``, each event handed out inside its partition's gate, left when the agent asks for
     the next one — the whole of the event's handling, sends and table writes."""
     gates = gate_for(app)

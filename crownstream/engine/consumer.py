@@ -7,8 +7,11 @@ recovery completes (F12), and runs ``consumer_thread._LsoFromBrokerConsumerThrea
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator, Iterable
 
+from faust.transport.consumer import RecordMap
 from faust.transport.drivers.aiokafka import Consumer
+from faust.types import TP, Message
 
 from crownstream.engine.commit_gate import gate_for
 from crownstream.engine.consumer_thread import _LsoFromBrokerConsumerThread
@@ -35,27 +38,28 @@ class _Consumer(Consumer):
     """
 
     #: The seek epochs of the batch being iterated (crownstream/engine/seek_epochs.py).
-    _batch_epochs: dict | None = None
+    _batch_epochs: dict[tuple[str, int], int] | None = None
     #: Partition resumes held back while recovery completes (RestoringRecovery.on_recovery_completed).
-    _deferred_resumes: list[set] | None = None
+    _deferred_resumes: list[set[TP]] | None = None
+    _thread: _LsoFromBrokerConsumerThread  # made by _new_consumer_thread
 
     def defer_resumes(self) -> None:
         """Hold back ``resume_partitions`` calls until ``release_resumes``."""
         self._deferred_resumes = []
 
-    def release_resumes(self) -> list[set]:
+    def release_resumes(self) -> list[set[TP]]:
         """Stop holding resumes back; returns the partition sets whose resume was held, for the caller to
         resume (or not, if the group's generation changed meanwhile)."""
         deferred, self._deferred_resumes = self._deferred_resumes or [], None
         return deferred
 
-    def resume_partitions(self, tps) -> None:
+    def resume_partitions(self, tps: Iterable[TP]) -> None:
         if self._deferred_resumes is not None:
             self._deferred_resumes.append(set(tps))
             return
         super().resume_partitions(tps)
 
-    def _new_consumer_thread(self):
+    def _new_consumer_thread(self) -> _LsoFromBrokerConsumerThread:
         return _LsoFromBrokerConsumerThread(self, loop=self.loop, beacon=self.beacon)
 
     async def on_task_error(self, exc: BaseException) -> None:
@@ -63,12 +67,12 @@ class _Consumer(Consumer):
         gate_for(self.app).release_task(asyncio.current_task())
         await super().on_task_error(exc)
 
-    async def _wait_next_records(self, timeout: float):
+    async def _wait_next_records(self, timeout: float) -> tuple[RecordMap | None, set[TP] | None]:
         records, active_partitions = await super()._wait_next_records(timeout)
         self._batch_epochs = getattr(records, "seek_epochs", None)
         return records, active_partitions
 
-    async def getmany(self, timeout: float):
+    async def getmany(self, timeout: float) -> AsyncIterator[tuple[TP, Message]]:
         changelogs = self.app.tables.changelog_topics
         epochs = self._thread.seek_epochs
         async for tp, message in super().getmany(timeout):

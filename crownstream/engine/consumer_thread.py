@@ -8,10 +8,13 @@ skips a partition awaiting its offset reset (F10). Installed by ``consumer._Cons
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable, Mapping
 from typing import Any
 
-from aiokafka import TopicPartition
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from faust.transport.consumer import RecordMap
 from faust.transport.drivers.aiokafka import AIOKafkaConsumerThread
+from faust.types import TP
 
 from crownstream.engine.seek_epochs import SeekEpochs, StampedRecords
 
@@ -32,16 +35,23 @@ class _LsoFromBrokerConsumerThread(AIOKafkaConsumerThread):
         #: Bumped here, in the consumer's thread, as each partition is sought (crownstream/engine/seek_epochs.py).
         self.seek_epochs = SeekEpochs()
 
-    async def _highwaters(self, partitions):
-        return await self._ensure_consumer().end_offsets(list(partitions))
+    async def _highwaters(self, partitions: Iterable[TP]) -> Mapping[TP, int]:
+        ends: dict[TP, int] = await self._ensure_consumer().end_offsets(list(partitions))  # aiokafka: unannotated
+        return ends
 
-    async def _fetch_records(self, consumer, active_partitions, timeout=None, max_records=None):
+    async def _fetch_records(
+        self,
+        consumer: AIOKafkaConsumer,
+        active_partitions: set[TP],
+        timeout: float | None = None,
+        max_records: int | None = None,
+    ) -> RecordMap:
         records = await super()._fetch_records(consumer, active_partitions, timeout=timeout, max_records=max_records)
         stamped = StampedRecords(records)
         stamped.seek_epochs = self.seek_epochs.stamp(records)
         return stamped
 
-    async def seek_to_committed(self):
+    async def seek_to_committed(self) -> Mapping[TP, int]:
         """After every rebalance's recovery Faust seeks the stream partitions back to their committed offsets, so
         that records fetched during the rebalance — which the streams skip as belonging to an old generation or
         arriving while flow control was suspended — are read again. aiokafka's ``seek_to_committed`` only seeks
@@ -51,9 +61,11 @@ class _LsoFromBrokerConsumerThread(AIOKafkaConsumerThread):
         of the partition and applies nothing. Such a partition is sought to its beginning, which is what
         auto_offset_reset=earliest promises and what exactly-once needs (nothing of it was ever committed).
         Changelog partitions are left alone: recovery positions those itself."""
-        return await self.call_thread(self._seek_streams_to_committed, self._ensure_consumer())
+        # Typed as faust's own; like aiokafka's answer, it holds None for the changelog partitions.
+        committed: Mapping[TP, int] = await self.call_thread(self._seek_streams_to_committed, self._ensure_consumer())
+        return committed
 
-    async def _seek_streams_to_committed(self, consumer):
+    async def _seek_streams_to_committed(self, consumer: AIOKafkaConsumer) -> dict[TP, int | None]:
         """aiokafka's seek_to_committed in one request and one step: every stream partition's committed offset
         (aiokafka asks one partition per round trip), then each partition marked sought and sought with no await in
         between — it runs in the consumer's thread, so no fetch returns between two seeks. A partition never
@@ -66,7 +78,7 @@ class _LsoFromBrokerConsumerThread(AIOKafkaConsumerThread):
         streams = [tp for tp in consumer.assignment() if tp.topic not in changelogs]
         self.seek_epochs.seeking(streams)
         # The group never commits a changelog partition: as before, Faust takes None for their read offsets.
-        committed: dict = {tp: None for tp in consumer.assignment() if tp.topic in changelogs}
+        committed: dict[TP, int | None] = {tp: None for tp in consumer.assignment() if tp.topic in changelogs}
         try:
             answer = await consumer._coordinator.fetch_committed_offsets(streams)
             for tp in streams:
@@ -85,7 +97,7 @@ class _LsoFromBrokerConsumerThread(AIOKafkaConsumerThread):
                 log.warning("seek to committed offsets interrupted before %d partitions: %s", len(left), left[:5])
         return committed
 
-    def verify_event_path(self, now: float, tp) -> None:
+    def verify_event_path(self, now: float, tp: TP) -> None:
         """faust-streaming's livelock detector reads every partition's fetch position. Right after a seek to
         the beginning (``seek_to_committed`` above) aiokafka has no position until its next fetch resolves
         the reset, and reading it raises AssertionError — which crashes the consumer and the worker. The
@@ -99,7 +111,7 @@ class _LsoFromBrokerConsumerThread(AIOKafkaConsumerThread):
             return None
         return super().verify_event_path(now, tp)
 
-    async def _seek_wait(self, consumer, partitions):
+    async def _seek_wait(self, consumer: AIOKafkaConsumer, partitions: Mapping[TP, int | None]) -> None:
         """Recovery seeks standby changelog partitions to offsets it builds per recovery round. When a second
         rebalance interrupts a round (a worker joins or dies while another one recovers — routine when a
         group scales), faust-streaming logs "Error in recovery … is not assigned", still goes on to "Starting

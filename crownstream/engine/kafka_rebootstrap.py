@@ -17,8 +17,11 @@ from __future__ import annotations
 
 import functools
 import logging
+from collections.abc import Callable, Coroutine
+from typing import Any, cast
 
 from aiokafka.client import AIOKafkaClient, ConnectionGroup
+from aiokafka.cluster import ClusterMetadata
 from aiokafka.errors import KafkaConnectionError
 
 log = logging.getLogger(__name__)
@@ -37,11 +40,14 @@ def knows_no_broker(client: AIOKafkaClient) -> bool:
 def install() -> None:
     if getattr(AIOKafkaClient._metadata_update, "_rebootstraps", False):
         return
-    original = AIOKafkaClient._metadata_update
+    # aiokafka leaves it unannotated: (client, metadata to fill, topics) -> whether the update succeeded.
+    original = cast(
+        Callable[[AIOKafkaClient, ClusterMetadata, Any], Coroutine[Any, Any, bool]], AIOKafkaClient._metadata_update
+    )
 
     # wraps: the patch keeps ``__wrapped__``, through which the upstream-contract test still reads aiokafka's own.
     @functools.wraps(original)
-    async def _metadata_update(self: AIOKafkaClient, cluster_metadata, topics):
+    async def _metadata_update(self: AIOKafkaClient, cluster_metadata: ClusterMetadata, topics: Any) -> bool:
         if knows_no_broker(self):
             try:
                 await self.bootstrap()
@@ -55,5 +61,5 @@ def install() -> None:
             )
         return await original(self, cluster_metadata, topics)
 
-    _metadata_update._rebootstraps = True
-    AIOKafkaClient._metadata_update = _metadata_update
+    _metadata_update._rebootstraps = True  # type: ignore[attr-defined]  # a marker on the function: functions declare no attributes
+    AIOKafkaClient._metadata_update = _metadata_update  # type: ignore[method-assign]  # the patch (F16) of an unannotated aiokafka method

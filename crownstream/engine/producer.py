@@ -7,8 +7,11 @@ a commit (crownstream/engine/producer_buffer.py, UPSTREAM.md F2). Installed as `
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable, Mapping
+from typing import Any
 
 from faust.transport.drivers.aiokafka import Producer
+from faust.types import TP, HeadersArg, RecordMetadata
 
 from crownstream.engine.producer_buffer import DrainingProducerBuffer
 from crownstream.engine.state_repair import repair_for
@@ -25,19 +28,37 @@ class _StateTrackingProducer(Producer):
 
     Its buffer (table writes) is a DrainingProducerBuffer: faust's flush returns with writes still queued."""
 
-    def __init__(self, *args, **kwargs) -> None:
+    buffer: DrainingProducerBuffer  # set in __init__
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         buffer = DrainingProducerBuffer(loop=self.loop, beacon=self.beacon)
-        buffer.app = self.buffer.app
-        buffer.threaded_producer = getattr(self.buffer, "threaded_producer", None)
+        upstream = self.buffer  # the ProducerBuffer faust made, replaced here
+        buffer.app = upstream.app
+        buffer.threaded_producer = getattr(upstream, "threaded_producer", None)
         self.buffer = buffer
 
-    async def send(self, topic, key, value, partition, timestamp, headers, *, transactional_id=None):
+    async def send(
+        self,
+        topic: str,
+        key: bytes | None,
+        value: bytes | None,
+        partition: int | None,
+        timestamp: float | None,
+        headers: HeadersArg | None,
+        *,
+        transactional_id: str | None = None,
+    ) -> Awaitable[RecordMetadata]:
         if transactional_id:
             repair_for(self.app).sent(transactional_id)  # before: a failed send leaves the transaction doomed too
         return await super().send(topic, key, value, partition, timestamp, headers, transactional_id=transactional_id)
 
-    async def commit_transactions(self, tid_to_offset_map, group_id, start_new_transaction: bool = True) -> None:
+    async def commit_transactions(
+        self,
+        tid_to_offset_map: Mapping[str, Mapping[TP, int]],
+        group_id: str,
+        start_new_transaction: bool = True,
+    ) -> None:
         repair = repair_for(self.app)
         abort_now = repair.take_fault(tid_to_offset_map)
         newly_corrupt = False

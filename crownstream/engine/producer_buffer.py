@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 
 from faust.transport.producer import ProducerBuffer
+from faust.types import FutureMessage
 
 
 class DrainingProducerBuffer(ProducerBuffer):
@@ -30,7 +31,7 @@ class DrainingProducerBuffer(ProducerBuffer):
         self._idle = asyncio.Event()
         self._idle.set()
 
-    async def _send_pending(self, fut) -> None:
+    async def _send_pending(self, fut: FutureMessage) -> None:
         # Counted before the first await: the background task takes a record off the queue and calls this in
         # one step, so "queue empty and nothing in flight" is never true while a record is between the two.
         self._in_flight += 1

@@ -31,15 +31,19 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from faust.tables.recovery import Recovery
-from faust.types import TP
+from faust.types import TP, EventT
 
 from crownstream.engine.state import state_of
 from crownstream.engine.state_repair import wipe_partition
 from crownstream.metrics import TABLE_RESTORE_SECONDS, TABLE_RESTORED_RECORDS
+
+if TYPE_CHECKING:  # table_manager imports this module
+    from crownstream.engine.consumer import _Consumer
+    from crownstream.engine.table_manager import ChangelogQueue
 
 log = logging.getLogger(__name__)
 
@@ -51,7 +55,7 @@ class ChangelogRecord:
 
     tp: TP
     offset: int
-    key: bytes
+    key: bytes | None  # as aiokafka returns it; Faust's changelog records always have one
     value: bytes | None
 
     @property
@@ -175,7 +179,9 @@ class RestoringRecovery(Recovery):
                     continue
                 tp = TP(ktp.topic, ktp.partition)
                 table = self.tp_to_table[tp]
-                table.apply_changelog_batch([ChangelogRecord(tp, r.offset, r.key, r.value) for r in records])
+                # Faust types the batch as events but reads only ``event.message``'s tp, offset, key and value.
+                changes = [ChangelogRecord(tp, r.offset, r.key, r.value) for r in records]
+                table.apply_changelog_batch(cast(list[EventT[Any]], changes))
                 # Only after the store holds the batch: an interrupted restore resumes after what it applied.
                 offsets[tp] = records[-1].offset
                 restored += len(records)
@@ -212,9 +218,11 @@ class RestoringRecovery(Recovery):
         the test gave up; not traced record by record.) Deferred to the end, the resume lets nothing of the
         streams be fetched before their seek is done and their queues are cleared; the changelogs, standbys
         included, flow throughout. If the generation changed meanwhile, the next round resumes them."""
-        queue = self.tables.changelog_queue
+        # This recovery is built only by RestoringTableManager, whose queue is a ChangelogQueue, and install()
+        # makes the worker's consumer a _Consumer.
+        queue = cast("ChangelogQueue", self.tables.changelog_queue)
         queue.keep_through_clear = True
-        consumer = self.app.consumer
+        consumer = cast("_Consumer", self.app.consumer)
         consumer.defer_resumes()
         try:
             await super().on_recovery_completed(generation_id)

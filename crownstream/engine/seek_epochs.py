@@ -74,7 +74,7 @@ class SeekEpochs:
         return stamp.get(key, 0) != self._epochs.get(key, 0)
 
 
-class StampedRecords(dict):
+class StampedRecords(dict[Any, list[Any]]):
     """A fetch's records (aiokafka TopicPartition -> records) with the epochs they were fetched in."""
 
     seek_epochs: dict[tuple[str, int], int] | None = None

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import logging
 import shutil
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -80,7 +81,7 @@ class StateRepair:
             )
         return True
 
-    def take_fault(self, transactional_ids) -> bool:
+    def take_fault(self, transactional_ids: Iterable[str]) -> bool:
         """True once, when the test hook wants this commit (of transactions holding sends) to abort instead."""
         if self.fault_armed and any(tid in self.dirty for tid in transactional_ids):
             self.fault_armed = False

@@ -6,7 +6,7 @@ persisted on commit under exactly_once (F14). ``install`` makes it the app's ``T
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 from faust.tables.manager import TableManager
 from mode.utils.queues import ThrowableQueue
@@ -15,7 +15,7 @@ from crownstream.engine.recovery import RestoringRecovery
 from crownstream.engine.state_repair import partition_of, repair_for
 
 
-class ChangelogQueue(ThrowableQueue):
+class ChangelogQueue(ThrowableQueue[Any]):  # of changelog events, as Faust's
     """Faust's changelog queue, which can keep its events through a flow-control clear (see the module doc)."""
 
     keep_through_clear = False
@@ -52,10 +52,10 @@ class RestoringTableManager(TableManager):
                 flow_control=self.app.flow_control,
                 clear_on_resume=True,
             )
-        return self._changelog_queue
+        return cast(ChangelogQueue, self._changelog_queue)  # only this property sets it
 
     @property
     def recovery(self) -> RestoringRecovery:
         if self._recovery is None:
             self._recovery = RestoringRecovery(self.app, self, beacon=self.beacon, loop=self.loop)
-        return self._recovery
+        return cast(RestoringRecovery, self._recovery)  # only this property sets it

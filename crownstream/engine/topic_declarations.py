@@ -15,10 +15,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Any
+from typing import Any, cast
 
 from aiokafka import TopicPartition
+from aiokafka.client import AIOKafkaClient
+from aiokafka.cluster import ClusterMetadata
 
+from crownstream.engine.producer import _StateTrackingProducer
 from crownstream.engine.transport import CrownstreamTransport
 
 log = logging.getLogger(__name__)
@@ -31,33 +34,36 @@ class _ExistingTopics:
         self._names: set[str] | None = None
         self._lock = asyncio.Lock()
 
-    async def names(self, client) -> set[str]:
+    async def names(self, client: AIOKafkaClient) -> set[str]:
         async with self._lock:
             if self._names is None:
                 self._names = set((await client.fetch_all_metadata()).topics())
         return self._names
 
 
-def _declare_once(producer_cls):
-    class Producer(producer_cls):
+class DeclareOnceTransport(CrownstreamTransport):
+    class Producer(_StateTrackingProducer):  # CrownstreamTransport.Producer, declaring each topic once
         async def create_topic(self, topic: str, partitions: int, replication: int, **kwargs: Any) -> None:
             # Checked here too, not only in the transport's _create_topic: faust's producer forces a metadata
             # refresh after every declaration, which is the other half of the cost.
-            if topic in await self.transport.existing_topics.names(self._ensure_producer().client):
+            transport = cast(DeclareOnceTransport, self.transport)  # the transport that made this producer
+            if topic in await transport.existing_topics.names(self._ensure_producer().client):
                 return
             await super().create_topic(topic, partitions, replication, **kwargs)  # remembered by _create_topic
-
-    return Producer
-
-
-class DeclareOnceTransport(CrownstreamTransport):
-    Producer = _declare_once(CrownstreamTransport.Producer)
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.existing_topics = _ExistingTopics()
 
-    async def _create_topic(self, owner, client, topic: str, partitions: int, replication: int, **kwargs: Any) -> None:
+    async def _create_topic(
+        self,
+        owner: Any,
+        client: AIOKafkaClient,
+        topic: str,
+        partitions: int,
+        replication: int,
+        **kwargs: Any,
+    ) -> None:
         # The consumer's declarations (agents' topics) come here directly, without the producer's create_topic.
         existing = await self.existing_topics.names(client)
         if topic in existing:
@@ -67,7 +73,7 @@ class DeclareOnceTransport(CrownstreamTransport):
         await _until_visible(client, topic, partitions)
 
 
-def every_partition_led(cluster, topic: str, partitions: int) -> bool:
+def every_partition_led(cluster: ClusterMetadata, topic: str, partitions: int) -> bool:
     """``cluster`` (aiokafka ClusterMetadata) lists ``topic`` with ``partitions`` partitions, each with a leader
     (broker ids start at 0: a leader of 0 is a leader)."""
     found = cluster.partitions_for_topic(topic) or set()
@@ -75,7 +81,7 @@ def every_partition_led(cluster, topic: str, partitions: int) -> bool:
     return len(found) >= partitions and all(leader is not None and leader >= 0 for leader in leaders)
 
 
-async def _until_visible(client, topic: str, partitions: int, timeout: float = 30.0) -> None:
+async def _until_visible(client: AIOKafkaClient, topic: str, partitions: int, timeout: float = 30.0) -> None:
     """Wait until the broker's metadata lists the new topic with a leader for every partition. The consumer
     subscribes right after the tables declare their changelogs; a group joined while a busy broker (thousands of
     partitions to load after a start) does not list them yet assigns none of their partitions ("Ignoring missing

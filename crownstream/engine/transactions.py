@@ -19,10 +19,13 @@ commit gate), F4 (``_reopen_ended_transactions``) and F5 (``on_rebalance``).
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Iterable, Mapping
 from typing import Any
 
 from faust.streams import current_event
 from faust.transport.consumer import TransactionManager
+from faust.transport.drivers.aiokafka import Producer
+from faust.types import TP, EventT, HeadersArg, RecordMetadata
 
 from crownstream.engine.commit_gate import gate_for, input_transactional_id
 from crownstream.engine.errors import NoEventBeingProcessed, NoTransactionalProducer, RecordTooLargeForBatch
@@ -30,6 +33,8 @@ from crownstream.engine.state_repair import repair_for
 
 
 class InputPartitionTransactionManager(TransactionManager):
+    producer: Producer  # the transport's (CrownstreamTransport.Producer): faust's aiokafka producer, subclassed
+
     async def send(
         self,
         topic: str,
@@ -37,10 +42,10 @@ class InputPartitionTransactionManager(TransactionManager):
         value: bytes | None,
         partition: int | None,
         timestamp: float | None,
-        headers: Any,
+        headers: HeadersArg | None,
         *,
         transactional_id: str | None = None,
-    ):
+    ) -> Awaitable[RecordMetadata]:
         event = current_event()
         if transactional_id is None and event is not None:
             transactional_id = self._input_transactional_id(event)
@@ -77,10 +82,10 @@ class InputPartitionTransactionManager(TransactionManager):
             if batch.record_count():
                 await producer.send_batch(batch, topic, partition=partition)
 
-    def _input_transactional_id(self, event) -> str:
+    def _input_transactional_id(self, event: EventT[Any]) -> str:
         return input_transactional_id(self.app, event.message.tp)
 
-    async def commit(self, offsets, start_new_transaction: bool = True) -> bool:
+    async def commit(self, offsets: Mapping[TP, int], start_new_transaction: bool = True) -> bool:
         """Drain buffered table writes into their transactions, then commit the input offsets.
 
         Table updates reach the changelog through Faust's producer buffer (``send_soon``), drained by a
@@ -97,7 +102,7 @@ class InputPartitionTransactionManager(TransactionManager):
             await self._reopen_ended_transactions(offsets)
             return await super().commit(offsets, start_new_transaction=start_new_transaction)
 
-    async def _reopen_ended_transactions(self, offsets) -> None:
+    async def _reopen_ended_transactions(self, offsets: Iterable[TP]) -> None:
         """Begin a transaction for every producer about to commit offsets outside one.
 
         faust ends the transactions (``commit_and_end_transactions``: commit with start_new_transaction=False)
@@ -117,7 +122,7 @@ class InputPartitionTransactionManager(TransactionManager):
                 if not producer._txn_manager.is_in_transaction():
                     await producer.begin_transaction()
 
-    async def on_rebalance(self, assigned, revoked, newly_assigned) -> None:
+    async def on_rebalance(self, assigned: set[TP], revoked: set[TP], newly_assigned: set[TP]) -> None:
         """After every rebalance: no producer for a partition this worker does not process, and a *fresh*
         producer (re-initialised under its transactional id, in a new transaction) for every one it does.
 
