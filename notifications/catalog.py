@@ -6,12 +6,14 @@ Pure: no I/O, no clock. Everything in a notice is derived from the event, so a r
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
 from crownstream.schemas import events as ev
+from crownstream.schemas.common import Audience, Money
+from crownstream.standings.serialization import AS_IS, from_plain, stored_as, to_plain
 
 IN_APP, EMAIL, DISCORD, WEBHOOK = "in_app", "email", "discord", "webhook"
 
@@ -25,7 +27,9 @@ class NotificationType:
     description: str = ""
 
 
-def _t(name: str, event_type: str, channels: tuple[str, ...], description: str, critical: bool = False):
+def _t(
+    name: str, event_type: str, channels: tuple[str, ...], description: str, critical: bool = False
+) -> NotificationType:
     return NotificationType(name, event_type, frozenset(channels), critical, description)
 
 
@@ -76,13 +80,15 @@ class Target:
 class Notice:
     """What to tell people about one event, the same for every recipient."""
 
-    notification_type: str
-    source_event_id: str
+    # Stored under the short keys "type" and "source": the records of the user partitions (and their
+    # changelogs) were written with them before the generic helper.
+    notification_type: str = field(metadata=stored_as("type"))
+    source_event_id: str = field(metadata=stored_as("source"))
     created_at: datetime
     title: str
     body: str = ""
     path: str | None = None  # joined to the configured link base by the agent
-    data: dict[str, Any] = field(default_factory=dict)
+    data: dict[str, Any] = field(default_factory=dict, metadata=AS_IS)  # JSON-friendly as the builders make it
     tournament_id: str | None = None
 
     @property
@@ -90,36 +96,18 @@ class Notice:
         return CATALOG[self.notification_type].critical
 
     def to_dict(self) -> dict[str, Any]:
-        return {
-            "type": self.notification_type,
-            "source": self.source_event_id,
-            "created_at": self.created_at.isoformat(),
-            "title": self.title,
-            "body": self.body,
-            "path": self.path,
-            "data": self.data,
-            "tournament_id": self.tournament_id,
-        }
+        return to_plain(self)
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> Notice:
-        return cls(
-            d["type"],
-            d["source"],
-            datetime.fromisoformat(d["created_at"]),
-            d["title"],
-            d["body"],
-            d["path"],
-            d["data"],
-            d["tournament_id"],
-        )
+    def from_dict(cls, d: Mapping[str, Any]) -> Notice:
+        return from_plain(cls, d, what="a stored notice")
 
 
-def _money(m: ev.Money) -> str:
+def _money(m: Money) -> str:
     return f"{m.amount_minor / 100:,.2f} {m.currency}"
 
 
-def _audience(a) -> Target:
+def _audience(a: Audience) -> Target:
     if a.kind == "users":
         return Target(users=tuple(dict.fromkeys(a.user_ids)))
     if a.kind == "team":
@@ -129,10 +117,12 @@ def _audience(a) -> Target:
     return Target(all_users=True)
 
 
-Builder = Callable[[Any], tuple[str, str, str | None, dict[str, Any], Target]]
+#: What a builder makes of an event: title, body, link path, data, audience.
+Built = tuple[str, str, str | None, dict[str, Any], Target]
+Builder = Callable[[Any], Built]  # Any: each builder takes its own event type, chosen by BUILDERS[event.type]
 
 
-def _invite_sent(e: ev.InviteSent):
+def _invite_sent(e: ev.InviteSent) -> Built:
     team = e.team_name or e.team_id
     return (
         f"You're invited to join {team}",
@@ -143,7 +133,7 @@ def _invite_sent(e: ev.InviteSent):
     )
 
 
-def _invite_accepted(e: ev.InviteAccepted):
+def _invite_accepted(e: ev.InviteAccepted) -> Built:
     return (
         f"{e.user_id} joined your team",
         "",
@@ -153,7 +143,7 @@ def _invite_accepted(e: ev.InviteAccepted):
     )
 
 
-def _roster(e: ev.RosterChanged):
+def _roster(e: ev.RosterChanged) -> Built:
     parts = ([f"added {', '.join(e.added)}"] if e.added else []) + (
         [f"removed {', '.join(e.removed)}"] if e.removed else []
     )
@@ -167,7 +157,7 @@ def _roster(e: ev.RosterChanged):
     )
 
 
-def _registered(e: ev.TournamentRegistered):
+def _registered(e: ev.TournamentRegistered) -> Built:
     return (
         f"{e.team_name} is registered",
         f"{e.team_name} is registered for tournament {e.tournament_id}.",
@@ -177,7 +167,7 @@ def _registered(e: ev.TournamentRegistered):
     )
 
 
-def _bracket(e: ev.BracketReady):
+def _bracket(e: ev.BracketReady) -> Built:
     return (
         "The bracket is ready",
         f"Stage {e.stage_id} has its bracket.",
@@ -187,7 +177,7 @@ def _bracket(e: ev.BracketReady):
     )
 
 
-def _scheduled_match(e: ev.MatchScheduled):
+def _scheduled_match(e: ev.MatchScheduled) -> Built:
     target = Target(teams=tuple(dict.fromkeys(e.team_ids))) if e.team_ids else Target(tournaments=(e.tournament_id,))
     return (
         f"Match {e.match_id} is scheduled",
@@ -198,7 +188,7 @@ def _scheduled_match(e: ev.MatchScheduled):
     )
 
 
-def _started(e: ev.MatchStarted):
+def _started(e: ev.MatchStarted) -> Built:
     return (
         f"Match {e.match_id} started",
         "",
@@ -208,7 +198,7 @@ def _started(e: ev.MatchStarted):
     )
 
 
-def _result(e: ev.MatchCompleted):
+def _result(e: ev.MatchCompleted) -> Built:
     r = e.result
     if r.format == "battle_royale":
         teams = tuple(p.team_id for p in r.placements)
@@ -226,7 +216,7 @@ def _result(e: ev.MatchCompleted):
     )
 
 
-def _disputed(e: ev.MatchDisputed):
+def _disputed(e: ev.MatchDisputed) -> Built:
     return (
         f"Result of match {e.match_id} disputed",
         e.reason,
@@ -236,7 +226,7 @@ def _disputed(e: ev.MatchDisputed):
     )
 
 
-def _ranking(e: ev.RankingChanged):
+def _ranking(e: ev.RankingChanged) -> Built:
     moved = f"from #{e.old_rank} to #{e.new_rank}" if e.old_rank else f"in at #{e.new_rank}"
     return (
         f"Your team is now #{e.new_rank}",
@@ -253,7 +243,7 @@ def _ranking(e: ev.RankingChanged):
     )
 
 
-def _sponsor(e: ev.SponsorApproved):
+def _sponsor(e: ev.SponsorApproved) -> Built:
     return (
         f"Sponsor {e.sponsor} approved",
         "",
@@ -263,11 +253,11 @@ def _sponsor(e: ev.SponsorApproved):
     )
 
 
-def _promotion(e: ev.PromotionStarted):
+def _promotion(e: ev.PromotionStarted) -> Built:
     return (e.title, "", f"/promotions/{e.promotion_id}", {"promotion_id": e.promotion_id}, _audience(e.audience))
 
 
-def _payment(e: ev.PaymentVerified):
+def _payment(e: ev.PaymentVerified) -> Built:
     return (
         f"Payment of {_money(e.amount)} received",
         "",
@@ -277,7 +267,7 @@ def _payment(e: ev.PaymentVerified):
     )
 
 
-def _refund(e: ev.PaymentRefunded):
+def _refund(e: ev.PaymentRefunded) -> Built:
     return (
         f"Refund of {_money(e.amount)}",
         e.reason,
@@ -287,7 +277,7 @@ def _refund(e: ev.PaymentRefunded):
     )
 
 
-def _payout(e: ev.PayoutDistributed):
+def _payout(e: ev.PayoutDistributed) -> Built:
     return (
         f"You placed #{e.placement}: {_money(e.prize)}",
         "",
@@ -297,7 +287,7 @@ def _payout(e: ev.PayoutDistributed):
     )
 
 
-def _achievement(e: ev.AchievementEarned):
+def _achievement(e: ev.AchievementEarned) -> Built:
     return (
         f"Achievement unlocked: {e.achievement}",
         "",
@@ -307,7 +297,7 @@ def _achievement(e: ev.AchievementEarned):
     )
 
 
-def _completed(e: ev.TournamentCompleted):
+def _completed(e: ev.TournamentCompleted) -> Built:
     return (
         "The tournament is over",
         f"Final standings of stage {e.stage_id} are in.",
@@ -317,11 +307,11 @@ def _completed(e: ev.TournamentCompleted):
     )
 
 
-def _scheduled(e: ev.NotificationScheduled):
+def _scheduled(e: ev.NotificationScheduled) -> Built:
     return (e.title, e.body, None, {"notification_id": e.notification_id}, _audience(e.audience))
 
 
-def _broadcast(e: ev.BroadcastRequested):
+def _broadcast(e: ev.BroadcastRequested) -> Built:
     return (e.title, e.body, None, {"broadcast_id": e.broadcast_id}, _audience(e.audience))
 
 
@@ -349,7 +339,7 @@ BUILDERS: dict[str, Builder] = {
 assert set(BUILDERS) == set(BY_EVENT), "every catalog type needs a builder"
 
 
-def notice_for(event: ev.Envelope, source_id: str | None = None) -> tuple[Notice, Target] | None:
+def notice_for(event: ev.Event, source_id: str | None = None) -> tuple[Notice, Target] | None:
     """The notice and its target for ``event``; None for events nobody is notified of."""
     kind = BY_EVENT.get(event.type)
     if kind is None:

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from crownstream.standings.serialization import pick_fields, to_plain
+from crownstream.standings.serialization import PlainDataError, from_plain, to_plain
 
 
 def utc_timestamp(value: str | datetime) -> str:
@@ -84,12 +84,9 @@ class MatchResult:
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> MatchResult:
         try:
-            rows = tuple(LobbyRow(r["team_id"], r["placement"], r.get("kills", 0)) for r in data["rows"])
-            return cls(
-                data["stage_id"], data["match_id"], data["revision"], data["sequence"], data["completed_at"], rows
-            )
-        except (KeyError, TypeError) as exc:
-            raise ValueError(f"not a match result {dict(data)!r}: missing or malformed {exc}") from None
+            return from_plain(cls, data, what="a match result")
+        except PlainDataError as exc:
+            raise ValueError(f"not a match result {data!r}: missing or malformed: {exc}") from None
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,7 +121,7 @@ class Override:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Override:
-        return cls(**pick_fields(cls, data, optional={"kills"}))
+        return from_plain(cls, data, what="an override", optional={"kills"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -154,7 +151,7 @@ class Disqualification:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Disqualification:
-        return cls(**pick_fields(cls, data))
+        return from_plain(cls, data, what="a disqualification")
 
 
 @dataclass(frozen=True, slots=True)

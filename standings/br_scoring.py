@@ -4,14 +4,14 @@ disqualification), and a team's standing aggregated from its own match lines onl
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
 from crownstream.standings.br_inputs import Disqualification, LobbyRow, MatchResult, Override
 from crownstream.standings.match_point import Entry
 from crownstream.standings.rules import RuleSet
-from crownstream.standings.serialization import to_plain
+from crownstream.standings.serialization import from_plain, to_plain
 
 
 class LineStatus(StrEnum):
@@ -43,6 +43,7 @@ class Contribution:
         return self.status is LineStatus.COUNTED
 
     def to_dict(self) -> dict[str, Any]:
+        # The derived total too, for the readers of the per-team match lines (the API, the ops tools).
         return {**to_plain(self), "points": self.points}
 
 
@@ -107,7 +108,7 @@ class TeamStanding:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> TeamStanding:
-        return cls(**{f.name: data[f.name] for f in fields(cls) if f.name in data})
+        return from_plain(cls, data, what="a team standing")
 
 
 def match_order(c: Contribution) -> tuple[int, str, str]:

@@ -9,13 +9,13 @@ choice between competing facts is made by a rule that looks at the facts only, n
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
 from crownstream.standings import validators as check
-from crownstream.standings.serialization import PAIRS, to_plain
+from crownstream.standings.serialization import PAIRS, from_plain, to_plain
 
 SUPPORTED_BEST_OF = (1, 2, 3, 5, 7)
 # How a forfeited series is scored: "awarded" gives the other team a clean k-0 (most rulebooks' default
@@ -100,8 +100,8 @@ class SeriesFormat:
             digits = best_of.strip().lower().removeprefix("bo")
             if not digits.isdigit():
                 raise ValueError(f"best_of must be a number such as 3 (or 'bo3'), got {best_of!r}")
-            best_of = int(digits)
-        return cls(best_of=best_of, forfeit_score=data.get("forfeit_score", "awarded"))
+            data = {**data, "best_of": int(digits)}
+        return from_plain(cls, data, what="a series format", closed=True)
 
 
 # --- input facts -------------------------------------------------------------------------------------
@@ -125,7 +125,7 @@ class GameResult:
         check.integer(self.revision, "revision", 1)
         object.__setattr__(self, "score", _score_pairs(self.score))
 
-    def _content(self) -> tuple:
+    def _content(self) -> tuple[str, tuple[tuple[str, int], ...]]:
         return (self.winner_team_id, self.score)
 
     def to_dict(self) -> dict[str, Any]:
@@ -133,15 +133,7 @@ class GameResult:
 
     @classmethod
     def from_dict(cls, data: Any) -> GameResult:
-        data = check.mapping(data, "a game result", ("series_id", "game_number", "winner_team_id", "revision", "score"))
-        what = "a game result"
-        return cls(
-            check.required(data, "series_id", what),
-            check.required(data, "game_number", what),
-            check.required(data, "winner_team_id", what),
-            data.get("revision", 1),
-            data.get("score"),
-        )
+        return from_plain(cls, data, what="a game result", closed=True)
 
 
 @dataclass(frozen=True, slots=True)
@@ -162,7 +154,7 @@ class GameOverride:
         check.integer(self.game_number, "game_number", 1)
         object.__setattr__(self, "at", check.utc(self.at, "an override's 'at'"))
 
-    def _content(self) -> tuple:
+    def _content(self) -> tuple[str, int, str, str, str, str]:
         return (self.series_id, self.game_number, self.winner_team_id, self.actor, self.reason, self.at)
 
     def to_dict(self) -> dict[str, Any]:
@@ -170,8 +162,7 @@ class GameOverride:
 
     @classmethod
     def from_dict(cls, data: Any) -> GameOverride:
-        data = check.mapping(data, "a game override", cls.__slots__)
-        return cls(**{name: check.required(data, name, "a game override") for name in cls.__slots__})
+        return from_plain(cls, data, what="a game override", closed=True)
 
 
 @dataclass(frozen=True, slots=True)
@@ -190,7 +181,7 @@ class Forfeit:
             check.text(getattr(self, name), name)
         object.__setattr__(self, "at", check.utc(self.at, "a forfeit's 'at'"))
 
-    def _content(self) -> tuple:
+    def _content(self) -> tuple[str, str, str, str, str]:
         return (self.series_id, self.team_id, self.at, self.actor, self.reason)
 
     def to_dict(self) -> dict[str, Any]:
@@ -198,13 +189,7 @@ class Forfeit:
 
     @classmethod
     def from_dict(cls, data: Any) -> Forfeit:
-        data = check.mapping(data, "a forfeit", cls.__slots__)
-        return cls(
-            **{
-                name: (data.get(name, "") if name in ("actor", "reason") else check.required(data, name, "a forfeit"))
-                for name in cls.__slots__
-            }
-        )
+        return from_plain(cls, data, what="a forfeit", closed=True)
 
 
 SeriesEvent = GameResult | GameOverride | Forfeit
@@ -322,16 +307,7 @@ class SeriesResult:
 
     @classmethod
     def from_dict(cls, data: Any) -> SeriesResult:
-        data = check.mapping(data, "a series result", cls.__slots__)
-        required = ("series_id", "team_a", "team_b", "best_of", "status", "games_a", "games_b")
-        values = {name: check.required(data, name, "a series result") for name in required}
-        try:
-            SeriesStatus(values["status"])
-        except ValueError:
-            raise ValueError(
-                f"status must be one of {[s.value for s in SeriesStatus]}, got {values['status']!r}"
-            ) from None
-        return cls(**values, winner=data.get("winner"), forfeited_by=data.get("forfeited_by"))
+        return from_plain(cls, data, what="a series result", closed=True)
 
 
 @dataclass(frozen=True, slots=True)
@@ -400,9 +376,10 @@ class SeriesChange:
 # --- derivation --------------------------------------------------------------------------------------
 
 
-def _effective_override(overrides: Iterable[GameOverride]) -> GameOverride | None:
+def _effective_override(overrides: Iterable[GameOverride]) -> GameOverride:
+    """The override that holds among ``overrides`` (never empty: one list per game that has any)."""
     # The latest decision (then the greatest event id, for equal timestamps) wins, whatever the arrival order.
-    return max(overrides, key=lambda o: (o.at, o.event_id), default=None)
+    return max(overrides, key=lambda o: (o.at, o.event_id))
 
 
 def derive_state(
@@ -426,10 +403,13 @@ def derive_state(
     missing: int | None = None  # first game number without any result
     for n in range(1, fmt.best_of + 1):
         report, override = games.get(n), pinned.get(n)
-        if report is None and override is None:
+        if override is not None:
+            game_winner = override.winner_team_id
+        elif report is not None:
+            game_winner = report.winner_team_id
+        else:
             missing = n if missing is None else missing
             continue
-        winner = override.winner_team_id if override else report.winner_team_id
         note = ""
         # Games after the decision are IGNORED, not rejected: they stay stored and visible with this note, so
         # that a correction which reopens the series (2-0 becomes 1-1) brings them back into the count. Rejecting
@@ -443,17 +423,17 @@ def derive_state(
             # Counting past a gap would let game 3 decide a series whose game 2 is unknown.
             note = f"not counted yet: waiting for the result of game {missing}"
         else:
-            wins[winner] += 1
+            wins[game_winner] += 1
             if fmt.is_decided(wins[team_a], wins[team_b]):
                 decided_at = (n, wins[team_a], wins[team_b])
         views.append(
             GameView(
                 game_number=n,
-                winner_team_id=winner,
+                winner_team_id=game_winner,
                 source="override" if override else "result",
                 revision=report.revision if report else None,
                 reported_winner=report.winner_team_id
-                if report and override and report.winner_team_id != winner
+                if report and override and report.winner_team_id != game_winner
                 else None,
                 score=report.score if report else (),
                 counted=not note,
@@ -465,6 +445,7 @@ def derive_state(
     # The first forfeit in time ends the series; a later one (even by the other team) changes nothing.
     forfeit = forfeit_list[0] if forfeit_list else None
     score_a, score_b = wins[team_a], wins[team_b]
+    winner: str | None
     if forfeit is not None:
         # A forfeit is a ruling on the whole series and beats whatever the games say, even a finished series.
         winner = team_b if forfeit.team_id == team_a else team_a
@@ -507,7 +488,7 @@ def derive_state(
                 f.reason,
                 f.at,
                 f is forfeit,
-                "" if f is forfeit else f"the series had already been forfeited ({forfeit.event_id})",
+                "" if f is forfeit_list[0] else f"the series had already been forfeited ({forfeit_list[0].event_id})",
             )
         )
     return SeriesState(
@@ -525,7 +506,7 @@ def derive_state(
     )
 
 
-def _outcome(state: SeriesState) -> tuple:
+def _outcome(state: SeriesState) -> tuple[SeriesStatus, int, int, str | None, str | None]:
     return (state.status, state.score_a, state.score_b, state.winner, state.forfeited_by)
 
 
@@ -662,7 +643,7 @@ class Series:
     def _unchanged(self, status: ChangeStatus, reason: str) -> SeriesChange:
         return SeriesChange(status, reason, self.state(), False)
 
-    def _mutate(self, change, status: ChangeStatus, reason: str) -> SeriesChange:
+    def _mutate(self, change: Callable[[], None], status: ChangeStatus, reason: str) -> SeriesChange:
         before = _outcome(self.state())
         change()
         after = self.state()
