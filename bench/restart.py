@@ -3,9 +3,9 @@ answers 200, and its first start (no local state: every key from the changelog) 
 (crownstream/engine/recovery.py) against the baseline measured in the same run, Faust's own recovery.
 
 The table is filled by writing its changelog directly (what N events would leave there, in transactions as
-under exactly_once), so the row measures recovery, not event processing. The worker is a real ``crownstream worker`` process with the project's
-tables; it is stopped with SIGTERM between the two starts, as an orchestrator would on a rolling restart,
-and restarted on the same port and data dir (the data dir is per app id and port).
+under exactly_once), so the row measures recovery, not event processing. The worker is a real ``crownstream worker``
+process with the project's tables; it is stopped with SIGTERM between the two starts, as an orchestrator would on a
+rolling restart, and restarted on the same port and data dir (the data dir is per app id and port).
 """
 
 from __future__ import annotations

@@ -126,7 +126,7 @@ async def run(webhooks: int, emails: int) -> list[Row]:
         )
         engine = db.create_engine(settings)
         ledger = Ledger(engine)
-        endpoint, secret = await create_endpoint(engine, "alice", "http://127.0.0.1/x", allow_private=True)
+        _, secret = await create_endpoint(engine, "alice", "http://127.0.0.1/x", allow_private=True)
         hook_port, smtp_port = free_port(), free_port()
         spawn = multiprocessing.get_context("spawn")
         peers = [

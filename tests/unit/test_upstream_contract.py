@@ -50,7 +50,8 @@ FIXES = {
     "F12": "streams resumed only after their seek and the clear of their queues (on_recovery_completed)",
     "F13": "the changelog queue keeps standby records through the post-recovery clear (ChangelogQueue)",
     "F14": "changelog offsets persisted on commit under exactly_once (RestoringTableManager.on_commit)",
-    "F15": "local state of a transaction ended without a commit is wiped and restored (crownstream/engine/state_repair.py)",
+    "F15": "local state of a transaction ended without a commit is wiped and restored "
+    "(crownstream/engine/state_repair.py)",
     "F16": "aiokafka clients that lost every broker bootstrap again (crownstream/engine/kafka_rebootstrap.py)",
     "F17": "topics declared once (crownstream/engine/topic_declarations.py)",
     "F18": "Faust's own unauthenticated web views off (crownstream/app.py CrownstreamWeb)",

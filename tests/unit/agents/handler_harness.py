@@ -152,7 +152,7 @@ class Harness:
                 continue
             topic, key, value = self.internal.pop(0)
             record = SimpleNamespace(key=key, value=value, message=SimpleNamespace(topic=topic, partition=0, offset=0))
-            rejection = await decoding.guard(lambda: handlers[topic](record), agent="harness-internal")
+            rejection = await decoding.guard(lambda t=topic, r=record: handlers[t](r), agent="harness-internal")
             if rejection is not None:
                 rejections.append(rejection)
         return rejections

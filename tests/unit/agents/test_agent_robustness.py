@@ -51,7 +51,7 @@ def lobby(match_id: str, seq: int, *rows) -> dict:
         result={
             "format": "battle_royale",
             "sequence": seq,
-            "placements": [dict(zip(("team_id", "placement", "kills"), r)) for r in rows],
+            "placements": [dict(zip(("team_id", "placement", "kills"), r, strict=True)) for r in rows],
         },
     )
 

@@ -145,6 +145,7 @@ def test_two_handlers_of_one_stage_for_one_type_are_refused(monkeypatch):
 
     handles("x.happened", stage=Stage.SERIES)(first)
     handles("x.happened", stage=Stage.SERIES)(first)  # the same function again (a module read twice) is harmless
-    with pytest.raises(ValueError, match=r"'x.happened' already has a SERIES handler .*first\); .*second needs a stage"):
+    refused = r"'x.happened' already has a SERIES handler .*first\); .*second needs a stage"
+    with pytest.raises(ValueError, match=refused):
         handles("x.happened", stage=Stage.SERIES)(second)
     assert handlers_for("x.happened") == (first,)

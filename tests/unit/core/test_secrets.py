@@ -61,7 +61,7 @@ def test_outside_development_mode_an_unset_key_is_never_replaced_by_a_known_one(
     settings = Settings(dev_mode=False, staff_token=None, user_token_key=None, unsubscribe_secret=None)
     assert settings.user_token_signing_key is None
     with pytest.raises(InsecureSecrets):
-        settings.unsubscribe_key
+        _ = settings.unsubscribe_key
 
 
 def _start_worker(**env: str) -> subprocess.CompletedProcess:

@@ -160,7 +160,7 @@ def test_deferred_routes_release_when_quiet_hours_end():
 
 
 def test_critical_type_cannot_be_digested():
-    with pytest.raises(InvalidPreferences, match="critical types .*payment.verified"):
+    with pytest.raises(InvalidPreferences, match=r"critical types .*payment\.verified"):
         parse_preferences({"digest": {"enabled": True, "types": ["payment.verified"]}})
 
 

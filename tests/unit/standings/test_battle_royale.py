@@ -169,10 +169,17 @@ def test_default_order_then_breaks_ties_by_who_reached_the_total_first():
     board.apply_result(lobby("m1", 1, (early, 2, 0), (late, 2, 0)))
     board.apply_result(lobby("m2", 2, (early, 3, 0), (late, 9, 0)))  # early 11, late 6
     board.apply_result(lobby("m3", 3, (early, 9, 0), (late, 3, 0)))  # late 11
-    e, l = board.team(early), board.team(late)
+    first, second = board.team(early), board.team(late)
     # Same points, kills and best placement; early got to 11 in m2, late only in m3.
-    assert (e.total_points, e.kills, e.best_placement) == (l.total_points, l.kills, l.best_placement) == (11, 0, 2)
-    assert (e.reached_total_at, l.reached_total_at) == ("2026-03-01T10:00:00.000000Z", "2026-03-01T11:00:00.000000Z")
+    assert (
+        (first.total_points, first.kills, first.best_placement)
+        == (second.total_points, second.kills, second.best_placement)
+        == (11, 0, 2)
+    )
+    assert (first.reached_total_at, second.reached_total_at) == (
+        "2026-03-01T10:00:00.000000Z",
+        "2026-03-01T11:00:00.000000Z",
+    )
     assert order(board) == [early, late]
 
 

@@ -57,7 +57,7 @@ def results(draw) -> list[MatchResult]:
                     revision,
                     sequence,
                     f"2026-05-01T1{sequence}:0{minute}:00Z",
-                    tuple(LobbyRow(t, p, k) for t, p, k in zip(teams, placements, kills)),
+                    tuple(LobbyRow(t, p, k) for t, p, k in zip(teams, placements, kills, strict=True)),
                 )
             )
     return out

@@ -321,7 +321,10 @@ def _real_results(data, unknown_scores: dict[str, tuple[int, int]]) -> list[Seri
 
 @pytest.mark.parametrize(
     "unknown",
-    [dict(zip(("w1-g2-fokus", "w3-fpx-fokus"), combo)) for combo in itertools.product([(2, 0), (2, 1)], repeat=2)],
+    [
+        dict(zip(("w1-g2-fokus", "w3-fpx-fokus"), combo, strict=True))
+        for combo in itertools.product([(2, 0), (2, 1)], repeat=2)
+    ],
 )
 def test_real_group_vct_2022_emea_stage2_group_a(unknown):
     data = _real_group()
@@ -333,8 +336,8 @@ def test_real_group_vct_2022_emea_stage2_group_a(unknown):
     g = group(teams, results, WINS_ONLY)  # VCT ranked this group by series W-L
     rows = g.standings()
     assert [r.team_id for r in rows[:3]] == published["top"]
-    for team, (w, l) in published["records"].items():
-        assert (g.record(team).wins, g.record(team).losses) == (w, l)
+    for team, (wins, losses) in published["records"].items():
+        assert (g.record(team).wins, g.record(team).losses) == (wins, losses)
     # The three eliminated teams are level at 1-4 in a circle (G2 > FOKUS > OG > G2): each won exactly one of
     # the series among them, so head-to-head wins cannot be what first splits the three. (A pair that a later
     # criterion leaves level does restart at head-to-head, so one of the two rows may still say so.)

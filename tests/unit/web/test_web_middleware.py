@@ -79,11 +79,13 @@ async def test_path_parameters_are_checked_on_every_route(client):
 
 
 async def test_bodies(client):
-    post = lambda data, **headers: client.post(
-        "/users/ada/echo",
-        data=data,
-        headers={"Content-Type": "application/json", **headers},
-    )
+    def post(data, **headers):
+        return client.post(
+            "/users/ada/echo",
+            data=data,
+            headers={"Content-Type": "application/json", **headers},
+        )
+
     assert (await (await post(b'{"x": [1]}')).json())["body"] == {"x": [1]}
     cases = {
         b"[[[[[1]]]]]": 400,
