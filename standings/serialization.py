@@ -130,15 +130,19 @@ def from_plain(
     """An instance of dataclass ``cls`` from its plain form (see the module docstring). ``what`` names it in
     messages ("a game result"); ``closed`` refuses keys that are not fields; ``optional`` names fields without a
     default that may be absent (then None)."""
-    plan = (cls, closed, frozenset(optional))
+    # Per record: one dict lookup by a cheap key (no frozenset built when nothing is optional, the usual case).
+    plan: tuple[type, bool] | tuple[type, bool, frozenset[str]] = (
+        (cls, closed) if not optional else (cls, closed, frozenset(optional))
+    )
     decode = _DECODERS.get(plan)
     if decode is None:
-        decode = _DECODERS[plan] = _decoder(*plan)
+        decode = _DECODERS[plan] = _decoder(cls, closed, frozenset(optional))
     instance: T = decode(data, what or f"a {cls.__name__}")
     return instance
 
 
-_DECODERS: dict[tuple[type, bool, frozenset[str]], Decode] = {}  # compiled on first use, per class and options
+#: Compiled on first use, per class and options: (class, closed) or (class, closed, optional fields).
+_DECODERS: dict[tuple[type, bool] | tuple[type, bool, frozenset[str]], Decode] = {}
 
 
 def _decoder(cls: type, closed: bool, optional: frozenset[str]) -> Decode:
@@ -216,10 +220,9 @@ def _converter(hint: Any) -> Convert | None:
         item = _converter(args[0]) if len(args) == 2 and args[1] is Ellipsis else None
         return _tuple_of(item)
     if isinstance(hint, type) and is_dataclass(hint):
-        plan = (hint, False, frozenset[str]())
-        if plan not in _DECODERS:
-            _DECODERS[plan] = _decoder(*plan)
-        return _DECODERS[plan]
+        if (hint, False) not in _DECODERS:
+            _DECODERS[hint, False] = _decoder(hint, False, frozenset())
+        return _DECODERS[hint, False]
     if isinstance(hint, type) and issubclass(hint, Enum):
         return _enum(hint)
     if hint is datetime:
