@@ -17,6 +17,7 @@ from crownstream.settings import Settings
 from crownstream.streams.partitioning import partition_for
 from crownstream.web.auth import mint_user_token
 from tests.support.sinks import migrate
+from tests.support.workers import wait_all_ready
 
 STAFF_TOKEN = "staff-" + "s" * 40
 USER_KEY = "user-token-key-" + "k" * 40
@@ -51,9 +52,12 @@ async def migrated(database_url):
     return database_url
 
 
-@pytest.fixture
-def worker(settings, topics, start_worker, migrated):
-    return start_worker(**overrides(migrated))
+@pytest.fixture(scope="module")
+async def worker(module_start_worker, module_database_url):
+    """One worker for the tests that only send it requests (they read or write alice's data the same way, and
+    each checks its own answers; a worker of their own each cost a start)."""
+    await migrate(module_database_url)
+    return module_start_worker(**overrides(module_database_url))
 
 
 FAUST_PATHS = [
@@ -295,7 +299,7 @@ def test_every_response_carries_nosniff_and_a_policy(worker):
 
 async def test_forwarded_queries_carry_the_credential_to_the_owner(settings, topics, start_worker, migrated):
     database_url = migrated
-    first, second = start_worker(**overrides(database_url)), start_worker(**overrides(database_url))
+    first, second = wait_all_ready([start_worker(wait=False, **overrides(database_url)) for _ in range(2)])
     users = [f"u{i}" for i in range(12)]
     # Which worker owns each user's preferences partition (from the owners' own view of their assignment).
     actives = {
@@ -336,7 +340,7 @@ async def test_leaderboard_page_keeps_a_hostile_team_name_inside_its_data(settin
     """From the owner and from the other worker (which forwards the page, and must pass its policy on)."""
     from tests.integration.test_leaderboard import T, br_events, json_standings, produce, wait_until
 
-    workers = [start_worker(), start_worker()]
+    workers = wait_all_ready([start_worker(wait=False), start_worker(wait=False)])
     setup, _ = br_events(1)
     setup = [
         {**e, "team_name": HOSTILE_TEAM} if e["type"] == "tournament.registered" and e["team_id"] == "team-01" else e
