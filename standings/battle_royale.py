@@ -31,6 +31,7 @@ from crownstream.standings.br_inputs import (
 from crownstream.standings.br_scoring import (
     Contribution,
     TeamStanding,
+    TeamTotals,
     aggregate,
     contribution,
     match_entries,
@@ -132,6 +133,11 @@ class Leaderboard:
         self._override_ids: set[str] = set()
         # Derived.
         self._lines: dict[str, dict[str, Contribution]] = {}  # team -> match -> line
+        # Running sums per team, kept up to date by adding new lines; lines changed or removed since the last
+        # commit send their team's sums to be rebuilt from its lines (``_pending_totals``).
+        self._totals: dict[str, TeamTotals] = {}
+        self._appended: dict[str, list[Contribution]] = {}
+        self._rebuild: set[str] = set()
         self._standings: dict[str, TeamStanding] = {}
         self._index: SortedKeyList = SortedKeyList(key=self._key)
         self._wins: SortedList = SortedList()  # eligible wins (match-point stages), in match order
@@ -379,12 +385,35 @@ class Leaderboard:
                 self._disqualifications.get(team_id),
             )
         lines = self._lines.setdefault(team_id, {})
+        previous = lines.get(match_id)
         if line is None:
             lines.pop(match_id, None)
             if not lines:
                 del self._lines[team_id]
         else:
             lines[match_id] = line
+        if previous is None and line is not None:
+            self._appended.setdefault(team_id, []).append(line)
+        elif previous != line:
+            self._rebuild.add(team_id)
+
+    def _pending_totals(self) -> None:
+        """Bring the running sums up to the lines: new lines added, teams with a changed line rebuilt."""
+        for team_id in self._rebuild:
+            self._totals.pop(team_id, None)
+        for team_id, added in self._appended.items():
+            totals = self._totals.get(team_id)
+            if totals is not None:
+                for line in added:
+                    totals.add(line)
+        self._rebuild.clear()
+        self._appended.clear()
+
+    def _team_totals(self, team_id: str) -> TeamTotals:
+        totals = self._totals.get(team_id)
+        if totals is None:
+            totals = self._totals[team_id] = TeamTotals.of(self._lines.get(team_id, {}).values())
+        return totals
 
     def _refresh_wins(self, team_id: str) -> None:
         threshold = self.rules.match_point_threshold
@@ -404,6 +433,7 @@ class Leaderboard:
     def _commit(
         self, touched: set[str], dirty_matches: tuple[str, ...] = (), dirty_teams: tuple[str, ...] = ()
     ) -> Change:
+        self._pending_totals()
         for team_id in touched:
             self._refresh_wins(team_id)
         champion = self._wins[0].team_id if self._wins else None
@@ -419,14 +449,11 @@ class Leaderboard:
             lines = self._lines.get(team_id)
             if lines is None and team_id not in self.rules.starting_points:
                 # Corrected out of every match: a recompute would not list it either.
+                self._totals.pop(team_id, None)
                 after = None
             else:
-                after = aggregate(
-                    team_id,
-                    self.rules,
-                    (lines or {}).values(),
-                    disqualified=team_id in self._disqualifications,
-                    champion=team_id == champion,
+                after = self._team_totals(team_id).standing(
+                    team_id, self.rules, disqualified=team_id in self._disqualifications, champion=team_id == champion
                 )
             if before != after:
                 if before is not None:

@@ -115,48 +115,83 @@ def match_order(c: Contribution) -> tuple[int, str, str]:
     return (c.sequence, c.completed_at, c.match_id)
 
 
+class TeamTotals:
+    """The running sums behind a team's standing. Adding a match line is O(1), so a new lobby costs the same
+    whatever the number of matches already played; a line replaced or taken away (a correction, an override, a
+    forfeit, a disqualification) is not subtracted: the totals are built again from the team's lines."""
+
+    __slots__ = (
+        "best",
+        "kill_points",
+        "kills",
+        "last",
+        "placed",
+        "placement_points",
+        "placement_sum",
+        "played",
+        "reached",
+        "wins",
+    )
+
+    def __init__(self) -> None:
+        self.placement_points = self.kill_points = self.kills = self.wins = 0
+        self.played = self.placement_sum = self.placed = 0
+        self.best: int | None = None
+        self.last: Contribution | None = None
+        self.reached: Contribution | None = None
+
+    @classmethod
+    def of(cls, lines: Iterable[Contribution]) -> TeamTotals:
+        totals = cls()
+        for line in lines:
+            totals.add(line)
+        return totals
+
+    def add(self, c: Contribution) -> None:
+        self.played += 1
+        self.placement_points += c.placement_points
+        self.kill_points += c.kill_points
+        order = (c.sequence, c.completed_at, c.match_id)
+        if self.last is None or order > match_order(self.last):
+            self.last = c
+        # Points are never negative, so the total is reached in the last match that added any.
+        if c.placement_points + c.kill_points > 0 and (self.reached is None or order > match_order(self.reached)):
+            self.reached = c
+        # Forfeited and voided lines count as played and nothing else.
+        if c.status is LineStatus.COUNTED:
+            self.kills += c.kills
+            if c.placement is not None:
+                self.wins += c.placement == 1
+                self.placement_sum += c.placement
+                self.placed += 1
+                self.best = c.placement if self.best is None else min(self.best, c.placement)
+
+    def standing(self, team_id: str, rules: RuleSet, *, disqualified: bool, champion: bool) -> TeamStanding:
+        starting = rules.starting(team_id)
+        last = self.last
+        return TeamStanding(
+            team_id=team_id,
+            total_points=starting + self.placement_points + self.kill_points,
+            placement_points=self.placement_points,
+            kill_points=self.kill_points,
+            kills=self.kills,
+            wins=self.wins,
+            matches_played=self.played,
+            best_placement=self.best,
+            average_placement=self.placement_sum / self.placed if self.placed else None,
+            last_match_placement=last.placement if last is not None and last.counted else None,
+            reached_total_at=self.reached.completed_at if self.reached is not None else None,
+            starting_points=starting,
+            disqualified=disqualified,
+            champion=champion,
+        )
+
+
 def aggregate(
     team_id: str, rules: RuleSet, lines: Iterable[Contribution], *, disqualified: bool, champion: bool
 ) -> TeamStanding:
     """A team's standing from its own match lines only."""
-    starting = rules.starting(team_id)
-    pp = kp = kills = wins = played = placement_sum = placed = 0
-    best: int | None = None
-    last: Contribution | None = None
-    reached: Contribution | None = None
-    for c in lines:
-        played += 1
-        pp += c.placement_points
-        kp += c.kill_points
-        if last is None or match_order(c) > match_order(last):
-            last = c
-        # Points are never negative, so the total is reached in the last match that added any.
-        if c.points > 0 and (reached is None or match_order(c) > match_order(reached)):
-            reached = c
-        # Forfeited and voided lines count as played and nothing else.
-        if c.counted:
-            kills += c.kills
-            if c.placement is not None:
-                wins += c.placement == 1
-                placement_sum += c.placement
-                placed += 1
-                best = c.placement if best is None else min(best, c.placement)
-    return TeamStanding(
-        team_id=team_id,
-        total_points=starting + pp + kp,
-        placement_points=pp,
-        kill_points=kp,
-        kills=kills,
-        wins=wins,
-        matches_played=played,
-        best_placement=best,
-        average_placement=placement_sum / placed if placed else None,
-        last_match_placement=last.placement if last is not None and last.counted else None,
-        reached_total_at=reached.completed_at if reached is not None else None,
-        starting_points=starting,
-        disqualified=disqualified,
-        champion=champion,
-    )
+    return TeamTotals.of(lines).standing(team_id, rules, disqualified=disqualified, champion=champion)
 
 
 def match_entries(lines: Iterable[Contribution]) -> list[Entry]:

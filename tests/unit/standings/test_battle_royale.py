@@ -475,19 +475,44 @@ def test_paging_rank_of_and_team():
         board.standings(offset=-1)
 
 
+def _at(seq: int) -> str:
+    return f"2026-03-{1 + seq // 24:02d}T{seq % 24:02d}:00:00Z"
+
+
+def _count_rebuilds(monkeypatch) -> list[list[str]]:
+    """Spy on TeamTotals.of (a team's sums built again from all its lines): the match ids of each rebuild."""
+    calls: list[list[str]] = []
+    real = battle_royale.TeamTotals.of.__func__
+
+    def of(cls, lines):
+        lines = list(lines)
+        calls.append([line.match_id for line in lines])
+        return real(cls, lines)
+
+    monkeypatch.setattr(battle_royale.TeamTotals, "of", classmethod(of))
+    return calls
+
+
 def test_work_per_result_does_not_grow_with_the_stage(monkeypatch):
-    """A 1000-team stage: one lobby's result re-aggregates that lobby's teams only."""
+    """A 1000-team stage: a correction rebuilds that lobby's teams only; a new lobby rebuilds none (its lines are
+    added to the teams' running sums), however many matches the teams have played."""
     board = board_for("algs")
-    for lobby_no in range(50):
-        teams = [(f"t{lobby_no * 20 + i:04d}", i + 1, i % 4) for i in range(20)]
-        board.apply_result(lobby(f"m{lobby_no}", 1, *teams))
+    for round_no in range(3):
+        for lobby_no in range(50):
+            teams = [(f"t{lobby_no * 20 + i:04d}", (i + round_no) % 20 + 1, i % 4) for i in range(20)]
+            seq = round_no * 50 + lobby_no + 1
+            board.apply_result(lobby(f"r{round_no}-m{lobby_no}", seq, *teams, at=_at(seq)))
     assert len(board) == 1000
-    calls = []
-    real = battle_royale.aggregate
-    monkeypatch.setattr(battle_royale, "aggregate", lambda *a, **k: calls.append(a[0]) or real(*a, **k))
-    change = board.apply_result(lobby("m7", 1, *[(f"t{140 + i:04d}", 20 - i, 0) for i in range(20)], rev=2))
-    assert sorted(calls) == [f"t{140 + i:04d}" for i in range(20)]
-    assert set(change.changed) <= set(calls)
+    rebuilds = _count_rebuilds(monkeypatch)
+    teams = [(f"t{140 + i:04d}", 20 - i, 0) for i in range(20)]
+    change = board.apply_result(lobby("r1-m7", 58, *teams, rev=2, at=_at(58)))
+    assert len(rebuilds) == 20 and all(len(matches) == 3 for matches in rebuilds)
+    assert set(change.changed) <= {team for team, _, _ in teams}
+    assert_equals_recompute(board)
+
+    rebuilds.clear()
+    change = board.apply_result(lobby("r3-m7", 151, *[(f"t{140 + i:04d}", i + 1, 2) for i in range(20)], at=_at(151)))
+    assert rebuilds == [] and len(change.changed) == 20
     assert_equals_recompute(board)
 
 
