@@ -20,6 +20,7 @@ from crownstream.standings.rules import RuleSet
 from crownstream.streams.producer import EventProducer
 from crownstream.streams.topics import STANDINGS_EVENTS
 from tests.support.kafka_read import read_topic
+from tests.support.workers import wait_all_ready
 
 pytestmark = pytest.mark.slow
 
@@ -116,8 +117,16 @@ async def committed_outputs_with_finals(settings, finals: int, timeout: float = 
 
 async def test_kill_minus_nine_mid_stream_loses_and_duplicates_nothing(settings, topics, start_worker, tmp_path):
     events = [e for e in tournament_events() if e.get("stage_id") != "group-a"]
-    first = start_worker()
-    second = start_worker()
+    # The clean run's worker (another group, on topics of its own: it sees nothing of the crash run) starts with
+    # the others; it gets its events once the crash run is checked.
+    clean = settings.model_copy(
+        update={"app_id": settings.app_id + "-clean", "topic_prefix": settings.topic_prefix + "clean."}
+    )
+    from crownstream.streams.admin import ensure_topics
+
+    await ensure_topics(settings=clean)
+    clean_worker = start_worker(wait=False, app_id=clean.app_id, topic_prefix=clean.topic_prefix)
+    first, second = wait_all_ready([start_worker(wait=False), start_worker(wait=False)])
 
     half = len(events) // 2
     await produce(settings, events[:half], pace=0.05)
@@ -161,13 +170,7 @@ async def test_kill_minus_nine_mid_stream_loses_and_duplicates_nothing(settings,
         assert [(p["team_id"], p["points"]) for p in final["placements"]] == expected
 
     # The same events through one uninterrupted worker of another group commit exactly the same outputs.
-    clean = settings.model_copy(
-        update={"app_id": settings.app_id + "-clean", "topic_prefix": settings.topic_prefix + "clean."}
-    )
-    from crownstream.streams.admin import ensure_topics
-
-    await ensure_topics(settings=clean)
-    clean_worker = start_worker(app_id=clean.app_id, topic_prefix=clean.topic_prefix)
+    clean_worker.wait_ready()
     await produce(clean, events)
     wait_until(
         lambda: standings_of(clean_worker.url, TOURNAMENTS[-1]) == expected_standings(events, TOURNAMENTS[-1]),
