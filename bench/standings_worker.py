@@ -6,7 +6,8 @@ Run as:  python -m bench.standings_worker worker   (configured by the same CROWN
 
 from crownstream.agents import series, standings, tournament_events  # noqa: F401
 from crownstream.app import app
-from crownstream.web import standings as standings_views  # noqa: F401
+from crownstream.web import standings as standings_views  # noqa: F401  (registers the standings views)
+from crownstream.web import views  # noqa: F401  (registers /readyz and /metrics, which the benchmark waits on)
 
 if __name__ == "__main__":
     app.main()
