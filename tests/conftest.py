@@ -12,10 +12,16 @@ from pathlib import Path
 
 import asyncpg
 import pytest
+from hypothesis import settings as hypothesis_settings
 
 from crownstream.settings import Settings
 from tests.support.services import ensure_kafka, ensure_postgres
 from tests.support.workers import Worker, kill_all, worker_settings
+
+# Property tests check behaviour, never speed: on a loaded 2-core CI machine hypothesis' default 200-ms deadline per
+# example fails tests that are right (speed goals live in bench/). Each test's example count stays its own.
+hypothesis_settings.register_profile("crownstream", deadline=None)
+hypothesis_settings.load_profile("crownstream")
 
 
 def pytest_configure(config):
