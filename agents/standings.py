@@ -17,7 +17,10 @@ from __future__ import annotations
 
 import hashlib
 import logging
+from collections.abc import Iterable
 from typing import Any
+
+import orjson
 
 from crownstream.agents.tournament_events import FORGET_ON_ERROR, Stage, already_applied, handles
 from crownstream.app import app
@@ -120,27 +123,47 @@ def board_for(tournament_id: str, stage_id: str) -> Leaderboard | None:
 
 async def emit(*events: ev.Envelope) -> None:
     """Send an event's outputs (all keyed by one tournament) in the input partition's transaction."""
-    if not events:
-        return
-    topic = standings_topic.get_topic_name()
-    if app.in_transaction:
+    if events:
         key = events[0].tournament_id
         assert all(e.tournament_id == key for e in events), "one batch, one key"
-        partition = partition_for(key, STANDINGS_EVENTS.partition_count())
-        await send_batch(app, topic, partition, [(key.encode(), encode(e)) for e in events])
+        await emit_encoded(key, [(e.type, encode(e)) for e in events])
+
+
+async def emit_encoded(tournament_id: str, records: list[tuple[str, bytes]]) -> None:
+    """Send (type, encoded event) outputs of one tournament in the input partition's transaction."""
+    if not records:
+        return
+    topic = standings_topic.get_topic_name()
+    key = tournament_id.encode()
+    if app.in_transaction:
+        partition = partition_for(tournament_id, STANDINGS_EVENTS.partition_count())
+        await send_batch(app, topic, partition, [(key, value) for _, value in records])
     else:
-        for e in events:
-            await standings_topic.send(key=e.tournament_id.encode(), value=encode(e))
-    for e in events:
-        EVENTS_OUT.labels(topic, e.type).inc()
+        for _, value in records:
+            await standings_topic.send(key=key, value=value)
+    counts: dict[str, int] = {}
+    for event_type, _ in records:
+        counts[event_type] = counts.get(event_type, 0) + 1
+    for event_type, n in counts.items():  # one labelled lookup per type, not per record
+        EVENTS_OUT.labels(topic, event_type).inc(n)
 
 
-async def emit_rank_changes(trigger: ev.Envelope, stage_id: str, change: Change) -> None:
-    live.publish(trigger.tournament_id, stage_id)  # wake this stage's live leaderboard pages (standings/live.py)
-    await emit(
-        *(
-            ev.RankingChanged(
-                event_id=derived_id(trigger.event_id, "rank", rc.team_id),
+def ranking_changed_records(trigger: ev.Envelope, stage_id: str, changes: Iterable[RankChange]) -> list[bytes]:
+    """The ``ranking.changed`` outputs of one event, encoded. The first is built and validated by the event
+    model, the contract; the others differ from it only in team, ranks, points and derived id — values the
+    leaderboard already holds validated — so each is that record's plain form with those fields replaced:
+    byte-identical to going through the model (tests/unit/agents/test_standings_outputs.py) at about a seventh
+    of the cost, which was ~7.5 µs a change and ~22 changes a lobby."""
+    records: list[bytes] = []
+    template: dict[str, Any] | None = None
+    for rc in changes:
+        # Not when points moved but not the rank, or the team left the standings.
+        if rc.old_rank == rc.new_rank or rc.new_rank is None:
+            continue
+        event_id = derived_id(trigger.event_id, "rank", rc.team_id)
+        if template is None:
+            first = ev.RankingChanged(
+                event_id=event_id,
                 occurred_at=trigger.occurred_at,
                 tournament_id=trigger.tournament_id,
                 stage_id=stage_id,
@@ -149,11 +172,22 @@ async def emit_rank_changes(trigger: ev.Envelope, stage_id: str, change: Change)
                 new_rank=rc.new_rank,
                 points=rc.new_points,
             )
-            # Not when points moved but not the rank, or the team left the standings.
-            for rc in change.rank_changes
-            if rc.old_rank != rc.new_rank and rc.new_rank is not None
-        )
-    )
+            template = first.model_dump(mode="json")
+            records.append(orjson.dumps(template))
+            continue
+        template["event_id"] = event_id
+        template["team_id"] = rc.team_id
+        template["old_rank"] = rc.old_rank
+        template["new_rank"] = rc.new_rank
+        template["points"] = rc.new_points
+        records.append(orjson.dumps(template))
+    return records
+
+
+async def emit_rank_changes(trigger: ev.Envelope, stage_id: str, change: Change) -> None:
+    live.publish(trigger.tournament_id, stage_id)  # wake this stage's live leaderboard pages (standings/live.py)
+    encoded = ranking_changed_records(trigger, stage_id, change.rank_changes)
+    await emit_encoded(trigger.tournament_id, [("ranking.changed", value) for value in encoded])
 
 
 def _update_stage(key: str, mutate) -> dict[str, Any]:
