@@ -21,7 +21,7 @@ from crownstream.schemas.deliveries import dedup_key
 from crownstream.schemas.examples import example
 from crownstream.streams.producer import EventProducer
 from crownstream.streams.topics import DELIVERIES
-from tests.support.kafka_read import read_topic
+from tests.support.kafka_read import read_topic, read_topics_to_end
 
 TOKEN = "notif-test-token"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
@@ -33,10 +33,12 @@ def at(minutes: int) -> str:
 
 
 async def deliveries(settings) -> list[dict]:
+    """Every committed delivery request on the four channel topics (each on its channel's topic)."""
+    topics = {spec.full_name(settings): channel for channel, spec in DELIVERIES.items()}
     out = []
-    for channel, spec in DELIVERIES.items():
-        for r in await read_topic(settings.kafka_bootstrap, spec.full_name(settings), settle=0.5):
-            assert r["channel"] == channel
+    for topic, records in (await read_topics_to_end(settings.kafka_bootstrap, list(topics))).items():
+        for r in records:
+            assert r["channel"] == topics[topic]
             out.append(r)
     return out
 

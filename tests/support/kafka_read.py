@@ -42,3 +42,31 @@ async def read_records(bootstrap: str, topic: str, *, settle: float = 1.5, timeo
         return records
     finally:
         await consumer.stop()
+
+
+async def read_topics_to_end(bootstrap: str, topics: list[str], *, timeout: float = 60) -> dict[str, list[dict]]:
+    """Every committed record of each of ``topics`` up to its end as of the call, as decoded JSON, by topic.
+
+    For polling loops: one consumer for all the topics, and done once it has reached their ends (read_records
+    also waits for a quiet ``settle`` after the end, seconds per call that a poll repeats anyway)."""
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, isolation_level="read_committed", enable_auto_commit=False)
+    await consumer.start()
+    try:
+        cluster = await consumer._client.fetch_all_metadata()  # see read_records
+        tps = [TopicPartition(t, p) for t in topics for p in sorted(cluster.partitions_for_topic(t) or ())]
+        found: dict[str, list[dict]] = {t: [] for t in topics}
+        if not tps:
+            return found
+        consumer.assign(tps)
+        await consumer.seek_to_beginning(*tps)
+        ends = await consumer.end_offsets(tps)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while loop.time() < deadline:
+            if all([await consumer.position(tp) >= ends[tp] for tp in tps]):
+                break
+            for tp, records in (await consumer.getmany(timeout_ms=500)).items():
+                found[tp.topic] += [orjson.loads(r.value) for r in records]
+        return found
+    finally:
+        await consumer.stop()
