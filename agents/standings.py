@@ -3,6 +3,9 @@
 Persistent state lives in Faust tables (RocksDB + changelog, co-partitioned with the tournament topic):
   ``stages``      "tournament/stage" -> the stage's rules, prizes, match ids, overrides, DQs, forfeits
   ``br-results``  "tournament/stage/match" -> the current lobby result (highest revision)
+  ``br-match-index`` "tournament/stage#n" -> the stage's n-th match id, "tournament/stage#count" -> how many:
+                  a new match is two small writes, where a list of every match id in the stage record grew
+                  with the tournament and was rewritten on every lobby (records written before keep theirs)
   ``tournaments`` "tournament" -> its stages and team names
 So an event costs one small table write, whatever the size of the tournament. The ranked view is an
 in-memory ``Leaderboard`` per stage, rebuilt from those tables on first use after every rebalance; it is
@@ -43,6 +46,9 @@ PARTITIONS = TOURNAMENT_EVENTS.partition_count()
 tournaments = app.Table("tournaments", default=None, partitions=PARTITIONS, help="tournament -> stages, team names")
 stages = app.Table("stages", default=None, partitions=PARTITIONS, help="tournament/stage -> rules and result index")
 br_results = app.Table("br-results", default=None, partitions=PARTITIONS, help="tournament/stage/match -> lobby result")
+br_match_index = app.Table(
+    "br-match-index", default=None, partitions=PARTITIONS, help="tournament/stage#n -> match id; #count -> how many"
+)
 
 standings_topic = app.topic(
     STANDINGS_EVENTS.full_name(),
@@ -94,6 +100,25 @@ def new_stage_record() -> dict[str, Any]:
     }
 
 
+def match_ids(key: str, record: dict[str, Any]) -> list[str]:
+    """Every match id of stage ``key`` in arrival order: the list of a stage record written before the index,
+    then the index."""
+    count = br_match_index.get(f"{key}#count") or 0
+    return [*record["matches"], *(br_match_index[f"{key}#{n}"] for n in range(count))]
+
+
+def match_count(tournament_id: str, stage_id: str) -> int:
+    key = stage_key(tournament_id, stage_id)
+    record = stages.get(key) or new_stage_record()
+    return len(record["matches"]) + (br_match_index.get(f"{key}#count") or 0)
+
+
+def _index_match(key: str, match_id: str) -> None:
+    count = br_match_index.get(f"{key}#count") or 0
+    br_match_index[f"{key}#{count}"] = match_id
+    br_match_index[f"{key}#count"] = count + 1
+
+
 def board_for(tournament_id: str, stage_id: str) -> Leaderboard | None:
     """The stage's leaderboard, rebuilt from the tables if not cached; None if not a configured BR stage."""
     key = stage_key(tournament_id, stage_id)
@@ -107,7 +132,7 @@ def board_for(tournament_id: str, stage_id: str) -> Leaderboard | None:
     # shifts most ranks, and reporting every shift would make each event cost the size of the stage.
     top = max(get_settings().ranking_changes_top, max((p["placement"] for p in record["prizes"]), default=0))
     board = Leaderboard(RuleSet.from_dict(record["rules"]), stage_id, displaced_top=top)
-    for match_id in record["matches"]:
+    for match_id in match_ids(key, record):
         stored = br_results.get(f"{key}/{match_id}")
         if stored:
             board.apply_result(MatchResult.from_dict(stored))
@@ -268,7 +293,7 @@ async def on_match_completed(event: ev.MatchCompleted) -> object:
     board = board_for(event.tournament_id, event.stage_id)  # before the write: a rebuild must not see it yet
     br_results[result_key] = result.to_dict()
     if stored is None:
-        _update_stage(key, lambda r: r.update(matches=[*r["matches"], event.match_id]))
+        _index_match(key, event.match_id)
     if board is not None:
         await emit_rank_changes(event, event.stage_id, board.apply_result(result))
 

@@ -28,7 +28,7 @@ from aiohttp_sse import EventSourceResponse
 from faust.web import Request, Response, View
 from jinja2 import Environment, PackageLoader, select_autoescape
 
-from crownstream.agents.standings import board_for, stages, tournaments
+from crownstream.agents.standings import board_for, match_count, stages, tournaments
 from crownstream.app import app
 from crownstream.settings import get_settings
 from crownstream.standings.live import HUB, StreamClosed
@@ -62,7 +62,7 @@ def standings_snapshot(tournament_id: str, stage_id: str, limit: int) -> dict[st
         "stage_id": stage_id,
         "stage_name": stage_meta.get("name") or stage_id,
         "teams": len(board),
-        "matches": len((stages.get(f"{tournament_id}/{stage_id}") or {}).get("matches", [])),
+        "matches": match_count(tournament_id, stage_id),
         "champion": board.champion,
         "version": HUB.version(tournament_id, stage_id),
         "standings": [

@@ -26,6 +26,7 @@ from crownstream.agents import (
 )
 from crownstream.agents import series as series_agent
 from crownstream.agents import standings as standings_agent
+from crownstream.app import app
 from crownstream.schemas.codec import Rejection, encode
 from crownstream.schemas.events import Envelope
 from crownstream.streams.topics import (
@@ -78,6 +79,7 @@ class Harness:
             "tournaments": (standings_agent, "tournaments"),
             "stages": (standings_agent, "stages"),
             "br_results": (standings_agent, "br_results"),
+            "br_match_index": (standings_agent, "br_match_index"),
             "series": (series_agent, "series_table"),
             "group_series": (series_agent, "group_series"),
             "schedules": (notifications, "schedules"),
@@ -89,6 +91,9 @@ class Harness:
             "team_members": (audiences, "team_members"),
             "tournament_teams": (audiences, "tournament_teams"),
         }
+        patched = {id(getattr(module, attr)) for module, attr in targets.values()}
+        missed = [name for name, table in app.tables.items() if id(table) not in patched]
+        assert not missed, f"the harness does not replace the app's tables {missed}: add them to its targets"
         for name, (module, attr) in targets.items():
             table = self.tables.setdefault(name, {})
             stack.enter_context(mock.patch.object(module, attr, table))
