@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
-from sortedcontainers import SortedKeyList, SortedList
+from sortedcontainers import SortedList
 
 from crownstream.standings.br_inputs import (
     Disqualification,
@@ -40,7 +40,7 @@ from crownstream.standings.br_scoring import (
 from crownstream.standings.match_point import Entry, Win, eligible_wins, find_champion
 from crownstream.standings.rules import RuleSet
 from crownstream.standings.serialization import to_plain
-from crownstream.standings.tiebreakers import sort_key_function
+from crownstream.standings.tiebreakers import SortKey, sort_key_function
 
 # --- what an update reports -------------------------------------------------------------------------------
 
@@ -139,7 +139,10 @@ class Leaderboard:
         self._appended: dict[str, list[Contribution]] = {}
         self._rebuild: set[str] = set()
         self._standings: dict[str, TeamStanding] = {}
-        self._index: SortedKeyList = SortedKeyList(key=self._key)
+        # The ranking: each team's sort key (its last part is the team id), computed once per new standing and
+        # kept beside it, where a key-function list recomputed keys on every add, remove and bisect.
+        self._index: SortedList = SortedList()
+        self._keys: dict[str, SortKey] = {}
         self._wins: SortedList = SortedList()  # eligible wins (match-point stages), in match order
         self._team_wins: dict[str, list[Win]] = {}
         self._champion: str | None = None
@@ -159,14 +162,15 @@ class Leaderboard:
 
     def rank_of(self, team_id: str) -> int | None:
         standing = self._standings.get(team_id)
-        return None if standing is None else self._index.bisect_key_left(self._key(standing)) + 1
+        return None if standing is None else self._index.bisect_left(self._keys[team_id]) + 1
 
     def standings(self, offset: int = 0, limit: int | None = None) -> list[tuple[int, TeamStanding]]:
         """A page of (rank, standing), best first."""
         if offset < 0 or (limit is not None and limit < 0):
             raise ValueError(f"offset and limit must not be negative, got offset={offset}, limit={limit}")
         stop = None if limit is None else offset + limit
-        return [(offset + i + 1, s) for i, s in enumerate(self._index.islice(offset, stop))]
+        standings = self._standings
+        return [(offset + i + 1, standings[key[-1]]) for i, key in enumerate(self._index.islice(offset, stop))]
 
     def team_matches(self, team_id: str) -> list[Contribution]:
         """What each match gave the team, in match order."""
@@ -461,19 +465,22 @@ class Leaderboard:
                 if after is not None:
                     new[team_id] = after
 
-        old_ranks = {t: self._index.bisect_key_left(self._key(s)) + 1 for t, s in old.items()}
-        for team_id, standing in old.items():
-            self._index.remove(standing)
+        old_keys = {t: self._keys[t] for t in old}
+        old_ranks = {t: self._index.bisect_left(k) + 1 for t, k in old_keys.items()}
+        for team_id in old:
+            self._index.remove(self._keys.pop(team_id))
             del self._standings[team_id]
+        new_keys = {t: self._key(s) for t, s in new.items()}
         for team_id, standing in new.items():
-            self._index.add(standing)
+            key = self._keys[team_id] = new_keys[team_id]
+            self._index.add(key)
             self._standings[team_id] = standing
 
         changed = set(old) | set(new)
         return Change(
             Status.APPLIED,
             changed=tuple(sorted(changed)),
-            rank_changes=tuple(self._rank_changes(old, new, old_ranks)),
+            rank_changes=tuple(self._rank_changes(old, new, old_ranks, old_keys, new_keys)),
             champion=champion,
             champion_changed=champion_changed,
             dirty_matches=dirty_matches,
@@ -481,7 +488,12 @@ class Leaderboard:
         )
 
     def _rank_changes(
-        self, old: dict[str, TeamStanding], new: dict[str, TeamStanding], old_ranks: dict[str, int]
+        self,
+        old: dict[str, TeamStanding],
+        new: dict[str, TeamStanding],
+        old_ranks: dict[str, int],
+        old_key_of: dict[str, SortKey],
+        new_key_of: dict[str, SortKey],
     ) -> list[RankChange]:
         """Rank/points changes of the moved teams and of every team they pushed up or down.
 
@@ -500,8 +512,8 @@ class Leaderboard:
             if old_rank != new_rank or old_points != new_points:
                 changes.append(RankChange(team_id, old_rank, new_rank, old_points, new_points))
 
-        old_keys = sorted(self._key(s) for s in old.values())
-        new_keys = sorted(self._key(s) for s in new.values())
+        old_keys = sorted(old_key_of.values())
+        new_keys = sorted(new_key_of.values())
         bounds = sorted(old_keys + new_keys)
         for i in range(len(bounds)):
             lo = bounds[i]
@@ -509,15 +521,16 @@ class Leaderboard:
             shift = bisect_right(new_keys, lo) - bisect_right(old_keys, lo)
             if shift == 0 or lo == hi:
                 continue
-            start = self._index.bisect_key_right(lo)
-            stop = len(self._index) if hi is None else self._index.bisect_key_left(hi)
+            start = self._index.bisect_right(lo)
+            stop = len(self._index) if hi is None else self._index.bisect_left(hi)
             if self.displaced_top is not None:
                 # new rank = position + 1, old rank = new - shift: beyond this either is outside the top N.
                 stop = min(stop, self.displaced_top + max(shift, 0))
-            for j, standing in enumerate(self._index.islice(start, stop)):
+            for j, key in enumerate(self._index.islice(start, stop)):
                 new_rank = start + j + 1
-                points = standing.total_points
-                changes.append(RankChange(standing.team_id, new_rank - shift, new_rank, points, points))
+                team_id = key[-1]
+                points = self._standings[team_id].total_points
+                changes.append(RankChange(team_id, new_rank - shift, new_rank, points, points))
         big = 1 << 62
         return sorted(changes, key=lambda c: (c.new_rank if c.new_rank is not None else big, c.team_id))
 
