@@ -218,8 +218,7 @@ async def accept_batch(stream: faust.StreamT, channel: str, events: Sequence[fau
         await _store(f"reviving {channel} deliveries", channel, replayed, lambda requests: _revive(sink, requests))
     await sink.flush()
     # Backpressure: stop pulling records while the dispatcher has all it can send in flight.
-    # Polled: room frees up in the dispatcher's tasks, which signal no event of their own to the agent.
-    while sink.backpressure():  # noqa: ASYNC110
+    while sink.backpressure():  # noqa: ASYNC110  (polled: the dispatcher's tasks signal no event when room frees up)
         await asyncio.sleep(0.01)
 
 

@@ -6,7 +6,7 @@ notifications benchmark measures. Configured by the usual CROWNSTREAM_* variable
 
 from __future__ import annotations
 
-from crownstream.agents import audiences, notifications, notifications_users  # noqa: F401
+from crownstream.agents import audiences, notifications, notifications_users  # noqa: F401  (registers agents)
 from crownstream.app import app
 from crownstream.web import views  # noqa: F401  (/metrics: the benchmark waits on the consumed counts)
 

@@ -4,7 +4,7 @@ what ``bench/standings.py`` measures, so its rows are the standings engine's cos
 Run as:  python -m bench.standings_worker worker   (configured by the same CROWNSTREAM_* variables)
 """
 
-from crownstream.agents import series, standings, tournament_events  # noqa: F401
+from crownstream.agents import series, standings, tournament_events  # noqa: F401  (registers agents and tables)
 from crownstream.app import app
 from crownstream.web import standings as standings_views  # noqa: F401  (registers the standings views)
 from crownstream.web import views  # noqa: F401  (registers /readyz and /metrics, which the benchmark waits on)

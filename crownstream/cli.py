@@ -139,7 +139,7 @@ from crownstream.ops_cli import COMMANDS as _ops_commands  # noqa: E402  (standi
 for command in _ops_commands:
     faust_cli.add_command(command)
 
-from crownstream.sinks.cli import COMMANDS as _sink_commands  # noqa: E402
+from crownstream.sinks.cli import COMMANDS as _sink_commands  # noqa: E402  (added after the commands above)
 
 for command in _sink_commands:
     faust_cli.add_command(command)

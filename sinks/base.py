@@ -110,7 +110,7 @@ class Dispatcher:
             await asyncio.wait(self._in_flight, timeout=grace_s)
         deadline = time.monotonic() + grace_s
         # Polled: the queue has no "became empty" event, and this runs once, at shutdown.
-        while not self._results.empty() and time.monotonic() < deadline:  # noqa: ASYNC110
+        while not self._results.empty() and time.monotonic() < deadline:  # noqa: ASYNC110  (polled, see above)
             await asyncio.sleep(0.05)
         for task in self._tasks:
             task.cancel()

@@ -88,8 +88,12 @@ async def list_feed(
     }
 
 
+def _iso(value: Any) -> Any:
+    return value.isoformat() if isinstance(value, datetime) else value
+
+
 def _item(row) -> dict[str, Any]:
-    iso = lambda v: v.isoformat() if isinstance(v, datetime) else v  # noqa: E731
+    iso = _iso
     return {
         "id": row.id,
         "dedup_key": row.dedup_key,

@@ -102,7 +102,7 @@ def describe_db_error(exc: BaseException) -> str:
     code = sqlstate_of(exc)
     seen: BaseException = exc
     while getattr(seen, "orig", None) is not None:
-        seen = seen.orig  # type: ignore[assignment]
+        seen = seen.orig  # type: ignore[assignment]  # SQLAlchemy types .orig loosely; the loop checked it is set
     first = (str(seen).splitlines() or [""])[0]
     text = f"{type(seen).__name__}" + (f" (SQLSTATE {code})" if code else "") + (f": {first}" if first else "")
     return clean_text(text, 500) or type(exc).__name__
