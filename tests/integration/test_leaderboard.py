@@ -17,6 +17,7 @@ import pytest
 from crownstream.demo.tournament import demo_tournament
 from crownstream.streams.producer import EventProducer
 from tests.support.sse import events, next_event
+from tests.support.workers import wait_all_ready
 
 pytestmark = pytest.mark.slow
 
@@ -85,7 +86,7 @@ def owner_and_viewer(settings, workers):
 
 
 async def test_page_and_live_stream_from_owner_and_non_owner(settings, topics, start_worker):
-    first, second = start_worker(), start_worker()
+    first, second = wait_all_ready([start_worker(wait=False), start_worker(wait=False)])
     setup, later = br_events(2)
     await produce(settings, setup)
     after_one = wait_until(lambda: (s := json_standings(first.url)) and s[0][2] > 0 and s, 60, "match 1 standings")
@@ -151,7 +152,7 @@ async def test_unknown_stage_and_tournament_are_clear_errors(settings, topics, s
 async def test_relayed_stream_ends_when_the_owner_leaves_and_reconnects_to_the_new_owner(
     settings, topics, start_worker
 ):
-    workers = [start_worker(), start_worker()]
+    workers = wait_all_ready([start_worker(wait=False), start_worker(wait=False)])
     setup, later = br_events(2)
     await produce(settings, setup)
     after_one = wait_until(lambda: (s := json_standings(workers[0].url)) and s[0][2] > 0 and s, 60, "match 1 standings")
