@@ -17,7 +17,7 @@ from crownstream.demo.tournament import demo_tournament
 from crownstream.processes import settings_env
 from crownstream.streams.producer import EventProducer
 from crownstream.streams.topics import TOURNAMENT_EVENTS
-from tests.support.workers import CROWNSTREAM
+from tests.support.workers import CROWNSTREAM, wait_all_ready
 
 pytestmark = pytest.mark.slow
 
@@ -67,7 +67,7 @@ def matches_played(url: str, tournament_id: str) -> int:
 
 
 async def test_rebuild_lag_and_assignment_commands(settings, topics, start_worker):
-    first, second = start_worker(), start_worker()
+    first, second = wait_all_ready([start_worker(wait=False), start_worker(wait=False)])
     events = br_only("ops-a", seed=3)
     await produce(settings, events)
     wait_until(lambda: matches_played(first.url, "ops-a") == 4, 90, "4 matches applied")
@@ -150,8 +150,7 @@ async def test_sigterm_commits_leaves_the_group_and_loses_nothing(settings, topi
     # A long session timeout: if the stopped worker did not leave the group, its partitions would stay
     # unassigned for 45 s; a graceful leave moves them as soon as the survivor rejoins.
     slow_failover = settings.model_copy(update={"session_timeout_s": 45.0})
-    survivor = start_worker(session_timeout_s=45.0)
-    leaving = start_worker(session_timeout_s=45.0)
+    survivor, leaving = wait_all_ready([start_worker(wait=False, session_timeout_s=45.0) for _ in range(2)])
     events = {t: br_only(t, seed=n, matches=4) for n, t in enumerate(TOURNAMENTS)}
     split = {t: next(i for i, e in enumerate(events[t]) if e.get("match_id") == "br-m3") for t in TOURNAMENTS}
     await produce(slow_failover, [e for t in TOURNAMENTS for e in events[t][: split[t]]])
