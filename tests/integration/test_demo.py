@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -103,8 +104,16 @@ def asyncpg_dsn(sqlalchemy_url: str, database: str | None = None) -> str:
     return (url.set(database=database) if database else url).render_as_string(hide_password=False)
 
 
+@pytest.fixture
+def state_dir(worker_state_root, unique_id):
+    """The demo's --state-dir: its workers' tables in memory like the other tests' workers (tests/conftest.py)."""
+    folder = worker_state_root / f"demo-{unique_id}"
+    yield folder
+    shutil.rmtree(folder, ignore_errors=True)
+
+
 @pytest.mark.timeout(600)
-async def test_demo_runs_to_completion_and_leaves_nothing_running(kafka_bootstrap, database_url, tmp_path):
+async def test_demo_runs_to_completion_and_leaves_nothing_running(kafka_bootstrap, database_url, state_dir):
     code, out, err = run_demo(
         [
             "--pace",
@@ -117,7 +126,7 @@ async def test_demo_runs_to_completion_and_leaves_nothing_running(kafka_bootstra
             "--no-progress",
             "--keep-database",
             "--state-dir",
-            str(tmp_path / "demo"),
+            str(state_dir),
         ],
         demo_env(kafka_bootstrap, database_url),
         timeout=420,
@@ -185,7 +194,7 @@ async def check_deliveries(out: str, kafka_bootstrap: str, demo_database_url: st
 
 
 @pytest.mark.timeout(600)
-async def test_ctrl_c_stops_the_workers(kafka_bootstrap, database_url, tmp_path):
+async def test_ctrl_c_stops_the_workers(kafka_bootstrap, database_url, tmp_path, state_dir):
     log = tmp_path / "demo.out"
     with open(log, "w") as sink:
         demo = subprocess.Popen(
@@ -199,7 +208,7 @@ async def test_ctrl_c_stops_the_workers(kafka_bootstrap, database_url, tmp_path)
                 "2",
                 "--no-progress",
                 "--state-dir",
-                str(tmp_path / "demo"),
+                str(state_dir),
             ],
             env=demo_env(kafka_bootstrap, database_url),
             cwd=REPO,
