@@ -44,6 +44,7 @@ from crownstream.streams.topics import DELIVERIES, STANDINGS_EVENTS
 from tests.support.kafka_read import read_records, read_topic
 from tests.support.services import REPO
 from tests.support.sinks import eventually, migrate, sink_worker_overrides
+from tests.support.workers import wait_all_ready
 
 # In `make test` (~2.7 min; `make soak` runs it alone). Its failures so far were traced to Faust's recovery, a client
 # stuck without brokers after the broker restart (crownstream/engine/kafka_rebootstrap.py), stale records after a seek
@@ -279,7 +280,7 @@ async def test_scale_kill_and_broker_restart_lose_and_duplicate_nothing(
                 "kafka_bootstrap": bootstrap,
                 "topic_partitions": 8,
             }
-            workers = [start_worker(**overrides) for _ in range(3)]
+            workers = wait_all_ready([start_worker(wait=False, **overrides) for _ in range(3)])  # side by side
             await produce(settings, preferences_events(discord), pace=0)
             last = sorted(user_ids())[-1]
             await eventually(
