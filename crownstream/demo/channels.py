@@ -273,9 +273,9 @@ class LocalChannels(Channels):
             )
             result.checks.append(reconcile.check(channel, ids, received.get(channel, Counter())))
         result.feed_items = sum(received.get("in_app", Counter()).values())
-        with self.smtp.lock:
-            if self.smtp.messages:
-                result.samples["email subject"] = str(self.smtp.messages[0]["Subject"])
+        emails = self.smtp.messages  # parsed under the peer's own lock
+        if emails:
+            result.samples["email subject"] = str(emails[0]["Subject"])
         with self.discord.lock:
             first = next((p for msgs in self.discord.messages.values() for p in msgs), None)
         if first:

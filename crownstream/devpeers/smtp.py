@@ -38,7 +38,8 @@ class SmtpPeer:
 
     def __init__(self, port: int | None = None) -> None:
         self.port = port or free_port(self.host)
-        self.lock = threading.Lock()
+        # Reentrant: a caller that holds it (to read several fields at one instant) may still read ``messages``.
+        self.lock = threading.RLock()
         self.raw: list[bytes] = []
         self._parsed: list[EmailMessage] = []
         self.envelopes: list[tuple[str, list[str]]] = []
