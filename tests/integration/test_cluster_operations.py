@@ -48,7 +48,8 @@ from tests.support.workers import wait_all_ready
 
 # In `make test` (~2.7 min; `make soak` runs it alone). Its failures so far were traced to Faust's recovery, a client
 # stuck without brokers after the broker restart (crownstream/engine/kafka_rebootstrap.py), stale records after a seek
-# (crownstream/engine/seek_epochs.py) and streams resumed before their seek (crownstream/engine/recovery.py). README, Known limits.
+# (crownstream/engine/seek_epochs.py) and streams resumed before their seek (crownstream/engine/recovery.py).
+# README, Known limits.
 pytestmark = [pytest.mark.slow, pytest.mark.soak, pytest.mark.timeout(1200)]
 
 TOURNAMENTS = ("cup-a", "cup-b", "cup-c")
@@ -232,7 +233,8 @@ async def ledger_rows(engine, keys: set[str]) -> dict[str, object]:
             (
                 await conn.execute(
                     text(
-                        "SELECT dedup_key, state, attempt_count, last_error, lease_until, claimed_by, notification_type, user_id "
+                        "SELECT dedup_key, state, attempt_count, last_error, lease_until, claimed_by, "
+                        "notification_type, user_id "
                         "FROM deliveries WHERE dedup_key = ANY(:keys)"
                     ),
                     {"keys": list(keys)},

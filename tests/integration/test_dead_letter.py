@@ -61,7 +61,7 @@ async def test_malformed_records_go_to_the_dlq_and_valid_ones_are_processed(sett
     # DLQ records are written in the transaction of the input partition, so they become visible to a
     # read_committed reader when the worker commits (every few seconds), not when they are sent.
     deadline = asyncio.get_running_loop().time() + 45
-    while not await collect() and asyncio.get_running_loop().time() < deadline:
+    while not await collect() and asyncio.get_running_loop().time() < deadline:  # noqa: ASYNC110  (polls the broker)
         await asyncio.sleep(0.5)
     assert len(letters) == len(bad), f"expected {len(bad)} dead letters, got {len(letters)}"
     expected_codes = sorted(code for _, code in MALFORMED) * 3

@@ -65,7 +65,7 @@ def run_demo(args: list[str], env: dict[str, str], timeout: float) -> tuple[int,
     except subprocess.TimeoutExpired:
         demo.send_signal(signal.SIGINT)
         out, err = demo.communicate(timeout=90)
-        raise AssertionError(f"the demo did not finish in {timeout}s:\n{out[-4000:]}\n{err[-2000:]}")
+        raise AssertionError(f"the demo did not finish in {timeout}s:\n{out[-4000:]}\n{err[-2000:]}") from None
     return demo.returncode, out, err
 
 
@@ -162,7 +162,7 @@ async def test_demo_runs_to_completion_and_leaves_nothing_running(kafka_bootstra
 
 async def check_deliveries(out: str, kafka_bootstrap: str, demo_database_url: str) -> None:
     """The summary's per-channel figures against the delivery topics and the demo's ledger and feed."""
-    figures = {m[0]: tuple(map(int, m[1:6])) + (m[6],) for m in CHANNEL_LINE.findall(out)}
+    figures = {m[0]: (*map(int, m[1:6]), m[6]) for m in CHANNEL_LINE.findall(out)}
     assert set(figures) == {"email", "discord", "webhook", "in_app"}, out[-3000:]
     prefix = re.search(r"topics (\S+)\*", out).group(1)
     committed = await committed_dedup_keys(

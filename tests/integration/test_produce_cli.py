@@ -73,6 +73,6 @@ async def test_unreachable_broker_is_a_clear_error(settings):
     from crownstream.streams.producer import EventProducer
 
     dead = settings.model_copy(update={"kafka_bootstrap": f"127.0.0.1:{free_port()}"})
-    with pytest.raises(BrokerUnavailable, match="cannot reach the Kafka broker .* deploy/kafka.sh start"):
+    with pytest.raises(BrokerUnavailable, match=r"cannot reach the Kafka broker .* deploy/kafka\.sh start"):
         async with EventProducer(dead, request_timeout_ms=2000):
             pass

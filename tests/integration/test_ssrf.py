@@ -274,7 +274,7 @@ async def test_tls_is_verified_against_the_url_host_while_connecting_to_the_chec
     try:
         async with httpx.AsyncClient(transport=guarded_transport(True, client_ctx), trust_env=False) as client:
             assert (await client.post(f"https://localhost:{port}/")).text == "ok"
-            with pytest.raises(httpx.ConnectError, match="CERTIFICATE_VERIFY_FAILED|certificate"):
+            with pytest.raises(httpx.ConnectError, match=r"CERTIFICATE_VERIFY_FAILED|certificate"):
                 await client.post(f"https://127.0.0.1:{port}/")
         async with aiohttp.ClientSession(
             connector=aiohttp.TCPConnector(resolver=pinned_resolver(True), ssl=client_ctx), trust_env=False

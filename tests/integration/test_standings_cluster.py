@@ -145,18 +145,18 @@ async def test_kill_minus_nine_mid_stream_loses_and_duplicates_nothing(settings,
         expected = expected_standings(events, t)
         try:
             wait_until(lambda: standings_of(first.url, t) == expected, 60, f"final standings of {t} on the survivor")
-        except AssertionError:
+        except AssertionError as exc:
             r = httpx.get(f"{first.url}/tournaments/{t}/standings", params={"stage": "br-finals"}, timeout=10)
             ops = httpx.get(f"{first.url}/ops/assignment", headers=first.staff_headers, timeout=10).json()
             raise AssertionError(
                 f"{t}: survivor answers {r.status_code} {r.text[:300]}\nexpected {expected[:5]}\n"
                 f"survivor: {ops['sources']}\n"
                 + "\n".join(
-                    l
-                    for l in httpx.get(f"{first.url}/metrics").text.splitlines()
-                    if l.startswith("crownstream_events_in_total")
+                    line
+                    for line in httpx.get(f"{first.url}/metrics").text.splitlines()
+                    if line.startswith("crownstream_events_in_total")
                 )
-            )
+            ) from exc
 
     crash_outputs = await committed_outputs_with_finals(settings, len(TOURNAMENTS))
     ids = collections.Counter(e["event_id"] for e in crash_outputs)

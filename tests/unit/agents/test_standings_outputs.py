@@ -19,7 +19,11 @@ TRIGGER = ev.MatchCompleted.model_validate(
         "tournament_id": "spring-cup",
         "stage_id": "br",
         "match_id": "m1",
-        "result": {"format": "battle_royale", "sequence": 1, "placements": [{"team_id": "t1", "placement": 1, "kills": 0}]},
+        "result": {
+            "format": "battle_royale",
+            "sequence": 1,
+            "placements": [{"team_id": "t1", "placement": 1, "kills": 0}],
+        },
     }
 )
 
