@@ -12,8 +12,13 @@ REPO_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 STATE_DIR="${CROWNSTREAM_STATE_DIR:-$REPO_ROOT/.state}"
 TREE="$STATE_DIR/typecheck"
 VENV="${CROWNSTREAM_VENV:-$REPO_ROOT/.venv}"
-# Folders installed as crownstream.<name> (keep in step with [tool.setuptools.package-dir]).
-MAPPED=(schemas streams agents sinks standings notifications web)
+# Folders installed as crownstream.<name>: read from [tool.setuptools.package-dir], as setup.py reads them.
+mapfile -t MAPPED < <("$VENV/bin/python" - "$REPO_ROOT/pyproject.toml" <<'PY'
+import sys, tomllib
+dirs = tomllib.load(open(sys.argv[1], "rb"))["tool"]["setuptools"]["package-dir"]
+print("\n".join(folder for package, folder in dirs.items() if package != "crownstream"))
+PY
+)
 
 rm -rf "$TREE/crownstream"
 mkdir -p "$TREE/crownstream"
