@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
+from bench import latency as latency_bench
 from bench import naive_faust_row, notifications, producer_api, raw_consume
 from bench import restart as restart_bench
 from bench import sinks as sinks_bench
@@ -69,6 +71,7 @@ SECTIONS: dict[str, Callable[[Context], Awaitable[list[Row]]]] = {
     "sinks": lambda ctx: sinks_bench.run(SINK_SIZES["webhooks"], SINK_SIZES["emails"]),
     "restart": lambda ctx: restart_bench.run(ctx.run_id, RESTART_KEYS["keys"]),
     "standings": lambda ctx: standings_bench.run(ctx.run_id, ctx.events),
+    "latency": lambda ctx: latency_bench.run(ctx.run_id),
 }
 
 
@@ -97,7 +100,16 @@ if __name__ == "__main__":
     parser.add_argument("--sink-webhooks", type=int, default=5_000, help="deliveries of the webhook sink row")
     parser.add_argument("--sink-emails", type=int, default=2_000, help="emails of the email sink row")
     parser.add_argument("--restart-keys", type=int, default=1_000_000, help="table keys of the restart-to-ready row")
+    parser.add_argument(
+        "--commit-interval",
+        type=float,
+        default=None,
+        help="the workers' commit interval in seconds (CROWNSTREAM_COMMIT_INTERVAL_S; default: the setting's)",
+    )
     args = parser.parse_args()
+    if args.commit_interval is not None:
+        # Every section's workers read their settings from the environment (or build them from it).
+        os.environ["CROWNSTREAM_COMMIT_INTERVAL_S"] = str(args.commit_interval)
     SINK_SIZES.update(webhooks=args.sink_webhooks, emails=args.sink_emails)
     RESTART_KEYS.update(keys=args.restart_keys)
     asyncio.run(main(args.events, args.produce_events, args.only, args.notify_users, args.notify_events))

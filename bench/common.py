@@ -7,14 +7,21 @@ import json
 import os
 import time
 import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+import asyncpg
 import orjson
 from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 BOOTSTRAP = os.environ.get("CROWNSTREAM_KAFKA_BOOTSTRAP", "127.0.0.1:19092")
+# The local PostgreSQL of deploy/ (user@host:port), named by the variables tests/support/services.py reads.
+POSTGRES = (
+    f"{os.environ.get('CROWNSTREAM_PG_USER', 'crownstream')}@127.0.0.1:{os.environ.get('CROWNSTREAM_PG_PORT', '15432')}"
+)
 RESULTS = Path(__file__).parent / "results"
 
 
@@ -70,6 +77,45 @@ async def fill_topic(topic: str, count: int, make=team_result, key_field: str = 
         await asyncio.gather(*futures)
     finally:
         await producer.stop()
+
+
+def percentile(values: list[float], q: float) -> float:
+    """The ``q`` quantile by rank (no interpolation): with an ``inf`` for every sample never seen, a p99 that
+    includes one is reported as infinite rather than averaged away."""
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))] if ordered else float("nan")
+
+
+def rss_bytes(pid: int) -> int:
+    """Resident set size of process ``pid``: psutil where installed, else the kernel's VmRSS (Linux)."""
+    try:
+        import psutil
+    except ImportError:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) * 1024  # reported in kB
+        raise RuntimeError(f"/proc/{pid}/status has no VmRSS line: no RSS for this process on this system") from None
+    return psutil.Process(pid).memory_info().rss
+
+
+@asynccontextmanager
+async def fresh_database(prefix: str = "bench") -> AsyncIterator[str]:
+    """A new, empty PostgreSQL database on the local server for one row, dropped afterwards; yields its
+    SQLAlchemy URL (asyncpg driver)."""
+    name = f"{prefix}_{uuid.uuid4().hex[:8]}"
+    admin = await asyncpg.connect(f"postgresql://{POSTGRES}/postgres")
+    try:
+        await admin.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await admin.close()
+    try:
+        yield f"postgresql+asyncpg://{POSTGRES}/{name}"
+    finally:
+        admin = await asyncpg.connect(f"postgresql://{POSTGRES}/postgres")
+        try:
+            await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        finally:
+            await admin.close()
 
 
 def print_table(rows: list[Row], ceiling: Row | None) -> str:

@@ -86,6 +86,7 @@ def create_app(settings: Settings | None = None) -> faust.App:
         # aiohttp refuses larger bodies with 413 before a view reads them (views read through web/inputs.py).
         web_application_options={"client_max_size": settings.http_max_body_bytes},
         producer_linger_ms=settings.producer_linger_ms,
+        broker_commit_interval=settings.commit_interval_s,
         logging_config=logging_config(settings.log_level, settings.log_json),
     )
     # The engine: its transports, its table manager (active tables restored by a consumer of their own when

@@ -60,6 +60,12 @@ class Settings(BaseSettings):
     # Below the broker's default message.max.bytes (1 MiB), so an oversize event can still be kept in the DLQ.
     max_event_bytes: int = Field(512_000, ge=1024, description="Largest accepted event; larger ones go to the DLQ.")
     producer_linger_ms: int = Field(5, ge=0, description="How long the producer waits to fill a batch.")
+    commit_interval_s: float = Field(
+        2.8,
+        gt=0,
+        description="How often a worker commits its offsets (Faust's broker_commit_interval); under exactly_once "
+        "also its transactions, so outputs become visible downstream only this often (bench/latency.py).",
+    )
 
     # --- Workers ---------------------------------------------------------------------------------------
     web_host: str = Field("127.0.0.1", description="Interface the worker's HTTP server binds to.")
