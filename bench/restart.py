@@ -6,6 +6,9 @@ The table is filled by writing its changelog directly (what N events would leave
 under exactly_once), so the row measures recovery, not event processing. The worker is a real ``crownstream worker``
 process with the project's tables; it is stopped with SIGTERM between the two starts, as an orchestrator would on a
 rolling restart, and restarted on the same port and data dir (the data dir is per app id and port).
+
+Memory: the worker's resident set size once ready with the N keys (restore consumer), after the first start and
+after the restart, each beside the same worker ready with the table empty (its own app id: an empty changelog).
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ import signal
 import subprocess
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
@@ -23,12 +27,14 @@ import orjson
 from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
-from bench.common import BOOTSTRAP, Row
+from bench.common import BOOTSTRAP, Row, rss_bytes
 from crownstream.processes import free_port
 from tests.support.services import REPO
 
 TABLE = "tournament-activity"  # a table every worker has; one key per tournament
 PARTITIONS = 8
+RSS_SETTLE_S = 3.0  # after /readyz: the restore's buffers released, the first metrics refresh done
+MB = 1024 * 1024
 
 
 def changelog_topic(app_id: str) -> str:
@@ -98,12 +104,27 @@ def stop(proc: subprocess.Popen, timeout: float = 60) -> None:
             proc.wait(10)
 
 
-async def measure(run_id: str, keys: int, restore: str, timeout: float) -> tuple[float, float]:
+async def settled_rss(proc: subprocess.Popen) -> int:
+    await asyncio.sleep(RSS_SETTLE_S)
+    return rss_bytes(proc.pid)
+
+
+@dataclass
+class Readiness:
+    cold: float  # seconds, first start to ready
+    warm: float  # seconds, restart to ready
+    cold_rss: int  # bytes, once ready after the first start
+    warm_rss: int  # bytes, once ready after the restart
+
+
+async def measure(run_id: str, keys: int, restore: str, timeout: float) -> Readiness:
     """First start (no local state: everything from the changelog) and restart (local state) to ready, with
-    active tables restored by ``restore`` (CROWNSTREAM_TABLE_RESTORE)."""
-    app_id = f"bench-{run_id}-restart-{restore}"
-    print(f"  [{restore}] writing {keys:,} keys to {changelog_topic(app_id)} …", flush=True)
-    await fill_changelog(changelog_topic(app_id), keys)
+    active tables restored by ``restore`` (CROWNSTREAM_TABLE_RESTORE), and the worker's RSS once ready after each.
+    With ``keys`` 0 the table stays empty (the changelog is not written): the RSS baseline."""
+    app_id = f"bench-{run_id}-restart-{restore}" + ("-empty" if not keys else "")
+    if keys:
+        print(f"  [{restore}] writing {keys:,} keys to {changelog_topic(app_id)} …", flush=True)
+        await fill_changelog(changelog_topic(app_id), keys)
     port = free_port()
     with tempfile.TemporaryDirectory() as tmp:
         env = {
@@ -133,19 +154,25 @@ async def measure(run_id: str, keys: int, restore: str, timeout: float) -> tuple
         proc = start_worker(env, log)
         try:
             cold = await time_to_ready(proc, url, log, timeout)
-            print(f"  [{restore}] first start (the whole changelog): {cold:.2f}s", flush=True)
+            cold_rss = await settled_rss(proc)
+            print(
+                f"  [{restore}] first start (the whole changelog): {cold:.2f}s; RSS {cold_rss / MB:.0f} MB", flush=True
+            )
             stop(proc)
             proc = start_worker(env, log)
             warm = await time_to_ready(proc, url, log, timeout)
-            print(f"  [{restore}] restart (local RocksDB state): {warm:.2f}s", flush=True)
+            rss = await settled_rss(proc)
+            print(f"  [{restore}] restart (local RocksDB state): {warm:.2f}s; RSS {rss / MB:.0f} MB", flush=True)
         finally:
             stop(proc)
-    return cold, warm
+    return Readiness(cold, warm, cold_rss, rss)
 
 
 async def run(run_id: str, keys: int, timeout: float = 900) -> list[Row]:
-    faust_cold, faust_warm = await measure(run_id, keys, "faust", timeout)
-    cold, warm = await measure(run_id, keys, "consumer", timeout)
+    faust = await measure(run_id, keys, "faust", timeout)
+    ours = await measure(run_id, keys, "consumer", timeout)
+    empty = await measure(run_id, 0, "consumer", timeout)
+    faust_cold, faust_warm, cold, warm = faust.cold, faust.warm, ours.cold, ours.warm
     return [
         Row(
             f"first start to ready, {keys:,} table keys: Faust's recovery",
@@ -170,5 +197,23 @@ async def run(run_id: str, keys: int, timeout: float = 900) -> list[Row]:
             warm,
             unit="keys/s",
             note=f"{warm:.2f} s; goal <= 10 s at 1M keys; {faust_warm / warm:.1f}x faster than Faust's recovery",
+        ),
+        *rss_rows("first start", keys, ours.cold_rss, empty.cold_rss),
+        *rss_rows("restart", keys, ours.warm_rss, empty.warm_rss),
+    ]
+
+
+def rss_rows(phase: str, keys: int, rss: int, empty_rss: int) -> list[Row]:
+    """RSS in MB as the rows' count (over 1 s, so the rate column reads MB too), the empty table first."""
+    return [
+        Row(f"worker RSS once ready ({phase}), table empty", round(empty_rss / MB), 1.0, unit="MB", note="baseline"),
+        Row(
+            f"worker RSS once ready ({phase}), {keys:,} table keys",
+            round(rss / MB),
+            1.0,
+            unit="MB",
+            note=f"{rss / empty_rss:.2f}x the empty table's {empty_rss / MB:.0f} MB; "
+            f"{(rss - empty_rss) / max(keys, 1):.0f} bytes a key more",
+            extra={"rss_bytes": rss, "empty_rss_bytes": empty_rss},
         ),
     ]
