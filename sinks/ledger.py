@@ -9,9 +9,9 @@ Life of a row (one per dedup_key and target):
 
 Claiming is one statement: row locks plus the state condition mean two workers can never both hold a
 row. A claimed row whose lease runs out (its worker died between claim and record) is claimed again and
-re-sent — the only way a receiver ever sees an id twice, which is why the dispatcher records each result
-as soon as it is known instead of per batch. Every timestamp is PostgreSQL's ``now()``: workers' clocks
-never decide what is due.
+re-sent — the only way a receiver ever sees an id twice, which is why the dispatcher records results as they
+come, within ``RECORD_LINGER_S`` (sinks/base.py), not per claimed batch. Every timestamp is PostgreSQL's
+``now()``: workers' clocks never decide what is due.
 """
 
 from __future__ import annotations
@@ -25,7 +25,6 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import text
-from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from crownstream.schemas.deliveries import DeliveryRequest
@@ -163,6 +162,7 @@ def ledger_row(request: DeliveryRequest, target: str = "") -> dict[str, Any]:
     }
 
 
+# The request comes back as JSON text and is validated by pydantic's JSON parser (one pass, no dict in between).
 _CLAIM = text("""
 UPDATE deliveries AS d
    SET state = 'sending', claimed_by = :worker, lease_until = now() + make_interval(secs => :lease),
@@ -179,47 +179,76 @@ UPDATE deliveries AS d
          LIMIT :limit
            FOR UPDATE SKIP LOCKED) AS due
  WHERE d.dedup_key = due.dedup_key AND d.target = due.target
-RETURNING d.dedup_key, d.target, d.request, d.attempt_count, due.was
-""").columns(request=JSONB)
+RETURNING d.dedup_key, d.target, CAST(d.request AS text) AS request, d.attempt_count, due.was
+""")
+
+# Outcomes are recorded set-based: one statement per kind for a whole batch, its rows as one array per column
+# (unnest), where an executemany of single-row UPDATEs cost PostgreSQL a statement execution per delivery and
+# the client a round of parameter encoding per row. Each row's conditions are the single-row statement's.
+_OUTCOMES = """
+  FROM unnest(CAST(:dedup_keys AS text[]), CAST(:targets AS text[]), CAST(:codes AS integer[]),
+              CAST(:errors AS text[]), CAST(:digests AS text[]), CAST(:retry_ins AS float8[]))
+       AS r(dedup_key, target, code, error, digest, retry_in)
+"""
 
 _ATTEMPT = (
-    "jsonb_build_object('at', now(), 'status', CAST(:status AS text), 'code', CAST(:code AS integer), "
-    "'error', CAST(:error AS text), 'worker', CAST(:worker AS text))"
+    "jsonb_build_object('at', now(), 'status', CAST(:status AS text), 'code', r.code, "
+    "'error', r.error, 'worker', CAST(:worker AS text))"
 )
 
 _SENT = text(f"""
-UPDATE deliveries
+UPDATE deliveries AS d
    SET state = 'sent', sent_at = now(), updated_at = now(), lease_until = NULL, last_error = NULL,
-       payload_digest = COALESCE(CAST(:digest AS text), payload_digest),
-       attempts = attempts || jsonb_build_array({_ATTEMPT})
- WHERE dedup_key = :dedup_key AND target = :target AND state <> 'sent'
+       payload_digest = COALESCE(r.digest, d.payload_digest),
+       attempts = d.attempts || jsonb_build_array({_ATTEMPT})
+{_OUTCOMES}
+ WHERE d.dedup_key = r.dedup_key AND d.target = r.target AND d.state <> 'sent'
 """)
 
 _FAILED = text(f"""
-UPDATE deliveries
-   SET state = 'failed', updated_at = now(), lease_until = NULL, last_error = :error,
-       next_attempt_at = now() + make_interval(secs => :retry_in),
-       payload_digest = COALESCE(CAST(:digest AS text), payload_digest),
-       attempts = attempts || jsonb_build_array({_ATTEMPT})
- WHERE dedup_key = :dedup_key AND target = :target AND state = 'sending' AND claimed_by = :worker
+UPDATE deliveries AS d
+   SET state = 'failed', updated_at = now(), lease_until = NULL, last_error = r.error,
+       next_attempt_at = now() + make_interval(secs => r.retry_in),
+       payload_digest = COALESCE(r.digest, d.payload_digest),
+       attempts = d.attempts || jsonb_build_array({_ATTEMPT})
+{_OUTCOMES}
+ WHERE d.dedup_key = r.dedup_key AND d.target = r.target AND d.state = 'sending' AND d.claimed_by = :worker
 """)
 
 # Handed back unattempted: the claim's attempt is given back and nothing is logged as an attempt.
-_DEFERRED = text("""
-UPDATE deliveries
-   SET state = CASE WHEN attempt_count <= 1 THEN 'pending' ELSE 'failed' END, updated_at = now(),
-       lease_until = NULL, attempt_count = attempt_count - 1,
-       next_attempt_at = now() + make_interval(secs => :retry_in)
- WHERE dedup_key = :dedup_key AND target = :target AND state = 'sending' AND claimed_by = :worker
+_DEFERRED = text(f"""
+UPDATE deliveries AS d
+   SET state = CASE WHEN d.attempt_count <= 1 THEN 'pending' ELSE 'failed' END, updated_at = now(),
+       lease_until = NULL, attempt_count = d.attempt_count - 1,
+       next_attempt_at = now() + make_interval(secs => r.retry_in)
+{_OUTCOMES}
+ WHERE d.dedup_key = r.dedup_key AND d.target = r.target AND d.state = 'sending' AND d.claimed_by = :worker
 """)
 
 _DEAD = text(f"""
-UPDATE deliveries
-   SET state = 'dead', updated_at = now(), lease_until = NULL, last_error = :error,
-       payload_digest = COALESCE(CAST(:digest AS text), payload_digest),
-       attempts = attempts || jsonb_build_array({_ATTEMPT})
- WHERE dedup_key = :dedup_key AND target = :target AND state IN ('sending', 'pending', 'failed')
+UPDATE deliveries AS d
+   SET state = 'dead', updated_at = now(), lease_until = NULL, last_error = r.error,
+       payload_digest = COALESCE(r.digest, d.payload_digest),
+       attempts = d.attempts || jsonb_build_array({_ATTEMPT})
+{_OUTCOMES}
+ WHERE d.dedup_key = r.dedup_key AND d.target = r.target AND d.state IN ('sending', 'pending', 'failed')
 """)
+
+_BY_KIND = {"sent": _SENT, "failed": _FAILED, "dead": _DEAD, "deferred": _DEFERRED}
+
+
+def _outcome_params(kind: str, worker: str, rows: Sequence[tuple[str, str, Outcome]]) -> dict[str, Any]:
+    """One statement's parameters: (dedup_key, target, outcome) rows as one array per column."""
+    return {
+        "status": kind,
+        "worker": worker,
+        "dedup_keys": [key for key, _, _ in rows],
+        "targets": [target for _, target, _ in rows],
+        "codes": [o.code for _, _, o in rows],
+        "errors": [o.error for _, _, o in rows],
+        "digests": [o.digest for _, _, o in rows],
+        "retry_ins": [float(o.retry_in or 0.0) for _, _, o in rows],
+    }
 
 
 # One statement for a whole batch: the rows travel as one array per column and PostgreSQL unnests them, where an
@@ -290,54 +319,29 @@ class Ledger:
             claimed, broken = [], []
             for row in rows:
                 try:
-                    request = DeliveryRequest.model_validate(row.request)
+                    request = DeliveryRequest.model_validate_json(row.request)
                 except ValueError as exc:
                     # A stored request this version cannot read (a schema change): dead at once with the reason,
                     # not an exception that would stop every claim of the channel.
-                    broken.append(
-                        {
-                            "dedup_key": row.dedup_key,
-                            "target": row.target,
-                            "worker": self.worker_id,
-                            "status": "dead",
-                            "code": None,
-                            "digest": None,
-                            "error": clean_text(f"the stored request is not a valid delivery request: {exc}"),
-                        }
-                    )
+                    error = clean_text(f"the stored request is not a valid delivery request: {exc}")
+                    broken.append((row.dedup_key, row.target, Outcome("dead", error=error)))
                     continue
                 claimed.append(
                     Claimed(row.dedup_key, row.target, request, row.attempt_count, reclaimed=row.was == "sending")
                 )
             if broken:
-                await conn.execute(_DEAD, broken)
+                await conn.execute(_DEAD, _outcome_params("dead", self.worker_id, broken))
         return claimed
 
     async def record(self, results: Iterable[tuple[Claimed, Outcome]]) -> None:
-        """Record attempts' outcomes, one statement per kind, in one transaction."""
-        by_kind: dict[str, list[dict[str, Any]]] = {"sent": [], "failed": [], "dead": [], "deferred": []}
+        """Record attempts' outcomes, one set-based statement per kind, in one transaction."""
+        by_kind: dict[str, list[tuple[str, str, Outcome]]] = {"sent": [], "failed": [], "dead": [], "deferred": []}
         for claimed, outcome in results:
-            by_kind[outcome.status].append(
-                {
-                    "dedup_key": claimed.dedup_key,
-                    "target": claimed.target,
-                    "worker": self.worker_id,
-                    "status": outcome.status,
-                    "code": outcome.code,
-                    "error": outcome.error,
-                    "digest": outcome.digest,
-                    "retry_in": float(outcome.retry_in or 0.0),
-                }
-            )
+            by_kind[outcome.status].append((claimed.dedup_key, claimed.target, outcome))
         async with self.engine.begin() as conn:
-            for kind, statement in (("sent", _SENT), ("failed", _FAILED), ("dead", _DEAD), ("deferred", _DEFERRED)):
-                params = by_kind[kind]
-                if kind == "deferred":
-                    params = [{k: p[k] for k in ("dedup_key", "target", "worker", "retry_in")} for p in params]
-                elif kind != "failed":
-                    params = [{k: v for k, v in p.items() if k != "retry_in"} for p in params]
-                if params:
-                    await conn.execute(statement, params)
+            for kind, rows in by_kind.items():
+                if rows:
+                    await conn.execute(_BY_KIND[kind], _outcome_params(kind, self.worker_id, rows))
 
     async def prune(self, days: int) -> int:
         """Delete delivered rows older than ``days``. Rows not yet delivered (or dead) are kept."""

@@ -144,3 +144,63 @@ async def test_endpoint_is_disabled_once_after_failing_long_enough(engine):
             await conn.execute(text("SELECT secrets FROM webhook_endpoints WHERE id = :i"), {"i": endpoint.id})
         ).scalar_one()
     assert secrets == [new, secret]
+
+
+async def test_a_batch_of_outcomes_of_every_kind_is_recorded_row_by_row(engine):
+    """Outcomes are recorded set-based (one statement per kind): each row still gets exactly its own outcome, and
+    a row this worker no longer holds is left alone, as the single-row statements did."""
+    ledger, other = Ledger(engine, "w1"), Ledger(engine, "w2")
+    await ledger.accept([ledger_row(make_request(i, "webhook"), "ep") for i in range(40)])
+    claimed = sorted(await ledger.claim("webhook", 40, lease_s=60), key=lambda c: c.dedup_key)
+    kinds = ["sent", "failed", "dead", "deferred"]
+    outcomes = {
+        "sent": lambda i: Outcome.sent(200 + i, f"{i:064x}"),
+        "failed": lambda i: Outcome.failed(f"HTTP 503 #{i}", retry_in=30.0 + i, code=503),
+        "dead": lambda i: Outcome.dead(f"gone #{i}", code=410, reason_code="delivery_rejected"),
+        "deferred": lambda i: Outcome.deferred(60.0),
+    }
+    await ledger.record([(c, outcomes[kinds[i % 4]](i)) for i, c in enumerate(claimed)])
+    assert await ledger.states() == {"sent": 10, "failed": 10, "dead": 10, "pending": 10}
+
+    async with engine.connect() as conn:
+        rows = {
+            r.dedup_key: r
+            for r in (
+                await conn.execute(
+                    text(
+                        "SELECT dedup_key, state, attempts, attempt_count, last_error, payload_digest, lease_until,"
+                        " next_attempt_at - now() AS wait FROM deliveries"
+                    )
+                )
+            ).all()
+        }
+    for i, c in enumerate(claimed):
+        row, kind = rows[c.dedup_key], kinds[i % 4]
+        assert row.lease_until is None
+        if kind == "deferred":  # handed back unattempted: the attempt is given back, nothing logged
+            assert (row.state, row.attempt_count, row.attempts) == ("pending", 0, [])
+            assert 50 < row.wait.total_seconds() <= 60
+            continue
+        [attempt] = row.attempts
+        assert (attempt["status"], attempt["worker"], row.attempt_count) == (kind, "w1", 1)
+        if kind == "sent":
+            assert (attempt["code"], row.payload_digest, row.last_error) == (200 + i, f"{i:064x}", None)
+        elif kind == "failed":
+            assert (attempt["code"], attempt["error"], row.last_error) == (503, f"HTTP 503 #{i}", f"HTTP 503 #{i}")
+            assert 20 + i < row.wait.total_seconds() <= 30 + i
+        else:
+            assert (attempt["code"], row.last_error) == (410, f"gone #{i}")
+
+    # A failed outcome for a row another worker now holds (its lease ran out and w2 claimed it) changes nothing.
+    await ledger.accept([ledger_row(make_request(100, "webhook"), "ep")])
+    [mine] = await ledger.claim("webhook", 10, lease_s=0.2)
+    await asyncio.sleep(0.4)
+    [theirs] = await other.claim("webhook", 10, lease_s=60)
+    await ledger.record([(mine, Outcome.failed("late", retry_in=1.0)), (mine, Outcome.deferred(1.0))])
+    async with engine.connect() as conn:
+        state, claimed_by = (
+            await conn.execute(
+                text("SELECT state, claimed_by FROM deliveries WHERE dedup_key = :k"), {"k": theirs.dedup_key}
+            )
+        ).one()
+    assert (state, claimed_by) == ("sending", "w2")
