@@ -29,7 +29,7 @@ from crownstream.sinks.base import Sink
 from crownstream.sinks.ledger import Claimed, Outcome, clean_text, ledger_row
 from crownstream.sinks.outbound import failure_category, is_permanent_refusal, pinned_resolver, read_capped_aiohttp
 from crownstream.sinks.retry import parse_delay
-from crownstream.sinks.signing import sign_headers
+from crownstream.sinks.signing import signer
 from crownstream.sinks.targets import REFUSED, TargetRefused, parse_target
 from crownstream.sinks.webhook_endpoints import Endpoint, endpoints_of, get_endpoints, mark_failing, mark_healthy
 
@@ -131,7 +131,7 @@ class WebhookSink(Sink):
             parse_target(endpoint.url, s.sink_allow_private_targets, s.sink_max_url_length, client="aiohttp")
         except TargetRefused as exc:
             return await self._refused(endpoint, exc, digest)
-        headers = sign_headers(claimed.dedup_key, body, endpoint.secrets)
+        headers = signer(endpoint.secrets).headers(claimed.dedup_key, body)
         assert self._client is not None, "WebhookSink.start() was not called"
         text = b""
         try:

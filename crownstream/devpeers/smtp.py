@@ -1,16 +1,17 @@
 """A real SMTP server (aiosmtpd) on loopback that keeps every message it accepts.
 
-It reads only the headers of a message as it arrives (to count Message-IDs) and parses a whole message when a
-test or the demo asks for ``messages``: parsing every message with the modern email API on arrival cost the
-peer more than the sink spent sending, so the benchmark measured the peer."""
+It reads only the Message-ID of a message as it arrives (to count them) and parses a whole message when a test
+or the demo asks for ``messages``: parsing every message with the modern email API on arrival cost the peer more
+than the sink spent sending, so the benchmark measured the peer; even the standard library's header-only parser
+was a tenth of the peer's time per message, so the Message-ID is found with a regular expression."""
 
 from __future__ import annotations
 
+import re
 import threading
 from collections import Counter
 from email import message_from_bytes, policy
 from email.message import EmailMessage
-from email.parser import BytesHeaderParser
 
 from aiosmtpd.controller import Controller
 
@@ -22,7 +23,7 @@ class _Handler:
         self.peer = peer
 
     async def handle_DATA(self, server, session, envelope):
-        message_id = (_HEADERS.parsebytes(envelope.content, headersonly=True)["Message-ID"] or "").strip()
+        message_id = message_id_of(envelope.content)
         with self.peer.lock:
             self.peer.raw.append(envelope.content)
             self.peer.by_message_id[message_id] += 1
@@ -30,7 +31,18 @@ class _Handler:
         return "250 Message accepted for delivery"
 
 
-_HEADERS = BytesHeaderParser(policy=policy.compat32)
+# The header field (folded continuation lines included) in the header section, which ends at the first empty line.
+_MESSAGE_ID = re.compile(rb"^message-id:((?:.*)(?:\r?\n[ \t].*)*)", re.IGNORECASE | re.MULTILINE)
+_END_OF_HEADERS = re.compile(rb"\r?\n\r?\n")
+
+
+def message_id_of(content: bytes) -> str:
+    """The Message-ID header's value, unfolded and trimmed ("" if there is none): what a header parser gives."""
+    end = _END_OF_HEADERS.search(content)
+    found = _MESSAGE_ID.search(content, 0, end.start() if end else len(content))
+    if found is None:
+        return ""
+    return b" ".join(found.group(1).split()).decode("utf-8", "replace")
 
 
 class SmtpPeer:
