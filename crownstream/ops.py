@@ -21,7 +21,7 @@ from pydantic import ValidationError
 from crownstream.schemas.codec import validate
 from crownstream.settings import Settings, get_settings
 from crownstream.standings.battle_royale import recompute
-from crownstream.standings.br_inputs import Disqualification, Forfeit, LobbyRow, MatchResult, Override
+from crownstream.standings.br_inputs import Disqualification, Forfeit, MatchResult, Override
 from crownstream.standings.br_scoring import TeamStanding
 from crownstream.standings.rules import RuleSet
 from crownstream.streams.partitioning import partition_for
@@ -61,33 +61,11 @@ def recompute_tournament(events: list[dict[str, Any]], tournament_id: str) -> di
         if e.type == "stage.configured" and e.rules.format == "battle_royale":
             rules[stage] = RuleSet.from_dict(e.rules.model_dump(mode="json"))
         elif e.type == "match.completed" and e.result.format == "battle_royale":
-            results.setdefault(stage, []).append(
-                MatchResult(
-                    stage,
-                    e.match_id,
-                    e.revision,
-                    e.result.sequence,
-                    e.occurred_at.isoformat(),
-                    tuple(LobbyRow(p.team_id, p.placement, p.kills) for p in e.result.placements),
-                )
-            )
+            results.setdefault(stage, []).append(MatchResult.from_event(e))
         elif e.type == "result.overridden" and e.team_id is not None:
-            overrides.setdefault(stage, []).append(
-                Override(
-                    e.event_id,
-                    e.match_id,
-                    e.team_id,
-                    e.placement,
-                    e.kills,
-                    e.actor,
-                    e.reason,
-                    e.occurred_at.isoformat(),
-                )
-            )
+            overrides.setdefault(stage, []).append(Override.from_event(e))
         elif e.type == "team.disqualified":
-            dqs.setdefault(stage, []).append(
-                Disqualification(e.event_id, e.team_id, e.from_sequence, e.actor, e.reason, e.occurred_at.isoformat())
-            )
+            dqs.setdefault(stage, []).append(Disqualification.from_event(e))
         elif e.type == "match.forfeited" and e.series_id is None:
             forfeits.setdefault(stage, []).append(Forfeit(e.match_id, e.team_id))
     out = {}

@@ -88,6 +88,19 @@ class MatchResult:
         except PlainDataError as exc:
             raise ValueError(f"not a match result {data!r}: missing or malformed: {exc}") from None
 
+    @classmethod
+    def from_event(cls, event: Any) -> MatchResult:
+        """The result a battle-royale ``match.completed`` event (schemas/events.py ``MatchCompleted``) reports: one
+        constructor for the agent, ``crownstream standings rebuild`` and the tests, so they cannot read it apart."""
+        return cls(
+            event.stage_id,
+            event.match_id,
+            event.revision,
+            event.result.sequence,
+            event.occurred_at.isoformat(),
+            tuple(LobbyRow(p.team_id, p.placement, p.kills) for p in event.result.placements),
+        )
+
 
 @dataclass(frozen=True, slots=True)
 class Override:
@@ -123,6 +136,20 @@ class Override:
     def from_dict(cls, data: Mapping[str, Any]) -> Override:
         return from_plain(cls, data, what="an override", optional={"kills"})
 
+    @classmethod
+    def from_event(cls, event: Any) -> Override:
+        """The decision a team's ``result.overridden`` event (``ResultOverridden`` with a team) records."""
+        return cls(
+            event.event_id,
+            event.match_id,
+            event.team_id,
+            event.placement,
+            event.kills,
+            event.actor,
+            event.reason,
+            event.occurred_at.isoformat(),
+        )
+
 
 @dataclass(frozen=True, slots=True)
 class Disqualification:
@@ -152,6 +179,13 @@ class Disqualification:
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Disqualification:
         return from_plain(cls, data, what="a disqualification")
+
+    @classmethod
+    def from_event(cls, event: Any) -> Disqualification:
+        """The disqualification a ``team.disqualified`` event records."""
+        return cls(
+            event.event_id, event.team_id, event.from_sequence, event.actor, event.reason, event.occurred_at.isoformat()
+        )
 
 
 @dataclass(frozen=True, slots=True)

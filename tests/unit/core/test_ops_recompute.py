@@ -6,7 +6,7 @@ from __future__ import annotations
 from crownstream.demo.tournament import demo_tournament
 from crownstream.ops import compare, recompute_tournament
 from crownstream.standings.battle_royale import Leaderboard
-from crownstream.standings.br_inputs import LobbyRow, MatchResult, Override
+from crownstream.standings.br_inputs import MatchResult, Override
 from crownstream.standings.rules import RuleSet
 
 
@@ -19,29 +19,9 @@ def streamed(events: list[dict], tournament_id: str) -> list[tuple[str, int]]:
         if e.type == "stage.configured" and e.stage_id == "br-finals":
             board = Leaderboard(RuleSet.from_dict(e.rules.model_dump(mode="json")), "br-finals")
         elif e.type == "match.completed" and e.stage_id == "br-finals":
-            board.apply_result(
-                MatchResult(
-                    "br-finals",
-                    e.match_id,
-                    e.revision,
-                    e.result.sequence,
-                    e.occurred_at.isoformat(),
-                    tuple(LobbyRow(p.team_id, p.placement, p.kills) for p in e.result.placements),
-                )
-            )
+            board.apply_result(MatchResult.from_event(e))
         elif e.type == "result.overridden" and e.team_id:
-            board.apply_override(
-                Override(
-                    e.event_id,
-                    e.match_id,
-                    e.team_id,
-                    e.placement,
-                    e.kills,
-                    e.actor,
-                    e.reason,
-                    e.occurred_at.isoformat(),
-                )
-            )
+            board.apply_override(Override.from_event(e))
     return [(s.team_id, s.total_points) for _, s in board.standings()]
 
 
