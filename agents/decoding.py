@@ -11,10 +11,11 @@ record is then committed past without a trace. So:
   ignore it silently or apply it where its key does not partition it.
 - A handler that raises for one record: that record goes to the DLQ as ``handler_error`` (exception type and
   message) and the agent goes on with the next one. The rules of the event contract are the handlers' own
-  (schemas/events.py runs the engine's validators), so this is for bugs, not for bad input. What the handler
-  did before it raised stays (table writes and sends are in the input partition's transaction with the other
-  events of that commit, which cannot be unpicked one event at a time); the tournament agent drops its cached
-  views of the event's stage so they are rebuilt from the tables.
+  (schemas/events.py runs the engine's validators), so this is for bugs, not for bad input. In an agent that
+  processes micro-batches (``process_batches``) the table writes the handler made before it raised are dropped
+  (each event is a savepoint of the batch's write cache); its sends, already in the input partition's
+  transaction, stay. The tournament agent drops its cached views of the event's stage so they are rebuilt from
+  the tables.
 - Kafka's own errors (a fenced producer, a lost broker) are not the record's fault: they propagate as before,
   and Faust's recovery (rebalance, transaction abort) re-reads the record.
 """
@@ -34,7 +35,7 @@ from pydantic import ValidationError as PydanticValidationError
 
 from crownstream.agents.errors import RejectRecord as RejectRecord
 from crownstream.app import app
-from crownstream.engine import gated_events
+from crownstream.engine import gated_batches, gated_events
 from crownstream.logs import redact_text
 from crownstream.metrics import DEAD_LETTERS, EVENTS_IN
 from crownstream.schemas.codec import Rejection, cap_reason, decode
@@ -146,6 +147,24 @@ async def process_events(stream: faust.StreamT, agent_name: str, handle: Callabl
         outcome = await process(record.value, record.message.topic, handle, max_bytes=max_bytes, agent=agent_name)
         if isinstance(outcome, Rejection):
             await send_to_dead_letter(record, outcome, agent_name)
+
+
+async def process_batches(
+    stream: faust.StreamT, agent_name: str, handle: Callable[[Envelope], Awaitable[Any]], *, max_events: int
+) -> None:
+    """``process_events`` a partition's run of records at a time (crownstream/engine/batches.py): one hold of the
+    commit gate per batch, table writes compacted per key and written when the batch ends; each record is still
+    applied or dead-lettered on its own, and one that is dead-lettered leaves no table write behind."""
+    max_bytes = get_settings().max_event_bytes
+    async for batch in gated_batches(app, stream, max_events):
+        for record in batch.events:
+            with batch.processing(record) as outcome:
+                result = await process(
+                    record.value, record.message.topic, handle, max_bytes=max_bytes, agent=agent_name
+                )
+                if isinstance(result, Rejection):
+                    outcome.failed()
+                    await send_to_dead_letter(record, result, agent_name)
 
 
 async def process_internal(

@@ -22,6 +22,7 @@ from typing import Any
 from faust.streams import current_event
 
 from crownstream.agents.decoding import send_to_dead_letter
+from crownstream.agents.derived import DerivedViews
 from crownstream.agents.standings import derived_id, emit, stage_key, stages
 from crownstream.agents.tournament_events import FORGET_ON_ERROR, Stage, already_applied, handles
 from crownstream.app import app
@@ -42,7 +43,8 @@ group_series = app.Table(
     help="tournament/stage -> series ids and teams of a series stage",
 )
 
-GROUPS: dict[str, GroupStandings] = {}
+# Each group stage's table, rebuilt from the tables on first use (agents/derived.py: the agent's copy, or a view's).
+GROUPS: DerivedViews[GroupStandings] = DerivedViews()
 
 
 @app.on_partitions_revoked.connect

@@ -25,16 +25,17 @@ from typing import Any
 
 import orjson
 
+from crownstream.agents.derived import DerivedViews
 from crownstream.agents.tournament_events import FORGET_ON_ERROR, Stage, already_applied, handles
 from crownstream.app import app
-from crownstream.engine import send_batch
+from crownstream.engine import after_batch, send_batch
 from crownstream.metrics import DUPLICATES, EVENTS_OUT
 from crownstream.schemas import events as ev
 from crownstream.schemas.codec import encode
 from crownstream.settings import get_settings
 from crownstream.standings import live
 from crownstream.standings.battle_royale import Change, Leaderboard, RankChange, Status
-from crownstream.standings.br_inputs import Disqualification, Forfeit, LobbyRow, MatchResult, Override
+from crownstream.standings.br_inputs import Disqualification, Forfeit, MatchResult, Override
 from crownstream.standings.groups import GroupPointsRule
 from crownstream.standings.rules import RuleSet
 from crownstream.streams.partitioning import partition_for
@@ -57,7 +58,8 @@ standings_topic = app.topic(
     partitions=STANDINGS_EVENTS.partition_count(),
 )
 
-BOARDS: dict[str, Leaderboard] = {}
+# Each stage's leaderboard, rebuilt from the tables on first use (agents/derived.py: the agent's copy, or a view's).
+BOARDS: DerivedViews[Leaderboard] = DerivedViews()
 
 
 @app.on_partitions_revoked.connect
@@ -210,7 +212,9 @@ def ranking_changed_records(trigger: ev.Envelope, stage_id: str, changes: Iterab
 
 
 async def emit_rank_changes(trigger: ev.Envelope, stage_id: str, change: Change) -> None:
-    live.publish(trigger.tournament_id, stage_id)  # wake this stage's live leaderboard pages (standings/live.py)
+    # Wake this stage's live leaderboard pages (standings/live.py) once the batch's writes are where they read them.
+    tournament_id = trigger.tournament_id
+    after_batch(("live", tournament_id, stage_id), lambda: live.publish(tournament_id, stage_id))
     encoded = ranking_changed_records(trigger, stage_id, change.rank_changes)
     await emit_encoded(trigger.tournament_id, [("ranking.changed", value) for value in encoded])
 
@@ -282,14 +286,7 @@ async def on_match_completed(event: ev.MatchCompleted) -> object:
     stored = br_results.get(result_key)
     if stored is not None and stored["revision"] >= event.revision:
         return already_applied(event)
-    result = MatchResult(
-        event.stage_id,
-        event.match_id,
-        event.revision,
-        event.result.sequence,
-        event.occurred_at.isoformat(),
-        tuple(LobbyRow(p.team_id, p.placement, p.kills) for p in event.result.placements),
-    )
+    result = MatchResult.from_event(event)
     board = board_for(event.tournament_id, event.stage_id)  # before the write: a rebuild must not see it yet
     br_results[result_key] = result.to_dict()
     if stored is None:
@@ -303,16 +300,7 @@ async def on_override(event: ev.ResultOverridden) -> object:
     if event.team_id is None:
         return  # series game overrides: agents/series.py
     key = stage_key(event.tournament_id, event.stage_id)
-    override = Override(
-        event.event_id,
-        event.match_id,
-        event.team_id,
-        event.placement,
-        event.kills,
-        event.actor,
-        event.reason,
-        event.occurred_at.isoformat(),
-    )
+    override = Override.from_event(event)
     record = stages.get(key) or new_stage_record()
     if any(o["override_id"] == event.event_id for o in record["overrides"]):
         return already_applied(event)
@@ -325,9 +313,7 @@ async def on_override(event: ev.ResultOverridden) -> object:
 @handles("team.disqualified", stage=Stage.STANDINGS)
 async def on_disqualified(event: ev.TeamDisqualified) -> object:
     key = stage_key(event.tournament_id, event.stage_id)
-    dq = Disqualification(
-        event.event_id, event.team_id, event.from_sequence, event.actor, event.reason, event.occurred_at.isoformat()
-    )
+    dq = Disqualification.from_event(event)
     record = stages.get(key) or new_stage_record()
     if any(d["disqualification_id"] == event.event_id for d in record["dqs"]):
         return already_applied(event)

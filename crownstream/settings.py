@@ -60,6 +60,13 @@ class Settings(BaseSettings):
     # Below the broker's default message.max.bytes (1 MiB), so an oversize event can still be kept in the DLQ.
     max_event_bytes: int = Field(512_000, ge=1024, description="Largest accepted event; larger ones go to the DLQ.")
     producer_linger_ms: int = Field(5, ge=0, description="How long the producer waits to fill a batch.")
+    batch_max_events: int = Field(
+        500,
+        ge=1,
+        description="Most events of one input partition an agent processes as one micro-batch (one commit-gate "
+        "hold, table writes written once per key at its end; crownstream/engine/batches.py). A batch never waits "
+        "to fill: it is what the consumer already delivered.",
+    )
     commit_interval_s: float = Field(
         2.8,
         gt=0,

@@ -30,7 +30,3 @@ class NoEventBeingProcessed(EngineError, RuntimeError):
 
 class NoTransactionalProducer(EngineError, ProducerSendError):
     """The event's input partition has no transactional producer here (it is not active on this worker)."""
-
-
-class RecordTooLargeForBatch(EngineError, ProducerSendError):
-    """A record that does not fit in an empty record batch."""

@@ -24,6 +24,7 @@ from crownstream.engine.state import EngineState, attach
 from crownstream.engine.state_repair import StateRepair
 from crownstream.engine.table_manager import RestoringTableManager
 from crownstream.engine.topic_declarations import DeclareOnceTransport
+from crownstream.engine.write_cache import CachedTable
 
 
 def install(app: Any, settings: Any) -> EngineState:
@@ -38,6 +39,8 @@ def install(app: Any, settings: Any) -> EngineState:
     attach(app, state)
     app.transport = DeclareOnceTransport(app.conf.broker_consumer, app)
     app.producer_transport = DeclareOnceTransport(app.conf.broker_producer, app)
+    # Tables are made by the agent modules, after this: each is a CachedTable (B2, the micro-batches' write cache).
+    app.conf.Table = CachedTable
     if settings.table_restore == "consumer":
         app.conf.TableManager = RestoringTableManager
     return state

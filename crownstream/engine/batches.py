@@ -1,0 +1,225 @@
+"""Micro-batches: an agent's events taken a partition's run at a time, processed under one hold of the commit gate,
+with one write cache in front of the tables.
+
+Faust hands an agent one event per iteration, and everything around an event is paid per event: the commit gate
+(F3), a changelog record and a RocksDB put per table assignment. Kafka Streams and Quix Streams process what the
+consumer fetched a partition at a time instead. ``gated_batches`` does the same inside Faust's agent model:
+
+- the first event of a batch comes from ``stream.events()`` (it waits, as any agent does, and Faust tracks and
+  acks it when the agent asks for the next one); then, without ever waiting, the events already delivered to the
+  stream's channel are taken while they are of the same input partition, up to ``max_events``;
+- the batch is processed under one hold of its partition's gate, so no commit splits it: its effects, its table
+  writes (flushed at its end, ``write_cache``) and its offsets commit in one transaction, or none of it does;
+- the events taken from the channel are tracked and acknowledged as Faust's own iterator does (a message of a
+  generation that ended, or while flow control is suspended for a rebalance, is acknowledged unprocessed, as
+  Faust does: the new generation re-reads from the committed offset), after the batch is processed.
+A batch never holds the gates of two partitions: a committer takes gates in one order, and a batch that held one
+while waiting for another could deadlock with it. An event of another partition ends the batch and starts the next.
+
+The agent sees a ``Batch``: its events, and ``processing(event)``, which makes ``event`` the current event (its
+sends join its input partition's transaction; Faust and the handlers read it with ``faust.current_event()``) and
+opens its savepoint in the write cache.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator, Callable, Hashable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
+from dataclasses import dataclass, field
+from typing import Any
+from weakref import ref
+
+import faust
+from faust.streams import _current_event
+from faust.types import TP
+
+from crownstream.engine.commit_gate import gate_for, input_transactional_id
+from crownstream.engine.write_cache import ACTIVE, ChangelogRecord, WriteCache
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Batch:
+    """Events of one input partition, in offset order, processed as one unit."""
+
+    tp: Any
+    events: list[faust.EventT[Any]]
+    cache: WriteCache = field(default_factory=WriteCache)
+    # Run once the batch's writes are in the stores (``after_batch``), one per key, in the order first asked for.
+    after: dict[Hashable, Callable[[], None]] = field(default_factory=dict)
+
+    @contextmanager
+    def processing(self, event: faust.EventT[Any]) -> Iterator[EventOutcome]:
+        """``event`` is being processed: it is the current event, and its table writes form a savepoint that
+        joins the batch unless ``outcome.failed()`` was called (its record went to the dead-letter topic) or the
+        block raised."""
+        token = _current_event.set(ref(event))
+        outcome = EventOutcome()
+        try:
+            yield outcome
+        except BaseException:
+            self.cache.end_event(took_effect=False)
+            raise
+        else:
+            self.cache.end_event(took_effect=not outcome.did_fail)
+        finally:
+            _current_event.reset(token)
+
+    async def flush(self, app: Any) -> int:
+        """Write the batch's table writes through (once per key), with its last event current; under exactly_once
+        their changelog records go straight into the partition's transaction, appended per changelog partition.
+        Returns how many keys were written."""
+        token = _current_event.set(ref(self.events[-1]))
+        try:
+            if not app.in_transaction:
+                return self.cache.flush()
+            records: list[ChangelogRecord] = []
+            written = self.cache.flush(changelog=records)
+            await send_changelog(app, records)
+            return written
+        finally:
+            _current_event.reset(token)
+
+
+async def send_changelog(app: Any, records: list[ChangelogRecord]) -> None:
+    """Changelog records in the current event's input-partition transaction, one run per changelog partition. The
+    changelog offset of each partition's last record is held until that transaction commits, as Faust holds the
+    offset of each of its own changelog sends (``TableManager.persist_offset_on_commit``)."""
+    runs: dict[tuple[str, int], list[ChangelogRecord]] = {}
+    for record in records:
+        runs.setdefault((record.topic, record.partition), []).append(record)
+    for (topic, partition), run in runs.items():
+        last = await app.consumer.transactions.send_batch(topic, partition, [(r.key, r.value) for r in run])
+        if last is not None:
+            last.add_done_callback(_persist_on_commit(app, run[-1].table, TP(topic, partition)))
+
+
+def _persist_on_commit(app: Any, table: Any, tp: TP) -> Any:
+    def persist(delivered: Any) -> None:
+        if delivered.cancelled() or delivered.exception() is not None:
+            return  # the transaction fails; its partition's state is rebuilt from the changelog (F15)
+        app.tables.persist_offset_on_commit(table.data, tp, delivered.result().offset)
+
+    return persist
+
+
+class EventOutcome:
+    __slots__ = ("did_fail",)
+
+    def __init__(self) -> None:
+        self.did_fail = False
+
+    def failed(self) -> None:
+        """The event did not take effect: drop what it wrote."""
+        self.did_fail = True
+
+
+class _Channel:
+    """What ``gated_batches`` takes from a stream's channel without waiting (Faust's own iterator, inlined)."""
+
+    def __init__(self, app: Any, stream: faust.StreamT[Any]) -> None:
+        self.app, self.stream = app, stream
+        channel = stream.channel
+        self.queue = getattr(channel, "queue", None)  # a plain async iterable has none: batches of one
+
+    def ready(self) -> bool:
+        return self.queue is not None and not self.queue.empty()
+
+    def take(self) -> tuple[faust.EventT[Any] | None, faust.EventT[Any] | None]:
+        """The next delivered event: (event to process, None) or (None, event to acknowledge unprocessed)."""
+        event = self.queue.get_nowait()  # type: ignore[union-attr]  # ready() said there is one
+        message = event.message
+        app = self.app
+        if not app.flow_control.is_active() or message.generation_id != app.consumer_generation_id:
+            return None, event
+        if message.topic in app.topics.acking_topics and not message.tracked:
+            message.tracked = True
+            app.consumer.track_message(message)
+        self.stream.events_total += 1
+        return event, None
+
+
+async def gated_batches(app: Any, stream: faust.StreamT[Any], max_events: int) -> AsyncIterator[Batch]:
+    """The agent's events as batches of one input partition (module docstring). The batch's table writes are
+    flushed when the agent is done with it, and the events taken from the channel acknowledged after that."""
+    gates = gate_for(app)
+    channel = _Channel(app, stream)
+    events = stream.events().__aiter__()
+    pending: faust.EventT[Any] | None = None
+    try:
+        while True:
+            taken: list[faust.EventT[Any]] = []  # events we took from the channel: acknowledged by us, not by Faust
+            if pending is None:
+                try:
+                    first = await events.__anext__()  # Faust acknowledges it when it is asked for the next one
+                except StopAsyncIteration:
+                    return
+            else:
+                first, pending = pending, None
+                taken.append(first)
+            tp = first.message.tp
+            batch = Batch(tp, [first])
+            hold = await gates.hold(input_transactional_id(app, tp))
+            try:
+                while len(batch.events) < max_events and channel.ready():
+                    event, skipped = channel.take()
+                    if skipped is not None:
+                        taken.append(skipped)
+                    elif event is not None and event.message.tp != tp:
+                        pending = event  # the next batch's first event
+                        break
+                    elif event is not None:
+                        taken.append(event)
+                        batch.events.append(event)
+                token, current = ACTIVE.set(batch.cache), _BATCH.set(batch)
+                try:
+                    yield batch
+                    await batch.flush(app)
+                finally:
+                    _reset(ACTIVE, token)
+                    _reset(_BATCH, current)
+                _run_after(batch)
+            finally:
+                gates.release(hold)
+            for event in taken:
+                await stream.ack(event)
+    finally:
+        await events.aclose()  # Faust's iterator ends here, not whenever it is garbage-collected
+
+
+_BATCH: ContextVar[Batch | None] = ContextVar("crownstream_batch", default=None)
+
+
+def after_batch(key: Hashable, callback: Callable[[], None]) -> None:
+    """Call ``callback`` once the current batch's table writes are in the stores, where other tasks (the HTTP
+    views) read them — at once outside a batch. One callback per ``key`` per batch: waking a stage's live pages
+    once for a batch that changed it fifty times."""
+    batch = _BATCH.get()
+    if batch is None:
+        callback()
+    else:
+        batch.after.setdefault(key, callback)
+
+
+def _run_after(batch: Batch) -> None:
+    for callback in batch.after.values():
+        try:
+            callback()
+        except Exception:  # a wake-up that failed must not take the agent down with the batch already done
+            log.exception("a callback after a batch failed", extra={"callback": repr(callback)})
+
+
+def batch_active() -> bool:
+    """Whether the current task is processing a micro-batch: its table reads see the batch's own writes, which the
+    stores (and so every other task) see only once the batch ends."""
+    return ACTIVE.get() is not None
+
+
+def _reset(var: Any, token: Any) -> None:
+    try:
+        var.reset(token)
+    except ValueError:  # closed from another task's context (an agent that crashed): nothing to restore there
+        var.set(None)
