@@ -31,11 +31,14 @@ log = logging.getLogger(__name__)
 
 DeadLetter = Callable[[Claimed, Outcome], Awaitable[None]]
 
-# Outcomes are recorded in set-based batches: the first outcome of a batch waits this long for others to join it.
-# Recording each as it came cost a transaction per one or two deliveries (checkout ping, BEGIN, UPDATE, COMMIT:
-# six round trips), as much CPU as the sends themselves. The price is this much more of the crash window between a
-# send and its record, in which a kill -9 makes the delivery go out again (same webhook-id / Message-ID).
-RECORD_LINGER_S = 0.01
+# Outcomes are recorded in set-based batches: the first outcome of a batch waits up to RECORD_LINGER_S for others to
+# join it, less once RECORD_BATCH_TARGET are waiting. A record transaction costs the worker about a millisecond of CPU
+# whatever its size (pool checkout with its ping, BEGIN, the UPDATE, COMMIT: six round trips) against a few µs a
+# row, so recording outcomes as they came (one or two a transaction under load) cost as much as the sends. The
+# price is this much more of the crash window between a send and its record, in which a kill -9 makes the delivery
+# go out again, with the same webhook-id / Message-ID for the receiver to deduplicate by.
+RECORD_LINGER_S = 0.05
+RECORD_BATCH_TARGET = 256
 RECORD_BATCH_MAX = 1000
 
 
@@ -89,6 +92,7 @@ class Dispatcher:
         self._wake = asyncio.Event()
         self._room = asyncio.Event()
         self._results: asyncio.Queue[tuple[Claimed, Outcome]] = asyncio.Queue()
+        self._batch_full = asyncio.Event()
         self._in_flight: set[asyncio.Task] = set()
         self._per_target: dict[str, int] = {}
         self._tasks: list[asyncio.Task] = []
@@ -119,6 +123,7 @@ class Dispatcher:
         time is re-sent after its lease by whoever claims it next)."""
         self._stopping = True
         self._wake.set()
+        self._batch_full.set()
         if self._in_flight:
             await asyncio.wait(self._in_flight, timeout=grace_s)
         deadline = time.monotonic() + grace_s
@@ -229,6 +234,8 @@ class Dispatcher:
             counter = DELIVERIES_TOTAL.labels(self.sink.channel, outcome.status)
         counter.inc()
         self._results.put_nowait((item, outcome))
+        if self._results.qsize() >= RECORD_BATCH_TARGET:
+            self._batch_full.set()
 
     async def _dead_letter(self, item: Claimed, outcome: Outcome) -> None:
         # Before the ledger says "dead": a crash in between re-sends the DLQ record, never loses it.
@@ -245,8 +252,12 @@ class Dispatcher:
     async def _record_loop(self) -> None:
         while True:
             batch = [await self._results.get()]
-            if self._results.qsize() < RECORD_BATCH_MAX and not self._stopping:
-                await asyncio.sleep(RECORD_LINGER_S)
+            if self._results.qsize() < RECORD_BATCH_TARGET and not self._stopping:
+                self._batch_full.clear()
+                try:
+                    await asyncio.wait_for(self._batch_full.wait(), RECORD_LINGER_S)
+                except TimeoutError:
+                    pass
             while not self._results.empty() and len(batch) < RECORD_BATCH_MAX:
                 batch.append(self._results.get_nowait())
             await self._record(batch)

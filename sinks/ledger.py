@@ -163,9 +163,13 @@ def ledger_row(request: DeliveryRequest, target: str = "") -> dict[str, Any]:
 
 
 # The request comes back as JSON text and is validated by pydantic's JSON parser (one pass, no dict in between).
+# A claimed row's next_attempt_at moves to its lease's end, when it may next be claimed (by another worker, if this
+# one died): left at its old value, every row in flight stayed at the front of the due index and each claim walked
+# past all of them (and their dead index entries) first — a claim of 256 rows took ~60 ms under load.
 _CLAIM = text("""
 UPDATE deliveries AS d
    SET state = 'sending', claimed_by = :worker, lease_until = now() + make_interval(secs => :lease),
+       next_attempt_at = now() + make_interval(secs => :lease),
        attempt_count = d.attempt_count + 1, updated_at = now()
   FROM (SELECT dedup_key, target, state AS was
           FROM deliveries
@@ -317,18 +321,17 @@ class Ledger:
             )
             rows = result.all()
             claimed, broken = [], []
-            for row in rows:
+            validate = DeliveryRequest.model_validate_json
+            for dedup_key, target, stored, attempt_count, was in rows:  # (unpacked: cheaper than Row attributes)
                 try:
-                    request = DeliveryRequest.model_validate_json(row.request)
+                    request = validate(stored)
                 except ValueError as exc:
                     # A stored request this version cannot read (a schema change): dead at once with the reason,
                     # not an exception that would stop every claim of the channel.
                     error = clean_text(f"the stored request is not a valid delivery request: {exc}")
-                    broken.append((row.dedup_key, row.target, Outcome("dead", error=error)))
+                    broken.append((dedup_key, target, Outcome("dead", error=error)))
                     continue
-                claimed.append(
-                    Claimed(row.dedup_key, row.target, request, row.attempt_count, reclaimed=row.was == "sending")
-                )
+                claimed.append(Claimed(dedup_key, target, request, attempt_count, reclaimed=was == "sending"))
             if broken:
                 await conn.execute(_DEAD, _outcome_params("dead", self.worker_id, broken))
         return claimed
