@@ -141,6 +141,19 @@ class CachedTable(Table):  # type: ignore[misc]  # faust's Table is generic over
             encoded = self._read_store(cache, key)
         return self._decoded(key, encoded)
 
+    def get(self, key: Any, default: Any = None) -> Any:
+        # Mapping.get goes through __getitem__ and a KeyError for every missing key (a new match's result, say).
+        cache = self._cache()
+        if cache is None:
+            return super().get(key, default)
+        self.on_key_get(key)
+        encoded = cache.lookup(self, key)
+        if encoded is _UNKNOWN:
+            encoded = self._read_store(cache, key)
+        if encoded is _ABSENT:
+            return self.default() if self.default is not None else default
+        return self.data._decode_value(encoded)
+
     def __contains__(self, key: object) -> bool:
         cache = self._cache()
         if cache is None:

@@ -145,6 +145,8 @@ CONTRACT: list[Use] = [
     Use("B2", "faust:Table", "update", "override", ("args", "kwargs"), "sync"),
     Use("B2", "faust:Table", "clear", "override", (), "sync"),
     Use("B2", "faust:Table", "__missing__", "call", ("key",)),
+    Use("B2", "faust:Table", "get", "override", ("key", "default"), "sync"),
+    Use("B2", "faust:Table", "default", "attr"),
     Use("B2", "faust:Table", "on_key_get", "call", ("key",)),
     Use("B2", "faust:Table", "partition_for_key", "call", ("key",)),
     Use(
