@@ -122,11 +122,16 @@ async def register_endpoints(database_url: str, receiver: TimedReceiver, teams: 
     return users
 
 
-async def _wait(check, timeout: float, what: str, log: Path) -> None:
+def _stuck(worker: Worker, what: str) -> TimeoutError:
+    # The worker's folder goes with the run: what it logged (warnings and up) goes in the message.
+    return TimeoutError(f"{what}; the worker's log ends with:\n{worker.tail(60)}")
+
+
+async def _wait(check, timeout: float, what: str, worker: Worker) -> None:
     deadline = time.monotonic() + timeout
     while not await check():
         if time.monotonic() > deadline:
-            raise TimeoutError(f"{what} not done within {timeout:.0f} s; worker log: {log}")
+            raise _stuck(worker, f"{what} not done within {timeout:.0f} s")
         await asyncio.sleep(0.3)
 
 
@@ -147,7 +152,7 @@ async def subscribe(settings: Settings, worker: Worker, receiver: TimedReceiver,
                 r = await client.get(f"{worker.url}/users/{user}/preferences")
                 return r.status_code == 200 and not r.json()["defaults"]
 
-            await _wait(applied, 90, f"the preferences of {user}", worker.log_path)
+            await _wait(applied, 90, f"the preferences of {user}", worker)
     rosters = {f"lat-roster-{team}": (team, user) for user, team in users.items()}
     async with EventProducer(settings) as producer:
         for event_id, (team, user) in rosters.items():
@@ -156,7 +161,7 @@ async def subscribe(settings: Settings, worker: Worker, receiver: TimedReceiver,
     async def notified() -> bool:
         return set(rosters) <= receiver.arrived_ids()
 
-    await _wait(notified, 90, "the roster notifications", worker.log_path)
+    await _wait(notified, 90, "the roster notifications", worker)
 
 
 def events_in(url: str, topic: str, event_type: str) -> int:
@@ -221,7 +226,7 @@ async def settle(
                 return expected
         await asyncio.sleep(1)
     if folded_at is None:
-        raise TimeoutError(f"the worker did not fold {lobbies} lobbies within {SETTLE_S} s; log: {worker.log_path}")
+        raise _stuck(worker, f"the worker did not fold {lobbies} lobbies within {SETTLE_S:.0f} s")
     return expected or await expected_notifications(settings, teams, names)
 
 
@@ -294,3 +299,13 @@ async def run(
             },
         )
     ]
+
+
+async def section(run_id: str, loads: tuple[int, ...] = (1000, 100)) -> list[Row]:
+    """The goal's load (1,000 results/s), then a light one the worker keeps up with: with the worker behind, the
+    first row measures its backlog; the second, what each hop (commits, fan-out, ledger, POST) adds."""
+    rows: list[Row] = []
+    for n, results_per_s in enumerate(loads):
+        rows += await run(f"{run_id}-{n}", results_per_s=results_per_s)
+        print(f"  {rows[-1].name}: {rows[-1].note}", flush=True)
+    return rows
