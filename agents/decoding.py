@@ -11,11 +11,11 @@ record is then committed past without a trace. So:
   ignore it silently or apply it where its key does not partition it.
 - A handler that raises for one record: that record goes to the DLQ as ``handler_error`` (exception type and
   message) and the agent goes on with the next one. The rules of the event contract are the handlers' own
-  (schemas/events.py runs the engine's validators), so this is for bugs, not for bad input. In an agent that
-  processes micro-batches (``process_batches``) the table writes the handler made before it raised are dropped
-  (each event is a savepoint of the batch's write cache); its sends, already in the input partition's
-  transaction, stay. The tournament agent drops its cached views of the event's stage so they are rebuilt from
-  the tables.
+  (schemas/events.py runs the engine's validators), so this is for bugs, not for bad input. Agents process
+  micro-batches (``process_events``, ``process_internal``; crownstream/engine/batches.py), each record a savepoint
+  of the batch's write cache: the table writes the handler made before it raised are dropped; its sends, already
+  in the input partition's transaction, stay. The tournament agent drops its cached views of the event's stage so
+  they are rebuilt from the tables.
 - Kafka's own errors (a fenced producer, a lost broker) are not the record's fault: they propagate as before,
   and Faust's recovery (rebalance, transaction abort) re-reads the record.
 """
@@ -35,7 +35,7 @@ from pydantic import ValidationError as PydanticValidationError
 
 from crownstream.agents.errors import RejectRecord as RejectRecord
 from crownstream.app import app
-from crownstream.engine import gated_batches, gated_events
+from crownstream.engine import gated_batches
 from crownstream.logs import redact_text
 from crownstream.metrics import DEAD_LETTERS, EVENTS_IN
 from crownstream.schemas.codec import Rejection, cap_reason, decode
@@ -139,24 +139,20 @@ async def process(
     return rejection if rejection is not None else event
 
 
-async def process_events(stream: faust.StreamT, agent_name: str, handle: Callable[[Envelope], Awaitable[Any]]) -> None:
-    """The body of an input agent: each record inside its partition's commit gate (no commit splits an event's
-    effects, its DLQ copy included), applied by ``handle`` or dead-lettered."""
-    max_bytes = get_settings().max_event_bytes
-    async for record in gated_events(app, stream):
-        outcome = await process(record.value, record.message.topic, handle, max_bytes=max_bytes, agent=agent_name)
-        if isinstance(outcome, Rejection):
-            await send_to_dead_letter(record, outcome, agent_name)
-
-
-async def process_batches(
-    stream: faust.StreamT, agent_name: str, handle: Callable[[Envelope], Awaitable[Any]], *, max_events: int
+async def process_events(
+    stream: faust.StreamT,
+    agent_name: str,
+    handle: Callable[[Envelope], Awaitable[Any]],
+    *,
+    max_events: int | None = None,
 ) -> None:
-    """``process_events`` a partition's run of records at a time (crownstream/engine/batches.py): one hold of the
-    commit gate per batch, table writes compacted per key and written when the batch ends; each record is still
-    applied or dead-lettered on its own, and one that is dead-lettered leaves no table write behind."""
+    """The body of an input agent: records a partition's run at a time (crownstream/engine/batches.py: one hold of
+    the commit gate per batch, so no commit splits an event's effects, its DLQ copy included; table writes
+    compacted per key and written when the batch ends), each applied by ``handle`` or dead-lettered on its own.
+    A dead-lettered record leaves no table write behind. ``max_events``: the largest batch (the
+    ``batch_max_events`` setting by default)."""
     max_bytes = get_settings().max_event_bytes
-    async for batch in gated_batches(app, stream, max_events):
+    async for batch in gated_batches(app, stream, max_events or get_settings().batch_max_events):
         for record in batch.events:
             with batch.processing(record) as outcome:
                 result = await process(
@@ -170,12 +166,16 @@ async def process_batches(
 async def process_internal(
     stream: faust.StreamT, agent_name: str, handle: Callable[[faust.EventT], Awaitable[Any]]
 ) -> None:
-    """The body of an agent of an internal topic (records our own agents wrote): a record its handler cannot
-    read or apply is a bug, dead-lettered with the reason, so that it neither stops the agent nor vanishes."""
-    async for record in gated_events(app, stream):
-        rejection = await guard(lambda current=record: handle(current), agent=agent_name)
-        if rejection is not None:
-            await send_to_dead_letter(record, rejection, agent_name)
+    """The body of an agent of an internal topic (records our own agents wrote), in batches as ``process_events``:
+    a record its handler cannot read or apply is a bug, dead-lettered with the reason, so that it neither stops
+    the agent nor vanishes."""
+    async for batch in gated_batches(app, stream, get_settings().batch_max_events):
+        for record in batch.events:
+            with batch.processing(record) as outcome:
+                rejection = await guard(lambda current=record: handle(current), agent=agent_name)
+                if rejection is not None:
+                    outcome.failed()
+                    await send_to_dead_letter(record, rejection, agent_name)
 
 
 def _max_request_size() -> int:

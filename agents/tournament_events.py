@@ -15,11 +15,10 @@ from collections.abc import Awaitable, Callable, Iterable
 from enum import IntEnum
 from typing import Final
 
-from crownstream.agents.decoding import input_topic, process_batches
+from crownstream.agents.decoding import input_topic, process_events
 from crownstream.app import app
 from crownstream.metrics import DUPLICATES, PROCESSING_SECONDS
 from crownstream.schemas.events import Envelope
-from crownstream.settings import get_settings
 from crownstream.streams.topics import TOURNAMENT_EVENTS
 
 log = logging.getLogger(__name__)
@@ -140,6 +139,4 @@ async def apply_tournament_event(event: Envelope) -> None:
 
 @app.agent(tournament_events_topic, name="tournament-events")
 async def fold_tournament_events(stream) -> None:
-    await process_batches(
-        stream, "tournament-events", apply_tournament_event, max_events=get_settings().batch_max_events
-    )
+    await process_events(stream, "tournament-events", apply_tournament_event)

@@ -197,10 +197,14 @@ class CachedTable(Table):  # type: ignore[misc]  # faust's Table is generic over
             self._sensor_on_set(self, key, value)
 
     # What reads the whole table (or bulk-writes it) sees the batch's writes: they are written through first.
-    def _flush_pending(self) -> None:
+    def flush_batch_writes(self) -> None:
+        """Write this table's pending writes of the current batch through to the store now: for code that reads
+        the store below the table (a broadcast walking one partition's RocksDB keys)."""
         cache = self._cache()
         if cache is not None and cache.dirty(self):
             cache.flush(self)
+
+    _flush_pending = flush_batch_writes
 
     def __iter__(self) -> Iterator[Any]:
         self._flush_pending()
