@@ -4,17 +4,16 @@ for the multipart boundary; and what the prebuilt layout does not cover is still
 from __future__ import annotations
 
 import re
-from datetime import UTC, datetime
 from email import message_from_bytes, policy
 
 from hypothesis import given
 from hypothesis import strategies as st
 
-from crownstream.schemas.deliveries import Contact, DeliveryRequest, dedup_key
+from crownstream.schemas.deliveries import Contact, DeliveryRequest
 from crownstream.settings import Settings
 from crownstream.sinks.email import RenderedEmail, _mime_build, _prebuilt, _subject, build_message, render_email
+from tests.unit.sinks.factories import NOW, email_request
 
-NOW = datetime(2026, 3, 14, 18, 30, tzinfo=UTC)
 BOUNDARY = re.compile(rb'boundary="([^"]+)"')
 
 
@@ -38,17 +37,11 @@ def top_headers(subject: str, extra: list[tuple[str, str]] | None = None) -> lis
 
 def request(**overrides) -> DeliveryRequest:
     fields = dict(
-        dedup_key=dedup_key("evt-1", "u1", "email", "match.result"),
-        channel="email",
-        notification_type="match.result",
-        user_id="u1",
-        source_event_id="evt-1",
-        created_at=NOW,
         title="Match 1: Team Alpha 2 - 1 Team Beta",
         body="Round of 16, best of 3.",
         contact=Contact(email="u1@example.com", display_name="Ada"),
     )
-    return DeliveryRequest(**{**fields, **overrides})
+    return email_request(**{**fields, **overrides})
 
 
 @given(

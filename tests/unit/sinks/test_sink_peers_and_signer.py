@@ -3,7 +3,6 @@ library's header parser, and the cached per-endpoint signer signs exactly as the
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from email import policy
 from email.parser import BytesHeaderParser
 
@@ -13,12 +12,11 @@ from hypothesis import strategies as st
 from standardwebhooks.webhooks import Webhook
 
 from crownstream.devpeers.smtp import message_id_of
-from crownstream.schemas.deliveries import Contact, DeliveryRequest, dedup_key
+from crownstream.schemas.deliveries import Contact, DeliveryRequest
 from crownstream.settings import Settings
 from crownstream.sinks.email import build_message, render_email
 from crownstream.sinks.signing import Signer, WebhookVerificationError, generate_secret, sign_headers, signer, verify
-
-NOW = datetime(2026, 3, 14, 18, 30, tzinfo=UTC)
+from tests.unit.sinks.factories import NOW, email_request
 
 
 def parsed_message_id(data: bytes) -> str:
@@ -26,17 +24,7 @@ def parsed_message_id(data: bytes) -> str:
 
 
 def request(email: str) -> DeliveryRequest:
-    return DeliveryRequest(
-        dedup_key=dedup_key("evt-1", "u1", "email", "match.result"),
-        channel="email",
-        notification_type="match.result",
-        user_id="u1",
-        source_event_id="evt-1",
-        created_at=NOW,
-        title="Match won",
-        body="You won 2-1",
-        contact=Contact(email=email),
-    )
+    return email_request(contact=Contact(email=email))
 
 
 def test_the_peer_reads_the_message_id_of_every_kind_of_message_the_sink_sends():

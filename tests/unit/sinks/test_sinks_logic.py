@@ -12,30 +12,16 @@ from hypothesis import given
 from hypothesis import settings as hsettings
 from hypothesis import strategies as st
 
-from crownstream.schemas.deliveries import Contact, DeliveryRequest, DigestItem, dedup_key
+from crownstream.schemas.deliveries import Contact, DigestItem
 from crownstream.settings import Settings
 from crownstream.sinks import discord_payload as dp
 from crownstream.sinks.email import build_message, render_email, sample_request
 from crownstream.sinks.retry import backoff, next_delay
 from crownstream.sinks.signing import WebhookVerificationError, generate_secret, sign_headers, verify
 from crownstream.sinks.targets import TargetRefused, check_address, parse_target
+from tests.unit.sinks.factories import NOW, email_request
 
-NOW = datetime(2026, 3, 14, 18, 30, tzinfo=UTC)
-
-
-def request(**overrides) -> DeliveryRequest:
-    fields = dict(
-        dedup_key=dedup_key("evt-1", "u1", "email", "match.result"),
-        channel="email",
-        notification_type="match.result",
-        user_id="u1",
-        source_event_id="evt-1",
-        created_at=NOW,
-        title="Match won",
-        body="You won 2-1",
-        contact=Contact(email="a@example.com"),
-    )
-    return DeliveryRequest(**{**fields, **overrides})
+request = email_request
 
 
 # --- backoff ----------------------------------------------------------------------------------------------
