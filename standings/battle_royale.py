@@ -522,6 +522,10 @@ class Leaderboard:
             if shift == 0 or lo == hi:
                 continue
             start = self._index.bisect_right(lo)
+            if self.displaced_top is not None and start >= self.displaced_top + len(new_keys):
+                # This stretch, and every one after it (they start further down), is below the top N even after
+                # the largest shift: a lobby of mid-table teams costs no index reads past this point.
+                break
             stop = len(self._index) if hi is None else self._index.bisect_left(hi)
             if self.displaced_top is not None:
                 # new rank = position + 1, old rank = new - shift: beyond this either is outside the top N.
