@@ -138,7 +138,7 @@ class _Channel:
         if message.topic in app.topics.acking_topics and not message.tracked:
             message.tracked = True
             app.consumer.track_message(message)
-        self.stream.events_total += 1
+        self.stream.events_total += 1  # type: ignore[attr-defined]  # Stream's, not in StreamT
         return event, None
 
 

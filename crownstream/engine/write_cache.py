@@ -107,7 +107,7 @@ class ChangelogRecord:
 ACTIVE: ContextVar[WriteCache | None] = ContextVar("crownstream_write_cache", default=None)
 
 
-class CachedTable(Table):  # type: ignore[misc]  # faust's Table is generic over untyped bases
+class CachedTable(Table[Any, Any]):
     """Faust's Table, with the batch write cache in front of it while a batch is active (module docstring)."""
 
     def _cache(self) -> WriteCache | None:
@@ -116,17 +116,22 @@ class CachedTable(Table):  # type: ignore[misc]  # faust's Table is generic over
         cache = ACTIVE.get()
         return cache if cache is not None and isinstance(self.data, SerializedStore) else None
 
+    @property
+    def _serialized(self) -> Any:
+        # The SerializedStore below the table (``_cache`` checked it): its encode/decode and raw get/set/del.
+        return self.data
+
     def _encoded(self, value: Any) -> Any:
-        return self.data._encode_value(value)
+        return self._serialized._encode_value(value)
 
     def _decoded(self, key: Any, encoded: Any) -> Any:
         if encoded is _ABSENT:
             return self.__missing__(key)
-        return self.data._decode_value(encoded)
+        return self._serialized._decode_value(encoded)
 
     def _read_store(self, cache: WriteCache, key: Any) -> Any:
         # One lookup, where FastUserDict.__getitem__ asks the store for the key twice (contains, then get).
-        encoded = self.data._get(self.data._encode_key(key))
+        encoded = self._serialized._get(self._serialized._encode_key(key))
         encoded = _ABSENT if encoded is None else encoded
         cache.remember(self, key, encoded)
         return encoded
@@ -152,7 +157,7 @@ class CachedTable(Table):  # type: ignore[misc]  # faust's Table is generic over
             encoded = self._read_store(cache, key)
         if encoded is _ABSENT:
             return self.default() if self.default is not None else default
-        return self.data._decode_value(encoded)
+        return self._serialized._decode_value(encoded)
 
     def __contains__(self, key: object) -> bool:
         cache = self._cache()
@@ -182,18 +187,22 @@ class CachedTable(Table):  # type: ignore[misc]  # faust's Table is generic over
     def write_through(self, key: Any, encoded: Any, changelog: list[ChangelogRecord] | None = None) -> None:
         """One flushed key: what Faust's own assignment or ``del`` does, with the value already encoded; the
         changelog record sent through Faust, or appended to ``changelog``."""
-        key_bytes = self.data._encode_key(key)
+        key_bytes = self._serialized._encode_key(key)
+        # Inside a batch the current event names the partition (Faust's partition_for_key is None only for a
+        # table that uses the producer's partitioner, which no table here does).
         partition = self.partition_for_key(key)
         value = None if encoded is _ABSENT else encoded
         if changelog is None:
             self.send_changelog(partition, key_bytes, value, key_serializer="raw", value_serializer="raw")
         else:
+            if partition is None:
+                raise TypeError(f"table {self.name} uses the producer's partitioner: its writes cannot be batched")
             changelog.append(ChangelogRecord(self, self.changelog_topic.get_topic_name(), partition, key_bytes, value))
         if value is None:
-            self.data._del(key_bytes)
+            self._serialized._del(key_bytes)
             self._sensor_on_del(self, key)
         else:
-            self.data._set(key_bytes, value)
+            self._serialized._set(key_bytes, value)
             self._sensor_on_set(self, key, value)
 
     # What reads the whole table (or bulk-writes it) sees the batch's writes: they are written through first.
