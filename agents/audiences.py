@@ -5,7 +5,9 @@ tournament id — so each key's membership lives on the worker that resolves not
   ``team-members``       team_id -> sorted member user ids (roster changes, accepted invites, registrations)
   ``tournament-teams``   tournament_id -> sorted registered team ids
 A tournament's notice is resolved in two hops (tournament -> its teams -> their members), never by reading
-another partition's table. A notice whose audience resolves to nobody is counted, not an error.
+another partition's table: one ``resolve_team`` record per audience partition, naming that partition's teams.
+Members go on as one record per user partition (``to_users``). A notice whose audience resolves to nobody is
+counted, not an error. Records written before the batching (one team per ``resolve_team``) are still read.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ import logging
 import orjson
 
 from crownstream.agents.decoding import process_internal
-from crownstream.agents.notifications_common import audiences_topic, to_audience, to_user
+from crownstream.agents.notifications_common import AUDIENCES, audiences_topic, by_partition, to_audience, to_users
 from crownstream.app import app
 from crownstream.metrics import NOTIFICATION_NO_AUDIENCE
 from crownstream.streams.topics import NOTIFICATION_AUDIENCES
@@ -45,8 +47,8 @@ async def _members(record: dict) -> None:
     members.update(record["add"])
     members.difference_update(record["remove"])
     team_members[team_id] = sorted(members)
-    for user_id in new:  # the user directory (all-users broadcasts) learns of people from their teams
-        await to_user(user_id, {"op": "known"})
+    # The user directory (all-users broadcasts) learns of people from their teams.
+    await to_users(new, {"op": "known"})
 
 
 async def _register(record: dict) -> None:
@@ -56,20 +58,25 @@ async def _register(record: dict) -> None:
 
 
 async def _resolve_team(record: dict) -> None:
+    """One team (``team``, the records before batching) or several of one audience partition (``teams``)."""
     exclude = set(record.get("exclude") or ())
-    members = [u for u in team_members.get(record["team"]) or () if u not in exclude]
+    members: dict[str, None] = {}
+    for team_id in record["teams"] if "teams" in record else (record["team"],):
+        members.update((u, None) for u in team_members.get(team_id) or () if u not in exclude)
     if not members and not exclude:
         NOTIFICATION_NO_AUDIENCE.labels(record["notice"]["type"]).inc()
-    for user_id in members:
-        await to_user(user_id, {"op": "notify", "notice": record["notice"]})
+    # A member of two of these teams is told once.
+    await to_users(members, {"op": "notify", "notice": record["notice"]})
 
 
 async def _resolve_tournament(record: dict) -> None:
     teams = tournament_teams.get(record["tournament"]) or ()
     if not teams:
         NOTIFICATION_NO_AUDIENCE.labels(record["notice"]["type"]).inc()
-    for team_id in teams:
-        await to_audience(team_id, {"op": "resolve_team", "team": team_id, "notice": record["notice"], "exclude": []})
+    for partition, part in sorted(by_partition(teams, AUDIENCES).items()):
+        await to_audience(
+            part[0], {"op": "resolve_team", "teams": part, "notice": record["notice"], "exclude": []}, partition
+        )
 
 
 OPS = {

@@ -10,21 +10,29 @@ so no step reads another worker's table:
 Every record here is sent while processing an input record, so it joins that input partition's
 transaction (crownstream/engine/transactions.py): a crash never emits a hop without committing the input, or
 the reverse. Internal records are orjson dicts with an ``op``.
+
+A notice for many users travels as one record per user partition carrying that partition's users (``to_users``),
+placed with the partitioner the users topic is keyed by (streams/partitioning.py): each record lands on the
+partition that owns every one of its users' state. Records go out through ``send_batch`` (one append to a
+record batch in the input partition's transaction), not through Faust's per-record send path.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable
 from typing import Any
 
 import orjson
 from aiokafka import AIOKafkaProducer
 
+from crownstream import engine
 from crownstream.app import app
 from crownstream.metrics import NOTIFICATION_NO_AUDIENCE
 from crownstream.notifications.catalog import Notice, Target
 from crownstream.notifications.clock import Clock, ShiftedClock
 from crownstream.settings import get_settings
+from crownstream.streams.partitioning import partition_for
 from crownstream.streams.topics import NOTIFICATION_AUDIENCES, NOTIFICATION_TIMERS, NOTIFICATION_USERS, TopicSpec
 
 log = logging.getLogger(__name__)
@@ -39,6 +47,9 @@ users_topic = _topic(NOTIFICATION_USERS)
 timers_topic = _topic(NOTIFICATION_TIMERS)
 USER_PARTITIONS = NOTIFICATION_USERS.partition_count()
 USERS, AUDIENCES = users_topic.get_topic_name(), audiences_topic.get_topic_name()
+PARTITIONS = {USERS: USER_PARTITIONS, AUDIENCES: NOTIFICATION_AUDIENCES.partition_count()}
+# Users per notify record: a tournament's audience on one partition stays well under the producer's request size.
+MAX_USERS_PER_RECORD = 2000
 
 
 def make_clock() -> Clock:
@@ -54,18 +65,44 @@ def dumps(record: dict[str, Any]) -> bytes:
 
 
 async def send(topic: str, key: bytes, value: bytes, partition: int | None = None) -> None:
-    """Straight to the producer Faust would use (under exactly_once, the transaction of the input partition
-    being processed): Topic.send's per-message bookkeeping costs more than a fan-out step itself."""
-    producer = await app.maybe_start_producer()
-    await producer.send(topic, key, value, partition, None, None)
+    """One record to ``topic``, on ``partition`` or else where its key belongs (the partitioner the topic is
+    keyed by), in the transaction of the input partition being processed."""
+    if partition is None:
+        partition = partition_for(key.decode(), PARTITIONS[topic])
+    await send_records(topic, partition, [(key, value)])
 
 
-async def to_user(user_id: str, record: dict[str, Any]) -> None:
-    await send(USERS, user_id.encode(), dumps({**record, "user": user_id}))
+async def send_records(topic: str, partition: int, records: list[tuple[bytes, bytes]]) -> None:
+    """(key, value) records to one partition: one record batch in the input partition's transaction."""
+    if app.in_transaction:
+        await engine.send_batch(app, topic, partition, records)
+    else:  # at_least_once: no transaction to append to; straight to the producer
+        producer = await app.maybe_start_producer()
+        for key, value in records:
+            await producer.send(topic, key, value, partition, None, None)
 
 
-async def to_audience(key: str, record: dict[str, Any]) -> None:
-    await send(AUDIENCES, key.encode(), dumps(record))
+def by_partition(keys: Iterable[str], topic: str) -> dict[int, list[str]]:
+    """Keys grouped by the partition of ``topic`` they are keyed to, each group in the given order."""
+    count = PARTITIONS[topic]
+    groups: dict[int, list[str]] = {}
+    for key in keys:
+        groups.setdefault(partition_for(key, count), []).append(key)
+    return groups
+
+
+async def to_users(user_ids: Iterable[str], record: dict[str, Any]) -> None:
+    """``record`` (an op) for every user in ``user_ids``: one record per user partition, carrying the list of
+    that partition's users under ``users``."""
+    for partition, users in sorted(by_partition(user_ids, USERS).items()):
+        for start in range(0, len(users), MAX_USERS_PER_RECORD):
+            part = users[start : start + MAX_USERS_PER_RECORD]
+            await send(USERS, part[0].encode(), dumps({**record, "users": part}), partition)
+
+
+async def to_audience(key: str, record: dict[str, Any], partition: int | None = None) -> None:
+    """``partition``: when ``record`` is for several keys of one partition (named by ``key``, one of them)."""
+    await send(AUDIENCES, key.encode(), dumps(record), partition)
 
 
 async def dispatch(notice: Notice, target: Target) -> None:
@@ -76,10 +113,9 @@ async def dispatch(notice: Notice, target: Target) -> None:
         return
     n = notice.to_dict()
     users = list(dict.fromkeys(target.users))
-    for user_id in users:
-        await to_user(user_id, {"op": "notify", "notice": n})
-    for team_id in dict.fromkeys(target.teams):
-        await to_audience(team_id, {"op": "resolve_team", "team": team_id, "notice": n, "exclude": users})
+    await to_users(users, {"op": "notify", "notice": n})
+    for partition, teams in sorted(by_partition(dict.fromkeys(target.teams), AUDIENCES).items()):
+        await to_audience(teams[0], {"op": "resolve_team", "teams": teams, "notice": n, "exclude": users}, partition)
     for tournament_id in dict.fromkeys(target.tournaments):
         await to_audience(tournament_id, {"op": "resolve_tournament", "tournament": tournament_id, "notice": n})
     if target.all_users:

@@ -6,6 +6,13 @@ Tables, all keyed by user id and co-partitioned with the notification-users topi
   ``notification-digests``      user -> {"items": {channel: [DigestItem]}, "last_day": local day last sent}
   ``notification-deferred``     user -> [{"release_at", "request"}] waiting for quiet hours to end
 
+A notify record carries a notice and the users of its partition (``users``; one ``user`` in records written
+before the batching). Each user's preferences and directory entry are served from memory (``MEMORY``): read
+from the table once, then kept current by this worker's own writes — only the preferences agent writes the
+preferences and only these agents the directory, for the partitions this worker owns — and forgotten on any
+revoke, as the tables may have moved or changed by standby replication. A record's delivery requests go out as
+one record batch per (channel, partition) once all its users are done (``Outbox``).
+
 A worker's timer (every CROWNSTREAM_NOTIFICATIONS_TICK_S) looks at its own users for due digests and
 releases and sends a tick to notification-timers; the tick's handler re-checks and emits in its transaction.
 "last_day" is committed with the digest it sent, so a digest goes out at most once per user per local day,
@@ -14,31 +21,53 @@ whatever restarts and duplicate ticks happen.
 
 from __future__ import annotations
 
+import asyncio
+import collections
+import contextvars
 import logging
 import time
 from datetime import datetime
+from types import SimpleNamespace
 from typing import Any
 
 import orjson
 
-from crownstream.agents.decoding import RejectRecord, input_topic, process_events, process_internal
+from crownstream.agents.decoding import (
+    RejectRecord,
+    handler_error,
+    input_topic,
+    process_events,
+    process_internal,
+    send_to_dead_letter,
+)
 from crownstream.agents.errors import UnknownOp as UnknownOp
-from crownstream.agents.notifications_common import CLOCK, USERS, send, send_tick, timers_topic, users_topic
+from crownstream.agents.notifications_common import (
+    CLOCK,
+    USER_PARTITIONS,
+    USERS,
+    send,
+    send_records,
+    send_tick,
+    timers_topic,
+    users_topic,
+)
 from crownstream.app import app
 from crownstream.metrics import NOTIFICATION_CLOCK, NOTIFICATION_HELD, NOTIFICATION_REQUESTS, NOTIFICATION_SKIPPED
-from crownstream.notifications.catalog import CATALOG, Notice, NotificationType
+from crownstream.notifications.catalog import CATALOG, Notice
 from crownstream.notifications.clock import digest_due
-from crownstream.notifications.preferences import DEFAULTS, InvalidPreferences, Preferences, parse_preferences
+from crownstream.notifications.preferences import InvalidPreferences, Preferences, parse_preferences
+from crownstream.notifications.recipients import Profiles, Recipient
 from crownstream.notifications.requests import RequestTemplate, digest_item, digest_request
-from crownstream.notifications.routing import Resolution, resolve
 from crownstream.schemas.codec import Rejection
-from crownstream.schemas.deliveries import CHANNELS, DeliveryRequest
+from crownstream.schemas.deliveries import CHANNELS
 from crownstream.settings import get_settings
+from crownstream.streams.partitioning import partition_for
 from crownstream.streams.topics import DELIVERIES, NOTIFICATION_USERS, PREFERENCES
 
 log = logging.getLogger(__name__)
 PARTITIONS = NOTIFICATION_USERS.partition_count()
 SETTINGS = get_settings()
+AGENT = "notification-users"
 
 preferences = app.Table(
     "notification-preferences", default=None, partitions=PARTITIONS, help="user -> notification preferences"
@@ -52,50 +81,72 @@ deferred = app.Table(
 )
 
 delivery_topic_names = {channel: spec.full_name() for channel, spec in DELIVERIES.items()}
+delivery_partitions = {channel: spec.partition_count() for channel, spec in DELIVERIES.items()}
 preferences_topic = input_topic(PREFERENCES)
 
 
-class UserPrefs:
-    """A user's parsed preferences with what fan-out derives from them, computed once per version: the
-    contact as the request carries it and, when no quiet hours make it depend on the time, the resolution
-    per notification type. Validating and resolving per notification would dominate a broadcast's cost."""
+class UsersInMemory:
+    """This worker's users as fan-out reads them: their recipients (preferences) and who is in the directory.
+    Bounded: past ``limit`` users it starts over from the tables rather than grow without end."""
 
-    __slots__ = ("_resolutions", "contact", "prefs", "stored")
+    def __init__(self, limit: int = 2_000_000) -> None:
+        self.limit = limit
+        self.profiles = Profiles()
+        self.recipients: dict[str, Recipient] = {}
+        self.known: set[str] = set()
 
-    def __init__(self, stored: Any, prefs: Preferences) -> None:
-        self.stored, self.prefs = stored, prefs
-        self.contact = prefs.contact_for_delivery().model_dump(mode="json")
-        self._resolutions: dict[str, Resolution] = {}
+    def clear(self) -> None:
+        self.profiles.clear()
+        self.recipients.clear()
+        self.known.clear()
 
-    def resolve(self, kind: NotificationType, now: datetime) -> Resolution:
-        if self.prefs.quiet_hours is not None:
-            return resolve(kind, self.prefs, now)
-        cached = self._resolutions.get(kind.name)
-        if cached is None:
-            cached = self._resolutions[kind.name] = resolve(kind, self.prefs, now)
-        return cached
+    def keep(self, user_id: str, entry: Recipient) -> None:
+        if len(self.recipients) >= self.limit or len(self.profiles) >= self.limit // 10:
+            self.recipients.clear()
+            self.profiles.clear()
+        self.recipients[user_id] = entry
 
-
-_DEFAULT_PREFS = UserPrefs(None, DEFAULTS)
-# Checked against the table's value on every use, so it can never serve stale preferences.
-_parsed: dict[str, UserPrefs] = {}
+    def mark_known(self, user_id: str) -> None:
+        if len(self.known) >= self.limit:
+            self.known.clear()
+        self.known.add(user_id)
 
 
-def prefs_entry(user_id: str) -> UserPrefs:
-    stored = preferences.get(user_id)
-    if stored is None:
-        return _DEFAULT_PREFS
-    cached = _parsed.get(user_id)
-    if cached is not None and cached.stored == stored:
-        return cached
-    if len(_parsed) > 100_000:
-        _parsed.clear()
-    entry = _parsed[user_id] = UserPrefs(stored, Preferences.model_validate(stored))
+MEMORY = UsersInMemory()
+
+
+@app.on_partitions_revoked.connect
+async def _forget_users(sender, revoked, **kwargs) -> None:
+    # Memory mirrors the tables of the partitions this worker owns; after a rebalance they may have moved here
+    # with changes made elsewhere (standby replication), so start again from the tables.
+    MEMORY.clear()
+
+
+def recipient(user_id: str, keep: bool = True) -> Recipient:
+    """The user's preferences as fan-out needs them (the defaults if they never set any). ``keep=False`` for a
+    read outside a record of an owned partition (the timer walks standby partitions too)."""
+    entry = MEMORY.recipients.get(user_id)
+    if entry is None:
+        stored = preferences.get(user_id)
+        entry = MEMORY.profiles.default if stored is None else MEMORY.profiles.from_stored(stored)
+        if keep:
+            MEMORY.keep(user_id, entry)
     return entry
 
 
 def preferences_of(user_id: str) -> Preferences:
-    return prefs_entry(user_id).prefs
+    """The user's full preferences, contact included (validated from the table)."""
+    stored = preferences.get(user_id)
+    return Preferences.model_validate(stored) if stored is not None else MEMORY.profiles.default.prefs
+
+
+def remember(user_id: str) -> None:
+    """The user is in the directory (all-users broadcasts reach them)."""
+    if user_id in MEMORY.known:
+        return
+    if directory.get(user_id) is None:
+        directory[user_id] = 1
+    MEMORY.mark_known(user_id)
 
 
 # Rendered requests per (notice, channel): a team's or a broadcast's recipients share one.
@@ -124,8 +175,8 @@ async def apply_preferences(event) -> None:
             )
         ) from None
     preferences[event.user_id] = prefs.model_dump(mode="json")
-    if directory.get(event.user_id) is None:
-        directory[event.user_id] = 1
+    remember(event.user_id)
+    MEMORY.keep(event.user_id, MEMORY.profiles.from_prefs(prefs))  # last: only once the event's writes are made
 
 
 @app.agent(preferences_topic, name="notification-preferences")
@@ -133,24 +184,62 @@ async def fold_preferences(stream) -> None:
     await process_events(stream, "notification-preferences", apply_preferences)
 
 
-async def send_raw(channel: str, user_id: str, value: bytes, kind: str = "single") -> None:
-    """Straight to the producer Faust would use (the input partition's transaction under exactly_once):
-    Topic.send's per-message bookkeeping costs more than the rest of a fan-out step."""
-    producer = await app.maybe_start_producer()
-    await producer.send(delivery_topic_names[channel], user_id.encode(), value, None, None, None)
-    NOTIFICATION_REQUESTS.labels(channel, kind).inc()
+class Outbox:
+    """One record's delivery requests, sent together at its end: one record batch per (channel, partition), and
+    the metrics counted once per label instead of once per request.
+
+    ``user_partition``: the notification-users partition every user of the record belongs to, when known. The
+    delivery topics are keyed by user id with the same partitioner, so with as many partitions it is each
+    request's partition too, without hashing every user id again."""
+
+    __slots__ = ("batches", "counts", "held", "skipped", "user_partition")
+
+    def __init__(self, user_partition: int | None = None) -> None:
+        self.user_partition = user_partition
+        self.batches: dict[tuple[str, int], list[tuple[bytes, bytes]]] = {}
+        self.counts: collections.Counter[tuple[str, str]] = collections.Counter()
+        self.skipped: collections.Counter[tuple[str, str]] = collections.Counter()
+        self.held: collections.Counter[str] = collections.Counter()
+
+    def add(self, channel: str, user_id: str, value: bytes, kind: str = "single") -> None:
+        count = delivery_partitions[channel]
+        if self.user_partition is not None and count == USER_PARTITIONS:
+            partition = self.user_partition
+        else:
+            partition = partition_for(user_id, count)
+        batch = self.batches.get((channel, partition))
+        if batch is None:
+            batch = self.batches[(channel, partition)] = []
+        batch.append((user_id.encode(), value))
+        self.counts[(channel, kind)] += 1
+
+    async def flush(self) -> None:
+        batches, self.batches = self.batches, {}
+        for (channel, partition), records in sorted(batches.items()):
+            await send_requests(channel, partition, records)
+        for (channel, kind), n in self.counts.items():
+            NOTIFICATION_REQUESTS.labels(channel, kind).inc(n)
+        for (channel, reason), n in self.skipped.items():
+            NOTIFICATION_SKIPPED.labels(channel, reason).inc(n)
+        for mode, n in self.held.items():
+            NOTIFICATION_HELD.labels(mode).inc(n)
+        self.counts.clear()
+        self.skipped.clear()
+        self.held.clear()
 
 
-async def send_request(request: DeliveryRequest) -> None:
-    await send_raw(request.channel, request.user_id, request.encode(), request.kind)
+async def send_requests(channel: str, partition: int, records: list[tuple[bytes, bytes]]) -> None:
+    """(user id, encoded request) records to the channel's delivery topic partition, as one record batch in the
+    input partition's transaction."""
+    await send_records(delivery_topic_names[channel], partition, records)
 
 
-async def notify(user_id: str, notice: Notice, now: datetime) -> None:
-    entry = prefs_entry(user_id)
+def notify(user_id: str, notice: Notice, now: datetime, out: Outbox) -> None:
+    entry = recipient(user_id)
     resolution = entry.resolve(CATALOG[notice.notification_type], now)
     for skip in resolution.skipped:
         if skip.reason != "not_selected":
-            NOTIFICATION_SKIPPED.labels(skip.channel, skip.reason).inc()
+            out.skipped[(skip.channel, skip.reason)] += 1
     for route in resolution.routes:
         if route.mode == "digest":
             held = dict(digests.get(user_id) or {"items": {}, "last_day": None})
@@ -160,7 +249,7 @@ async def notify(user_id: str, notice: Notice, now: datetime) -> None:
                 digest_item(notice, SETTINGS.notifications_link_base),
             ]
             digests[user_id] = {**held, "items": items}
-            NOTIFICATION_HELD.labels("digest").inc()
+            out.held["digest"] += 1
             continue
         value = template_for(notice, route.channel).render(user_id, entry.contact)
         if route.mode == "deferred":
@@ -169,9 +258,34 @@ async def notify(user_id: str, notice: Notice, now: datetime) -> None:
                 {"release_at": route.release_at.isoformat(), "channel": route.channel, "request": value.decode()}
             )
             deferred[user_id] = waiting
-            NOTIFICATION_HELD.labels("deferred").inc()
+            out.held["deferred"] += 1
         else:
-            await send_raw(route.channel, user_id, value)
+            out.add(route.channel, user_id, value)
+
+
+async def notify_users(record, users: list[str], notice: Notice, now: datetime, *, known: bool) -> None:
+    """``notice`` to each of ``users`` (all of ``record``'s partition). One user's failure does not stop the
+    others: that user's share of the record goes to the dead-letter topic with the reason, replayable alone,
+    as when each user had a record of their own. ``known``: the users come from the directory itself."""
+    out = Outbox(record.message.partition)
+    failed: list[tuple[str, Exception]] = []
+    for user_id in users:
+        try:
+            if not known:
+                remember(user_id)
+            notify(user_id, notice, now, out)
+        except Exception as exc:  # a bug or a corrupt stored value, this user's alone
+            failed.append((user_id, exc))
+    await out.flush()
+    for user_id, exc in failed:
+        await dead_letter_user(record, user_id, notice, exc)
+
+
+async def dead_letter_user(record, user_id: str, notice: Notice, exc: Exception) -> None:
+    log.error("notify failed for one user; their share dead-lettered", extra={"agent": AGENT, "user": user_id})
+    share = orjson.dumps({"op": "notify", "notice": notice.to_dict(), "users": [user_id]})
+    copy = SimpleNamespace(key=user_id.encode(), value=share, message=record.message)
+    await send_to_dead_letter(copy, handler_error(exc), AGENT)
 
 
 def _partition_users(partition: int, after: str | None, limit: int) -> list[str]:
@@ -181,6 +295,7 @@ def _partition_users(partition: int, after: str | None, limit: int) -> list[str]
     cursor, so this reads that partition's RocksDB (rocksdict) store directly. Keys are stored as the
     table's key serializer writes them (JSON strings).
     """
+    directory.flush_batch_writes()  # users the current micro-batch added are not in the store until then
     db = directory.data._db_for_partition(partition)
     start = orjson.dumps(after) if after is not None else None
     users: list[str] = []
@@ -193,14 +308,46 @@ def _partition_users(partition: int, after: str | None, limit: int) -> list[str]
     return users
 
 
-async def broadcast_step(record: dict[str, Any], partition: int, now: datetime) -> None:
-    batch = _partition_users(partition, record["after"], SETTINGS.notifications_broadcast_chunk)
-    notice = Notice.from_dict(record["notice"])
-    for user_id in batch:
-        await notify(user_id, notice, now)
-    if len(batch) == SETTINGS.notifications_broadcast_chunk:
+async def broadcast_step(record, data: dict[str, Any], now: datetime) -> None:
+    partition = record.message.partition
+    chunk = SETTINGS.notifications_broadcast_chunk
+    batch = _partition_users(partition, data["after"], chunk)
+    notice = Notice.from_dict(data["notice"])
+    await notify_users(record, batch, notice, now, known=True)
+    if len(batch) == chunk:
         # The next step queues behind whatever arrived meanwhile: other users' notices are not blocked.
-        await send(USERS, f"broadcast:{partition}".encode(), orjson.dumps({**record, "after": batch[-1]}), partition)
+        await send(USERS, f"broadcast:{partition}".encode(), orjson.dumps({**data, "after": batch[-1]}), partition)
+        request_commit()
+
+
+# A broadcast's next step is read read_committed, so it waits for the commit of the step that sent it: at the
+# commit interval (seconds), a broadcast would advance one step per partition per interval. A step therefore
+# asks for a commit as soon as it is acknowledged (the request runs after the agent moves on, which acknowledges
+# the step; a commit already running takes it instead).
+_commit_wanted = False
+_commit_task: asyncio.Task[None] | None = None
+
+
+def request_commit() -> None:
+    global _commit_wanted, _commit_task
+    _commit_wanted = True
+    if _commit_task is None or _commit_task.done():
+        # A context of its own, as Faust's commit timer has: not the step's, whose current event would route
+        # what the commit flushes into the step's partition's transaction (crownstream/engine/transactions.py).
+        _commit_task = asyncio.get_running_loop().create_task(_commit_soon(), context=contextvars.Context())
+
+
+async def _commit_soon() -> None:
+    global _commit_wanted
+    while _commit_wanted:
+        _commit_wanted = False
+        if app.rebalancing or app.consumer.should_stop:
+            return  # the rebalance's or the stop's own commit takes it
+        try:
+            await app.consumer.commit()
+        except Exception as exc:  # the timer's next commit meets it too, and handles it as Faust does
+            log.warning("early commit for a broadcast step failed", extra={"error": repr(exc)[:300]})
+            return
 
 
 async def apply_user_record(record) -> None:
@@ -211,22 +358,20 @@ async def apply_user_record(record) -> None:
     now = CLOCK.now()
     if op == "notify":
         notice = Notice.from_dict(data["notice"])  # before any write: an unreadable notice changes nothing
-        user_id = data["user"]
-        if directory.get(user_id) is None:
-            directory[user_id] = 1
-        await notify(user_id, notice, now)
+        users = data["users"] if "users" in data else [data["user"]]
+        await notify_users(record, users, notice, now, known=False)
     elif op == "known":
-        if directory.get(data["user"]) is None:
-            directory[data["user"]] = 1
+        for user_id in data["users"] if "users" in data else [data["user"]]:
+            remember(user_id)
     elif op == "broadcast_step":
-        await broadcast_step(data, record.message.partition, now)
+        await broadcast_step(record, data, now)
     else:
         raise UnknownOp(f"unknown notification-users op {str(op)[:64]!r}")
 
 
-@app.agent(users_topic, name="notification-users")
+@app.agent(users_topic, name=AGENT)
 async def fan_out_to_users(stream) -> None:
-    await process_internal(stream, "notification-users", apply_user_record)
+    await process_internal(stream, AGENT, apply_user_record)
 
 
 # --- due work: digests and quiet-hour releases ------------------------------------------------------------
@@ -244,10 +389,12 @@ async def release_digest(user_id: str, now: datetime) -> None:
     # Marked before the sends: both commit in this record's transaction, or neither does.
     digests[user_id] = {"items": {}, "last_day": day}
     contact = prefs.contact_for_delivery()
+    out = Outbox()
     for channel in CHANNELS:
         items = held["items"].get(channel)
         if items:
-            await send_request(digest_request(user_id, channel, day, at, items, contact))
+            out.add(channel, user_id, digest_request(user_id, channel, day, at, items, contact).encode(), "digest")
+    await out.flush()
 
 
 async def release_deferred(user_id: str, now: datetime) -> None:
@@ -257,8 +404,10 @@ async def release_deferred(user_id: str, now: datetime) -> None:
         return
     rest = [w for w in waiting if w not in due]
     deferred[user_id] = rest or None
+    out = Outbox()
     for w in due:
-        await send_raw(w["channel"], user_id, w["request"].encode())
+        out.add(w["channel"], user_id, w["request"].encode())
+    await out.flush()
 
 
 TIMER_OPS: dict[str, Any] = {"digest": release_digest, "deferred": release_deferred}
@@ -295,7 +444,11 @@ async def tick(op: str, key: str) -> None:
 def due_digest_users(now: datetime) -> list[str]:
     due = []
     for user_id, held in digests.items():
-        if held and any(held["items"].values()) and digest_due(preferences_of(user_id), now, held["last_day"]):
+        if (
+            held
+            and any(held["items"].values())
+            and digest_due(recipient(user_id, keep=False).prefs, now, held["last_day"])
+        ):
             due.append(user_id)
     return due
 

@@ -85,19 +85,32 @@ class RequestTemplate:
     """One notice on one channel, rendered once; per recipient only the dedup key, user id and contact change.
 
     Fan-out to many users (a team, a broadcast) would otherwise build and validate a full pydantic model per
-    request. The template is itself built through ``single_request`` (validated), and rendering keeps its
-    field order, so a rendered request is byte-identical to ``single_request(...).encode()`` (unit-tested).
+    request. The template is itself built through ``single_request`` (validated) and encoded once, with
+    markers where the three per-recipient values go; rendering joins the pieces around those values, so a
+    rendered request is byte-identical to ``single_request(...).encode()`` (unit-tested). A marker is matched
+    with its field name and quotes as the encoder writes them, which no escaped string value can contain.
     """
 
-    __slots__ = ("_channel", "_proto", "_source", "_type")
+    __slots__ = ("_channel", "_pieces", "_source", "_type")
+
+    _MARKERS = (("dedup_key", "@dedup@"), ("user_id", "@user@"), ("contact", "@contact@"))
 
     def __init__(self, notice: Notice, channel: str, link_base: str = "") -> None:
-        self._proto = single_request(notice, "template", channel, Contact(), link_base).model_dump(mode="json")
+        proto = single_request(notice, "template", channel, Contact(), link_base).model_dump(mode="json")
+        for field, marker in self._MARKERS:
+            proto[field] = marker
+        encoded = orjson.dumps(proto)
+        pieces = []
+        for field, marker in self._MARKERS:  # in the model's field order, as encoded
+            head, _, encoded = encoded.partition(b'"%s":"%s"' % (field.encode(), marker.encode()))
+            pieces.append(head + b'"%s":' % field.encode())
+        pieces.append(encoded)
+        self._pieces = tuple(pieces)
         self._source, self._type, self._channel = notice.source_event_id, notice.notification_type, channel
 
-    def render(self, user_id: str, contact: dict[str, Any]) -> bytes:
-        fields = dict(self._proto)
-        fields["dedup_key"] = dedup_key(self._source, user_id, self._channel, self._type)
-        fields["user_id"] = user_id
-        fields["contact"] = contact
-        return orjson.dumps(fields)
+    def render(self, user_id: str, contact: dict[str, Any] | bytes) -> bytes:
+        """``contact``: the Contact as a JSON-mode dict, or already encoded."""
+        a, b, c, d = self._pieces
+        key = dedup_key(self._source, user_id, self._channel, self._type)
+        contact_json = contact if isinstance(contact, bytes) else orjson.dumps(contact)
+        return b"".join((a, b'"', key.encode(), b'"', b, orjson.dumps(user_id), c, contact_json, d))

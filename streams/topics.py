@@ -141,7 +141,8 @@ NOTIFICATION_AUDIENCES = TopicSpec(
 NOTIFICATION_USERS = TopicSpec(
     "crownstream.notification-users",
     key="user_id",
-    description="Internal: one notice per recipient (and broadcast steps), co-partitioned with the preferences table.",
+    description="Internal: a notice with the recipients of one partition (and broadcast steps), co-partitioned with "
+    "the preferences table.",
     retention_ms=7 * DAY_MS,
     per_app=True,
 )

@@ -29,6 +29,7 @@ from crownstream.agents import standings as standings_agent
 from crownstream.app import app
 from crownstream.schemas.codec import Rejection, encode
 from crownstream.schemas.events import Envelope
+from crownstream.streams.partitioning import partition_for
 from crownstream.streams.topics import (
     NOTIFICATION_CONTROL,
     PLATFORM_EVENTS,
@@ -67,8 +68,10 @@ class Harness:
     tables: dict[str, dict] = field(default_factory=dict)
     outputs: list[bytes] = field(default_factory=list)  # standings outputs, encoded, not yet fed on
     emitted: list[bytes] = field(default_factory=list)  # every standings output, encoded
-    internal: list[tuple[str, bytes, bytes]] = field(default_factory=list)  # (topic, key, value)
+    # (topic, key, value, partition): the partition sent to, or the key's
+    internal: list[tuple[str, bytes, bytes, int]] = field(default_factory=list)
     deliveries: list[tuple[str, bytes]] = field(default_factory=list)
+    commit_requests: int = 0  # early commits asked for by broadcast steps (no consumer here to commit)
     outcomes: list[Outcome] = field(default_factory=list)
     _stack: ExitStack | None = None
 
@@ -103,12 +106,13 @@ class Harness:
         stack.enter_context(mock.patch.object(series_agent, "emit", self._emit))
         stack.enter_context(mock.patch.object(notifications_common, "send", self._send))
         stack.enter_context(mock.patch.object(notifications_users, "send", self._send))
-        stack.enter_context(mock.patch.object(notifications_users, "send_raw", self._send_raw))
+        stack.enter_context(mock.patch.object(notifications_users, "send_requests", self._send_requests))
         stack.enter_context(mock.patch.object(notifications_users, "_partition_users", self._partition_users))
+        stack.enter_context(mock.patch.object(notifications_users, "request_commit", self._request_commit))
         # Caches of derived state (rebuilt from the tables on first use) start empty, as after a rebalance.
         stack.enter_context(mock.patch.object(standings_agent, "BOARDS", {}))
         stack.enter_context(mock.patch.object(series_agent, "GROUPS", {}))
-        stack.enter_context(mock.patch.object(notifications_users, "_parsed", {}))
+        stack.enter_context(mock.patch.object(notifications_users, "MEMORY", notifications_users.UsersInMemory()))
         return self
 
     def __exit__(self, *exc_info: object) -> None:
@@ -124,13 +128,19 @@ class Harness:
             self.emitted.append(value)
 
     async def _send(self, topic: str, key: bytes, value: bytes, partition: int | None = None) -> None:
-        self.internal.append((topic, key, value))
+        if partition is None:
+            partition = partition_for(key.decode(), notifications_common.PARTITIONS[topic])
+        self.internal.append((topic, key, value, partition))
 
-    async def _send_raw(self, channel: str, user_id: str, value: bytes, kind: str = "single") -> None:
-        self.deliveries.append((channel, value))
+    async def _send_requests(self, channel: str, partition: int, records: list[tuple[bytes, bytes]]) -> None:
+        self.deliveries.extend((channel, value) for _key, value in records)
+
+    def _request_commit(self) -> None:
+        self.commit_requests += 1
 
     def _partition_users(self, partition: int, after: str | None, limit: int) -> list[str]:
-        users = sorted(self.tables["directory"])
+        count = notifications_common.USER_PARTITIONS
+        users = sorted(u for u in self.tables["directory"] if partition_for(u, count) == partition)
         return [u for u in users if after is None or u > after][:limit]
 
     # --- the record path ------------------------------------------------------------------------------
@@ -155,8 +165,9 @@ class Harness:
             if self.outputs:
                 await self.feed(STANDINGS_EVENTS.full_name(), self.outputs.pop(0))
                 continue
-            topic, key, value = self.internal.pop(0)
-            record = SimpleNamespace(key=key, value=value, message=SimpleNamespace(topic=topic, partition=0, offset=0))
+            topic, key, value, partition = self.internal.pop(0)
+            message = SimpleNamespace(topic=topic, partition=partition, offset=0)
+            record = SimpleNamespace(key=key, value=value, message=message)
             rejection = await decoding.guard(lambda t=topic, r=record: handlers[t](r), agent="harness-internal")
             if rejection is not None:
                 rejections.append(rejection)
