@@ -15,6 +15,7 @@ import pytest
 from hypothesis import settings as hypothesis_settings
 
 from crownstream.settings import Settings
+from tests.support.kafka_cleanup import delete_test_topics
 from tests.support.services import ensure_kafka, ensure_postgres
 from tests.support.workers import Worker, kill_all, worker_settings
 
@@ -107,9 +108,11 @@ def _test_settings(kafka_bootstrap: str, unique_id: str, data_dir: Path) -> Sett
 @pytest.fixture
 def settings(kafka_bootstrap: str, unique_id: str, worker_state_root: Path):
     data_dir = worker_state_root / unique_id
-    yield _test_settings(kafka_bootstrap, unique_id, data_dir)
+    settings = _test_settings(kafka_bootstrap, unique_id, data_dir)
+    yield settings
     # After the test's workers are gone (start_worker depends on this fixture, so it is torn down first).
     shutil.rmtree(data_dir, ignore_errors=True)
+    delete_test_topics(kafka_bootstrap, (settings.topic_prefix, f"{settings.app_id}-"))
 
 
 @pytest.fixture
