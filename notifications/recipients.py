@@ -53,7 +53,8 @@ class Recipient:
         return self.profile.prefs
 
     def contact_dict(self) -> dict[str, Any]:
-        return orjson.loads(self.contact)
+        contact: dict[str, Any] = orjson.loads(self.contact)
+        return contact
 
     def resolve(self, kind: NotificationType, now: datetime) -> Resolution:
         return self.profile.resolve(kind, now)
