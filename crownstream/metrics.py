@@ -89,6 +89,16 @@ TABLE_RESTORE_SECONDS = Histogram(
     "Time to restore this worker's active table partitions after a rebalance, including the end-offset lookup.",
     buckets=(0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120),
 )
+REBALANCE_PAUSE_SECONDS = Histogram(
+    "crownstream_rebalance_pause_seconds",
+    "How long a rebalance stopped this worker's processing: from its partitions' revocation to the first event it "
+    "processed in the new generation (crownstream/engine/rebalance_pause.py).",
+    buckets=(0.1, 0.25, 0.5, 0.75, 1, 1.5, 2, 3, 5, 10, 30, 60),
+)
+UNSTABLE_OFFSET_FETCHES = Counter(
+    "crownstream_unstable_offset_fetches_total",
+    "Committed-offset fetches answered UNSTABLE_OFFSET_COMMIT (a transaction still held the offsets) and retried.",
+)
 STALE_RECORDS = Counter(
     "crownstream_stale_records_dropped_total",
     "Records dropped because their partition was sought after their batch was fetched (read again from the new "

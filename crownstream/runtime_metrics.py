@@ -9,6 +9,7 @@ by at most one fetch. Table sizes are RocksDB's key estimate of the partitions t
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Iterable, Mapping
 
@@ -65,13 +66,21 @@ def table_keys(app: faust.App, table: faust.Table) -> int:
     return total
 
 
-async def refresh(app: faust.App) -> None:
-    """Set the gauges from the worker's current state; label sets of partitions it lost are removed."""
+async def refresh(app: faust.App, lag_timeout_s: float = 1.0) -> None:
+    """Set the gauges from the worker's current state; label sets of partitions it lost are removed.
+
+    Positions are read in the consumer's thread, which runs one call at a time: while it waits on the broker (a
+    committed-offset fetch held by an open transaction, a seek during a rebalance) the lag keeps its last
+    values rather than hold up a scrape."""
     try:
-        lag = await consumer_lag(app)
-        CONSUMER_LAG.clear()
-        for tp, value in lag.items():
-            CONSUMER_LAG.labels(tp.topic, str(tp.partition)).set(value)
+        try:
+            lag: dict[TP, int] | None = await asyncio.wait_for(consumer_lag(app), lag_timeout_s)
+        except TimeoutError:
+            lag = None
+        if lag is not None:
+            CONSUMER_LAG.clear()
+            for tp, value in lag.items():
+                CONSUMER_LAG.labels(tp.topic, str(tp.partition)).set(value)
         for table in app.tables.values():
             TABLE_KEYS.labels(table.name).set(table_keys(app, table))
     except Exception:  # a metric must never take a worker down; the next refresh tries again

@@ -1,7 +1,8 @@
 """The consumer thread (aiokafka, run by faust in a thread of its own): changelog highwaters asked of the broker
 (UPSTREAM.md F6), stream partitions sought to their committed offsets in one request (F7), every batch stamped
 with its partitions' seek epochs (F8), recovery's standby seek made safe (F9), and a livelock detector that
-skips a partition awaiting its offset reset (F10). Installed by ``consumer._Consumer._new_consumer_thread``
+skips a partition awaiting its offset reset (F10), the consumer's committed-offset fetches made stable (F19,
+``offset_fetch.py``) and its fetch long poll shortened (F19). Installed by ``consumer._Consumer._new_consumer_thread``
 (UPSTREAM.md W).
 """
 
@@ -16,7 +17,9 @@ from faust.transport.consumer import RecordMap
 from faust.transport.drivers.aiokafka import AIOKafkaConsumerThread
 from faust.types import TP
 
+from crownstream.engine.offset_fetch import install_stable_offset_fetch
 from crownstream.engine.seek_epochs import SeekEpochs, StampedRecords
+from crownstream.engine.state import state_of
 
 log = logging.getLogger(__name__)
 
@@ -34,6 +37,22 @@ class _LsoFromBrokerConsumerThread(AIOKafkaConsumerThread):
         super().__init__(*args, **kwargs)
         #: Bumped here, in the consumer's thread, as each partition is sought (crownstream/engine/seek_epochs.py).
         self.seek_epochs = SeekEpochs()
+
+    def _create_worker_consumer(self, transport: Any) -> AIOKafkaConsumer:
+        """Faust's worker consumer with the fetch long poll of ``CROWNSTREAM_CONSUMER_FETCH_MAX_WAIT_MS`` instead of
+        a fixed 1.5 s. The broker answers a connection's requests in order, and the end offsets each rebalance's
+        recovery asks on this consumer (changelog highwaters, standby offsets) waited behind an idle fetch 1.5 s
+        apiece. A fetch still returns as soon as records arrive; a shorter poll costs an idle worker a few more
+        fetch requests a second."""
+        consumer: AIOKafkaConsumer = super()._create_worker_consumer(transport)
+        consumer._fetch_max_wait_ms = state_of(self.consumer.app).settings.consumer_fetch_max_wait_ms  # read by start()
+        return consumer
+
+    async def on_start(self) -> None:
+        await super().on_start()
+        if state_of(self.consumer.app).settings.processing_guarantee == "exactly_once":
+            # Before faust subscribes: every committed-offset fetch of this consumer is stable (offset_fetch.py).
+            install_stable_offset_fetch(self._ensure_consumer())
 
     async def _highwaters(self, partitions: Iterable[TP]) -> Mapping[TP, int]:
         ends: dict[TP, int] = await self._ensure_consumer().end_offsets(list(partitions))  # aiokafka: unannotated

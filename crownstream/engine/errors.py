@@ -6,6 +6,7 @@ Each also derives from the exception the engine raised before it had its own, so
 
 from __future__ import annotations
 
+from aiokafka.errors import KafkaError
 from faust.exceptions import ProducerSendError
 
 from crownstream.errors import CrownstreamError
@@ -30,3 +31,17 @@ class NoEventBeingProcessed(EngineError, RuntimeError):
 
 class NoTransactionalProducer(EngineError, ProducerSendError):
     """The event's input partition has no transactional producer here (it is not active on this worker)."""
+
+
+class BrokerTooOldForStableOffsets(EngineError):
+    """The broker cannot tell settled committed offsets from pending ones (OffsetFetch below v7, KIP-447)."""
+
+
+class UnstableOffsetCommitError(EngineError, KafkaError):
+    """A partition's committed offset is pending in an open transaction (Kafka's UNSTABLE_OFFSET_COMMIT, 88):
+    retriable, so aiokafka's committed-offset fetches retry it once the transaction settles."""
+
+    errno = 88
+    message = "UNSTABLE_OFFSET_COMMIT"
+    description = "There are unstable offsets that need to be cleared."
+    retriable = True

@@ -55,6 +55,7 @@ FIXES = {
     "F16": "aiokafka clients that lost every broker bootstrap again (crownstream/engine/kafka_rebootstrap.py)",
     "F17": "topics declared once (crownstream/engine/topic_declarations.py)",
     "F18": "Faust's own unauthenticated web views off (crownstream/app.py CrownstreamWeb)",
+    "F19": "committed offsets fetched stably, OffsetFetch v7 require_stable (crownstream/engine/offset_fetch.py)",
     "B1": "micro-batches: a partition's delivered events under one gate hold (crownstream/engine/batches.py)",
     "B2": "the micro-batch write cache in front of every table (crownstream/engine/write_cache.py)",
     "W": "the seams that install the fixes (crownstream/engine/install.py, CrownstreamTransport)",
@@ -99,6 +100,7 @@ AIO_CONSUMER = "aiokafka:AIOKafkaConsumer"
 AIO_PRODUCER = "aiokafka:AIOKafkaProducer"
 AIO_CLIENT = "aiokafka.client:AIOKafkaClient"
 SUBSCRIPTION = "aiokafka.consumer.subscription_state"
+GROUP_COORDINATOR = "aiokafka.consumer.group_coordinator:GroupCoordinator"
 SEND = ("topic", "key", "value", "partition", "timestamp", "headers", "transactional_id")
 
 CONTRACT: list[Use] = [
@@ -345,6 +347,28 @@ CONTRACT: list[Use] = [
     Use("F18", "faust:App", "_new_web", "override", (), "sync"),
     Use("F18", "faust:App", "on_webserver_init", "override", ("web",), "sync"),
     Use("F18", "faust.web.drivers.aiohttp:Web", "web_app", "attr"),
+    # F19 committed offsets fetched stably (KIP-447)
+    Use("F19", THREAD, "on_start", "override", (), "coro"),
+    Use("F19", THREAD, "_create_worker_consumer", "override", ("transport",), "sync"),
+    Use("F19", AIO_CONSUMER, "_fetch_max_wait_ms", "attr"),
+    Use("F19", AIO_CONSUMER, "start", "source", text="fetch_max_wait_ms=self._fetch_max_wait_ms"),
+    Use("F19", AIO_CONSUMER, "_coordinator", "attr"),
+    Use("F19", AIO_CONSUMER, "_subscription", "attr"),
+    Use("F19", f"{SUBSCRIPTION}:SubscriptionState", "subscription", "attr"),
+    Use("F19", GROUP_COORDINATOR, "_do_fetch_commit_offsets", "override", ("partitions",), "coro"),
+    Use("F19", GROUP_COORDINATOR, "_maybe_refresh_commit_offsets", "source", text="self._do_fetch_commit_offsets("),
+    Use("F19", GROUP_COORDINATOR, "fetch_committed_offsets", "source", text="self._do_fetch_commit_offsets("),
+    Use("F19", GROUP_COORDINATOR, "_send_req", "call", ("request",)),
+    Use("F19", GROUP_COORDINATOR, "coordinator_dead", "call", ()),
+    Use("F19", GROUP_COORDINATOR, "group_id", "attr"),
+    Use("F19", "aiokafka.protocol.api:Request", "prepare", "override", ("versions",), "sync"),
+    Use("F19", "aiokafka.protocol.api:Request", "build", "override", ("request_struct_class",), "sync"),
+    Use("F19", "aiokafka.protocol.api:RequestStruct", "FLEXIBLE_VERSION", "attr"),
+    *(Use("F19", "aiokafka.protocol.api:RequestStruct", a, "attr") for a in ("API_KEY", "API_VERSION", "SCHEMA")),
+    Use("F19", "aiokafka.protocol.api:RequestStruct", "RESPONSE_TYPE", "attr"),
+    *(Use("F19", "aiokafka.protocol.api:Response", a, "attr") for a in ("API_KEY", "API_VERSION", "SCHEMA")),
+    Use("F19", "aiokafka.protocol.api:Request", "API_KEY", "attr"),
+    Use("F19", "aiokafka.errors:KafkaError", "retriable", "attr"),
     # W the seams the fixes are installed through
     # install() sets the transports through the App's public setters (the properties create them lazily otherwise)
     Use("W", "faust:App", "transport", "attr"),
