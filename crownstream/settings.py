@@ -60,6 +60,13 @@ class Settings(BaseSettings):
     # Below the broker's default message.max.bytes (1 MiB), so an oversize event can still be kept in the DLQ.
     max_event_bytes: int = Field(512_000, ge=1024, description="Largest accepted event; larger ones go to the DLQ.")
     producer_linger_ms: int = Field(5, ge=0, description="How long the producer waits to fill a batch.")
+    consumer_fetch_max_wait_ms: int = Field(
+        200,
+        ge=10,
+        le=1500,
+        description="How long the broker holds a worker's fetch when there is no new data. The offset look-ups of a "
+        "rebalance wait behind it on the same connection (Faust fixes it at 1500).",
+    )
     batch_max_events: int = Field(
         500,
         ge=1,

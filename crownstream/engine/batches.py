@@ -36,6 +36,7 @@ from faust.streams import _current_event
 from faust.types import TP
 
 from crownstream.engine.commit_gate import gate_for, input_transactional_id
+from crownstream.engine.state import state_of
 from crownstream.engine.write_cache import ACTIVE, ChangelogRecord, WriteCache
 
 log = logging.getLogger(__name__)
@@ -146,6 +147,7 @@ async def gated_batches(app: Any, stream: faust.StreamT[Any], max_events: int) -
     """The agent's events as batches of one input partition (module docstring). The batch's table writes are
     flushed when the agent is done with it, and the events taken from the channel acknowledged after that."""
     gates = gate_for(app)
+    pause = state_of(app).rebalance_pause
     channel = _Channel(app, stream)
     events = stream.events().__aiter__()
     pending: faust.EventT[Any] | None = None
@@ -163,6 +165,7 @@ async def gated_batches(app: Any, stream: faust.StreamT[Any], max_events: int) -
             tp = first.message.tp
             batch = Batch(tp, [first])
             hold = await gates.hold(input_transactional_id(app, tp))
+            pause.processing(app.consumer_generation_id)
             try:
                 while len(batch.events) < max_events and channel.ready():
                     event, skipped = channel.take()

@@ -10,7 +10,9 @@ What it does (UPSTREAM.md row W, and the rows each seam installs):
    set through faust's public ``App.transport`` / ``App.producer_transport`` setters instead of overriding the
    App's private factories. Through them faust creates the engine's transaction manager (F1, F3, F4, F5),
    producer (its buffer replaced when it is built, F2, F15) and consumer (its consumer thread, F3, F6–F10, F12);
-4. with ``CROWNSTREAM_TABLE_RESTORE=consumer``, the table manager (``table_manager.RestoringTableManager``,
+4. the rebalance pause's start, on the app's ``on_partitions_revoked`` signal (``rebalance_pause.py``; its end is
+   the first batch processed in the new generation, ``batches.gated_batches``);
+5. with ``CROWNSTREAM_TABLE_RESTORE=consumer``, the table manager (``table_manager.RestoringTableManager``,
    F11–F14) as the app's ``TableManager`` setting; with ``faust``, Faust's own.
 """
 
@@ -37,6 +39,12 @@ def install(app: Any, settings: Any) -> EngineState:
         state_repair=StateRepair(app, fault_sends_left=settings.fault_abort_after_sends),
     )
     attach(app, state)
+
+    async def _pause_starts(sender: Any, revoked: Any, **kwargs: Any) -> None:
+        state.rebalance_pause.revoked(len(revoked), app.consumer_generation_id)
+
+    app.on_partitions_revoked.connect(_pause_starts)
+
     app.transport = DeclareOnceTransport(app.conf.broker_consumer, app)
     app.producer_transport = DeclareOnceTransport(app.conf.broker_producer, app)
     # Tables are made by the agent modules, after this: each is a CachedTable (B2, the micro-batches' write cache).

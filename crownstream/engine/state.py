@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from crownstream.engine.errors import AlreadyInstalled, NotInstalled
+from crownstream.engine.rebalance_pause import RebalancePause
 
 if TYPE_CHECKING:
     from crownstream.engine.commit_gate import CommitGate
@@ -25,6 +26,8 @@ class EngineState:
     commit_gate: CommitGate
     #: Which transactions hold sends and which partitions' local state is corrupt (UPSTREAM.md F15).
     state_repair: StateRepair
+    #: How long the last rebalance stopped processing (``crownstream_rebalance_pause_seconds``).
+    rebalance_pause: RebalancePause = field(default_factory=RebalancePause)
 
 
 _STATES: weakref.WeakKeyDictionary[Any, EngineState] = weakref.WeakKeyDictionary()
