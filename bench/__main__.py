@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 
 from bench import latency as latency_bench
 from bench import naive_faust_row, notifications, producer_api, raw_consume
+from bench import rebalance as rebalance_bench
 from bench import restart as restart_bench
 from bench import sinks as sinks_bench
 from bench import standings as standings_bench
@@ -72,6 +73,7 @@ SECTIONS: dict[str, Callable[[Context], Awaitable[list[Row]]]] = {
     "restart": lambda ctx: restart_bench.run(ctx.run_id, RESTART_KEYS["keys"]),
     "standings": lambda ctx: standings_bench.run(ctx.run_id, ctx.events),
     "latency": lambda ctx: latency_bench.section(ctx.run_id),
+    "rebalance": lambda ctx: rebalance_bench.section(ctx.run_id),
 }
 
 
