@@ -27,7 +27,7 @@ from aiohttp import web
 from sqlalchemy import text
 
 from bench.common import BOOTSTRAP, Row, fresh_database, percentile
-from bench.standings import TEAMS_PER_TOURNAMENT, lobby, stage_config
+from bench.standings import TEAMS_PER_TOURNAMENT, events_in, lobby, stage_config
 from crownstream.devpeers import WebhookReceiver
 from crownstream.processes import free_port
 from crownstream.schemas.examples import example
@@ -162,15 +162,6 @@ async def subscribe(settings: Settings, worker: Worker, receiver: TimedReceiver,
         return set(rosters) <= receiver.arrived_ids()
 
     await _wait(notified, 90, "the roster notifications", worker)
-
-
-def events_in(url: str, topic: str, event_type: str) -> int:
-    text = httpx.get(f"{url}/metrics", timeout=10).text
-    needle = f'crownstream_events_in_total{{topic="{topic}",type="{event_type}"}} '
-    for line in text.splitlines():
-        if line.startswith(needle):
-            return int(float(line[len(needle) :]))
-    return 0
 
 
 async def expected_notifications(settings: Settings, teams: set[str], tournaments: set[str]) -> set[str]:

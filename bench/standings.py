@@ -99,7 +99,7 @@ async def _send_all(topic: str, events: list[dict]) -> None:
         await producer.stop()
 
 
-def _events_in(url: str, topic: str, event_type: str) -> int:
+def events_in(url: str, topic: str, event_type: str) -> int:
     text = httpx.get(f"{url}/metrics", timeout=10).text
     needle = f'crownstream_events_in_total{{topic="{topic}",type="{event_type}"}} '
     for line in text.splitlines():
@@ -130,7 +130,7 @@ async def throughput(
         while seen < lobbies:
             if time.monotonic() > deadline:
                 raise TimeoutError(f"the worker folded {seen} of {lobbies} lobbies in 600 s; log: {worker.log_path}")
-            seen = _events_in(worker.url, topic, "match.completed")
+            seen = events_in(worker.url, topic, "match.completed")
             if started is None and seen:
                 started = time.perf_counter()
             await asyncio.sleep(0.1)
