@@ -93,7 +93,7 @@ async def section(run_id: str) -> list[Row]:
     ):
         started = time.perf_counter()
         pauses, lobbies = await measure(run_id, label, **overrides)
-        p50, worst = (percentile(pauses, 50), max(pauses)) if pauses else (float("nan"), float("nan"))
+        p50, worst = (percentile(pauses, 0.5), max(pauses)) if pauses else (float("nan"), float("nan"))
         note = f"p50 {p50:.2f} s, max {worst:.2f} s over {len(pauses)} pauses"
         note += f" (goal max <= {GOAL_S:.0f} s: {'met' if worst <= GOAL_S else 'missed'})"
         rows.append(
