@@ -103,6 +103,8 @@ class Harness:
         # series.py reads the stages table through its own import of it.
         stack.enter_context(mock.patch.object(series_agent, "stages", self.tables["stages"]))
         stack.enter_context(mock.patch.object(standings_agent, "emit", self._emit))
+        # Ranking changes are encoded by the agent itself and sent through emit_encoded (agents/standings.py).
+        stack.enter_context(mock.patch.object(standings_agent, "emit_encoded", self._emit_encoded))
         stack.enter_context(mock.patch.object(series_agent, "emit", self._emit))
         stack.enter_context(mock.patch.object(notifications_common, "send", self._send))
         stack.enter_context(mock.patch.object(notifications_users, "send", self._send))
@@ -124,6 +126,11 @@ class Harness:
     async def _emit(self, *events: Envelope) -> None:
         for e in events:
             value = encode(e)  # raises as a worker's send would on an unencodable output
+            self.outputs.append(value)
+            self.emitted.append(value)
+
+    async def _emit_encoded(self, tournament_id: str, records: list[tuple[str, bytes]]) -> None:
+        for _type, value in records:
             self.outputs.append(value)
             self.emitted.append(value)
 
