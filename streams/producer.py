@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Iterable, Mapping
-from typing import Any
+from typing import Any, NamedTuple
 
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaConnectionError
@@ -22,6 +22,24 @@ from crownstream.schemas.events import Envelope
 from crownstream.settings import Settings, get_settings
 from crownstream.streams.errors import BrokerUnavailable
 from crownstream.streams.topics import key_for, topic_for
+
+
+class EventRecord(NamedTuple):
+    """An event as it goes on the wire: its topic, key (the subject it is ordered by), encoding and headers."""
+
+    topic: str
+    key: bytes
+    value: bytes
+    headers: list[tuple[str, bytes]]
+
+
+def event_record(model: Envelope, settings: Settings) -> EventRecord:
+    return EventRecord(
+        topic_for(model.type).full_name(settings),
+        key_for(model),
+        encode(model),
+        [("type", model.type.encode()), ("schema_version", str(model.schema_version).encode())],
+    )
 
 
 class EventProducer:
@@ -65,14 +83,8 @@ class EventProducer:
 
         Raises ``InvalidEvent`` before anything is sent if the event breaks the contract.
         """
-        model = validate(dict(event) if isinstance(event, Mapping) else event)
-        spec = topic_for(model.type)
-        future = await self._producer.send(
-            spec.full_name(self._settings),
-            value=encode(model),
-            key=key_for(model),
-            headers=[("type", model.type.encode()), ("schema_version", str(model.schema_version).encode())],
-        )
+        record = event_record(validate(dict(event) if isinstance(event, Mapping) else event), self._settings)
+        future = await self._producer.send(record.topic, value=record.value, key=record.key, headers=record.headers)
         self._pending.add(future)
         future.add_done_callback(self._pending.discard)
         return future

@@ -20,9 +20,9 @@ from prometheus_client import REGISTRY
 
 from crownstream.demo.tournament import demo_tournament
 from crownstream.engine.offset_fetch import install_stable_offset_fetch
-from crownstream.schemas.codec import encode, validate
+from crownstream.schemas.codec import validate
 from crownstream.streams.partitioning import partition_for
-from crownstream.streams.topics import key_for, topic_for
+from crownstream.streams.producer import event_record
 from tests.integration.test_standings_cluster import expected_standings, produce, standings_of, wait_until
 
 GROUP_OFFSET_BEFORE, GROUP_OFFSET_PENDING = 7, 42
@@ -97,8 +97,7 @@ async def test_a_worker_assigned_while_its_partition_offsets_are_pending_does_no
     """A previous owner processed a tournament's events and committed their offsets in a transaction whose
     markers are not written yet when the worker is assigned the partitions. The worker must wait, start after
     those events, and never apply them (their outputs were the previous owner's to commit)."""
-    processed = _events_of("pending-cup")
-    models = [validate(e) for e in processed]
+    records = [event_record(validate(e), settings) for e in _events_of("pending-cup")]
     ends: dict[TopicPartition, int] = {}
     previous_owner = AIOKafkaProducer(
         bootstrap_servers=settings.kafka_bootstrap,
@@ -108,13 +107,8 @@ async def test_a_worker_assigned_while_its_partition_offsets_are_pending_does_no
     await previous_owner.start()
     try:
         await previous_owner.begin_transaction()
-        for model in models:
-            meta = await previous_owner.send_and_wait(
-                topic_for(model.type).full_name(settings),
-                value=encode(model),
-                key=key_for(model),
-                headers=[("type", model.type.encode()), ("schema_version", str(model.schema_version).encode())],
-            )
+        for r in records:
+            meta = await previous_owner.send_and_wait(r.topic, value=r.value, key=r.key, headers=r.headers)
             ends[TopicPartition(meta.topic, meta.partition)] = meta.offset + 1
         await previous_owner.send_offsets_to_transaction(ends, settings.app_id)
 
