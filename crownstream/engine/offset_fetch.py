@@ -140,14 +140,20 @@ def stable_request(group_id: str, partitions: Iterable[TopicPartition]) -> Stabl
     return StableOffsetFetchRequest(group_id, sorted(by_topic.items()))
 
 
+def _raise_for(coordinator: Any, error_type: type[Exception]) -> None:
+    """Raise a group- or partition-level error as aiokafka's fetch does: a coordinator that moved is marked dead
+    first, so the retry looks for the new one."""
+    if error_type is Errors.NoError:
+        return
+    if error_type is Errors.NotCoordinatorForGroupError:
+        coordinator.coordinator_dead()
+    raise error_type()
+
+
 def read_response(coordinator: Any, response: Any) -> dict[TopicPartition, OffsetAndMetadata]:
     """The committed offsets in an OffsetFetch v7 answer, aiokafka's way (no entry for a partition without
     one), or the error to retry on (or to give up with), as aiokafka's own fetch raises them."""
-    group_error = Errors.for_code(response.error_code)
-    if group_error is not Errors.NoError:
-        if group_error is Errors.NotCoordinatorForGroupError:
-            coordinator.coordinator_dead()
-        raise group_error()
+    _raise_for(coordinator, Errors.for_code(response.error_code))
     offsets: dict[TopicPartition, OffsetAndMetadata] = {}
     unstable: list[TopicPartition] = []
     for topic, partitions, _tags in response.topics:
@@ -160,10 +166,7 @@ def read_response(coordinator: Any, response: Any) -> dict[TopicPartition, Offse
             if error_type is Errors.UnknownTopicOrPartitionError:
                 log.warning("OffsetFetch: unknown topic or partition %s", tp)
                 continue
-            if error_type is not Errors.NoError:
-                if error_type is Errors.NotCoordinatorForGroupError:
-                    coordinator.coordinator_dead()
-                raise error_type()
+            _raise_for(coordinator, error_type)
             if offset != NO_OFFSET:
                 offsets[tp] = OffsetAndMetadata(offset, metadata or "")
     if unstable:
