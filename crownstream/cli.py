@@ -7,6 +7,7 @@ import asyncio
 import dataclasses
 import json
 import sys
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import click
@@ -23,13 +24,14 @@ def topics() -> None:
 
 @topics.command("create")
 def topics_create() -> None:
-    """Create missing topics and check the partition count of existing ones (idempotent)."""
+    """Create missing topics (CROWNSTREAM_TOPIC_REPLICATION, min.insync.replicas) and check the partition count
+    and replication factor of existing ones (idempotent)."""
     from crownstream.streams.admin import ensure_topics
 
     reports = asyncio.run(ensure_topics())
     for report in reports:
         click.echo(report.line())
-    if any(r.status == "partition_mismatch" for r in reports):
+    if any(r.status in ("partition_mismatch", "under_replicated") for r in reports):
         sys.exit(1)
 
 
@@ -149,9 +151,38 @@ from crownstream.token_cli import token as _token_command  # noqa: E402  (token 
 faust_cli.add_command(_token_command)
 
 
+def worker_topics(app, settings) -> set[str]:
+    """Every topic a worker reads or writes: the registry's, its tables' changelogs and faust's leader topic."""
+    from crownstream.streams.topics import ALL_TOPICS
+
+    names = {spec.full_name(settings) for spec in ALL_TOPICS}
+    names |= {table.changelog_topic.get_topic_name() for table in app.tables.values()}
+    names.add(f"{app.conf.id}-__assignor-__leader")  # faust/assignor/leader_assignor.py's name for it
+    return names
+
+
+def refuse_under_replicated(app, settings) -> None:
+    """Exit, naming each topic and its factor, when a topic the worker uses exists replicated fewer times than
+    CROWNSTREAM_TOPIC_REPLICATION: the worker would run on durability it was not configured for."""
+    from crownstream.streams.admin import check_replication, replication_refusal
+    from crownstream.streams.errors import BrokerUnavailable
+
+    # In a thread of its own: asyncio.run here would leave the main thread without the event loop faust expects.
+    with ThreadPoolExecutor(1) as pool:
+        try:
+            found = pool.submit(asyncio.run, check_replication(worker_topics(app, settings), settings)).result()
+        except BrokerUnavailable as exc:
+            # Not a refusal: the worker waits for the broker as before; its topics are checked at the next start.
+            click.echo(f"crownstream worker: topics' replication not checked: {exc}", err=True)
+            return
+    if found:
+        sys.exit(f"crownstream worker: {replication_refusal(found, settings.topic_replication)}")
+
+
 def main() -> None:
     settings = get_settings()  # fail fast on a bad environment variable, before Faust starts anything
-    if "worker" in sys.argv[1:]:
+    worker = "worker" in sys.argv[1:]
+    if worker:
         try:
             settings.check_secrets()
         except InsecureSecrets as exc:
@@ -159,6 +190,8 @@ def main() -> None:
     from crownstream.app import app
     from crownstream.web import all as _everything  # noqa: F401  (registers agents, tables, views)
 
+    if worker:
+        refuse_under_replicated(app, settings)
     app.main()
 
 

@@ -11,7 +11,7 @@ from datetime import datetime
 from functools import lru_cache
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from crownstream.errors import InsecureSecrets as InsecureSecrets
@@ -53,7 +53,20 @@ class Settings(BaseSettings):
         "", description="Prefix for every Crownstream topic, so several deployments can share a cluster."
     )
     topic_partitions: int = Field(8, ge=1, description="Partitions of the keyed input/output topics.")
-    topic_replication: int = Field(1, ge=1, description="Replication factor of created topics (3 in production).")
+    topic_replication: int = Field(
+        1,
+        ge=1,
+        description="Replication factor of created topics (3 in production). A worker refuses to start while a "
+        "topic it uses exists with a lower factor.",
+    )
+    topic_min_insync_replicas: int | None = Field(
+        None,
+        ge=1,
+        description="min.insync.replicas of created topics: how many replicas have a write before it is "
+        "acknowledged (acks=all, as every transactional write is). Unset: 2 when the replication factor is 3 or "
+        "more (a broker may die and writes go on, none acknowledged by one replica only), else 1 (with a factor "
+        "of 2, a 2 would stop every write while either broker is down; set it for durability over availability).",
+    )
     processing_guarantee: Literal["exactly_once", "at_least_once"] = Field(
         "exactly_once", description="Faust processing guarantee; exactly_once uses Kafka transactions."
     )
@@ -248,6 +261,28 @@ class Settings(BaseSettings):
     metrics_refresh_s: float = Field(
         10.0, gt=0, description="How often a worker refreshes its consumer-lag and table-size gauges."
     )
+
+    @model_validator(mode="after")
+    def _min_insync_within_replication(self) -> Settings:
+        if self.topic_min_insync_replicas is not None and self.topic_min_insync_replicas > self.topic_replication:
+            raise ValueError(
+                f"CROWNSTREAM_TOPIC_MIN_INSYNC_REPLICAS={self.topic_min_insync_replicas} is more than "
+                f"CROWNSTREAM_TOPIC_REPLICATION={self.topic_replication}: every write would be refused"
+            )
+        return self
+
+    @property
+    def min_insync_replicas(self) -> int:
+        """The min.insync.replicas set on every topic the pipeline creates (CROWNSTREAM_TOPIC_MIN_INSYNC_REPLICAS,
+        or what goes with the replication factor: 2 from 3 replicas up, else 1)."""
+        if self.topic_min_insync_replicas is not None:
+            return self.topic_min_insync_replicas
+        return 2 if self.topic_replication >= 3 else 1
+
+    def topic_configs(self) -> dict[str, str]:
+        """Topic-level configs every created topic gets, whoever creates it (``crownstream topics create`` or a
+        worker's Faust declarations: inputs, outputs, changelogs, repartition and internal topics)."""
+        return {"min.insync.replicas": str(self.min_insync_replicas)}
 
     @property
     def worker_url(self) -> str:

@@ -16,7 +16,13 @@ from hypothesis import settings as hypothesis_settings
 
 from crownstream.settings import Settings
 from tests.support.kafka_cleanup import delete_test_topics
-from tests.support.services import ensure_kafka, ensure_postgres
+from tests.support.services import (
+    ensure_kafka,
+    ensure_postgres,
+    kafka_cluster,
+    kafka_cluster_bootstrap,
+    kafka_cluster_running,
+)
 from tests.support.workers import Worker, kill_all, worker_settings
 
 # Property tests check behaviour, never speed: on a loaded 2-core CI machine hypothesis' default 200-ms deadline per
@@ -45,6 +51,20 @@ def kafka_bootstrap() -> str:
 @pytest.fixture(scope="session")
 def postgres_dsn() -> str:
     return ensure_postgres()
+
+
+@pytest.fixture(scope="session")
+def kafka_cluster_bootstrap_servers():
+    """The three-broker cluster (deploy/kafka-cluster.sh): started if it is not running, and then stopped after the
+    session (it takes three JVMs; nothing else uses it); left running if it was."""
+    started = not kafka_cluster_running()
+    if started:
+        kafka_cluster("start")
+    try:
+        yield kafka_cluster_bootstrap()
+    finally:
+        if started:
+            kafka_cluster("stop")
 
 
 @pytest.fixture

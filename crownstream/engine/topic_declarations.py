@@ -8,6 +8,9 @@ metadata cache, which a fresh producer does not have). With ~15 changelogs that 
 whatever the size of the tables. A topic present when the worker starts is left alone (faust would not change an
 existing topic either); a missing one is created as before, and remembered.
 
+A topic it creates gets the deployment's topic configs (``Settings.topic_configs``: min.insync.replicas) under
+the declaration's own.
+
 UPSTREAM.md row F17. ``DeclareOnceTransport`` is the transport ``install`` sets on the app.
 """
 
@@ -15,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Mapping
 from typing import Any, cast
 
 from aiokafka import TopicPartition
@@ -22,6 +26,7 @@ from aiokafka.client import AIOKafkaClient
 from aiokafka.cluster import ClusterMetadata
 
 from crownstream.engine.producer import _StateTrackingProducer
+from crownstream.engine.state import state_of
 from crownstream.engine.transport import CrownstreamTransport
 
 log = logging.getLogger(__name__)
@@ -68,9 +73,17 @@ class DeclareOnceTransport(CrownstreamTransport):
         existing = await self.existing_topics.names(client)
         if topic in existing:
             return
+        # Every topic faust creates (changelogs, the leader topic, agents' topics) gets the settings' topic configs
+        # (min.insync.replicas) under its own; its replication factor is the app's topic_replication_factor.
+        kwargs["config"] = with_topic_configs(state_of(self.app).settings.topic_configs(), kwargs.get("config"))
         await super()._create_topic(owner, client, topic, partitions, replication, **kwargs)
         existing.add(topic)
         await _until_visible(client, topic, partitions)
+
+
+def with_topic_configs(defaults: Mapping[str, str], config: Mapping[str, Any] | None) -> dict[str, Any]:
+    """A declaration's topic configs over the deployment's ``defaults`` (a topic that sets one keeps its own)."""
+    return {**defaults, **(config or {})}
 
 
 def every_partition_led(cluster: ClusterMetadata, topic: str, partitions: int) -> bool:

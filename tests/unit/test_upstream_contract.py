@@ -334,6 +334,8 @@ CONTRACT: list[Use] = [
         "coro",
     ),
     Use("F17", PRODUCER, "create_topic", "source", text="._create_topic("),
+    # a created topic's configs (min.insync.replicas) go in through _create_topic's kwargs
+    Use("F17", f"{AIO_DRIVER}:Transport", "_really_create_topic", "call", ("config",)),
     Use("F17", PRODUCER, "_ensure_producer", "call", ()),
     Use("F17", PRODUCER, "transport", "attr"),
     Use("F17", AIO_CLIENT, "fetch_all_metadata", "call", ()),
