@@ -37,12 +37,13 @@ from crownstream.agents.errors import RejectRecord as RejectRecord
 from crownstream.app import app
 from crownstream.engine import gated_batches
 from crownstream.logs import redact_text
-from crownstream.metrics import DEAD_LETTERS, EVENTS_IN
+from crownstream.metrics import AGENT_RECORDS, DEAD_LETTERS, EVENTS_IN
 from crownstream.schemas.codec import Rejection, cap_reason, decode
 from crownstream.schemas.events import Envelope
 from crownstream.settings import get_settings
 from crownstream.streams.dead_letter import PRODUCER_MAX_REQUEST_SIZE, dead_letter_headers, fit_dead_letter
 from crownstream.streams.topics import ALL_TOPICS, DEAD_LETTER, TopicSpec, topic_for
+from crownstream.tracing.propagation import processing_span
 
 log = logging.getLogger(__name__)
 
@@ -123,10 +124,17 @@ def wrong_topic(event: Envelope, topic: str) -> Rejection | None:
 
 
 async def process(
-    value: bytes | None, topic: str, handle: Callable[[Envelope], Awaitable[Any]], *, max_bytes: int, agent: str = ""
+    value: bytes | None,
+    topic: str,
+    handle: Callable[[Envelope], Awaitable[Any]],
+    *,
+    max_bytes: int,
+    agent: str = "",
+    message: Any = None,
 ) -> Envelope | Rejection:
-    """One input record, as every input agent handles it: decoded, checked against its topic, handled.
-    Returns the applied event, or the ``Rejection`` to dead-letter. Raises only Kafka's own errors."""
+    """One input record, as every input agent handles it: decoded, checked against its topic, handled (under its
+    trace span when ``message``, the record's Kafka message, is given). Returns the applied event, or the
+    ``Rejection`` to dead-letter. Raises only Kafka's own errors."""
     result = decode(value, max_bytes=max_bytes)
     if isinstance(result, Rejection):
         return result
@@ -135,7 +143,11 @@ async def process(
         return rejection
     EVENTS_IN.labels(topic, result.type).inc()
     event = result
-    rejection = await guard(lambda: handle(event), event.type, event.event_id, agent)
+    if message is None:
+        rejection = await guard(lambda: handle(event), event.type, event.event_id, agent)
+    else:
+        with processing_span(message, agent, event.event_id, event.type):
+            rejection = await guard(lambda: handle(event), event.type, event.event_id, agent)
     return rejection if rejection is not None else event
 
 
@@ -152,15 +164,27 @@ async def process_events(
     A dead-lettered record leaves no table write behind. ``max_events``: the largest batch (the
     ``batch_max_events`` setting by default)."""
     max_bytes = get_settings().max_event_bytes
+    applied, dead_lettered = (
+        AGENT_RECORDS.labels(agent_name, "applied"),
+        AGENT_RECORDS.labels(agent_name, "dead_lettered"),
+    )
     async for batch in gated_batches(app, stream, max_events or get_settings().batch_max_events):
+        failed = 0
         for record in batch.events:
             with batch.processing(record) as outcome:
                 result = await process(
-                    record.value, record.message.topic, handle, max_bytes=max_bytes, agent=agent_name
+                    record.value,
+                    record.message.topic,
+                    handle,
+                    max_bytes=max_bytes,
+                    agent=agent_name,
+                    message=record.message,
                 )
                 if isinstance(result, Rejection):
                     outcome.failed()
+                    failed += 1
                     await send_to_dead_letter(record, result, agent_name)
+        count_batch(applied, dead_lettered, len(batch.events), failed)
 
 
 async def process_internal(
@@ -169,13 +193,32 @@ async def process_internal(
     """The body of an agent of an internal topic (records our own agents wrote), in batches as ``process_events``:
     a record its handler cannot read or apply is a bug, dead-lettered with the reason, so that it neither stops
     the agent nor vanishes."""
+    applied, dead_lettered = (
+        AGENT_RECORDS.labels(agent_name, "applied"),
+        AGENT_RECORDS.labels(agent_name, "dead_lettered"),
+    )
     async for batch in gated_batches(app, stream, get_settings().batch_max_events):
+        failed = 0
         for record in batch.events:
-            with batch.processing(record) as outcome:
+            with batch.processing(record) as outcome, processing_span(record.message, agent_name):
                 rejection = await guard(lambda current=record: handle(current), agent=agent_name)
                 if rejection is not None:
                     outcome.failed()
+                    failed += 1
                     await send_to_dead_letter(record, rejection, agent_name)
+        count_batch(applied, dead_lettered, len(batch.events), failed)
+
+
+def record_counters(agent_name: str) -> tuple[Any, Any]:
+    return AGENT_RECORDS.labels(agent_name, "applied"), AGENT_RECORDS.labels(agent_name, "dead_lettered")
+
+
+def count_batch(applied: Any, dead_lettered: Any, records: int, failed: int) -> None:
+    """Per batch, not per record: a labelled counter's increment is a lock and an addition."""
+    if records > failed:
+        applied.inc(records - failed)
+    if failed:
+        dead_lettered.inc(failed)
 
 
 def _max_request_size() -> int:

@@ -24,13 +24,15 @@ from crownstream.metrics import DEAD_LETTERS
 from crownstream.schemas.codec import Rejection
 from crownstream.schemas.deliveries import CHANNELS, DeliveryRequest, InvalidDelivery, decode_delivery, dedup_key
 from crownstream.settings import get_settings
-from crownstream.sinks import db
+from crownstream.sinks import backlog, db
 from crownstream.sinks.base import Dispatcher, Sink
 from crownstream.sinks.dead_letter import HEADER_CHANNEL, REPLAY_HEADER, DeliveryDeadLetters
 from crownstream.sinks.ledger import Ledger, clean_text, describe_db_error, is_transient
 from crownstream.sinks.registry import build_sinks
 from crownstream.streams.dead_letter import dead_letter_headers
 from crownstream.streams.topics import DELIVERIES
+from crownstream.tracing.context import parse as parse_traceparent
+from crownstream.tracing.propagation import header_value
 
 log = logging.getLogger(__name__)
 
@@ -46,6 +48,7 @@ class DeliveryRuntime:
         self.sinks: dict[str, Sink] = {}
         self.dispatchers: list[Dispatcher] = []
         self.dead_letters: DeliveryDeadLetters | None = None
+        self._backlog: asyncio.Task[None] | None = None
         self._lock: asyncio.Lock | None = None
         self._started = False
 
@@ -73,10 +76,13 @@ class DeliveryRuntime:
             dispatcher = Dispatcher(sink, settings, self.dead_letters)
             dispatcher.start()
             self.dispatchers.append(dispatcher)
+        self._backlog = asyncio.ensure_future(backlog.keep_refreshed(ledger, settings.backlog_refresh_s))
 
     async def stop(self) -> None:
         if not self._started:
             return
+        if self._backlog is not None:
+            self._backlog.cancel()
         for dispatcher in self.dispatchers:
             await dispatcher.stop()
         for sink in self.sinks.values():
@@ -211,6 +217,10 @@ async def accept_batch(stream: faust.StreamT, channel: str, events: Sequence[fau
         except Exception as exc:  # the decoder's contract is "never raises"; if it does, this record only
             await _dead_letter_invalid(event, channel, f"decoding failed: {type(exc).__name__}: {exc}")
             continue
+        traceparent = header_value(event.message.headers)
+        if traceparent is not None and request.traceparent is None and parse_traceparent(traceparent) is not None:
+            # The ledger row (the outbox) keeps it for every attempt.
+            request = request.model_copy(update={"traceparent": traceparent.decode()})
         (replayed if _is_replay(event) else fresh).append((event, request))
     if fresh:
         await _store(f"accepting {channel} deliveries", channel, fresh, sink.accept)

@@ -34,6 +34,7 @@ from crownstream.notifications.clock import Clock, ShiftedClock
 from crownstream.settings import get_settings
 from crownstream.streams.partitioning import partition_for
 from crownstream.streams.topics import NOTIFICATION_AUDIENCES, NOTIFICATION_TIMERS, NOTIFICATION_USERS, TopicSpec
+from crownstream.tracing.propagation import outgoing_headers
 
 log = logging.getLogger(__name__)
 
@@ -74,12 +75,13 @@ async def send(topic: str, key: bytes, value: bytes, partition: int | None = Non
 
 async def send_records(topic: str, partition: int, records: list[tuple[bytes, bytes]]) -> None:
     """(key, value) records to one partition: one record batch in the input partition's transaction."""
+    headers = outgoing_headers()  # the trace context of the record being processed
     if app.in_transaction:
-        await engine.send_batch(app, topic, partition, records)
+        await engine.send_batch(app, topic, partition, records, headers)
     else:  # at_least_once: no transaction to append to; straight to the producer
         producer = await app.maybe_start_producer()
         for key, value in records:
-            await producer.send(topic, key, value, partition, None, None)
+            await producer.send(topic, key, value, partition, None, headers)
 
 
 def by_partition(keys: Iterable[str], topic: str) -> dict[int, list[str]]:

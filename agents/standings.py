@@ -40,6 +40,7 @@ from crownstream.standings.groups import GroupPointsRule
 from crownstream.standings.rules import RuleSet
 from crownstream.streams.partitioning import partition_for
 from crownstream.streams.topics import STANDINGS_EVENTS, TOURNAMENT_EVENTS
+from crownstream.tracing.propagation import outgoing_headers
 
 log = logging.getLogger(__name__)
 PARTITIONS = TOURNAMENT_EVENTS.partition_count()
@@ -162,12 +163,13 @@ async def emit_encoded(tournament_id: str, records: list[tuple[str, bytes]]) -> 
         return
     topic = standings_topic.get_topic_name()
     key = tournament_id.encode()
+    headers = outgoing_headers()  # ranking changes continue the trace of the result that caused them
     if app.in_transaction:
         partition = partition_for(tournament_id, STANDINGS_EVENTS.partition_count())
-        await send_batch(app, topic, partition, [(key, value) for _, value in records])
+        await send_batch(app, topic, partition, [(key, value) for _, value in records], headers)
     else:
         for _, value in records:
-            await standings_topic.send(key=key, value=value)
+            await standings_topic.send(key=key, value=value, headers=headers)
     counts: dict[str, int] = {}
     for event_type, _ in records:
         counts[event_type] = counts.get(event_type, 0) + 1

@@ -147,8 +147,10 @@ for command in _sink_commands:
     faust_cli.add_command(command)
 
 from crownstream.token_cli import token as _token_command  # noqa: E402  (token mint)
+from crownstream.trace_cli import trace as _trace_command  # noqa: E402  (trace EVENT_ID)
 
 faust_cli.add_command(_token_command)
+faust_cli.add_command(_trace_command)
 
 
 def worker_topics(app, settings) -> set[str]:
@@ -187,6 +189,9 @@ def main() -> None:
             settings.check_secrets()
         except InsecureSecrets as exc:
             sys.exit(f"crownstream worker: {exc}")
+        from crownstream.tracing import otel
+
+        otel.configure(settings.otlp_endpoint, settings.otel_service_name, settings.worker_url)
     from crownstream.app import app
     from crownstream.web import all as _everything  # noqa: F401  (registers agents, tables, views)
 

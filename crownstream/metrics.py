@@ -5,6 +5,11 @@ from __future__ import annotations
 from prometheus_client import Counter, Gauge, Histogram
 
 EVENTS_IN = Counter("crownstream_events_in_total", "Valid events consumed, by topic and type.", ["topic", "type"])
+AGENT_RECORDS = Counter(
+    "crownstream_agent_records_total",
+    "Records an agent processed, by agent and outcome (applied, dead_lettered).",
+    ["agent", "outcome"],
+)
 EVENTS_OUT = Counter("crownstream_events_out_total", "Events produced by agents, by topic and type.", ["topic", "type"])
 DEAD_LETTERS = Counter(
     "crownstream_dead_letters_total",
@@ -32,6 +37,21 @@ DELIVERY_SECONDS = Histogram(
     "Time of one delivery attempt (send and wait for the answer), by channel.",
     ["channel"],
     buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0),
+)
+DELIVERY_BACKLOG = Gauge(
+    "crownstream_delivery_backlog",
+    "Deliveries not done yet in the ledger, by channel and state (pending: not tried yet; failed: waiting for a "
+    "retry; sending: leased). The same for every worker (read from the shared ledger): aggregate with max().",
+    ["channel", "state"],
+)
+DELIVERY_OLDEST_PENDING = Gauge(
+    "crownstream_delivery_oldest_pending_seconds",
+    "Age of the oldest delivery not done yet (pending, failed or sending), by channel; 0 when there is none.",
+    ["channel"],
+)
+WEBHOOK_ENDPOINTS_DISABLED = Gauge(
+    "crownstream_webhook_endpoints_disabled",
+    "Webhook endpoints that no longer receive deliveries (disabled after failing for days, or by their owner).",
 )
 DELIVERY_RECLAIMS = Counter(
     "crownstream_delivery_reclaims_total",

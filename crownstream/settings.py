@@ -261,6 +261,15 @@ class Settings(BaseSettings):
     metrics_refresh_s: float = Field(
         10.0, gt=0, description="How often a worker refreshes its consumer-lag and table-size gauges."
     )
+    otlp_endpoint: str | None = Field(
+        None,
+        description="OTLP/HTTP collector base URL (e.g. http://127.0.0.1:4318): spans of every hop are exported "
+        "there; unset, nothing is exported (trace headers are carried on the records either way).",
+    )
+    otel_service_name: str = Field("crownstream", min_length=1, description="service.name of exported spans.")
+    backlog_refresh_s: float = Field(
+        15.0, gt=0, description="How often a worker reads the delivery backlog and disabled endpoints for /metrics."
+    )
 
     @model_validator(mode="after")
     def _min_insync_within_replication(self) -> Settings:

@@ -74,6 +74,12 @@ class DeliveryRequest(Model):
     data: dict[str, Any] = Field(default_factory=dict, description="Type-specific fields for templates.")
     contact: Contact = Field(default_factory=Contact)
     items: list[DigestItem] = Field(default_factory=list, description="kind=digest: the notifications it folds.")
+    traceparent: str | None = Field(
+        None,
+        max_length=55,
+        description="W3C trace context of the fan-out that made it: set by the sink from the record's header and "
+        "kept in the ledger, so a retry hours later still continues the source event's trace.",
+    )
 
     def encode(self) -> bytes:
         return orjson.dumps(self.model_dump(mode="json"))

@@ -355,6 +355,21 @@ class Ledger:
             )
             return result.rowcount
 
+    async def backlog(self) -> list[tuple[str, str, int, float]]:
+        """Deliveries not done yet, per (channel, state: pending | failed | sending): how many, and the age in
+        seconds of the oldest (since it was accepted). Reads only rows the due index covers."""
+        async with self.engine.connect() as conn:
+            rows = (
+                await conn.execute(
+                    text("""
+                    SELECT channel, state, count(*), EXTRACT(EPOCH FROM now() - min(created_at))
+                      FROM deliveries WHERE state IN ('pending', 'failed', 'sending')
+                     GROUP BY channel, state
+                """)
+                )
+            ).all()
+        return [(channel, state, int(count), float(age or 0.0)) for channel, state, count, age in rows]
+
     async def states(self, channel: str | None = None) -> dict[str, int]:
         query = "SELECT state, count(*) FROM deliveries"
         params: dict[str, Any] = {}

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select, text, update
+from sqlalchemy import func, select, text, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from crownstream.sinks.signing import generate_secret
@@ -148,3 +148,9 @@ async def mark_failing(engine: AsyncEngine, endpoint_id: str, disable_after_s: f
             {"id": endpoint_id, "after": float(disable_after_s), "reason": reason[:2000]},
         )
         return disabled.first() is not None
+
+
+async def count_disabled(engine: AsyncEngine) -> int:
+    """Endpoints that no longer receive deliveries (disabled after failing, or by their owner)."""
+    async with engine.connect() as conn:
+        return int((await conn.execute(select(func.count()).select_from(t).where(~t.c.enabled))).scalar_one())

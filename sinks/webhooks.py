@@ -31,7 +31,9 @@ from crownstream.sinks.outbound import failure_category, is_permanent_refusal, p
 from crownstream.sinks.retry import parse_delay
 from crownstream.sinks.signing import signer
 from crownstream.sinks.targets import REFUSED, TargetRefused, parse_target
+from crownstream.sinks.trace import delivery_trace, traced_delivery
 from crownstream.sinks.webhook_endpoints import Endpoint, endpoints_of, get_endpoints, mark_failing, mark_healthy
+from crownstream.tracing.context import HEADER as TRACE_HEADER
 
 log = logging.getLogger(__name__)
 
@@ -132,17 +134,23 @@ class WebhookSink(Sink):
         except TargetRefused as exc:
             return await self._refused(endpoint, exc, digest)
         headers = signer(endpoint.secrets).headers(claimed.dedup_key, body)
+        trace = delivery_trace(claimed)
+        if trace is not None:
+            headers = {**headers, TRACE_HEADER: trace[0].header}
         assert self._client is not None, "WebhookSink.start() was not called"
         text = b""
         try:
-            async with asyncio.timeout(s.webhook_timeout_s):
-                async with self._client.post(
-                    endpoint.url, data=body, headers=headers, allow_redirects=False
-                ) as response:
-                    code = response.status
-                    retry_after = parse_delay(response.headers.get("retry-after"))
-                    if not 200 <= code < 300:
-                        text, _ = await read_capped_aiohttp(response, s.sink_response_body_max_bytes)
+            with traced_delivery(trace, claimed, endpoint.url) as span:
+                async with asyncio.timeout(s.webhook_timeout_s):
+                    async with self._client.post(
+                        endpoint.url, data=body, headers=headers, allow_redirects=False
+                    ) as response:
+                        code = response.status
+                        if span is not None:
+                            span.set_attribute("http.response.status_code", code)
+                        retry_after = parse_delay(response.headers.get("retry-after"))
+                        if not 200 <= code < 300:
+                            text, _ = await read_capped_aiohttp(response, s.sink_response_body_max_bytes)
         except TargetRefused as exc:  # from the resolver: the name resolves to a refused address (or none)
             if is_permanent_refusal(exc):
                 return await self._refused(endpoint, exc, digest)

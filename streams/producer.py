@@ -22,6 +22,10 @@ from crownstream.schemas.events import Envelope
 from crownstream.settings import Settings, get_settings
 from crownstream.streams.errors import BrokerUnavailable
 from crownstream.streams.topics import key_for, topic_for
+from crownstream.tracing import otel
+from crownstream.tracing.context import HEADER as TRACE_HEADER
+from crownstream.tracing.context import TraceContext, for_event
+from crownstream.tracing.context import parse as parse_traceparent
 
 
 class EventRecord(NamedTuple):
@@ -33,12 +37,20 @@ class EventRecord(NamedTuple):
     headers: list[tuple[str, bytes]]
 
 
-def event_record(model: Envelope, settings: Settings) -> EventRecord:
+def event_record(model: Envelope, settings: Settings, trace: TraceContext | None = None) -> EventRecord:
+    """``trace``: the context the event continues (a caller's span); by default the one its event id derives, so a
+    resent event is the same trace (crownstream/tracing/context.py)."""
+    trace = trace or for_event(model.event_id)
     return EventRecord(
         topic_for(model.type).full_name(settings),
         key_for(model),
         encode(model),
-        [("type", model.type.encode()), ("schema_version", str(model.schema_version).encode())],
+        [
+            ("type", model.type.encode()),
+            ("schema_version", str(model.schema_version).encode()),
+            ("event_id", model.event_id.encode()),
+            (TRACE_HEADER, trace.header.encode()),
+        ],
     )
 
 
@@ -78,13 +90,19 @@ class EventProducer:
         finally:
             await self._producer.stop()
 
-    async def send(self, event: Envelope | Mapping[str, Any]) -> asyncio.Future:
+    async def send(self, event: Envelope | Mapping[str, Any], traceparent: str | None = None) -> asyncio.Future:
         """Validate ``event`` (a model or a dict), queue it for its topic and key, return its delivery future.
 
+        ``traceparent``: the W3C trace context of the caller's span, when the event is part of a trace the backend
+        already follows; without one (or with an invalid one) the event starts the trace its id derives.
         Raises ``InvalidEvent`` before anything is sent if the event breaks the contract.
         """
-        record = event_record(validate(dict(event) if isinstance(event, Mapping) else event), self._settings)
-        future = await self._producer.send(record.topic, value=record.value, key=record.key, headers=record.headers)
+        model = validate(dict(event) if isinstance(event, Mapping) else event)
+        caller = parse_traceparent(traceparent)
+        trace = caller.child("send", model.event_id) if caller is not None else for_event(model.event_id)
+        record = event_record(model, self._settings, trace)
+        with otel.send_span(trace, record.topic, model.event_id, model.type, caller):
+            future = await self._producer.send(record.topic, value=record.value, key=record.key, headers=record.headers)
         self._pending.add(future)
         future.add_done_callback(self._pending.discard)
         return future

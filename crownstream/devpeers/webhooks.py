@@ -32,6 +32,7 @@ class Received:
     raw: Counter = field(default_factory=Counter)  # webhook-id -> requests that verified
     successes: Counter = field(default_factory=Counter)  # webhook-id -> 2xx answers given
     bodies: dict = field(default_factory=dict)  # webhook-id -> parsed body (last)
+    traceparents: dict = field(default_factory=dict)  # webhook-id -> W3C traceparent header (last)
     bad_signatures: int = 0
     failures_answered: int = 0
 
@@ -124,6 +125,8 @@ class WebhookReceiver(ThreadedServer):
         with self.lock:
             got.successes[msg_id] += 1
             got.bodies[msg_id] = parsed
+            if "traceparent" in request.headers:
+                got.traceparents[msg_id] = request.headers["traceparent"]
         return web.Response(status=204)
 
     # --- what tests read -------------------------------------------------------------------------------

@@ -35,10 +35,17 @@ from crownstream.engine.install import install
 from crownstream.engine.state import EngineState, state_of
 
 
-async def send_batch(app: Any, topic: str, partition: int, records: list[tuple[bytes | None, bytes]]) -> None:
+async def send_batch(
+    app: Any,
+    topic: str,
+    partition: int,
+    records: list[tuple[bytes | None, bytes]],
+    headers: list[tuple[str, bytes]] | None = None,
+) -> None:
     """``records`` (key, value) to ``topic``'s ``partition`` as one batch, in the transaction of the input
-    partition of the event being processed (``transactions.InputPartitionTransactionManager.send_batch``)."""
-    await app.consumer.transactions.send_batch(topic, partition, records)
+    partition of the event being processed (``transactions.InputPartitionTransactionManager.send_batch``), each
+    with ``headers``."""
+    await app.consumer.transactions.send_batch(topic, partition, records, headers)
 
 
 __all__ = [

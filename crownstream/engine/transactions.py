@@ -60,7 +60,11 @@ class InputPartitionTransactionManager(TransactionManager):
         return await super().send(topic, key, value, partition, timestamp, headers, transactional_id=transactional_id)
 
     async def send_batch(
-        self, topic: str, partition: int, records: list[tuple[bytes | None, bytes | None]]
+        self,
+        topic: str,
+        partition: int,
+        records: list[tuple[bytes | None, bytes | None]],
+        headers: list[tuple[str, bytes]] | None = None,
     ) -> asyncio.Future[Any] | None:
         """All of one event's outputs for one partition, in the input partition's transaction, appended to the
         producer's open record batch for that partition.
@@ -76,6 +80,7 @@ class InputPartitionTransactionManager(TransactionManager):
         broker — every event then waited a broker round trip (the standings agent sat idle over half the time
         at ~4 ms a lobby). Delivery is not awaited here: a record that fails fails its transaction, and the
         commit that would carry the event's offset raises instead (the same as Faust's buffered table writes).
+        ``headers`` go on every record (an event's outputs share its trace context).
         Returns the delivery future of the last record (None for no records).
         """
         event = current_event()
@@ -96,9 +101,10 @@ class InputPartitionTransactionManager(TransactionManager):
             append = producer._message_accumulator.add_message
             tp = TopicPartition(topic, partition)
             timeout = producer._request_timeout_ms / 1000
+            record_headers = headers or []
             for key, value in records:
-                key_bytes, value_bytes = producer._serialize(key, value, [])  # raises for an oversize record
-                last = await append(tp, key_bytes, value_bytes, timeout)
+                key_bytes, value_bytes = producer._serialize(key, value, record_headers)  # raises if oversize
+                last = await append(tp, key_bytes, value_bytes, timeout, headers=record_headers)
         return last
 
     def _input_transactional_id(self, event: EventT[Any]) -> str:

@@ -1,0 +1,70 @@
+"""Trace context through the agents: the context a record arrived with, the span its processing runs under, and
+the ``traceparent`` header every output of that processing carries.
+
+``processing_span`` wraps one record's handling (agents/decoding.py does it for every agent). While it runs,
+``outgoing_headers()`` gives the header for its outputs — read from a context variable, so the send paths
+(``notifications_common.send_records``, the standings agent's ``emit_encoded``) need no extra argument and a
+record's outputs in every topic share its span. A record without a ``traceparent`` (a producer that sets none)
+starts the trace its event id derives (``context.for_event``); an internal record without one (written before
+trace headers existed) is processed untraced. When OTLP export is on (``otel``), each processing is also a span.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
+from contextvars import ContextVar
+from typing import Any
+
+from crownstream.tracing import otel
+from crownstream.tracing.context import HEADER, TraceContext, for_event, parse, processing
+
+_current: ContextVar[TraceContext | None] = ContextVar("crownstream_trace_context", default=None)
+_HEADER_BYTES = HEADER.encode()
+
+
+def header_value(headers: Mapping[str, bytes] | Iterable[tuple[str, bytes]] | None) -> bytes | None:
+    """The ``traceparent`` of a record's headers (Faust gives a list of pairs, or a dict)."""
+    if not headers:
+        return None
+    items = headers.items() if isinstance(headers, Mapping) else headers
+    for name, value in items:
+        if name in (HEADER, _HEADER_BYTES):
+            return value
+    return None
+
+
+def incoming(headers: Any) -> TraceContext | None:
+    return parse(header_value(headers))
+
+
+def current() -> TraceContext | None:
+    """The span of the record being processed, if it is traced."""
+    return _current.get()
+
+
+def outgoing_headers() -> list[tuple[str, bytes]]:
+    """Headers for the outputs of the record being processed: its span as their parent (none if untraced)."""
+    ctx = _current.get()
+    return [] if ctx is None else [(HEADER, ctx.header.encode())]
+
+
+@contextmanager
+def processing_span(
+    message: Any, agent: str, event_id: str | None = None, event_type: str | None = None
+) -> Iterator[TraceContext | None]:
+    """Run one record's handling under its span. ``message``: Faust's (topic, partition, offset, key, headers);
+    ``event_id``: the decoded event's, which derives a trace for a record that came without one."""
+    parent = incoming(message.headers)
+    if parent is None and event_id is not None:
+        parent = for_event(event_id)
+    if parent is None:
+        yield None
+        return
+    ctx = processing(parent, message.topic, message.partition, message.key, event_id)
+    token = _current.set(ctx)
+    try:
+        with otel.consumer_span(ctx, parent, message, agent, event_id, event_type):
+            yield ctx
+    finally:
+        _current.reset(token)
