@@ -57,6 +57,7 @@ class Summary:
     verified: bool = False
     problems: list[str] = field(default_factory=list)
     leaderboard_url: str = ""
+    trace: str = ""  # crownstream trace of one match.completed
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -331,6 +332,7 @@ async def run_demo(
     summary.deliveries = await channels.reconcile(settings, timeout=180, on_progress=delivering)
     if summary.deliveries is not None and not summary.deliveries.matches:
         summary.problems.append("what the receivers got differs from the committed delivery requests (see above)")
+    summary.trace = await trace_of_one_result(settings, tournament_events, getattr(channels, "database_url", None))
     crashed = [w for w in group.workers if not w.alive()]
     for worker in crashed:
         summary.problems.append(
@@ -339,6 +341,27 @@ async def run_demo(
     serving = next((w for w in group.workers if w.alive()), group.workers[0])
     summary.leaderboard_url = f"{serving.url}/tournaments/{args.tournament}/leaderboard?stage={BR_STAGE}"
     return summary
+
+
+async def trace_of_one_result(settings: Settings, events: list[dict[str, Any]], database_url: str | None) -> str:
+    """What ``crownstream trace`` says of the last battle-royale result, for two players: one on every channel,
+    one whose match-result emails go to a daily digest."""
+    from crownstream.demo.channels import DIGEST_USER, WEBHOOK_USERS
+    from crownstream.trace_report import render, trace_event
+
+    results = [e for e in events if e["type"] == "match.completed" and e.get("stage_id") == BR_STAGE]
+    if not results:
+        return ""
+    event_id = results[-1]["event_id"]
+    if database_url:
+        settings = settings.model_copy(update={"database_url": database_url})
+    report = await trace_event(event_id, since_s=3600, settings=settings)
+    shown = [
+        f"$ crownstream trace {event_id} --user {user}\n{render(report.for_user(user))}"
+        for user in (WEBHOOK_USERS[1], DIGEST_USER)
+    ]
+    summary = render(report).splitlines()[-1].strip()
+    return "\n".join([*shown, f"(the whole trace: {summary})"])
 
 
 def print_summary(summary: Summary, args: argparse.Namespace, group: WorkerGroup) -> None:
@@ -369,6 +392,9 @@ def print_summary(summary: Summary, args: argparse.Namespace, group: WorkerGroup
         say("")
         for line in summary.deliveries.lines():
             say(line)
+    if summary.trace:
+        say("\nOne match result followed end to end (crownstream trace):")
+        say(summary.trace)
     say(f"Standings equal a recompute from the events: {'yes' if summary.verified else 'NO'}")
     for problem in summary.problems:
         say(f"PROBLEM: {problem}")
