@@ -191,6 +191,11 @@ async def check_deliveries(out: str, kafka_bootstrap: str, demo_database_url: st
     assert re.search(r"Sample webhook id: [0-9a-f]{64}", out)
     assert "user-04-1 gets match results in a daily digest at 08:00 Europe/Berlin: 0 match-result emails" in out
     assert "Deliveries match the requests: yes" in out
+    # The trace of one result, for a player on every channel and one whose result emails go to a digest.
+    assert re.search(r"\$ crownstream trace demo-cup:br-m\d:\S+ --user user-02-1\ntrace [0-9a-f]{32} of event", out)
+    assert re.search(r"crownstream\.deliveries\.webhook\[\d+\]@\d+ .* webhook \S+ to user-02-1", out)
+    assert "email to user-04-1: held, digest: held for the user's digest" in out
+    assert re.search(r"\(the whole trace: \d+ records, \d+ delivery requests \(\d+ sent\)", out)
 
 
 @pytest.mark.timeout(600)

@@ -30,6 +30,15 @@ FORBIDDEN = {
     "standings": ("crownstream.web", "crownstream.agents", "crownstream.sinks"),
     "notifications": ("crownstream.web", "crownstream.agents", "crownstream.sinks"),
     "schemas": ("crownstream.web", "crownstream.agents", "crownstream.sinks"),
+    # Trace context sits under everything that sends or consumes records: it knows no topic, agent or sink.
+    "crownstream/tracing": (
+        "crownstream.web",
+        "crownstream.agents",
+        "crownstream.sinks",
+        "crownstream.streams",
+        "crownstream.app",
+        "crownstream.engine",
+    ),
 }
 
 
