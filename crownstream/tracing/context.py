@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import re
-from dataclasses import dataclass
+from typing import NamedTuple
 
 HEADER = "traceparent"
 _TRACEPARENT = re.compile(r"^([0-9a-f]{2})-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})(-.*)?$")
@@ -23,11 +23,7 @@ _SEP = b"\x1f"
 
 
 def _digest(*parts: str | bytes) -> bytes:
-    h = hashlib.sha256()
-    for part in parts:
-        h.update(part if isinstance(part, bytes) else part.encode())
-        h.update(_SEP)
-    return h.digest()
+    return hashlib.sha256(_SEP.join([part if isinstance(part, bytes) else part.encode() for part in parts])).digest()
 
 
 def _nonzero(hex_id: str) -> str:
@@ -35,8 +31,9 @@ def _nonzero(hex_id: str) -> str:
     return hex_id if hex_id.strip("0") else hex_id[:-1] + "1"
 
 
-@dataclass(frozen=True, slots=True)
-class TraceContext:
+class TraceContext(NamedTuple):
+    """Immutable (a NamedTuple: built for every processed record, it must be cheap to make)."""
+
     trace_id: str  # 32 lowercase hex digits
     span_id: str  # 16 lowercase hex digits: the span this context's holder runs under (its children's parent)
     sampled: bool = True
@@ -45,7 +42,11 @@ class TraceContext:
     def header(self) -> str:
         return f"00-{self.trace_id}-{self.span_id}-{'01' if self.sampled else '00'}"
 
-    def child(self, *place: str) -> TraceContext:
+    @property
+    def header_bytes(self) -> bytes:
+        return self.header.encode()
+
+    def child(self, *place: str | bytes) -> TraceContext:
         """The span of work done at ``place`` on behalf of this one: same trace, a span id derived from both."""
         return TraceContext(self.trace_id, _nonzero(_digest(self.span_id, *place)[:8].hex()), self.sampled)
 
@@ -60,13 +61,25 @@ def parse(value: str | bytes | None) -> TraceContext | None:
             value = value.decode("ascii")
         except UnicodeDecodeError:
             return None
+    cached = _parsed.get(value)
+    if cached is not None:
+        return cached
     match = _TRACEPARENT.match(value.strip())
     if match is None:
         return None
     version, trace_id, span_id, flags, rest = match.groups()
     if version == "ff" or (version == "00" and rest) or trace_id == _ZERO_TRACE or span_id == _ZERO_SPAN:
         return None
-    return TraceContext(trace_id, span_id, bool(int(flags, 16) & 1))
+    ctx = TraceContext(trace_id, span_id, bool(int(flags, 16) & 1))
+    if len(_parsed) >= _PARSED_MAX:
+        _parsed.clear()
+    _parsed[value] = ctx
+    return ctx
+
+
+# Records of one fan-out share their parent's header: each is parsed once (contexts are immutable).
+_parsed: dict[str, TraceContext] = {}
+_PARSED_MAX = 4096
 
 
 def for_event(event_id: str) -> TraceContext:
@@ -86,7 +99,11 @@ def processing(
     """The span under which a record of ``topic``/``partition`` with ``key`` (and ``event_id``, for an event: one
     input can write several events of one key, e.g. a result's ranking changes) was processed, given the context
     it arrived with. Its outputs carry it as their parent."""
-    return parent.child("process", topic, str(partition), (key or b"").hex(), event_id or "")
+    # The material built directly, not through child(): this runs for every record processed.
+    material = _SEP.join(
+        (parent.span_id.encode(), b"process", topic.encode(), b"%d" % partition, key or b"", (event_id or "").encode())
+    )
+    return TraceContext(parent.trace_id, _nonzero(hashlib.sha256(material).digest()[:8].hex()), parent.sampled)
 
 
 def delivery(parent: TraceContext, dedup_key: str, target: str) -> TraceContext:

@@ -11,8 +11,7 @@ trace headers existed) is processed untraced. When OTLP export is on (``otel``),
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Iterable, Mapping
 from contextvars import ContextVar
 from typing import Any
 
@@ -46,25 +45,38 @@ def current() -> TraceContext | None:
 def outgoing_headers() -> list[tuple[str, bytes]]:
     """Headers for the outputs of the record being processed: its span as their parent (none if untraced)."""
     ctx = _current.get()
-    return [] if ctx is None else [(HEADER, ctx.header.encode())]
+    return [] if ctx is None else [(HEADER, ctx.header_bytes)]
 
 
-@contextmanager
-def processing_span(
-    message: Any, agent: str, event_id: str | None = None, event_type: str | None = None
-) -> Iterator[TraceContext | None]:
+class processing_span:
     """Run one record's handling under its span. ``message``: Faust's (topic, partition, offset, key, headers);
-    ``event_id``: the decoded event's, which derives a trace for a record that came without one."""
-    parent = incoming(message.headers)
-    if parent is None and event_id is not None:
-        parent = for_event(event_id)
-    if parent is None:
-        yield None
-        return
-    ctx = processing(parent, message.topic, message.partition, message.key, event_id)
-    token = _current.set(ctx)
-    try:
-        with otel.consumer_span(ctx, parent, message, agent, event_id, event_type):
-            yield ctx
-    finally:
-        _current.reset(token)
+    ``event_id``: the decoded event's, which derives a trace for a record that came without one. Yields the span's
+    context (None: untraced). A class, not a generator: it runs for every record processed."""
+
+    __slots__ = ("_ctx", "_span", "_token")
+
+    def __init__(self, message: Any, agent: str, event_id: str | None = None, event_type: str | None = None) -> None:
+        self._ctx: TraceContext | None = None
+        self._span: Any = None
+        self._token: Any = None
+        parent = incoming(message.headers)
+        if parent is None and event_id is not None:
+            parent = for_event(event_id)
+        if parent is None:
+            return
+        self._ctx = processing(parent, message.topic, message.partition, message.key, event_id)
+        if otel.enabled():
+            self._span = otel.consumer_span(self._ctx, parent, message, agent, event_id, event_type)
+
+    def __enter__(self) -> TraceContext | None:
+        if self._ctx is not None:
+            self._token = _current.set(self._ctx)
+            if self._span is not None:
+                self._span.__enter__()
+        return self._ctx
+
+    def __exit__(self, *exc_info: Any) -> None:
+        if self._ctx is not None:
+            _current.reset(self._token)
+            if self._span is not None:
+                self._span.__exit__(*exc_info)
