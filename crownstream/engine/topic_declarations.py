@@ -24,6 +24,8 @@ from typing import Any, cast
 from aiokafka import TopicPartition
 from aiokafka.client import AIOKafkaClient
 from aiokafka.cluster import ClusterMetadata
+from aiokafka.errors import KafkaError
+from aiokafka.protocol.metadata import MetadataRequest
 
 from crownstream.engine.producer import _StateTrackingProducer
 from crownstream.engine.state import state_of
@@ -95,16 +97,37 @@ def every_partition_led(cluster: ClusterMetadata, topic: str, partitions: int) -
 
 
 async def _until_visible(client: AIOKafkaClient, topic: str, partitions: int, timeout: float = 30.0) -> None:
-    """Wait until the broker's metadata lists the new topic with a leader for every partition. The consumer
+    """Wait until every broker's metadata lists the new topic with a leader for every partition. The consumer
     subscribes right after the tables declare their changelogs; a group joined while a busy broker (thousands of
     partitions to load after a start) does not list them yet assigns none of their partitions ("Ignoring missing
-    topic"), and nothing makes the worker join again: its tables then fail every write (PartitionsMismatch)."""
+    topic"), and nothing makes the worker join again: its tables then fail every write (PartitionsMismatch).
+    Every broker, not the one that answered: aiokafka asks a random broker for metadata, and on three brokers a
+    loaded one may not have applied the new topic yet (seen: a worker's changelog 'has 0 partitions' a minute after
+    its creation, tests/integration/test_cluster_failover.py)."""
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout
     while True:
-        if every_partition_led(await client.fetch_all_metadata(), topic, partitions):
+        if await _led_on_every_broker(client, topic, partitions):
             return
         if loop.time() > deadline:
-            log.warning("topic %s created but not in the broker's metadata after %.0f s; going on", topic, timeout)
+            log.warning("topic %s created but not in the brokers' metadata after %.0f s; going on", topic, timeout)
             return
         await asyncio.sleep(0.1)
+
+
+async def _led_on_every_broker(client: AIOKafkaClient, topic: str, partitions: int) -> bool:
+    """Each broker the client knows answers a metadata request for ``topic`` with every partition led (a broker
+    that cannot be reached is not waited for: the consumer cannot ask it either)."""
+    cluster = await client.fetch_all_metadata()
+    if not every_partition_led(cluster, topic, partitions):
+        return False
+    for node_id in [broker.nodeId for broker in cluster.brokers()]:
+        try:
+            response = await client.send(node_id, MetadataRequest([topic]))
+        except (TimeoutError, KafkaError, OSError):
+            continue
+        view = ClusterMetadata()
+        view.update_metadata(response)
+        if not every_partition_led(view, topic, partitions):
+            return False
+    return True

@@ -341,6 +341,10 @@ CONTRACT: list[Use] = [
     Use("F17", AIO_CLIENT, "fetch_all_metadata", "call", ()),
     Use("F17", "aiokafka.cluster:ClusterMetadata", "partitions_for_topic", "call", ("topic",)),
     Use("F17", "aiokafka.cluster:ClusterMetadata", "leader_for_partition", "call", ("partition",)),
+    # the wait asks every broker (a random one answers fetch_all_metadata)
+    Use("F17", AIO_CLIENT, "send", "call", ("node_id", "request")),
+    Use("F17", "aiokafka.cluster:ClusterMetadata", "update_metadata", "call", ("metadata",)),
+    Use("F17", "aiokafka.cluster:ClusterMetadata", "brokers", "call", ()),
     # F18 Faust's own views off
     Use("F18", "faust.web.base:Web", "default_blueprints", "attr"),
     Use("F18", "faust.web.base:Web", "production_blueprints", "attr"),
