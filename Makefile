@@ -3,7 +3,7 @@ SHELL := /bin/bash
 VENV := .venv
 PY := $(VENV)/bin/python
 
-.PHONY: demo test check soak bench bootstrap services-up services-down unit clean
+.PHONY: demo test check soak failover bench bootstrap services-up services-down unit clean
 
 demo: bootstrap            ## Stream a demo tournament through the whole pipeline
 	deploy/with-services.sh $(PY) -m crownstream.demo
@@ -18,6 +18,9 @@ check: bootstrap           ## Static checks: ruff (lint and format) and mypy (st
 
 soak: bootstrap            ## Operational soak scenario: 3 workers scaled 3->2->3, kill -9, broker restart
 	deploy/with-services.sh $(PY) -m pytest -m soak -s tests/integration/test_cluster_operations.py
+
+failover: bootstrap       ## Three brokers: leader and coordinator killed, rolling restart, 5 runs (not in `make test`)
+	deploy/with-services.sh $(PY) -m pytest -m failover -s tests/integration/test_cluster_failover.py
 
 unit: bootstrap            ## Unit tests only (no broker needed)
 	$(PY) -m pytest tests/unit

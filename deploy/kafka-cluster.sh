@@ -15,6 +15,7 @@
 #   deploy/kafka-cluster.sh restart-node N   stop-node, start-node
 #   deploy/kafka-cluster.sh wait-in-sync     wait (120 s at most) until every partition has all replicas in sync
 #   deploy/kafka-cluster.sh pid N            print node N's pid
+#   deploy/kafka-cluster.sh transactions     list the transactions the coordinators know: id, coordinator, state
 # Settings: CROWNSTREAM_KAFKA_CLUSTER_NODES (3), CROWNSTREAM_KAFKA_CLUSTER_PORT (19192: node i serves clients on
 # PORT+2(i-1) and the quorum on the port after it), CROWNSTREAM_KAFKA_CLUSTER_HEAP (512m per node).
 set -euo pipefail
@@ -142,5 +143,6 @@ case "${1:-}" in
   restart-node) check_node "${2:-}"; kafka_stop "$(node_dir "$2")" "node $2"; start_node "$2" ;;
   wait-in-sync) wait_in_sync ;;
   pid) check_node "${2:-}"; pid_alive "$(node_dir "$2")/kafka.pid" && cat "$(node_dir "$2")/kafka.pid" ;;
-  *) echo "usage: $0 {fetch|start|stop|status|restart|reset|bootstrap|wait-in-sync} | {start-node|stop-node|kill-node|restart-node|pid} N" >&2; exit 2 ;;
+  transactions) kafka_java "$CDIR" "$REPO_ROOT/deploy/kafka/ListTransactions.java" "$(bootstrap)" ;;
+  *) echo "usage: $0 {fetch|start|stop|status|restart|reset|bootstrap|wait-in-sync|transactions} | {start-node|stop-node|kill-node|restart-node|pid} N" >&2; exit 2 ;;
 esac

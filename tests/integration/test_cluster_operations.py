@@ -27,21 +27,31 @@ import orjson
 import pytest
 from sqlalchemy import select, text
 
-from crownstream.demo.tournament import demo_tournament
 from crownstream.devpeers import DiscordStandIn, SmtpPeer, WebhookReceiver
 from crownstream.processes import free_port
-from crownstream.schemas.codec import validate
 from crownstream.settings import Settings
 from crownstream.sinks import db
 from crownstream.sinks.tables import feed_items
 from crownstream.sinks.webhook_endpoints import create_endpoint
-from crownstream.standings.battle_royale import recompute
-from crownstream.standings.br_inputs import LobbyRow, MatchResult, Override
-from crownstream.standings.rules import RuleSet
 from crownstream.streams.admin import ensure_topics
-from crownstream.streams.producer import EventProducer
-from crownstream.streams.topics import DELIVERIES, STANDINGS_EVENTS
-from tests.support.kafka_read import read_records, read_topic
+from crownstream.streams.topics import DELIVERIES
+from tests.support.kafka_read import read_records
+from tests.support.operations import (
+    TOURNAMENTS,
+    WIRED,
+    committed_outputs,
+    expected_standings,
+    ledger_rows,
+    preferences_events,
+    produce,
+    raw_answer,
+    standings_of,
+    tournament_events,
+    user_ids,
+)
+from tests.support.operations import request_differences as _request_differences
+from tests.support.operations import same_outputs as _same_outputs
+from tests.support.operations import settled as _settled
 from tests.support.services import REPO
 from tests.support.sinks import eventually, migrate, sink_worker_overrides
 from tests.support.workers import wait_all_ready
@@ -51,10 +61,6 @@ from tests.support.workers import wait_all_ready
 # (crownstream/engine/seek_epochs.py) and streams resumed before their seek (crownstream/engine/recovery.py).
 # README, Known limits.
 pytestmark = [pytest.mark.slow, pytest.mark.soak, pytest.mark.timeout(1200)]
-
-TOURNAMENTS = ("cup-a", "cup-b", "cup-c")
-STAGE = "br-finals"
-WIRED = {f"user-{team:02d}-{m}" for team in (1, 2) for m in range(1, 5)}  # also on Discord and webhooks
 
 
 @pytest.fixture
@@ -81,88 +87,6 @@ def own_kafka(unique_id):
         shutil.rmtree(state, ignore_errors=True)
 
 
-def user_ids() -> list[str]:
-    return [f"user-{team:02d}-{m}" for team in range(1, 17) for m in range(1, 5)]
-
-
-def preferences_events(discord: DiscordStandIn) -> list[dict]:
-    events = []
-    for user in user_ids():
-        prefs: dict = {"contact": {"email": f"{user}@players.example", "display_name": user}}
-        if user in WIRED:
-            prefs["contact"]["discord_webhook_url"] = discord.webhook_url(user)
-            prefs["types"] = {
-                "match.result": ["in_app", "email", "discord", "webhook"],
-                "ranking.changed": ["in_app", "webhook"],
-            }
-        events.append(
-            {
-                "type": "preferences.updated",
-                "event_id": f"prefs-{user}",
-                "schema_version": 1,
-                "occurred_at": "2026-11-24T17:00:00+00:00",
-                "user_id": user,
-                "preferences": prefs,
-            }
-        )
-    return events
-
-
-def tournament_events() -> list[dict]:
-    # Interleave the tournaments so that every worker has work during every phase.
-    streams = [demo_tournament(t, seed=11 + i, br_matches=4) for i, t in enumerate(TOURNAMENTS)]
-    merged = []
-    for i in range(max(map(len, streams))):
-        merged += [s[i] for s in streams if i < len(s)]
-    return merged
-
-
-def expected_standings(events: list[dict], tournament_id: str) -> list[tuple[str, int]]:
-    """The oracle: the pure engine's recompute from the tournament's events, not the streaming path."""
-    mine = [validate(e) for e in events if e.get("tournament_id") == tournament_id and e.get("stage_id") == STAGE]
-    rules = next(RuleSet.from_dict(e.rules.model_dump()) for e in mine if e.type == "stage.configured")
-    results = [
-        MatchResult(
-            e.stage_id,
-            e.match_id,
-            e.revision,
-            e.result.sequence,
-            e.occurred_at.isoformat(),
-            tuple(LobbyRow(p.team_id, p.placement, p.kills) for p in e.result.placements),
-        )
-        for e in mine
-        if e.type == "match.completed"
-    ]
-    overrides = [
-        Override(e.event_id, e.match_id, e.team_id, e.placement, e.kills, e.actor, e.reason, e.occurred_at.isoformat())
-        for e in mine
-        if e.type == "result.overridden"
-    ]
-    return [(s.team_id, s.total_points) for s in recompute(rules, results, overrides)]
-
-
-def standings_of(url: str, tournament_id: str) -> list[tuple[str, int]] | None:
-    try:
-        r = httpx.get(
-            f"{url}/tournaments/{tournament_id}/standings", params={"stage": STAGE, "limit": 1000}, timeout=10
-        )
-    except httpx.HTTPError:
-        return None
-    if r.status_code != 200:
-        return None
-    return [(row["team_id"], row["total_points"]) for row in r.json()["standings"]]
-
-
-def raw_answer(url: str, tournament_id: str) -> str:
-    """For a failure message: a worker's answer for the tournament's standings, as sent."""
-    path = f"/tournaments/{tournament_id}/standings?stage={STAGE}&limit=1000"
-    try:
-        r = httpx.get(url + path, timeout=10)
-    except httpx.HTTPError as exc:
-        return repr(exc)
-    return f"{r.status_code} {r.text[:1500]}"
-
-
 #: (wall-clock start, name) of each phase of the scenario, for placing records by their timestamps.
 PHASES: list[tuple[float, str]] = []
 
@@ -181,31 +105,6 @@ def phase_at(timestamp_ms: int) -> str:
     return current
 
 
-async def produce(settings: Settings, events: list[dict], pace: float = 0.02) -> None:
-    async with EventProducer(settings) as producer:
-        for i, event in enumerate(events):
-            await producer.send(event)
-            if i % 10 == 9:
-                await producer.flush()
-                await asyncio.sleep(pace)
-
-
-async def delivery_requests(settings: Settings) -> dict[str, list[dict]]:
-    """Committed delivery requests per channel."""
-    return {
-        channel: await read_topic(settings.kafka_bootstrap, spec.full_name(settings), settle=1.0)
-        for channel, spec in DELIVERIES.items()
-    }
-
-
-async def delivery_keys(settings: Settings) -> dict[str, Counter]:
-    """Committed delivery requests per channel, counted by dedup key."""
-    return {
-        channel: Counter(r["dedup_key"] for r in records)
-        for channel, records in (await delivery_requests(settings)).items()
-    }
-
-
 async def repeated_requests_report(settings: Settings) -> dict[str, dict]:
     """For the report: per channel, the notification types of the requests committed twice, and the phases in which
     their copies were produced (first copy -> later copy, by record timestamp)."""
@@ -222,35 +121,6 @@ async def repeated_requests_report(settings: Settings) -> dict[str, dict]:
             ),
         }
     return out
-
-
-async def ledger_rows(engine, keys: set[str]) -> dict[str, object]:
-    """For a failure message: where each of ``keys`` stands in the delivery ledger (absent: never accepted)."""
-    if not keys:
-        return {}
-    async with engine.connect() as conn:
-        rows = (
-            (
-                await conn.execute(
-                    text(
-                        "SELECT dedup_key, state, attempt_count, last_error, lease_until, claimed_by, "
-                        "notification_type, user_id "
-                        "FROM deliveries WHERE dedup_key = ANY(:keys)"
-                    ),
-                    {"keys": list(keys)},
-                )
-            )
-            .mappings()
-            .all()
-        )
-    found = {r["dedup_key"]: dict(r) for r in rows}
-    return {key: found.get(key, "not in the ledger") for key in sorted(keys)}
-
-
-async def committed_outputs(settings: Settings) -> Counter:
-    """Committed standings outputs, counted by (type, event id)."""
-    records = await read_topic(settings.kafka_bootstrap, STANDINGS_EVENTS.full_name(settings))
-    return Counter((r["type"], r["event_id"]) for r in records)
 
 
 async def test_scale_kill_and_broker_restart_lose_and_duplicate_nothing(
@@ -443,46 +313,3 @@ async def test_scale_kill_and_broker_restart_lose_and_duplicate_nothing(
             )
         finally:
             await engine.dispose()
-
-
-_last_counts: dict[str, tuple] = {}
-
-
-async def _settled(settings: Settings) -> dict[str, Counter] | None:
-    """The committed delivery requests once two reads in a row agree (fan-out has finished)."""
-    keys = await delivery_keys(settings)
-    signature = tuple(sum(c.values()) for c in keys.values())
-    previous = _last_counts.get(settings.topic_prefix)
-    _last_counts[settings.topic_prefix] = signature
-    return keys if previous == signature and sum(signature) > 0 else None
-
-
-async def _request_differences(settings: Settings, clean: Settings, requested: dict[str, Counter]) -> str:
-    """For a failure message: per channel, the requests only one of the two runs committed (by type and source
-    event), and whether the disturbed run committed them after its requests were taken as settled."""
-    now = await delivery_requests(settings)
-    clean_now = await delivery_requests(clean)
-    lines = []
-    for channel in DELIVERIES:
-        disturbed_by_key = {r["dedup_key"]: r for r in now[channel]}
-        clean_by_key = {r["dedup_key"]: r for r in clean_now[channel]}
-        by_key = disturbed_by_key | clean_by_key
-        only_clean = clean_by_key.keys() - set(requested[channel])
-        only_disturbed = set(requested[channel]) - clean_by_key.keys()
-        late = only_clean & disturbed_by_key.keys()
-        if not (only_clean or only_disturbed):
-            continue
-        described = Counter(
-            (by_key[k].get("notification_type"), by_key[k].get("source_event_id", "?"))
-            for k in only_clean | only_disturbed
-        )
-        lines.append(
-            f"{channel}: {len(only_clean)} only in the undisturbed run ({len(late)} of them committed by "
-            f"the disturbed run after it was taken as settled), {len(only_disturbed)} only in the disturbed "
-            f"run; by (type, source event): {dict(described.most_common(12))}"
-        )
-    return "delivery requests differ from the undisturbed run's:\n" + "\n".join(lines)
-
-
-async def _same_outputs(settings: Settings, expected: Counter) -> bool:
-    return await committed_outputs(settings) == expected
