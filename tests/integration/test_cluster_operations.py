@@ -21,6 +21,7 @@ import shutil
 import subprocess
 import time
 from collections import Counter
+from pathlib import Path
 
 import httpx
 import orjson
@@ -64,7 +65,7 @@ pytestmark = [pytest.mark.slow, pytest.mark.soak, pytest.mark.timeout(1200)]
 
 
 @pytest.fixture
-def own_kafka(unique_id):
+def own_kafka(unique_id, tmp_path):
     port, controller = free_port(), free_port()
     state = REPO / ".state" / f"test-kafka-{unique_id}"
     env = {
@@ -84,6 +85,14 @@ def own_kafka(unique_id):
         yield f"127.0.0.1:{port}", run
     finally:
         subprocess.run([script, "stop"], env=env, capture_output=True, timeout=180)
+        # For tracing a failure record by record (kafka.tools.DumpLogSegments on the stopped broker's logs, the
+        # workers' logs beside them): CROWNSTREAM_TEST_KEEP_KAFKA=<dir> keeps both there instead of deleting them.
+        keep = os.environ.get("CROWNSTREAM_TEST_KEEP_KAFKA")
+        if keep:
+            kept = Path(keep) / f"test-kafka-{unique_id}"
+            shutil.copytree(state, kept, dirs_exist_ok=True)
+            shutil.copytree(tmp_path, kept / "workers", dirs_exist_ok=True)
+            print(f"\nbroker data and worker logs kept in {kept}", flush=True)
         shutil.rmtree(state, ignore_errors=True)
 
 
