@@ -1,7 +1,8 @@
 """The worker's consumer: drops records fetched before their partition's last seek (UPSTREAM.md F8), releases a
 crashed agent's commit-gate holds before faust commits from its task (F3), holds partition resumes back while
-recovery completes (F12), and runs ``consumer_thread._LsoFromBrokerConsumerThread`` (W). Installed as
-``transport.CrownstreamTransport.Consumer`` (UPSTREAM.md W).
+recovery completes (F12), records the offsets a record skipped without the record itself (F20), and runs
+``consumer_thread._LsoFromBrokerConsumerThread`` (W). Installed as ``transport.CrownstreamTransport.Consumer``
+(UPSTREAM.md W).
 """
 
 from __future__ import annotations
@@ -58,6 +59,23 @@ class _Consumer(Consumer):
             self._deferred_resumes.append(set(tps))
             return
         super().resume_partitions(tps)
+
+    async def _add_gap(self, tp: TP, offset_from: int, offset_to: int) -> None:
+        """The offsets between the last record read and ``offset_to``, the record just read, as a gap: the offsets
+        no record will come for (under read_committed, a transaction marker or an aborted record), which Faust
+        counts as acknowledged when it computes what to commit.
+
+        Faust's ``_drain_messages`` passes the record's own offset as ``offset_to`` and ``_add_gap`` includes it
+        (``addi(offset_from, offset_to + 1)``), so that offset is acknowledged twice: once as part of the gap and
+        once when the agent acknowledges the record. ``_new_offset`` commits the first run of consecutive
+        acknowledged offsets, and the duplicate ends that run: every gap (one after every transaction of the
+        producer upstream) held the committed offset back for a commit interval, while the outputs of what was
+        processed after it committed in every transaction meanwhile. A worker taking over after a rebalance read
+        from that stale offset and emitted those outputs again: in the operations scenario's catch-up after the
+        broker restart, where every internal topic is a series of small transactions, the committed offset fell tens
+        of records behind per partition, and hundreds to thousands of delivery requests were committed twice (#15).
+        """
+        await super()._add_gap(tp, offset_from, offset_to - 1)
 
     def _new_consumer_thread(self) -> _LsoFromBrokerConsumerThread:
         return _LsoFromBrokerConsumerThread(self, loop=self.loop, beacon=self.beacon)

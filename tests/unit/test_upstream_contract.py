@@ -56,6 +56,7 @@ FIXES = {
     "F17": "topics declared once (crownstream/engine/topic_declarations.py)",
     "F18": "Faust's own unauthenticated web views off (crownstream/app.py CrownstreamWeb)",
     "F19": "committed offsets fetched stably, OffsetFetch v7 require_stable (crownstream/engine/offset_fetch.py)",
+    "F20": "an offset gap recorded without the record that follows it (crownstream/engine/consumer.py _add_gap)",
     "B1": "micro-batches: a partition's delivered events under one gate hold (crownstream/engine/batches.py)",
     "B2": "the micro-batch write cache in front of every table (crownstream/engine/write_cache.py)",
     "W": "the seams that install the fixes (crownstream/engine/install.py, CrownstreamTransport)",
@@ -233,6 +234,10 @@ CONTRACT: list[Use] = [
     Use("F8", FAUST_CONSUMER, "_wait_next_records", "override", ("timeout",), "coro"),
     Use("F8", FAUST_CONSUMER, "getmany", "override", ("timeout",), "asyncgen"),
     Use("F8", FAUST_CONSUMER, "getmany", "source", text="self._wait_next_records("),
+    # F20 a gap recorded with the record that ends it
+    Use("F20", FAUST_CONSUMER, "_add_gap", "override", ("tp", "offset_from", "offset_to"), "coro"),
+    Use("F20", FAUST_CONSUMER, "_drain_messages", "source", text="self._add_gap(tp, r_offset + 1, offset)"),
+    Use("F20", FAUST_CONSUMER, "_add_gap", "source", text="gap_for_tp.addi(offset_from, offset_to + 1)"),
     Use("F8 F15", FAUST_DELEGATE, "_thread", "attr"),
     # F9 standby seek of unknown offsets / unassigned partitions (also stamps seek epochs, F8)
     Use("F9 F8", THREAD, "_seek_wait", "override", ("consumer", "partitions"), "coro"),
