@@ -53,10 +53,10 @@ def postgres_dsn() -> str:
     return ensure_postgres()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def kafka_cluster_bootstrap_servers():
     """The three-broker cluster (deploy/kafka-cluster.sh): started if it is not running, and then stopped after the
-    session (it takes three JVMs; nothing else uses it); left running if it was."""
+    module's tests (three JVMs that nothing else in the suite uses); left running if it was."""
     started = not kafka_cluster_running()
     if started:
         kafka_cluster("start")
