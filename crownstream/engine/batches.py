@@ -12,7 +12,15 @@ consumer fetched a partition at a time instead. ``gated_batches`` does the same 
   writes (flushed at its end, ``write_cache``) and its offsets commit in one transaction, or none of it does;
 - the events taken from the channel are tracked and acknowledged as Faust's own iterator does (a message of a
   generation that ended, or while flow control is suspended for a rebalance, is acknowledged unprocessed, as
-  Faust does: the new generation re-reads from the committed offset), after the batch is processed.
+  Faust does: the new generation re-reads from the committed offset), after the batch is processed;
+- every event of a batch is acknowledged right after the batch, the first one (from ``stream.events()``) too, with
+  Faust's own acks off as ``Stream.take`` does. Faust acknowledges an event it handed out only when its iterator is
+  asked for the next one, and a batch that starts with an event already taken from the channel (the previous batch
+  met it: another partition's) does not ask: while a backlog of several partitions interleaves in the channel, a
+  batch's first event stayed unacknowledged batch after batch. Faust commits a partition's offsets only up to the
+  first unacknowledged one, so the outputs of every later event of that partition committed in transactions whose
+  offsets did not cover them, and the next owner after a rebalance processed them all again: the delivery requests
+  committed twice upstream in the operations scenario's catch-up after the broker restart (#15).
 A batch never holds the gates of two partitions: a committer takes gates in one order, and a batch that held one
 while waiting for another could deadlock with it. An event of another partition ends the batch and starts the next.
 
@@ -145,23 +153,29 @@ class _Channel:
 
 async def gated_batches(app: Any, stream: faust.StreamT[Any], max_events: int) -> AsyncIterator[Batch]:
     """The agent's events as batches of one input partition (module docstring). The batch's table writes are
-    flushed when the agent is done with it, and the events taken from the channel acknowledged after that."""
+    flushed when the agent is done with it, and its events acknowledged after that."""
     gates = gate_for(app)
     pause = state_of(app).rebalance_pause
     channel = _Channel(app, stream)
+    # Faust's iterator acknowledges what it yielded only when asked for the next event, which a batch started by
+    # ``pending`` never does (module docstring): every processed event is acknowledged here instead, after its batch.
+    # Events Faust skips (an ended generation, flow control suspended) it still acknowledges itself.
+    acks_were = stream.enable_acks
+    stream.enable_acks = False
     events = stream.events().__aiter__()
     pending: faust.EventT[Any] | None = None
+    unacked_first: faust.EventT[Any] | None = None  # handed out by Faust's iterator, its batch not done yet
     try:
         while True:
-            taken: list[faust.EventT[Any]] = []  # events we took from the channel: acknowledged by us, not by Faust
+            taken: list[faust.EventT[Any]] = []  # the batch's events and the skipped ones: acknowledged after it
             if pending is None:
                 try:
-                    first = await events.__anext__()  # Faust acknowledges it when it is asked for the next one
+                    first = unacked_first = await events.__anext__()
                 except StopAsyncIteration:
                     return
             else:
                 first, pending = pending, None
-                taken.append(first)
+            taken.append(first)
             tp = first.message.tp
             batch = Batch(tp, [first])
             hold = await gates.hold(input_transactional_id(app, tp))
@@ -187,10 +201,16 @@ async def gated_batches(app: Any, stream: faust.StreamT[Any], max_events: int) -
                 _run_after(batch)
             finally:
                 gates.release(hold)
+            unacked_first = None
             for event in taken:
                 await stream.ack(event)
     finally:
+        if unacked_first is not None:
+            # A batch that raised: Faust's iterator acknowledged the event it handed out when it was closed, with
+            # acks on; kept so (the events taken from the channel stay unacknowledged, as before).
+            await stream.ack(unacked_first)
         await events.aclose()  # Faust's iterator ends here, not whenever it is garbage-collected
+        stream.enable_acks = acks_were
 
 
 _BATCH: ContextVar[Batch | None] = ContextVar("crownstream_batch", default=None)

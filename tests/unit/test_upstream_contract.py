@@ -136,6 +136,9 @@ CONTRACT: list[Use] = [
     Use("B1", "faust.streams:Stream", "ack", "call", ("event",)),
     Use("B1", "faust.streams:Stream", "channel", "attr"),
     Use("B1", "faust.streams:Stream", "events_total", "attr"),
+    Use("B1", "faust.streams:Stream", "enable_acks", "attr"),
+    # Faust acknowledges what its iterator yielded only when asked for the next one, if acks are on then.
+    Use("B1", "faust.streams:Stream", "_py_aiter", "source", text="do_ack = self.enable_acks"),
     Use(
         "B1",
         "faust.streams:Stream",

@@ -1,6 +1,7 @@
 """Micro-batches (crownstream/engine/batches.py): what is already delivered to the stream is taken without waiting,
 a batch never spans two input partitions, a commit waits for the whole batch, events of an ended generation are
-acknowledged unprocessed, and every event taken from the channel is acknowledged once, after its batch.
+acknowledged unprocessed, and every event of a batch is acknowledged once, right after its batch — the first one
+too, while the channel keeps delivering other partitions' events.
 
 The stream here is a stand-in with the parts of Faust's Stream the batcher uses (``events()``, ``channel.queue``,
 ``ack``); the commit gate is the real one."""
@@ -75,15 +76,20 @@ class FakeStream:
         self.acked: list[str] = []
         self.faust_acked: list[str] = []
         self.more = asyncio.Event()
+        self.enable_acks = True
 
     async def events(self):
         while True:
+            do_ack = self.enable_acks  # read as Faust's iterator reads it: before it waits for the next event
             while self.queue.empty():
                 self.more.clear()
                 await self.more.wait()
             current = self.queue.get_nowait()
-            yield current
-            self.faust_acked.append(current.value)  # Faust acks an event when asked for the next one
+            try:
+                yield current
+            finally:
+                if do_ack:  # Faust acks an event when asked for the next one, or when closed
+                    self.faust_acked.append(current.value)
 
     async def ack(self, event: Any) -> None:
         self.acked.append(event.value)
@@ -122,14 +128,44 @@ async def test_every_event_is_acknowledged_once_after_its_batch_was_processed():
     assert [e.value for e in first.events] == ["0:0", "0:1"]
     second = await agen.__anext__()
     assert [e.value for e in second.events] == ["1:0", "1:1"]
-    # After the first batch: the event the batcher took (0:1) by the batcher; 0:0 by Faust's iterator when the next
-    # batch was asked for. 1:0 was taken from the channel by the batcher while it formed the first batch.
-    assert stream.acked == ["0:1"]
+    assert stream.acked == ["0:0", "0:1"]  # the first batch, all of it, once it was done
     stream.queue.items.append(event(0, 2))
     stream.more.set()
     await agen.__anext__()
-    assert sorted(stream.acked + stream.faust_acked) == ["0:0", "0:1", "1:0", "1:1"]
+    assert stream.acked == ["0:0", "0:1", "1:0", "1:1"]
     await agen.aclose()
+    assert stream.faust_acked == []  # Faust's own acks are off: none twice
+    assert stream.enable_acks  # and back on once the batcher is done with the stream
+
+
+async def test_the_first_event_of_a_batch_is_acknowledged_while_other_partitions_keep_the_channel_busy():
+    """#15: Faust acknowledges the event its iterator handed out only when asked for the next one. A batch that
+    starts with another partition's event already taken from the channel does not ask, so while two partitions'
+    backlogs interleaved, partition 0's first event (0:0) stayed unacknowledged batch after batch — Faust commits a
+    partition only up to its first unacknowledged offset, so 0:1 ... 0:5 had their outputs committed with offsets
+    that did not cover them, and a rebalance had them processed again."""
+    app = FakeApp()
+    stream = FakeStream([event(p, n) for n in range(8) for p in (0, 1)])  # 0:0 1:0 0:1 1:1 ...
+    agen = gated_batches(app, stream, 100)
+    for _ in range(12):  # 11 batches done, the 12th (1:5) being processed
+        await agen.__anext__()  # batches of one; every one after the first starts with the event the last one met
+    assert stream.queue.items  # the channel never ran dry: the batcher never asked Faust's iterator again
+    # Every batch processed so far is acknowledged: partition 0's offsets can be committed up to 0:5.
+    assert [v for v in stream.acked + stream.faust_acked if v.startswith("0:")] == [f"0:{n}" for n in range(6)]
+    await agen.aclose()
+
+
+async def test_a_batch_that_raised_leaves_its_first_event_acknowledged_as_faust_did():
+    app = FakeApp()
+    stream = FakeStream([event(0, 0), event(0, 1)])
+    agen = gated_batches(app, stream, 100)
+    await agen.__anext__()
+    try:
+        await agen.athrow(RuntimeError("handler crashed"))
+    except RuntimeError:
+        pass
+    # Faust acknowledged it when its iterator was closed (acks on); 0:1 stays unacknowledged
+    assert stream.acked + stream.faust_acked == ["0:0"]
 
 
 async def test_events_of_an_ended_generation_are_acknowledged_unprocessed():
