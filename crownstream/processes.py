@@ -3,6 +3,7 @@ reproduce a ``Settings`` in the child. Used by the demo, the development peers, 
 
 from __future__ import annotations
 
+import json
 import socket
 
 from crownstream.settings import Settings
@@ -18,7 +19,14 @@ def free_port(host: str = "127.0.0.1") -> int:
 def settings_env(settings: Settings) -> dict[str, str]:
     """The environment variables that reproduce ``settings`` in a child process."""
     env = {}
-    for name, value in settings.model_dump().items():
-        if value is not None:
-            env[f"CROWNSTREAM_{name.upper()}"] = str(value).lower() if isinstance(value, bool) else str(value)
+    for name, value in settings.model_dump(mode="json").items():
+        if value is None:
+            continue
+        if isinstance(value, (dict, list)):
+            text = json.dumps(value)  # complex settings are read from the environment as JSON
+        elif isinstance(value, bool):
+            text = str(value).lower()
+        else:
+            text = str(value)
+        env[f"CROWNSTREAM_{name.upper()}"] = text
     return env

@@ -11,7 +11,7 @@ from datetime import datetime
 from functools import lru_cache
 from typing import Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from crownstream.errors import InsecureSecrets as InsecureSecrets
@@ -39,6 +39,17 @@ KNOWN_SECRETS = frozenset(
 DEV_USER_TOKEN_KEY = "crownstream-development-user-token-key-not-a-secret"
 DEV_UNSUBSCRIBE_SECRET = "crownstream-development-unsubscribe-key-not-a-secret"
 KNOWN_SECRETS |= {DEV_USER_TOKEN_KEY, DEV_UNSUBSCRIBE_SECRET}
+
+
+# Delays before each retry, per channel. Webhooks and Discord as Svix retries (5 s, 5 min, 30 min, 2 h, 5 h, 10 h,
+# 10 h after the first attempt: 27.6 h), so a receiver's outage of a day loses nothing; email about two days, as mail
+# relays keep retrying; in-app (a database write of our own) an hour.
+DEFAULT_RETRY_SCHEDULES_S: dict[str, tuple[float, ...]] = {
+    "webhook": (5, 300, 1800, 7200, 18000, 36000, 36000),
+    "discord": (5, 300, 1800, 7200, 18000, 36000, 36000),
+    "email": (60, 300, 1800, 7200, 18000, 36000, 36000, 86400),
+    "in_app": (1, 5, 30, 120, 600, 1800, 3600),
+}
 
 
 class Settings(BaseSettings):
@@ -150,9 +161,29 @@ class Settings(BaseSettings):
     sink_lease_s: float = Field(
         60.0, gt=0, description="A claimed delivery not recorded within this time is re-sent (the sender died)."
     )
-    sink_max_attempts: int = Field(8, ge=1, description="Attempts of a delivery before it goes to the delivery DLQ.")
-    sink_backoff_base_s: float = Field(1.0, gt=0, description="First retry delay; doubles per attempt, with jitter.")
-    sink_backoff_max_s: float = Field(3600.0, gt=0, description="Longest delay between two attempts.")
+    sink_retry_schedule_s: dict[str, tuple[float, ...]] = Field(
+        default_factory=lambda: dict(DEFAULT_RETRY_SCHEDULES_S),
+        description='Per channel, the delay before each retry (JSON, e.g. {"webhook": [5, 300, 1800]}); a channel '
+        "left out keeps its default. After the last one fails the delivery goes to the delivery DLQ.",
+    )
+    sink_retry_jitter: float = Field(
+        0.2, ge=0, le=0.5, description="Each retry delay varies by up to this fraction either way (spreads an outage)."
+    )
+    sink_max_attempts: int | None = Field(
+        None,
+        ge=1,
+        description="Set: every channel retries with exponential backoff (SINK_BACKOFF_BASE_S doubling up to "
+        "SINK_BACKOFF_MAX_S) for this many attempts instead of its schedule — short horizons for tests and demos.",
+    )
+    sink_backoff_base_s: float = Field(1.0, gt=0, description="With SINK_MAX_ATTEMPTS: the first retry delay.")
+    sink_backoff_max_s: float = Field(3600.0, gt=0, description="With SINK_MAX_ATTEMPTS: the longest retry delay.")
+    sink_circuit_failures: int = Field(
+        5, ge=1, description="Consecutive failed attempts to one destination that open its circuit (probe only)."
+    )
+    sink_circuit_open_s: float = Field(
+        30.0, gt=0, description="How long an open circuit sends nothing before one probe; doubles while probes fail."
+    )
+    sink_circuit_open_max_s: float = Field(600.0, gt=0, description="Longest an open circuit waits between probes.")
     sink_allow_private_targets: bool = Field(
         False, description="Allow webhook/Discord URLs on private, loopback and link-local addresses (tests, demo)."
     )
@@ -270,6 +301,17 @@ class Settings(BaseSettings):
     backlog_refresh_s: float = Field(
         15.0, gt=0, description="How often a worker reads the delivery backlog and disabled endpoints for /metrics."
     )
+
+    @field_validator("sink_retry_schedule_s")
+    @classmethod
+    def _known_channels_positive_delays(cls, value: dict[str, tuple[float, ...]]) -> dict[str, tuple[float, ...]]:
+        unknown = sorted(set(value) - set(DEFAULT_RETRY_SCHEDULES_S))
+        if unknown:
+            raise ValueError(f"unknown channel(s) {unknown}; the channels are {sorted(DEFAULT_RETRY_SCHEDULES_S)}")
+        for channel, delays in value.items():
+            if any(not 0 < d <= 7 * 86400 for d in delays):
+                raise ValueError(f"{channel}: each retry delay is more than 0 and at most 7 days (604800 s)")
+        return {**DEFAULT_RETRY_SCHEDULES_S, **value}  # a channel left out keeps its default
 
     @model_validator(mode="after")
     def _min_insync_within_replication(self) -> Settings:

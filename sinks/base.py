@@ -24,8 +24,9 @@ from typing import Any, ClassVar
 from crownstream.metrics import DELIVERIES_TOTAL, DELIVERY_RECLAIMS, DELIVERY_SECONDS
 from crownstream.schemas.deliveries import DeliveryRequest
 from crownstream.settings import Settings
+from crownstream.sinks.circuit import Circuits
 from crownstream.sinks.ledger import Claimed, Ledger, Outcome, describe_db_error, is_transient, ledger_row
-from crownstream.sinks.retry import next_delay
+from crownstream.sinks.retry import retry_policy
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +45,10 @@ RECORD_BATCH_MAX = 1000
 
 class Sink(ABC):
     channel: ClassVar[str]
+    # Whether ``target_of`` names a destination that can be down as a whole (a webhook endpoint, a Discord webhook),
+    # so that a run of failures opens its circuit (sinks/circuit.py). Not for email (one relay, and a recipient's
+    # mailbox failing says nothing of the others) nor the in-app feed (our own database).
+    circuit_breaker: ClassVar[bool] = False
 
     def __init__(self, settings: Settings, ledger: Ledger) -> None:
         self.settings = settings
@@ -100,6 +105,12 @@ class Dispatcher:
         self._record_failing = False
         # The labelled metrics of this channel, looked up once: a labels() lookup per delivery (two of them, each
         # taking the metric's lock) was a measurable part of a webhook's CPU time.
+        self._policy = retry_policy(sink.channel, settings)
+        self._circuits = (
+            Circuits(settings.sink_circuit_failures, settings.sink_circuit_open_s, settings.sink_circuit_open_max_s)
+            if sink.circuit_breaker
+            else None
+        )
         self._seconds = DELIVERY_SECONDS.labels(sink.channel)
         self._outcomes = {
             status: DELIVERIES_TOTAL.labels(sink.channel, status) for status in ("sent", "failed", "dead")
@@ -152,6 +163,8 @@ class Dispatcher:
                 continue
             try:
                 saturated = [t for t, n in self._per_target.items() if n >= s.sink_max_in_flight_per_target]
+                if self._circuits is not None:
+                    saturated += self._circuits.open_targets(time.monotonic())
                 claimed = await self.ledger.claim(
                     self.sink.channel, min(room, s.sink_claim_batch), s.sink_lease_s, skip_targets=saturated
                 )
@@ -168,6 +181,11 @@ class Dispatcher:
                 if self._per_target.get(key, 0) >= s.sink_max_in_flight_per_target:
                     # One slow destination must not take every slot: hand the row back, unattempted.
                     self._results.put_nowait((item, Outcome.deferred(s.sink_poll_interval_s)))
+                    continue
+                wait = self._circuits.wait_s(key, time.monotonic()) if self._circuits is not None else 0.0
+                if wait > 0:
+                    # Its destination's circuit is open: back unattempted (its attempts are kept) until the probe.
+                    self._results.put_nowait((item, Outcome.deferred(wait)))
                     continue
                 self._per_target[key] = self._per_target.get(key, 0) + 1
                 task = asyncio.create_task(self._deliver(item, key))
@@ -210,20 +228,20 @@ class Dispatcher:
             if left == self.settings.sink_max_in_flight_per_target - 1:
                 self._wake.set()  # the claim skipped this destination's due rows; they may go now
         self._seconds.observe(time.perf_counter() - started)
+        if self._circuits is not None:
+            self._note_circuit(target_key, outcome)
         if outcome.status == "failed":
-            if item.attempt >= self.settings.sink_max_attempts:
+            delay = self._policy.delay_after(
+                item.attempt, hinted_s=outcome.retry_in or None, hint_cap_s=self.settings.sink_retry_after_max_s
+            )
+            if delay is None:
                 outcome = Outcome.dead(
-                    f"gave up after {item.attempt} attempts; last error: {outcome.error}",
+                    f"gave up after {item.attempt} attempts over {_duration(self._policy.horizon_s)}; "
+                    f"last error: {outcome.error}",
                     code=outcome.code,
                     digest=outcome.digest,
                 )
             else:
-                delay = next_delay(
-                    item.attempt,
-                    self.settings.sink_backoff_base_s,
-                    self.settings.sink_backoff_max_s,
-                    hinted_s=outcome.retry_in or None,
-                )
                 outcome = Outcome.failed(
                     outcome.error or "failed", retry_in=delay, code=outcome.code, digest=outcome.digest
                 )
@@ -236,6 +254,19 @@ class Dispatcher:
         self._results.put_nowait((item, outcome))
         if self._results.qsize() >= RECORD_BATCH_TARGET:
             self._batch_full.set()
+
+    def _note_circuit(self, target_key: str, outcome: Outcome) -> None:
+        assert self._circuits is not None
+        if outcome.status == "sent":
+            self._circuits.succeeded(target_key)
+        elif outcome.status == "failed":
+            if self._circuits.failed(target_key, time.monotonic()):
+                log.info(
+                    "destination failing: its circuit is open, one probe per interval",
+                    extra={"channel": self.sink.channel, "target": target_key[:64]},
+                )
+        else:  # dead (the destination answered: it refuses this one) or deferred: let the next probe go
+            self._circuits.forget(target_key)
 
     async def _dead_letter(self, item: Claimed, outcome: Outcome) -> None:
         # Before the ledger says "dead": a crash in between re-sends the DLQ record, never loses it.
@@ -316,3 +347,11 @@ class Dispatcher:
                     raise
                 await asyncio.sleep(delay)
                 delay = min(1.0, delay * 2)
+
+
+def _duration(seconds: float) -> str:
+    if seconds >= 3600:
+        return f"{seconds / 3600:.1f} h"
+    if seconds >= 60:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds:.1f} s"

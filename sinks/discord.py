@@ -82,6 +82,7 @@ def retry_after_s(body: bytes, headers: httpx.Headers) -> float | None:
 
 class DiscordSink(Sink):
     channel = "discord"
+    circuit_breaker = True
 
     def target_of(self, claimed: Claimed) -> str:
         return claimed.request.contact.discord_webhook_url or ""

@@ -1,29 +1,58 @@
-"""When to try a failed delivery again: exponential backoff with jitter (pure, unit-tested)."""
+"""When to try a failed delivery again (pure, unit-tested): each channel's retry schedule with jitter — by default
+a day and more for webhooks and Discord, two for email (crownstream/settings.py ``DEFAULT_RETRY_SCHEDULES_S``) —
+or, for short horizons (tests, the demo), exponential backoff for ``CROWNSTREAM_SINK_MAX_ATTEMPTS`` attempts."""
 
 from __future__ import annotations
 
 import random
+from dataclasses import dataclass
+from typing import Any
 
 
-def backoff(attempt: int, base_s: float, cap_s: float, rand: random.Random | None = None) -> float:
-    """Delay before attempt ``attempt + 1`` after ``attempt`` failed ones.
+@dataclass(frozen=True, slots=True)
+class RetryPolicy:
+    """``delays[i]``: how long after failed attempt ``i + 1`` the next one is due; ``jitter``: the fraction each
+    delay varies by either way, so deliveries that failed together (an outage) do not come back together."""
 
-    "Equal jitter": half of the exponential delay is fixed, half random, so retries of many deliveries that
-    failed together (an endpoint's outage) spread out, yet none comes back almost at once.
-    """
-    exp = min(cap_s, base_s * (2 ** max(0, attempt - 1)))
-    r = (rand or random).random()
-    return exp / 2 + r * exp / 2
+    delays: tuple[float, ...]
+    jitter: float = 0.0
+
+    @property
+    def attempts(self) -> int:
+        return len(self.delays) + 1
+
+    @property
+    def horizon_s(self) -> float:
+        """From the first attempt to the last, without jitter."""
+        return float(sum(self.delays))
+
+    def delay_after(
+        self,
+        attempt: int,
+        hinted_s: float | None = None,
+        hint_cap_s: float = 300.0,
+        rand: random.Random | None = None,
+    ) -> float | None:
+        """The delay before the attempt after failed attempt ``attempt`` (1-based), never sooner than what the
+        destination asked for (``hinted_s``: Retry-After, honoured up to ``hint_cap_s`` — the value is the
+        receiver's, it may be huge); None once the schedule is spent (the delivery goes to the dead-letter topic)."""
+        if attempt > len(self.delays):
+            return None
+        base = self.delays[max(0, attempt - 1)]
+        delay = base * (1 + self.jitter * (2 * (rand or random).random() - 1))
+        return max(delay, min(hinted_s, hint_cap_s)) if hinted_s is not None else delay
 
 
-def next_delay(
-    attempt: int, base_s: float, cap_s: float, hinted_s: float | None = None, rand: random.Random | None = None
-) -> float:
-    """The backoff, but never sooner than what the destination asked for (Retry-After, retry_after)."""
-    delay = backoff(attempt, base_s, cap_s, rand)
-    if hinted_s is not None:
-        delay = max(delay, min(hinted_s, cap_s))
-    return delay
+def retry_policy(channel: str, settings: Any) -> RetryPolicy:
+    """The channel's policy from the settings: its schedule, or the exponential override when
+    ``sink_max_attempts`` is set."""
+    if settings.sink_max_attempts is not None:
+        delays = tuple(
+            min(settings.sink_backoff_max_s, settings.sink_backoff_base_s * 2**i)
+            for i in range(settings.sink_max_attempts - 1)
+        )
+        return RetryPolicy(delays, jitter=0.5)  # "equal jitter" of the backoff below: half fixed, half random
+    return RetryPolicy(tuple(settings.sink_retry_schedule_s[channel]), settings.sink_retry_jitter)
 
 
 def parse_delay(value: object, now: float | None = None) -> float | None:

@@ -132,6 +132,24 @@ async def mark_healthy(engine: AsyncEngine, endpoint_id: str) -> None:
         )
 
 
+async def disable_gone(engine: AsyncEngine, endpoint_id: str, reason: str) -> datetime | None:
+    """Disable an endpoint whose receiver said it is gone for good (410); returns when it started failing (now, if
+    it was not failing) — only for the call that disabled it, None if it was disabled already (its owner is told
+    once)."""
+    async with engine.begin() as conn:
+        row = (
+            await conn.execute(
+                text("""
+                UPDATE webhook_endpoints SET enabled = false, disabled_at = now(), disabled_reason = :reason,
+                       failing_since = COALESCE(failing_since, now())
+                 WHERE id = :id AND enabled
+                RETURNING failing_since"""),
+                {"id": endpoint_id, "reason": reason[:2000]},
+            )
+        ).first()
+    return row[0] if row is not None else None
+
+
 async def mark_failing(engine: AsyncEngine, endpoint_id: str, disable_after_s: float, reason: str) -> bool:
     """Note a failure; disable the endpoint if it has failed without a success for ``disable_after_s``.
     True exactly once: for the call that disabled it (so its owner is told once)."""

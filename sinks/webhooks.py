@@ -18,6 +18,7 @@ import asyncio
 import hashlib
 import logging
 from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import replace
 from typing import Any
 
 import aiohttp
@@ -32,7 +33,14 @@ from crownstream.sinks.retry import parse_delay
 from crownstream.sinks.signing import signer
 from crownstream.sinks.targets import REFUSED, TargetRefused, parse_target
 from crownstream.sinks.trace import delivery_trace, traced_delivery
-from crownstream.sinks.webhook_endpoints import Endpoint, endpoints_of, get_endpoints, mark_failing, mark_healthy
+from crownstream.sinks.webhook_endpoints import (
+    Endpoint,
+    disable_gone,
+    endpoints_of,
+    get_endpoints,
+    mark_failing,
+    mark_healthy,
+)
 from crownstream.tracing.context import HEADER as TRACE_HEADER
 
 log = logging.getLogger(__name__)
@@ -69,6 +77,7 @@ def webhook_body(request: DeliveryRequest) -> bytes:
 
 class WebhookSink(Sink):
     channel = "webhook"
+    circuit_breaker = True
 
     def __init__(self, settings, ledger, notify_disabled: Notify | None = None) -> None:
         super().__init__(settings, ledger)
@@ -175,6 +184,16 @@ class WebhookSink(Sink):
             if retry_after is not None and retry_after > cap:
                 error += f" (asked to wait {retry_after:g} s; waiting at most {cap:g} s)"
             return await self._failed(endpoint, error, code, digest, min(retry_after, cap) if retry_after else None)
+        if code == 410:
+            # Standard Webhooks: 410 Gone means the receiver is gone for good: stop sending to it at once (not after
+            # days of failures) and tell its owner.
+            await self._gone(endpoint, error)
+            return Outcome.dead(
+                f"{error}: the endpoint answered 410 Gone and is disabled; its owner was told",
+                code=code,
+                digest=digest,
+                reason_code="endpoint_gone",
+            )
         # 3xx and other 4xx: the endpoint refuses this delivery; retrying will not change its mind.
         await self._note_failure(endpoint, error)
         return Outcome.dead(error, code=code, digest=digest, reason_code="delivery_rejected")
@@ -185,6 +204,22 @@ class WebhookSink(Sink):
         await self._note_failure(endpoint, REFUSED)
         return Outcome.dead(f"{REFUSED}: {exc.reason}", digest=digest, reason_code="target_refused")
 
+    async def _gone(self, endpoint: Endpoint, error: str) -> None:
+        reason = clean_text(f"the receiver answered 410 Gone ({error})", 500) or "410 Gone"
+        failing_since = await disable_gone(self.ledger.engine, endpoint.id, reason)
+        self._endpoint.cache_invalidate(endpoint.id)
+        if failing_since is not None:
+            log.warning("webhook endpoint gone (410): disabled", extra={"endpoint": endpoint.id})
+            await self._tell_owner(replace(endpoint, enabled=False, failing_since=failing_since), reason)
+
+    async def _tell_owner(self, endpoint: Endpoint, reason: str) -> None:
+        if self.notify_disabled is None:
+            return
+        try:
+            await self.notify_disabled(endpoint, reason)
+        except Exception:  # the notice is best effort; the delivery's outcome must still be recorded
+            log.exception("could not tell the owner that their endpoint was disabled", extra={"endpoint": endpoint.id})
+
     async def _note_failure(self, endpoint: Endpoint, error: str) -> bool:
         disabled = await mark_failing(
             self.ledger.engine, endpoint.id, self.settings.webhook_disable_after_s, clean_text(error, 500) or "failed"
@@ -192,13 +227,7 @@ class WebhookSink(Sink):
         self._endpoint.cache_invalidate(endpoint.id)
         if disabled:
             log.warning("webhook endpoint disabled", extra={"endpoint": endpoint.id, "user_id": endpoint.user_id})
-            if self.notify_disabled is not None:
-                try:
-                    await self.notify_disabled(endpoint, clean_text(error, 500) or "failed")
-                except Exception:  # the notice is best effort; the delivery's outcome must still be recorded
-                    log.exception(
-                        "could not tell the owner that their endpoint was disabled", extra={"endpoint": endpoint.id}
-                    )
+            await self._tell_owner(endpoint, clean_text(error, 500) or "failed")
         return disabled
 
     async def _failed(

@@ -166,7 +166,8 @@ async def test_nul_replies_and_endless_retry_after_do_not_stall_a_channel(
     assert (
         "HTTP 400" in reasons["u-nul400"]["dlq.error.reason"] and "badreply" in reasons["u-nul400"]["dlq.error.reason"]
     )
-    assert reasons["gone"]["dlq.error.code"] == "delivery_rejected" and reasons["gone"]["dlq.delivery.attempts"] == "1"
+    # 410 Gone: the endpoint is disabled at once (its owner told), the delivery dead after its one attempt.
+    assert reasons["gone"]["dlq.error.code"] == "endpoint_gone" and reasons["gone"]["dlq.delivery.attempts"] == "1"
     # 5xx and 429 (whatever it asked for): failed attempts, retried, then given up.
     for user in ("u-nul503", "u-forever", "hold"):
         assert reasons[user]["dlq.error.code"] == "delivery_failed", reasons[user]
@@ -180,12 +181,15 @@ async def test_nul_replies_and_endless_retry_after_do_not_stall_a_channel(
                 text("SELECT string_agg(attempts::text || coalesce(last_error, ''), '') FROM deliveries")
             )
         ).scalar_one()
-        reasons_shown = (await conn.execute(text("SELECT disabled_reason FROM webhook_endpoints"))).scalars().all()
+        reasons_shown = dict(
+            (await conn.execute(text("SELECT user_id, disabled_reason FROM webhook_endpoints"))).tuples().all()
+        )
     assert "\\u0000" not in stored and "\x00" not in stored and "\\u001b" not in stored
     assert len(stored) < 200_000  # the 100 kB error page was read up to the cap and cut to a snippet
-    assert all(r is None for r in reasons_shown)  # failing, not yet disabled
+    assert reasons_shown["hold"] is None and reasons_shown["fine"] is None  # failing, not yet disabled
+    assert "410 Gone" in reasons_shown["gone"] and "\x00" not in reasons_shown["gone"]  # gone: disabled at once
     states = await Ledger(engine).states()
-    assert states == {"sent": 20, "dead": 5}
+    assert states == {"sent": 21, "dead": 5}  # and the 21st: telling the gone endpoint's owner, in-app
 
 
 async def _dlq(settings, n):

@@ -14,7 +14,7 @@ from crownstream.settings import Settings
 from crownstream.sinks.base import Dispatcher
 from crownstream.sinks.feed import FeedSink, list_feed
 from crownstream.sinks.ledger import Ledger
-from crownstream.sinks.webhook_endpoints import create_endpoint, set_enabled
+from crownstream.sinks.webhook_endpoints import create_endpoint, get_endpoints, set_enabled
 from crownstream.sinks.webhooks import WebhookSink
 from tests.support.services import REPO
 from tests.support.sinks import eventually, make_request
@@ -22,13 +22,17 @@ from tests.support.sinks import eventually, make_request
 
 def fast(database_url: str, **overrides) -> Settings:
     return Settings(
-        database_url=database_url,
-        sink_allow_private_targets=True,
-        sink_backoff_base_s=0.05,
-        sink_backoff_max_s=0.2,
-        sink_max_attempts=3,
-        sink_poll_interval_s=0.1,
-        **overrides,
+        **{
+            "database_url": database_url,
+            "sink_allow_private_targets": True,
+            "sink_backoff_base_s": 0.05,
+            "sink_backoff_max_s": 0.2,
+            "sink_max_attempts": 3,
+            "sink_poll_interval_s": 0.1,
+            "sink_circuit_open_s": 0.2,
+            "sink_circuit_open_max_s": 0.5,
+            **overrides,
+        }
     )
 
 
@@ -123,6 +127,79 @@ async def test_failing_endpoint_is_disabled_and_its_owner_told_once(engine, data
             await run2.sink.ledger.revive(await run2.sink.rows(requests))  # a second replay: nothing is dead now
             await asyncio.sleep(0.5)
         assert set(receiver.successes_by_id("ada").values()) == {1}
+
+
+async def test_a_gone_endpoint_is_disabled_at_once_and_its_owner_told_once(engine, database_url, monkeypatch):
+    from crownstream.agents.deliveries import _notify_endpoint_disabled, runtime
+
+    told = []
+    monkeypatch.setattr(runtime, "sinks", {"in_app": FeedSink(Settings(), Ledger(engine))})
+
+    async def notify(endpoint, reason):
+        told.append(endpoint.id)
+        await _notify_endpoint_disabled(endpoint, reason)
+
+    with WebhookReceiver() as receiver:
+        endpoint, secret = await create_endpoint(engine, "ada", "http://x", allow_private=True)
+        await point(engine, endpoint.id, receiver.add("ada", secret, answer=(410, b"gone", {})))
+        # The default schedule (27.6 h): a 410 must not wait for it, nor for the five-day disable.
+        settings = fast(database_url).model_copy(update={"sink_max_attempts": None})
+        async with Run(settings, engine, notify) as run:
+            await run.sink.accept([make_request(i, "webhook", "ada") for i in range(3)])
+            await run.sink.flush()
+            await eventually(lambda: len(run.dead) == 3, timeout=30, what="all three dead at the first answer")
+        assert told == [endpoint.id]
+        assert {outcome.reason_code for _, outcome in run.dead} <= {"endpoint_gone", "delivery_rejected"}
+        assert any("410 Gone and is disabled" in outcome.error for _, outcome in run.dead)
+        (current,) = (await get_endpoints(engine, [endpoint.id])).values()
+        assert not current.enabled and "410 Gone" in current.disabled_reason
+        page = await list_feed(engine, "ada")
+        assert [i["notification_type"] for i in page["items"]] == ["webhook.endpoint_disabled"]
+
+
+async def test_a_delivery_retries_on_its_channels_schedule_then_gives_up(engine, database_url):
+    with WebhookReceiver() as receiver:
+        endpoint, secret = await create_endpoint(engine, "ada", "http://x", allow_private=True)
+        await point(engine, endpoint.id, receiver.add("ada", secret, always_fail=True))
+        settings = fast(database_url, sink_retry_schedule_s={"webhook": (0.3, 0.6)}).model_copy(
+            update={"sink_max_attempts": None}
+        )
+        async with Run(settings, engine) as run:
+            await run.sink.accept([make_request(1, "webhook", "ada")])
+            await run.sink.flush()
+            await eventually(lambda: run.dead, timeout=30, what="the delivery giving up")
+        assert sum(receiver.received["ada"].raw.values()) == 3
+        assert "gave up after 3 attempts over 0.9 s" in run.dead[0][1].error
+
+
+async def test_a_dead_endpoint_gets_one_probe_per_interval_and_never_delays_a_healthy_one(engine, database_url):
+    with WebhookReceiver() as receiver:
+        bad, bad_secret = await create_endpoint(engine, "bad", "http://x", allow_private=True)
+        good, good_secret = await create_endpoint(engine, "good", "http://x", allow_private=True)
+        await point(engine, bad.id, receiver.add("bad", bad_secret, always_fail=True))
+        await point(engine, good.id, receiver.add("good", good_secret))
+        settings = fast(
+            database_url,
+            sink_max_in_flight_per_target=4,
+            sink_circuit_failures=3,
+            sink_circuit_open_s=1.0,
+            sink_circuit_open_max_s=1.0,
+        ).model_copy(update={"sink_max_attempts": 1000})  # quick retries that never run out
+        async with Run(settings, engine) as run:
+            await run.sink.accept([make_request(i, "webhook", "bad") for i in range(40)])
+            await run.sink.accept([make_request(100 + i, "webhook", "good") for i in range(20)])
+            await run.sink.flush()
+            await eventually(lambda: len(receiver.successes_by_id("good")) == 20, timeout=20, what="the healthy one")
+            await asyncio.sleep(4)
+        requests_to_bad = sum(receiver.received["bad"].raw.values())
+        # Without the circuit: 40 deliveries retried every 0.05-0.2 s, four at a time, for 4 s -> hundreds.
+        # With it: the first wave (at most 4 in flight), then one probe a second.
+        assert requests_to_bad <= 4 + 3 + 6, requests_to_bad
+        async with engine.connect() as conn:
+            attempts = (
+                await conn.execute(text("SELECT max(attempt_count) FROM deliveries WHERE user_id = 'bad'"))
+            ).scalar_one()
+        assert attempts <= 8  # the deliveries waiting for the probe kept their attempts
 
 
 def test_cli_upgrade_prune_and_preview(database_url, engine):

@@ -116,6 +116,8 @@ def sink_worker_overrides(database_url: str, **extra) -> dict:
         "sink_backoff_base_s": 0.2,
         "sink_backoff_max_s": 1.0,
         "sink_max_attempts": 4,
+        "sink_circuit_open_s": 0.5,
+        "sink_circuit_open_max_s": 2.0,
         "sink_poll_interval_s": 0.2,
         "sink_lease_s": 5.0,
         "staff_token": "test-token",

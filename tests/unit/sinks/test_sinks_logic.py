@@ -15,8 +15,9 @@ from hypothesis import strategies as st
 from crownstream.schemas.deliveries import Contact, DigestItem
 from crownstream.settings import Settings
 from crownstream.sinks import discord_payload as dp
+from crownstream.sinks.circuit import Circuits
 from crownstream.sinks.email import build_message, render_email, sample_request
-from crownstream.sinks.retry import backoff, next_delay
+from crownstream.sinks.retry import RetryPolicy, retry_policy
 from crownstream.sinks.signing import WebhookVerificationError, generate_secret, sign_headers, verify
 from crownstream.sinks.targets import TargetRefused, check_address, parse_target
 from tests.unit.sinks.factories import NOW, email_request
@@ -24,23 +25,75 @@ from tests.unit.sinks.factories import NOW, email_request
 request = email_request
 
 
-# --- backoff ----------------------------------------------------------------------------------------------
-def test_backoff_doubles_within_jitter_and_caps():
-    rand = random.Random(7)
-    for attempt in range(1, 12):
-        exp = min(60.0, 1.0 * 2 ** (attempt - 1))
-        delay = backoff(attempt, 1.0, 60.0, rand)
-        assert exp / 2 <= delay <= exp
+# --- retry schedules ----------------------------------------------------------------------------------------
+def test_each_channel_retries_on_its_schedule_and_webhooks_for_more_than_a_day():
+    settings = Settings()
+    for channel in ("webhook", "discord"):
+        policy = retry_policy(channel, settings)
+        assert policy.delays == (5, 300, 1800, 7200, 18000, 36000, 36000) and policy.attempts == 8
+        assert policy.horizon_s >= 24 * 3600
+    assert retry_policy("email", settings).horizon_s >= 2 * 24 * 3600 - 3600
+    assert retry_policy("in_app", settings).attempts == 8
 
 
-def test_backoff_spreads_retries_of_the_same_attempt():
-    delays = {round(backoff(5, 1.0, 3600, random.Random(seed)), 6) for seed in range(50)}
-    assert len(delays) > 40
+def test_a_schedule_is_jittered_either_way_and_spent_after_its_last_delay():
+    policy = RetryPolicy((10.0, 100.0), jitter=0.2)
+    delays = {policy.delay_after(2, rand=random.Random(seed)) for seed in range(200)}
+    assert min(delays) >= 80 and max(delays) <= 120 and len(delays) > 150  # spread: an outage's retries
+    assert policy.delay_after(3) is None  # three attempts: the delivery goes to the dead-letter topic
 
 
-def test_destination_hint_is_honoured_but_capped():
-    assert next_delay(1, 1.0, 60.0, hinted_s=30.0) >= 30.0
-    assert next_delay(1, 1.0, 60.0, hinted_s=10_000) <= 60.0
+def test_a_receivers_retry_after_is_honoured_up_to_the_cap():
+    policy = RetryPolicy((5.0,), jitter=0.0)
+    assert policy.delay_after(1, hinted_s=60.0) == 60.0
+    assert policy.delay_after(1, hinted_s=float("inf"), hint_cap_s=300.0) == 300.0
+    assert policy.delay_after(1, hinted_s=1.0) == 5.0  # never sooner than the schedule
+
+
+def test_max_attempts_compresses_every_channel_to_exponential_backoff():
+    settings = Settings(sink_max_attempts=4, sink_backoff_base_s=0.2, sink_backoff_max_s=0.5)
+    policy = retry_policy("webhook", settings)
+    assert policy.delays == (0.2, 0.4, 0.5) and policy.attempts == 4
+
+
+def test_a_schedule_is_set_per_channel_from_the_environment(monkeypatch):
+    monkeypatch.setenv("CROWNSTREAM_SINK_RETRY_SCHEDULE_S", '{"webhook": [1, 2]}')
+    settings = Settings()
+    assert retry_policy("webhook", settings).delays == (1, 2)
+    assert retry_policy("email", settings).delays[0] == 60  # the others keep their defaults
+    with pytest.raises(ValueError, match="unknown channel"):
+        Settings(sink_retry_schedule_s={"fax": (1,)})
+    with pytest.raises(ValueError, match="more than 0"):
+        Settings(sink_retry_schedule_s={"email": (0,)})
+
+
+# --- circuit breaker ------------------------------------------------------------------------------------------
+def test_a_run_of_failures_opens_the_circuit_and_only_one_probe_goes_per_interval():
+    circuits = Circuits(failures_to_open=3, open_s=10.0, open_max_s=40.0)
+    assert not circuits.failed("ep", 0.0) and not circuits.failed("ep", 0.0)
+    assert circuits.wait_s("ep", 0.0) == 0.0  # two failures: still closed
+    assert circuits.failed("ep", 1.0)  # the third opens it
+    assert circuits.wait_s("ep", 5.0) == pytest.approx(6.0) and circuits.open_targets(5.0) == ["ep"]
+    assert circuits.wait_s("ep", 11.0) == 0.0  # the probe
+    assert circuits.wait_s("ep", 11.0) > 0  # everything else waits for the probe's outcome
+    assert circuits.failed("ep", 12.0)  # a failed probe: twice as long
+    assert circuits.wait_s("ep", 31.0) == pytest.approx(1.0)
+    assert circuits.wait_s("ep", 32.0) == 0.0
+    circuits.failed("ep", 32.0)
+    circuits.wait_s("ep", 80.0)
+    circuits.failed("ep", 80.0)
+    assert circuits.wait_s("ep", 80.0) == pytest.approx(40.0)  # capped
+    assert circuits.wait_s("other", 80.0) == 0.0  # other destinations are not affected
+
+
+def test_a_successful_probe_closes_the_circuit_and_an_unsent_one_lets_the_next_go():
+    circuits = Circuits(failures_to_open=1, open_s=10.0, open_max_s=40.0)
+    circuits.failed("ep", 0.0)
+    assert circuits.wait_s("ep", 10.0) == 0.0
+    circuits.forget("ep")  # the probe was handed back unsent
+    assert circuits.wait_s("ep", 10.0) == 0.0
+    circuits.succeeded("ep")
+    assert circuits.wait_s("ep", 10.0) == 0.0 and circuits.open_targets(10.0) == []
 
 
 # --- signing ----------------------------------------------------------------------------------------------

@@ -11,7 +11,7 @@ import httpx
 import pytest
 import yarl
 
-from crownstream.sinks.retry import next_delay, parse_delay
+from crownstream.sinks.retry import RetryPolicy, parse_delay
 from crownstream.sinks.targets import (
     DoesNotResolve,
     TargetRefused,
@@ -337,7 +337,7 @@ def test_delays_are_parsed_safely(value, expected):
 def test_huge_delays_are_huge_not_errors_and_capped_by_callers(value):
     delay = parse_delay(value)
     assert delay is not None and delay > 1e6
-    assert next_delay(1, 1.0, 300.0, hinted_s=delay) <= 300.0
+    assert RetryPolicy((1.0,)).delay_after(1, hinted_s=delay, hint_cap_s=300.0) <= 300.0
 
 
 def test_retry_after_http_date():
