@@ -38,6 +38,8 @@ DeadLetter = Callable[[Claimed, Outcome], Awaitable[None]]
 # row, so recording outcomes as they came (one or two a transaction under load) cost as much as the sends. The
 # price is this much more of the crash window between a send and its record, in which a kill -9 makes the delivery
 # go out again, with the same webhook-id / Message-ID for the receiver to deduplicate by.
+# Answers that ask a destination's senders to slow down: with a Retry-After, the whole destination waits that long.
+SLOW_DOWN = frozenset({429, 502, 503, 504})
 RECORD_LINGER_S = 0.05
 RECORD_BATCH_TARGET = 256
 RECORD_BATCH_MAX = 1000
@@ -260,9 +262,15 @@ class Dispatcher:
         if outcome.status == "sent":
             self._circuits.succeeded(target_key)
         elif outcome.status == "failed":
-            if self._circuits.failed(target_key, time.monotonic()):
+            now = time.monotonic()
+            opened = self._circuits.failed(target_key, now)
+            if outcome.code in SLOW_DOWN and outcome.retry_in:
+                # It asked for a pause (Retry-After, already capped by the sink): every delivery to it waits.
+                self._circuits.hold(target_key, now + outcome.retry_in)
+                opened = True
+            if opened:
                 log.info(
-                    "destination failing: its circuit is open, one probe per interval",
+                    "destination failing or asking to wait: its circuit is open, one probe per interval",
                     extra={"channel": self.sink.channel, "target": target_key[:64]},
                 )
         else:  # dead (the destination answered: it refuses this one) or deferred: let the next probe go

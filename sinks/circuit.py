@@ -54,6 +54,15 @@ class Circuits:
             return True
         return False
 
+    def hold(self, target: str, until: float) -> None:
+        """The destination asked to be left alone until ``until`` (429 or 503 with Retry-After): nothing goes to it
+        before then — not only the delivery that was told — and then one probe, as for an open circuit."""
+        state = self._states.setdefault(target, _State())
+        if state.open_until is None:
+            state.interval = self.open_s
+        state.open_until = max(state.open_until or 0.0, until)
+        state.probing = False
+
     def open_targets(self, now: float) -> list[str]:
         """Destinations to leave out of a claim now (open, and no probe due)."""
         return [t for t, s in self._states.items() if s.open_until is not None and (s.probing or now < s.open_until)]

@@ -202,6 +202,21 @@ async def test_a_dead_endpoint_gets_one_probe_per_interval_and_never_delays_a_he
         assert attempts <= 8  # the deliveries waiting for the probe kept their attempts
 
 
+async def test_a_retry_after_slows_the_whole_endpoint_down(engine, database_url):
+    with WebhookReceiver() as receiver:
+        endpoint, secret = await create_endpoint(engine, "busy", "http://x", allow_private=True)
+        await point(engine, endpoint.id, receiver.add("busy", secret, answer=(429, b"slow down", {"Retry-After": "3"})))
+        settings = fast(database_url, sink_max_in_flight_per_target=2, sink_retry_after_max_s=10.0)
+        async with Run(settings.model_copy(update={"sink_max_attempts": 100}), engine) as run:
+            await run.sink.accept([make_request(i, "webhook", "busy") for i in range(10)])
+            await run.sink.flush()
+            await eventually(lambda: receiver.received["busy"].raw, timeout=10, what="the first requests")
+            await asyncio.sleep(2)
+            told_to_wait = sum(receiver.received["busy"].raw.values())
+        # The first wave (two in flight) heard "wait 3 s"; the eight others waited too instead of each being told.
+        assert told_to_wait <= 2, told_to_wait
+
+
 def test_cli_upgrade_prune_and_preview(database_url, engine):
     env = {**os.environ, "CROWNSTREAM_DATABASE_URL": database_url}
     exe = str(REPO / ".venv" / "bin" / "crownstream")

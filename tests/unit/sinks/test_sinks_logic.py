@@ -86,6 +86,15 @@ def test_a_run_of_failures_opens_the_circuit_and_only_one_probe_goes_per_interva
     assert circuits.wait_s("other", 80.0) == 0.0  # other destinations are not affected
 
 
+def test_a_retry_after_holds_the_whole_destination_then_lets_one_probe_go():
+    circuits = Circuits(failures_to_open=5, open_s=10.0, open_max_s=40.0)
+    circuits.hold("ep", until=60.0)  # one failure, but the receiver asked for a minute
+    assert circuits.wait_s("ep", 30.0) == pytest.approx(30.0) and circuits.open_targets(30.0) == ["ep"]
+    assert circuits.wait_s("ep", 60.0) == 0.0 and circuits.wait_s("ep", 60.0) > 0  # one probe, the rest wait
+    circuits.succeeded("ep")
+    assert circuits.wait_s("ep", 61.0) == 0.0
+
+
 def test_a_successful_probe_closes_the_circuit_and_an_unsent_one_lets_the_next_go():
     circuits = Circuits(failures_to_open=1, open_s=10.0, open_max_s=40.0)
     circuits.failed("ep", 0.0)
