@@ -49,6 +49,11 @@ DELIVERY_OLDEST_PENDING = Gauge(
     "Age of the oldest delivery not done yet (pending, failed or sending), by channel; 0 when there is none.",
     ["channel"],
 )
+CHANNEL_PAUSED = Gauge(
+    "crownstream_channel_paused",
+    "1 while an operator has paused the channel (crownstream channels pause): its deliveries are held in the ledger.",
+    ["channel"],
+)
 WEBHOOK_ENDPOINTS_DISABLED = Gauge(
     "crownstream_webhook_endpoints_disabled",
     "Webhook endpoints that no longer receive deliveries (disabled after failing for days, or by their owner).",

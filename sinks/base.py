@@ -21,12 +21,13 @@ from abc import ABC, abstractmethod
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, ClassVar
 
-from crownstream.metrics import DELIVERIES_TOTAL, DELIVERY_RECLAIMS, DELIVERY_SECONDS
+from crownstream.metrics import CHANNEL_PAUSED, DELIVERIES_TOTAL, DELIVERY_RECLAIMS, DELIVERY_SECONDS
 from crownstream.schemas.deliveries import DeliveryRequest
 from crownstream.settings import Settings
 from crownstream.sinks.circuit import Circuits
 from crownstream.sinks.ledger import Claimed, Ledger, Outcome, describe_db_error, is_transient, ledger_row
 from crownstream.sinks.retry import retry_policy
+from crownstream.sinks.switches import is_paused
 
 log = logging.getLogger(__name__)
 
@@ -105,6 +106,8 @@ class Dispatcher:
         self._tasks: list[asyncio.Task] = []
         self._stopping = False
         self._record_failing = False
+        self._paused = False
+        self._paused_checked = float("-inf")
         # The labelled metrics of this channel, looked up once: a labels() lookup per delivery (two of them, each
         # taking the metric's lock) was a measurable part of a webhook's CPU time.
         self._policy = retry_policy(sink.channel, settings)
@@ -156,6 +159,9 @@ class Dispatcher:
                 # before them would find their leases expired and re-send what was already delivered.
                 await asyncio.sleep(0.05)
                 continue
+            if await self._channel_paused():
+                await asyncio.sleep(s.sink_poll_interval_s)
+                continue
             room = s.sink_max_in_flight - len(self._in_flight)
             # Claim in sizeable batches: refilling each freed slot with a claim of its own would spend a
             # PostgreSQL round trip per delivery.
@@ -201,6 +207,30 @@ class Dispatcher:
                     await asyncio.wait_for(self._wake.wait(), s.sink_poll_interval_s)
                 except TimeoutError:
                     pass
+
+    async def _channel_paused(self) -> bool:
+        """The operator's switch (sinks/switches.py), read at most once per poll interval. Unreadable (PostgreSQL
+        away): the last known state — the claim that follows will wait for PostgreSQL anyway."""
+        now = time.monotonic()
+        if now - self._paused_checked >= self.settings.sink_poll_interval_s:
+            self._paused_checked = now
+            try:
+                paused = await is_paused(self.ledger.engine, self.sink.channel)
+            except Exception as exc:
+                log.warning(
+                    "reading the channel switch failed", extra={"channel": self.sink.channel, "error": repr(exc)}
+                )
+            else:
+                if paused != self._paused:
+                    log.warning(
+                        "channel paused by an operator: deliveries held in the ledger"
+                        if paused
+                        else "channel resumed: held deliveries go out, oldest first",
+                        extra={"channel": self.sink.channel},
+                    )
+                self._paused = paused
+                CHANNEL_PAUSED.labels(self.sink.channel).set(1 if paused else 0)
+        return self._paused
 
     def _done(self, task: asyncio.Task) -> None:
         self._in_flight.discard(task)

@@ -161,4 +161,60 @@ def webhooks_enable(endpoint_id: str) -> None:
     click.echo(f"enabled {endpoint_id}")
 
 
-COMMANDS = (db_group, ledger_group, feed_group, email_group, deliveries_group, webhooks_group)
+@click.group("channels")
+def channels_group() -> None:
+    """Pause and resume whole delivery channels (their deliveries are held in the ledger meanwhile)."""
+
+
+def _set_channel(channel: str, paused: bool, reason: str | None) -> None:
+    import getpass
+
+    from crownstream.sinks.errors import UnknownChannel
+    from crownstream.sinks.switches import set_paused
+
+    try:
+        switch = _run(lambda engine: set_paused(engine, channel, paused, f"cli:{getpass.getuser()}", reason))
+    except UnknownChannel as exc:
+        click.echo(str(exc), err=True)
+        sys.exit(2)
+    verb = "paused: its deliveries are held in the ledger" if switch.paused else "resumed: held deliveries go out"
+    click.echo(f"{switch.channel} {verb} (every worker within CROWNSTREAM_SINK_POLL_INTERVAL_S)")
+
+
+@channels_group.command("pause")
+@click.argument("channel")
+@click.option("--reason", default=None, help="Why (shown by `channels status`).")
+def channels_pause(channel: str, reason: str | None) -> None:
+    """Stop sending CHANNEL (in_app, email, discord, webhook); nothing is dropped."""
+    _set_channel(channel, True, reason)
+
+
+@channels_group.command("resume")
+@click.argument("channel")
+def channels_resume(channel: str) -> None:
+    """Send CHANNEL again: what was held goes out, oldest first."""
+    _set_channel(channel, False, None)
+
+
+@channels_group.command("status")
+def channels_status() -> None:
+    """Each channel: running or paused (by whom, when, why), and how many deliveries wait in the ledger."""
+    from crownstream.sinks.ledger import Ledger
+    from crownstream.sinks.switches import switches
+
+    async def read(engine):
+        return await switches(engine), await Ledger(engine).backlog()
+
+    found, backlog = _run(read)
+    waiting: dict[str, int] = {}
+    for channel, _, count, _ in backlog:
+        waiting[channel] = waiting.get(channel, 0) + count
+    for channel, switch in found.items():
+        state = (
+            f"paused by {switch.changed_by} at {switch.changed_at:%Y-%m-%d %H:%M:%S %Z}" if switch.paused else "running"
+        )
+        why = f" ({switch.reason})" if switch.paused and switch.reason else ""
+        click.echo(f"{channel}	{state}{why}	{waiting.get(channel, 0)} waiting")
+
+
+COMMANDS = (db_group, ledger_group, feed_group, email_group, deliveries_group, webhooks_group, channels_group)

@@ -25,3 +25,7 @@ class TargetRefused(SinksError, ValueError):
 class DoesNotResolve(TargetRefused):
     """The name has no address now: at delivery a transient failure (DNS may be back), at registration a
     refusal. Its text is the same as a refusal's, so that it is no oracle for which internal names exist."""
+
+
+class UnknownChannel(SinksError, ValueError):
+    """A channel name that is not one of schemas.deliveries.CHANNELS (a typo in an operator's command)."""

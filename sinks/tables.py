@@ -99,3 +99,15 @@ feed_items = Table(
     Index("feed_items_user", "user_id", "id"),
     Index("feed_items_unread", "user_id", postgresql_where=text("read_at IS NULL")),
 )
+
+# Channel switches: a paused channel's deliveries stay in the ledger (pending, due) and go out, oldest first, once
+# it is resumed. A channel without a row is running.
+channel_switches = Table(
+    "channel_switches",
+    metadata,
+    Column("channel", String(16), primary_key=True),
+    Column("paused", Boolean, nullable=False, server_default=text("false")),
+    Column("reason", Text),
+    Column("changed_by", String(128)),
+    Column("changed_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+)

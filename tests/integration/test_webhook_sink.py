@@ -217,6 +217,37 @@ async def test_a_retry_after_slows_the_whole_endpoint_down(engine, database_url)
         assert told_to_wait <= 2, told_to_wait
 
 
+async def test_a_paused_channel_holds_its_deliveries_and_sends_them_in_order_when_resumed(engine, database_url):
+    env = {**os.environ, "CROWNSTREAM_DATABASE_URL": database_url}
+    exe = str(REPO / ".venv" / "bin" / "crownstream")
+
+    def cli(*args):
+        done = subprocess.run([exe, *args], env=env, capture_output=True, text=True, timeout=120, cwd=str(REPO))
+        return done.returncode, done.stdout + done.stderr
+
+    with WebhookReceiver() as receiver:
+        endpoint, secret = await create_endpoint(engine, "ada", "http://x", allow_private=True)
+        await point(engine, endpoint.id, receiver.add("ada", secret))
+        code, said = await asyncio.to_thread(cli, "channels", "pause", "webhook", "--reason", "moving the proxy")
+        assert code == 0 and "webhook paused" in said
+        async with Run(fast(database_url, sink_max_in_flight=1), engine) as run:  # one at a time: order is visible
+            for i in range(5):  # accepted one after the other
+                await run.sink.accept([make_request(i, "webhook", "ada")])
+            await run.sink.flush()
+            await asyncio.sleep(1.5)  # fifteen poll intervals
+            assert receiver.received["ada"].raw == {}
+            code, said = await asyncio.to_thread(cli, "channels", "status")
+            assert code == 0 and "paused by cli:" in said and "moving the proxy" in said and "5 waiting" in said
+            code, said = await asyncio.to_thread(cli, "channels", "resume", "webhook")
+            assert code == 0 and "webhook resumed" in said
+            await eventually(lambda: len(receiver.successes_by_id("ada")) == 5, timeout=20, what="the held ones")
+        sent = [body["data"]["title"] for body in receiver.received["ada"].bodies.values()]
+        assert sent == sorted(sent, key=lambda title: int(title.split()[-1])), sent  # oldest first
+        assert set(receiver.successes_by_id("ada").values()) == {1}
+        code, said = await asyncio.to_thread(cli, "channels", "pause", "fax")
+        assert code == 2 and "unknown channel 'fax'" in said
+
+
 def test_cli_upgrade_prune_and_preview(database_url, engine):
     env = {**os.environ, "CROWNSTREAM_DATABASE_URL": database_url}
     exe = str(REPO / ".venv" / "bin" / "crownstream")
