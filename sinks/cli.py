@@ -104,6 +104,32 @@ def email_preview(notification_type: str, digest: bool, part: str) -> None:
         click.echo(rendered.html)
 
 
+@email_group.group("suppressions")
+def email_suppressions() -> None:
+    """Addresses a relay refused permanently (5xx to RCPT): no mail is sent to them."""
+
+
+@email_suppressions.command("list")
+def email_suppressions_list() -> None:
+    """The suppressed addresses, newest first, with the relay's answer."""
+    from crownstream.sinks.suppressions import suppressions
+
+    for s in _run(suppressions):
+        click.echo(f"{s.address}\t{s.suppressed_at:%Y-%m-%d %H:%M:%S}\tSMTP {s.code}\t{s.reason}")
+
+
+@email_suppressions.command("lift")
+@click.argument("address")
+def email_suppressions_lift(address: str) -> None:
+    """Mail ADDRESS again (the mailbox exists now); replay its dead deliveries if they should still go."""
+    from crownstream.sinks.suppressions import lift
+
+    if not _run(lambda engine: lift(engine, address)):
+        click.echo(f"{address} is not suppressed", err=True)
+        sys.exit(1)
+    click.echo(f"lifted {address}")
+
+
 @click.group("deliveries")
 def deliveries_group() -> None:
     """The delivery dead-letter topic."""

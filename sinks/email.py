@@ -26,12 +26,14 @@ from urllib.parse import quote
 
 import aiosmtplib
 import jinja2
+from async_lru import alru_cache
 
 from crownstream.notifications.unsubscribe import ALL_TYPES, unsubscribe_key
 from crownstream.schemas.deliveries import Contact, DeliveryRequest, DigestItem
 from crownstream.settings import Settings
 from crownstream.sinks.base import Sink
-from crownstream.sinks.ledger import Claimed, Outcome
+from crownstream.sinks.ledger import Claimed, Outcome, clean_text
+from crownstream.sinks.suppressions import Suppression, suppress, suppression_of
 
 _env = jinja2.Environment(
     loader=jinja2.PackageLoader("crownstream.sinks", "templates"),
@@ -129,6 +131,8 @@ def render_email(request: DeliveryRequest, public_url: str, unsubscribe_secret: 
 # modern EmailMessage API is about 5x slower still.
 # Lines up to SMTP's 998: the long headers are structured ASCII that folding cannot help (a 64-hex Message-ID, the
 # unsubscribe URL) and that compat32 would otherwise break before their value; encoded words are folded at 76.
+SUPPRESSION_CACHE_S = 5.0  # how stale a worker's view of the suppressed addresses may be
+SUPPRESSION_CACHE_SIZE = 100_000
 _SMTP_WIRE = compat32.clone(linesep="\r\n", max_line_length=998)
 _MAX_LINE = 998
 
@@ -343,6 +347,13 @@ class EmailSink(Sink):
     async def start(self) -> None:
         self.pool = SmtpPool(self.settings)
 
+        # A suppressed address is rare; looking it up per message must not cost a round trip each time.
+        @alru_cache(maxsize=SUPPRESSION_CACHE_SIZE, ttl=SUPPRESSION_CACHE_S)
+        async def suppression(address: str) -> Suppression | None:
+            return await suppression_of(self.ledger.engine, address)
+
+        self._suppression = suppression
+
     async def stop(self) -> None:
         await self.pool.close()
 
@@ -350,17 +361,39 @@ class EmailSink(Sink):
         request = claimed.request
         if not request.contact.email:
             return Outcome.dead("the request has no contact.email; fan-out must skip users without an address")
+        address = request.contact.email
+        suppressed = await self._suppression(address.lower())
+        if suppressed is not None:
+            return Outcome.dead(
+                f"{address} is suppressed since {suppressed.suppressed_at:%Y-%m-%d %H:%M} UTC: the relay refused it "
+                f"permanently (SMTP {suppressed.code}: {suppressed.reason}); nothing is sent to it until the user "
+                "sets another address or an operator lifts it (crownstream email suppressions lift)",
+                code=suppressed.code,
+                reason_code="address_suppressed",
+            )
         rendered = render_email(request, self.settings.public_url, self.settings.unsubscribe_key)
         message = build_message(request, rendered, self.settings)
         try:
             await self.pool.send(message)
         except aiosmtplib.SMTPResponseException as exc:
             error = f"SMTP {exc.code}: {exc.message}"
-            if 500 <= exc.code < 600:  # permanent: retrying cannot help (unknown mailbox, rejected content)
+            if 500 <= exc.code < 600:  # permanent: retrying cannot help (rejected content, relay policy)
                 return Outcome.dead(error, code=exc.code, digest=rendered.digest)
             return Outcome.failed(error, retry_in=0.0, code=exc.code, digest=rendered.digest)
         except aiosmtplib.SMTPRecipientsRefused as exc:
-            return Outcome.dead(f"recipient refused: {exc.recipients}", digest=rendered.digest)
+            codes = [refusal.code for refusal in exc.recipients] or [550]
+            reason = "; ".join(f"{r.code} {clean_text(r.message, 300)}" for r in exc.recipients) or "refused"
+            if all(500 <= code < 600 for code in codes):
+                # Permanent (unknown mailbox, no such domain): never again to this address.
+                await suppress(self.ledger.engine, address, codes[0], reason)
+                self._suppression.cache_invalidate(address.lower())
+                return Outcome.dead(
+                    f"recipient refused permanently, address suppressed: {reason}",
+                    code=codes[0],
+                    digest=rendered.digest,
+                    reason_code="address_suppressed",
+                )
+            return Outcome.failed(f"recipient refused for now: {reason}", retry_in=0.0, code=codes[0])
         except (TimeoutError, aiosmtplib.SMTPException, OSError) as exc:
             return Outcome.failed(f"{type(exc).__name__}: {exc}", retry_in=0.0, digest=rendered.digest)
         return Outcome.sent(250, rendered.digest)

@@ -111,3 +111,14 @@ channel_switches = Table(
     Column("changed_by", String(128)),
     Column("changed_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
 )
+
+# Addresses a relay refused permanently (5xx to RCPT): no more mail to them, until the user sets another address
+# (the key is the address, lower case) or an operator lifts it (crownstream email suppressions lift).
+email_suppressions = Table(
+    "email_suppressions",
+    metadata,
+    Column("address", String(320), primary_key=True),
+    Column("code", Integer, nullable=False),
+    Column("reason", Text, nullable=False),
+    Column("suppressed_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+)

@@ -22,6 +22,16 @@ class _Handler:
     def __init__(self, peer: SmtpPeer) -> None:
         self.peer = peer
 
+    async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
+        # A recipient the test scripted a refusal for: answered as a relay would (550 unknown mailbox, 450 greylisted).
+        with self.peer.lock:
+            refusal = self.peer.refuse.get(address.lower())
+            if refusal is not None:
+                self.peer.refused[address.lower()] += 1
+                return refusal
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
+
     async def handle_DATA(self, server, session, envelope):
         message_id = message_id_of(envelope.content)
         with self.peer.lock:
@@ -56,6 +66,10 @@ class SmtpPeer:
         self._parsed: list[EmailMessage] = []
         self.envelopes: list[tuple[str, list[str]]] = []
         self.by_message_id: Counter = Counter()
+        self.refuse: dict[
+            str, str
+        ] = {}  # recipient address (lower case) -> the RCPT answer, e.g. "550 5.1.1 no such user"
+        self.refused: Counter = Counter()  # recipient address -> RCPTs refused
         self._controller = Controller(_Handler(self), hostname=self.host, port=self.port)
 
     def start(self) -> SmtpPeer:
