@@ -70,7 +70,9 @@ class DeliveryRuntime:
         ledger = Ledger(db.engine(settings))
         self.dead_letters = DeliveryDeadLetters(settings)
         await _retrying("starting the delivery dead-letter producer", self.dead_letters.start)
-        self.sinks = build_sinks(settings, ledger, notify_disabled=_notify_endpoint_disabled)
+        self.sinks = build_sinks(
+            settings, ledger, notify_disabled=_notify_endpoint_disabled, notify_gone=_notify_discord_gone
+        )
         for sink in self.sinks.values():
             await sink.start()
             dispatcher = Dispatcher(sink, settings, self.dead_letters)
@@ -147,6 +149,31 @@ async def _notify_endpoint_disabled(endpoint, reason: str) -> None:
         title="A webhook endpoint of yours was disabled",
         body=f"{endpoint.url} kept failing and no longer receives deliveries. Last error: {reason[:500]}",
         data={"endpoint_id": endpoint.id, "url": endpoint.url},
+    )
+    sink = runtime.sinks.get("in_app")
+    if sink is not None:
+        await sink.accept([request])
+        await sink.flush()
+
+
+async def _notify_discord_gone(user_id: str, url_sha256: str, reason: str) -> None:
+    """Tell a user in-app that their Discord webhook no longer exists (deduplicated like any request: the key is
+    derived from the webhook's URL digest, so they are told once per webhook)."""
+    from datetime import datetime
+
+    source = f"discord-webhook-gone:{url_sha256}"
+    request = DeliveryRequest(
+        dedup_key=dedup_key(source, user_id, "in_app", "discord.webhook_gone"),
+        channel="in_app",
+        notification_type="discord.webhook_gone",
+        user_id=user_id,
+        source_event_id=source,
+        critical=True,
+        created_at=datetime.now(UTC),
+        title="Your Discord webhook no longer exists",
+        body="Discord says the webhook in your notification preferences was deleted; Discord notifications stop "
+        f"until you set a new one. Discord answered: {reason[:300]}",
+        data={"url_sha256": url_sha256},
     )
     sink = runtime.sinks.get("in_app")
     if sink is not None:

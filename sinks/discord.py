@@ -20,16 +20,19 @@ import hashlib
 import json
 import logging
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 import httpx
 import orjson
+from async_lru import alru_cache
 
 from crownstream.sinks.base import Sink
 from crownstream.sinks.discord_payload import build_payload
 from crownstream.sinks.ledger import Claimed, Outcome, clean_text
 from crownstream.sinks.outbound import failure_category, guarded_transport, is_permanent_refusal, read_capped_httpx
 from crownstream.sinks.retry import parse_delay
+from crownstream.sinks.suppressions import discord_gone, mark_discord_gone, url_digest
 from crownstream.sinks.targets import REFUSED, TargetRefused, parse_target
 
 log = logging.getLogger(__name__)
@@ -38,6 +41,10 @@ log = logging.getLogger(__name__)
 # back to the ledger. Discord's own per-webhook windows are a few seconds. (A module constant rather than a
 # setting: the caller-visible cap is CROWNSTREAM_SINK_RETRY_AFTER_MAX_S.)
 IN_PLACE_WAIT_MAX_S = 10.0
+GONE_CACHE_S = 5.0  # how stale a worker's view of the gone webhooks may be
+GONE_CACHE_SIZE = 100_000
+# Told when a user's Discord webhook turns out deleted: (user id, the URL's SHA-256, Discord's answer).
+NotifyGone = Callable[[str, str, str], Awaitable[None]]
 
 
 @dataclass
@@ -58,6 +65,17 @@ class Bucket:
         if self.remaining == 0:
             return max(0.0, self.reset_at - time.monotonic())
         return 0.0
+
+
+def is_global(body: bytes, headers: httpx.Headers) -> bool:
+    """A 429 of Discord's global limit (``X-RateLimit-Global: true`` or ``"global": true``), not one bucket's."""
+    if headers.get("x-ratelimit-global", "").strip().lower() == "true":
+        return True
+    try:
+        parsed = json.loads(body) if body else None
+    except (ValueError, RecursionError):
+        return False
+    return isinstance(parsed, dict) and parsed.get("global") is True
 
 
 def retry_after_s(body: bytes, headers: httpx.Headers) -> float | None:
@@ -84,6 +102,12 @@ class DiscordSink(Sink):
     channel = "discord"
     circuit_breaker = True
 
+    def __init__(self, settings, ledger, notify_gone: NotifyGone | None = None) -> None:
+        super().__init__(settings, ledger)
+        self.notify_gone = notify_gone
+        # Discord's global limit (a 429 with "global": true) stops every webhook of this worker, not one bucket.
+        self._global_until = 0.0
+
     def target_of(self, claimed: Claimed) -> str:
         return claimed.request.contact.discord_webhook_url or ""
 
@@ -97,6 +121,12 @@ class DiscordSink(Sink):
             headers={"user-agent": "Crownstream (https://crownstream.invalid, 1)", "accept-encoding": "identity"},
         )
         self._buckets: dict[str, Bucket] = {}
+
+        @alru_cache(maxsize=GONE_CACHE_SIZE, ttl=GONE_CACHE_S)
+        async def gone(url_sha256: str) -> str | None:
+            return await discord_gone(self.ledger.engine, url_sha256)
+
+        self._gone = gone
 
     async def stop(self) -> None:
         await self._client.aclose()
@@ -123,6 +153,13 @@ class DiscordSink(Sink):
                 "discord target refused by policy", extra={"dedup_key": claimed.dedup_key, "detail": exc.detail}
             )
             return Outcome.dead(f"{REFUSED}: {exc.reason}", reason_code="target_refused")
+        url_sha256 = url_digest(url)
+        known_gone = await self._gone(url_sha256)
+        if known_gone is not None:
+            return Outcome.dead(
+                f"this Discord webhook no longer exists ({known_gone}); the user must set a new one",
+                reason_code="webhook_gone",
+            )
         body = orjson.dumps(build_payload(claimed.request))
         digest = hashlib.sha256(body).hexdigest()
         bucket = self._buckets.setdefault(url, Bucket())
@@ -130,7 +167,7 @@ class DiscordSink(Sink):
         waits = 0
         async with bucket.lock:
             while True:
-                wait = bucket.wait_s()
+                wait = max(bucket.wait_s(), self._global_until - time.monotonic())
                 if wait > IN_PLACE_WAIT_MAX_S:  # not slept on holding a slot: back to the ledger, unattempted
                     return Outcome.deferred(min(wait, cap))
                 await asyncio.sleep(wait)
@@ -152,6 +189,9 @@ class DiscordSink(Sink):
                     waits += 1
                     if delay is None:
                         delay = 1.0
+                    if is_global(text, headers):
+                        # Every webhook of this worker waits, not only this bucket (Discord's global limit).
+                        self._global_until = max(self._global_until, time.monotonic() + min(delay, cap))
                     if delay > cap:
                         bucket.remaining, bucket.reset_at = 0, time.monotonic() + cap
                         return Outcome.failed(
@@ -171,5 +211,24 @@ class DiscordSink(Sink):
                 error = f"HTTP {code}: {snippet}" if snippet else f"HTTP {code}"
                 if code == 408 or code >= 500:
                     return Outcome.failed(error, retry_in=0.0, code=code, digest=digest)
-                # 3xx (never followed) and other 4xx (bad payload, deleted or forbidden webhook): will not improve.
+                if code == 404:
+                    # Unknown Webhook: deleted in Discord. Never called again; its owner is told to set a new one.
+                    await self._mark_gone(claimed, url_sha256, error)
+                    return Outcome.dead(
+                        f"{error}: the Discord webhook no longer exists; not called again, its owner was told",
+                        code=code,
+                        digest=digest,
+                        reason_code="webhook_gone",
+                    )
+                # 3xx (never followed) and other 4xx (bad payload, forbidden webhook): will not improve.
                 return Outcome.dead(error, code=code, digest=digest, reason_code="delivery_rejected")
+
+    async def _mark_gone(self, claimed: Claimed, url_sha256: str, error: str) -> None:
+        user_id = claimed.request.user_id
+        first = await mark_discord_gone(self.ledger.engine, url_sha256, user_id, error)
+        self._gone.cache_invalidate(url_sha256)
+        if first and self.notify_gone is not None:
+            try:
+                await self.notify_gone(user_id, url_sha256, error)
+            except Exception:  # best effort: the delivery's outcome must still be recorded
+                log.exception("could not tell the user their Discord webhook is gone", extra={"user_id": user_id})

@@ -122,3 +122,14 @@ email_suppressions = Table(
     Column("reason", Text, nullable=False),
     Column("suppressed_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
 )
+
+# Discord webhooks Discord said no longer exist (404 Unknown Webhook), by the SHA-256 of their URL (the URL holds the
+# webhook's token: it is not stored). Not called again; a user who sets a new webhook URL is sent to again.
+discord_gone_webhooks = Table(
+    "discord_gone_webhooks",
+    metadata,
+    Column("url_sha256", String(64), primary_key=True),
+    Column("user_id", String(128), nullable=False),
+    Column("reason", Text, nullable=False),
+    Column("gone_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+)

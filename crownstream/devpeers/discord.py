@@ -78,6 +78,14 @@ class DiscordStandIn(ThreadedServer):
         self.rejected_for_size = 0
         self.rate_limited = 0
         self.by_title: Counter = Counter()
+        self.deleted: set[str] = set()  # webhooks deleted in "Discord": 404 Unknown Webhook
+        self.unknown_webhook_answers: Counter = Counter()
+        self._global_until = 0.0  # Discord's global limit: every webhook gets 429 "global" until then
+        self.global_429s = 0
+        self._global_started = 0.0
+        # Requests that met the global limit after the first one, by seconds since it began: those sent by a client
+        # that had already been told (not just in flight at that moment) show it ignored the limit.
+        self.requests_during_global: list[float] = []
 
     def webhook_url(self, name: str) -> str:
         return f"{self.base_url}/api/webhooks/{name}/token-{name}"
@@ -86,6 +94,19 @@ class DiscordStandIn(ThreadedServer):
         app = web.Application()
         app.router.add_post("/api/webhooks/{id}/{token}", self._handle)
         return app
+
+    def delete(self, hook: str) -> None:
+        """The webhook is deleted: Discord answers 404 Unknown Webhook (code 10015) from now on."""
+        with self.lock:
+            self.deleted.add(hook)
+
+    def hit_global_limit(self, seconds: float) -> None:
+        """The next request, to whatever webhook, meets Discord's global limit: 429 with ``"global": true`` and
+        ``X-RateLimit-Global``, and every request until it runs out is refused the same way (and counted early)."""
+        with self.lock:
+            self._global_pending = seconds
+
+    _global_pending = 0.0
 
     def script(self, hook: str, status: int, body: bytes, headers: dict[str, str] | None = None) -> str:
         with self.lock:
@@ -100,6 +121,22 @@ class DiscordStandIn(ThreadedServer):
                 status, body, headers = self.scripted[hook]
                 self.scripted_answers[hook] += 1
                 return web.Response(status=status, body=body, headers=headers, content_type="application/json")
+            if hook in self.deleted:
+                self.unknown_webhook_answers[hook] += 1
+                return web.json_response({"message": "Unknown Webhook", "code": 10015}, status=404)
+            if self._global_pending:
+                self._global_started, self._global_until = now, now + self._global_pending
+                self._global_pending = 0.0
+            if now < self._global_until:
+                if self.global_429s:
+                    self.requests_during_global.append(now - self._global_started)
+                self.global_429s += 1
+                wait = round(self._global_until - now, 3)
+                return web.json_response(
+                    {"message": "You are being rate limited.", "retry_after": wait, "global": True},
+                    status=429,
+                    headers={"X-RateLimit-Global": "true", "X-RateLimit-Scope": "global", "Retry-After": str(wait)},
+                )
             if now < self._blocked_until.get(hook, 0.0):
                 self.early_requests.append(self._blocked_until[hook] - now)
             if self._forced[hook] < self.force_429:
