@@ -1,6 +1,7 @@
 """The worker's consumer: drops records fetched before their partition's last seek (UPSTREAM.md F8), releases a
 crashed agent's commit-gate holds before faust commits from its task (F3), holds partition resumes back while
-recovery completes (F12), records the offsets a record skipped without the record itself (F20), and runs
+recovery completes (F12), records the offsets a record skipped without the record itself (F20), keeps revoked
+partitions' acknowledged offsets until the revocation's last commit (F21), and runs
 ``consumer_thread._LsoFromBrokerConsumerThread`` (W). Installed as ``transport.CrownstreamTransport.Consumer``
 (UPSTREAM.md W).
 """
@@ -10,9 +11,11 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Iterable
 
-from faust.transport.consumer import RecordMap
+from faust.transport.consumer import CONSUMER_PARTITIONS_REVOKED, RecordMap
 from faust.transport.drivers.aiokafka import Consumer
 from faust.types import TP, Message
+from faust.utils.tracing import traced_from_parent_span
+from mode import Service
 
 from crownstream.engine.commit_gate import gate_for
 from crownstream.engine.consumer_thread import _LsoFromBrokerConsumerThread
@@ -59,6 +62,34 @@ class _Consumer(Consumer):
             self._deferred_resumes.append(set(tps))
             return
         super().resume_partitions(tps)
+
+    @Service.transitions_to(CONSUMER_PARTITIONS_REVOKED)
+    async def on_partitions_revoked(self, revoked: set[TP]) -> None:
+        """Faust's, with the revoked partitions' acknowledged offsets (and gaps, read and committed offsets) dropped
+        only *after* the app's revocation handler, not before it.
+
+        That handler waits for the streams and commits (``App._on_partitions_revoked`` -> ``wait_empty`` ->
+        ``commit_and_end_transactions``): the last commit of this generation, made for the partitions being given
+        up. Faust emptied their acknowledged offsets first, so that commit had nothing to commit for them, yet it
+        committed their transactions — with the outputs of every event processed since the previous commit in
+        them — whenever another partition of the same transactional id had an offset to commit. The next owner read
+        from the previous offset and emitted those outputs again: the delivery requests committed twice upstream
+        at the rebalances of the operations scenario, most under load (#15, UPSTREAM.md F21)."""
+        span = self.app._start_span_from_rebalancing("on_partitions_revoked")
+        T = traced_from_parent_span(span)
+        with span:
+            if self._active_partitions is not None:
+                self._active_partitions.difference_update(revoked)
+            self._paused_partitions.difference_update(revoked)
+            try:
+                await T(self._on_partitions_revoked, partitions=revoked)(revoked)
+            finally:
+                for tp in revoked:
+                    self._gap.pop(tp, None)
+                    self._acked.pop(tp, None)
+                    self._acked_index.pop(tp, None)
+                    self._read_offset.pop(tp, None)
+                    self._committed_offset.pop(tp, None)
 
     async def _add_gap(self, tp: TP, offset_from: int, offset_to: int) -> None:
         """The offsets between the last record read and ``offset_to``, the record just read, as a gap: the offsets

@@ -57,9 +57,7 @@ async def wait_requested(settings, at_least: int, timeout: float) -> Counter:
         await asyncio.sleep(0.2)
 
 
-async def test_a_backlog_over_several_partitions_is_fanned_out_once_across_a_kill(settings, topics, start_worker):
-    # Commits every 0.2 s: many transactions commit while the backlog is being worked through.
-    first = start_worker(commit_interval_s=0.2)
+async def produce_backlog(settings) -> None:
     topic = NOTIFICATION_USERS.full_name(settings)
     partitions = NOTIFICATION_USERS.partition_count(settings)
     # Written as our agents write it (the users topic is produced by the audience agents): in transactions.
@@ -75,6 +73,11 @@ async def test_a_backlog_over_several_partitions_is_fanned_out_once_across_a_kil
     finally:
         await producer.stop()
 
+
+async def test_a_backlog_over_several_partitions_is_fanned_out_once_across_a_kill(settings, topics, start_worker):
+    # Commits every 0.2 s: many transactions commit while the backlog is being worked through.
+    first = start_worker(commit_interval_s=0.2)
+    await produce_backlog(settings)
     before = await wait_requested(settings, RECORDS // 4, timeout=120)
     assert sum(before.values()) < RECORDS, "the backlog was done before the kill: nothing tested"
     first.kill()  # SIGKILL mid-backlog: its open transaction aborts, what it committed stays
@@ -87,4 +90,24 @@ async def test_a_backlog_over_several_partitions_is_fanned_out_once_across_a_kil
     assert not repeated, (
         f"{len(repeated)} of {RECORDS} delivery requests committed twice upstream "
         f"({sum(before.values())} were committed when the first worker was killed)"
+    )
+
+
+async def test_a_backlog_is_fanned_out_once_across_a_rebalance(settings, topics, start_worker):
+    """A second worker joins mid-backlog: the first gives partitions up, and its revocation's last commit carries the
+    offsets of everything it acknowledged (UPSTREAM.md F21). Faust dropped those offsets before that commit, which
+    still committed the transactions holding the events' outputs."""
+    start_worker(commit_interval_s=0.2)
+    await produce_backlog(settings)
+    before = await wait_requested(settings, RECORDS // 4, timeout=120)
+    assert sum(before.values()) < RECORDS, "the backlog was done before the rebalance: nothing tested"
+    start_worker(commit_interval_s=0.2)  # joins the group: a rebalance while the backlog is being worked through
+    await wait_requested(settings, RECORDS, timeout=180)
+    await asyncio.sleep(2)
+    after = await requested(settings)
+    assert len(after) == RECORDS
+    repeated = {key: n for key, n in after.items() if n > 1}
+    assert not repeated, (
+        f"{len(repeated)} of {RECORDS} delivery requests committed twice upstream "
+        f"({sum(before.values())} were committed when the second worker joined)"
     )
