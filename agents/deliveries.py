@@ -27,7 +27,7 @@ from crownstream.settings import get_settings
 from crownstream.sinks import backlog, db
 from crownstream.sinks.base import Dispatcher, Sink
 from crownstream.sinks.dead_letter import HEADER_CHANNEL, REPLAY_HEADER, DeliveryDeadLetters
-from crownstream.sinks.ledger import Ledger, clean_text, describe_db_error, is_transient
+from crownstream.sinks.ledger import Claimed, Ledger, Outcome, clean_text, describe_db_error, is_transient
 from crownstream.sinks.registry import build_sinks
 from crownstream.streams.dead_letter import dead_letter_headers
 from crownstream.streams.topics import DELIVERIES
@@ -75,7 +75,9 @@ class DeliveryRuntime:
         )
         for sink in self.sinks.values():
             await sink.start()
-            dispatcher = Dispatcher(sink, settings, self.dead_letters)
+            # Whoever owns a webhook endpoint or a Discord webhook is told when a delivery to it gives up.
+            exhausted = _notify_exhausted if sink.channel in ("webhook", "discord") else None
+            dispatcher = Dispatcher(sink, settings, self.dead_letters, on_exhausted=exhausted)
             dispatcher.start()
             self.dispatchers.append(dispatcher)
         self._backlog = asyncio.ensure_future(backlog.keep_refreshed(ledger, settings.backlog_refresh_s))
@@ -154,6 +156,44 @@ async def _notify_endpoint_disabled(endpoint, reason: str) -> None:
     if sink is not None:
         await sink.accept([request])
         await sink.flush()
+
+
+async def _notify_exhausted(claimed: Claimed, outcome: Outcome) -> None:
+    """A delivery gave up after its whole retry schedule: a ``delivery.exhausted`` notice to its owner, in-app and
+    by email (when they have an address), with what failed, so that they can fix the receiver and have it resent."""
+    from datetime import datetime
+
+    request = claimed.request
+    source = f"delivery-exhausted:{claimed.dedup_key}:{claimed.target}"
+    where = f"webhook endpoint {claimed.target}" if request.channel == "webhook" else f"your {request.channel} webhook"
+    body = (
+        f'"{request.title}" could not be delivered to {where}: {outcome.error or "it kept failing"}'[:3500]
+        + " Fix the receiver, then ask for it to be sent again."
+    )
+    notices = []
+    for channel in ("in_app", "email"):
+        if channel == "email" and not request.contact.email:
+            continue
+        notices.append(
+            DeliveryRequest(
+                dedup_key=dedup_key(source, request.user_id, channel, "delivery.exhausted"),
+                channel=channel,
+                notification_type="delivery.exhausted",
+                user_id=request.user_id,
+                source_event_id=source,
+                critical=True,
+                created_at=datetime.now(UTC),
+                title=f"A {request.channel} notification could not be delivered",
+                body=body,
+                data={"dedup_key": claimed.dedup_key, "target": claimed.target, "channel": request.channel},
+                contact=request.contact,
+            )
+        )
+    for notice in notices:
+        sink = runtime.sinks.get(notice.channel)
+        if sink is not None:
+            await sink.accept([notice])
+            await sink.flush()
 
 
 async def _notify_discord_gone(user_id: str, url_sha256: str, reason: str) -> None:

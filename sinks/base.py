@@ -92,8 +92,12 @@ class Dispatcher:
     """Claims due rows of one channel, delivers them concurrently, records outcomes as they become known in
     batches (the crash window between a send and its record is ``RECORD_LINGER_S`` and one set-based UPDATE)."""
 
-    def __init__(self, sink: Sink, settings: Settings, dead_letter: DeadLetter) -> None:
+    def __init__(
+        self, sink: Sink, settings: Settings, dead_letter: DeadLetter, on_exhausted: DeadLetter | None = None
+    ) -> None:
+        """``on_exhausted``: told of each delivery that gave up after its whole retry schedule (its owner is told)."""
         self.sink = sink
+        self.on_exhausted = on_exhausted
         self.settings = settings
         self.ledger = sink.ledger
         self.dead_letter = dead_letter
@@ -204,7 +208,8 @@ class Dispatcher:
                 # (retries falling due, leases of dead workers running out).
                 self._wake.clear()
                 try:
-                    await asyncio.wait_for(self._wake.wait(), s.sink_poll_interval_s)
+                    async with asyncio.timeout(s.sink_poll_interval_s):
+                        await self._wake.wait()
                 except TimeoutError:
                     pass
 
@@ -262,11 +267,13 @@ class Dispatcher:
         self._seconds.observe(time.perf_counter() - started)
         if self._circuits is not None:
             self._note_circuit(target_key, outcome)
+        exhausted = False
         if outcome.status == "failed":
             delay = self._policy.delay_after(
                 item.attempt, hinted_s=outcome.retry_in or None, hint_cap_s=self.settings.sink_retry_after_max_s
             )
             if delay is None:
+                exhausted = True
                 outcome = Outcome.dead(
                     f"gave up after {item.attempt} attempts over {_duration(self._policy.horizon_s)}; "
                     f"last error: {outcome.error}",
@@ -279,6 +286,11 @@ class Dispatcher:
                 )
         if outcome.status == "dead":
             await self._dead_letter(item, outcome)
+            if exhausted and self.on_exhausted is not None:
+                try:
+                    await self.on_exhausted(item, outcome)
+                except Exception:  # the notice is best effort; the outcome must still be recorded
+                    log.exception("could not tell the owner of an exhausted delivery", extra={"key": item.dedup_key})
         counter = self._outcomes.get(outcome.status)
         if counter is None:  # a status a sink made up beside the three: counted under its own label, as before
             counter = DELIVERIES_TOTAL.labels(self.sink.channel, outcome.status)
@@ -324,7 +336,10 @@ class Dispatcher:
             if self._results.qsize() < RECORD_BATCH_TARGET and not self._stopping:
                 self._batch_full.clear()
                 try:
-                    await asyncio.wait_for(self._batch_full.wait(), RECORD_LINGER_S)
+                    # asyncio.timeout, not wait_for: on 3.11 wait_for can swallow a cancellation that arrives as
+                    # its own timeout fires, and stop() then waited for ever on a task that went on waiting.
+                    async with asyncio.timeout(RECORD_LINGER_S):
+                        await self._batch_full.wait()
                 except TimeoutError:
                     pass
             while not self._results.empty() and len(batch) < RECORD_BATCH_MAX:

@@ -44,14 +44,14 @@ async def point(engine, endpoint_id: str, url: str) -> None:
 class Run:
     """A webhook sink with its dispatcher; dead letters collected in a list."""
 
-    def __init__(self, settings: Settings, engine, notify=None) -> None:
+    def __init__(self, settings: Settings, engine, notify=None, on_exhausted=None) -> None:
         self.dead: list = []
         self.sink = WebhookSink(settings, Ledger(engine), notify_disabled=notify)
 
         async def dead_letter(claimed, outcome):
             self.dead.append((claimed, outcome))
 
-        self.dispatcher = Dispatcher(self.sink, settings, dead_letter)
+        self.dispatcher = Dispatcher(self.sink, settings, dead_letter, on_exhausted=on_exhausted)
 
     async def __aenter__(self):
         await self.sink.start()
@@ -246,6 +246,34 @@ async def test_a_paused_channel_holds_its_deliveries_and_sends_them_in_order_whe
         assert set(receiver.successes_by_id("ada").values()) == {1}
         code, said = await asyncio.to_thread(cli, "channels", "pause", "fax")
         assert code == 2 and "unknown channel 'fax'" in said
+
+
+async def test_a_delivery_that_gives_up_tells_its_owner_in_app_and_by_email(engine, database_url, monkeypatch):
+    from crownstream.agents.deliveries import _notify_exhausted, runtime
+    from crownstream.sinks.email import EmailSink
+
+    ledger = Ledger(engine)
+    monkeypatch.setattr(
+        runtime, "sinks", {"in_app": FeedSink(Settings(), ledger), "email": EmailSink(Settings(), ledger)}
+    )
+    with WebhookReceiver() as receiver:
+        endpoint, secret = await create_endpoint(engine, "ada", "http://x", allow_private=True)
+        await point(engine, endpoint.id, receiver.add("ada", secret, always_fail=True))
+        async with Run(fast(database_url), engine, on_exhausted=_notify_exhausted) as run:
+            await run.sink.accept([make_request(1, "webhook", "ada")])
+            await run.sink.flush()
+            await eventually(lambda: run.dead, timeout=30, what="the delivery giving up")
+    page = await list_feed(engine, "ada")
+    (notice,) = page["items"]
+    assert notice["notification_type"] == "delivery.exhausted" and notice["critical"]
+    assert "Notification 1" in notice["body"] and "gave up after 3 attempts" in notice["body"]
+    async with engine.connect() as conn:
+        email = (
+            await conn.execute(
+                text("SELECT user_id, request->'contact'->>'email' FROM deliveries WHERE channel = 'email'")
+            )
+        ).all()
+    assert email == [("ada", "ada@example.com")]  # the email notice, in the ledger for the email sink
 
 
 def test_cli_upgrade_prune_and_preview(database_url, engine):
