@@ -191,6 +191,9 @@ class Settings(BaseSettings):
     webhook_timeout_s: float = Field(
         10.0, gt=0, description="Deadline of one outbound webhook request, connect to last byte."
     )
+    webhook_secret_grace_s: float = Field(
+        86_400.0, ge=0, description="After a secret rotation, how long the previous secrets still sign beside the new."
+    )
     webhook_disable_after_s: float = Field(
         5 * 24 * 3600.0, gt=0, description="An endpoint failing without a success for this long is disabled."
     )

@@ -70,6 +70,9 @@ webhook_endpoints = Table(
     # Every secret signs each message (one signature per secret) so receivers can rotate without a gap:
     # add the new secret, switch the receiver, drop the old one.
     Column("secrets", ARRAY(Text), nullable=False),
+    # After a rotation the previous secrets (all but the first) sign until then, so receivers can switch without a
+    # gap; afterwards only the newest signs. NULL: every secret signs (none was rotated out).
+    Column("previous_secrets_until", DateTime(timezone=True)),
     # Notification types this endpoint receives; empty = all.
     Column("event_types", ARRAY(Text), nullable=False, server_default=text("'{}'::text[]")),
     Column("enabled", Boolean, nullable=False, server_default=text("true")),

@@ -26,6 +26,13 @@ class Endpoint:
     enabled: bool
     failing_since: datetime | None
     disabled_reason: str | None = None
+    previous_secrets_until: datetime | None = None
+
+    def signing_secrets(self, now: datetime) -> tuple[str, ...]:
+        """The secrets that sign at ``now``: the newest always, the previous ones until their grace window ends."""
+        if self.previous_secrets_until is not None and now >= self.previous_secrets_until:
+            return self.secrets[:1]
+        return self.secrets
 
     def wants(self, notification_type: str) -> bool:
         return not self.event_types or notification_type in self.event_types
@@ -53,6 +60,7 @@ def _endpoint(row) -> Endpoint:
         row.enabled,
         row.failing_since,
         row.disabled_reason,
+        row.previous_secrets_until,
     )
 
 
@@ -100,20 +108,41 @@ async def endpoints_of(engine: AsyncEngine, user_ids: Sequence[str], enabled_onl
         return [_endpoint(row) for row in (await conn.execute(query.order_by(t.c.created_at))).all()]
 
 
-async def rotate_secret(engine: AsyncEngine, endpoint_id: str, keep_old: bool = True) -> str:
-    """Add a new secret (it signs from now on, next to the old ones until ``drop_old_secrets``)."""
+async def rotate_secret(
+    engine: AsyncEngine, endpoint_id: str, keep_old: bool = True, grace_s: float = 86_400.0
+) -> tuple[str, datetime | None]:
+    """Add a new secret: it signs from now on, and the previous ones beside it for ``grace_s`` (the receiver
+    switches meanwhile), then no more. Secrets whose grace ended at an earlier rotation are dropped now. Returns the
+    new secret and when the previous ones stop signing (None without ``keep_old``: they stop at once)."""
     secret = generate_secret()
     async with engine.begin() as conn:
-        expr = text("array_prepend(CAST(:s AS text), secrets)") if keep_old else text("ARRAY[CAST(:s AS text)]")
-        result = await conn.execute(update(t).where(t.c.id == endpoint_id).values(secrets=expr), {"s": secret})
-        if result.rowcount == 0:
+        if keep_old:
+            kept = text(
+                "array_prepend(CAST(:s AS text), CASE WHEN previous_secrets_until IS NOT NULL "
+                "AND previous_secrets_until <= now() THEN secrets[1:1] ELSE secrets END)"
+            )
+            until = text("now() + make_interval(secs => :grace)")
+        else:
+            kept, until = text("ARRAY[CAST(:s AS text)]"), None
+        result = await conn.execute(
+            update(t)
+            .where(t.c.id == endpoint_id)
+            .values(secrets=kept, previous_secrets_until=until)
+            .returning(t.c.previous_secrets_until),
+            {"s": secret, "grace": float(grace_s)},
+        )
+        row = result.first()
+        if row is None:
             raise KeyError(endpoint_id)
-    return secret
+    return secret, row[0]
 
 
 async def drop_old_secrets(engine: AsyncEngine, endpoint_id: str) -> None:
+    """End the grace window now: only the newest secret signs."""
     async with engine.begin() as conn:
-        await conn.execute(update(t).where(t.c.id == endpoint_id).values(secrets=text("secrets[1:1]")))
+        await conn.execute(
+            update(t).where(t.c.id == endpoint_id).values(secrets=text("secrets[1:1]"), previous_secrets_until=None)
+        )
 
 
 async def set_enabled(engine: AsyncEngine, endpoint_id: str, enabled: bool, reason: str | None = None) -> bool:

@@ -19,6 +19,7 @@ import hashlib
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import replace
+from datetime import UTC, datetime
 from typing import Any
 
 import aiohttp
@@ -142,7 +143,7 @@ class WebhookSink(Sink):
             parse_target(endpoint.url, s.sink_allow_private_targets, s.sink_max_url_length, client="aiohttp")
         except TargetRefused as exc:
             return await self._refused(endpoint, exc, digest)
-        headers = signer(endpoint.secrets).headers(claimed.dedup_key, body)
+        headers = signer(endpoint.signing_secrets(datetime.now(UTC))).headers(claimed.dedup_key, body)
         trace = delivery_trace(claimed)
         if trace is not None:
             headers = {**headers, TRACE_HEADER: trace[0].header}

@@ -499,10 +499,26 @@ OPERATIONS: dict[str, dict[str, dict[str, Any]]] = {
     },
     "/webhooks/{endpoint_id}/rotate": {
         "post": {
-            "summary": "A new signing secret for the endpoint (the old ones keep signing until dropped)",
+            "summary": "A new signing secret for the endpoint; the previous ones sign beside it for the grace window "
+            "(CROWNSTREAM_WEBHOOK_SECRET_GRACE_S, 24 h), then no more",
             "tags": ["webhooks"],
             "responses": {
-                "200": {"description": "The new secret, shown once."},
+                "200": {
+                    "description": "The new secret, shown once, and when the previous secrets stop signing.",
+                    "content": {
+                        "application/json": {
+                            "schema": {
+                                "type": "object",
+                                "required": ["endpoint_id", "secret", "previous_secrets_sign_until"],
+                                "properties": {
+                                    "endpoint_id": {"type": "string"},
+                                    "secret": {"type": "string"},
+                                    "previous_secrets_sign_until": {"type": ["string", "null"], "format": "date-time"},
+                                },
+                            }
+                        }
+                    },
+                },
                 "404": _json("No such endpoint.", "Error"),
             },
         }

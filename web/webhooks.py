@@ -2,7 +2,8 @@
 
     GET    /users/{user_id}/webhooks                         the user's endpoints (no secrets)
     POST   /users/{user_id}/webhooks   {"url", "event_types"} -> {"endpoint", "secret"} (the secret shown once)
-    POST   /webhooks/{endpoint_id}/rotate                    -> {"secret"}: signs next to the old one(s)
+    POST   /webhooks/{endpoint_id}/rotate                    -> {"secret", "previous_secrets_sign_until"}: the new
+                                                             secret signs, the old ones beside it for the grace window
     POST   /webhooks/{endpoint_id}/enable
 
 The last two name an endpoint, not a user: its owner is looked up first, so a user token only works on the
@@ -77,9 +78,18 @@ class RotateSecret(View):
     @access(USER, owner=endpoint_owner)
     async def post(self, request: Request, endpoint_id: str) -> Response:
         try:
-            return self.json({"endpoint_id": endpoint_id, "secret": await rotate_secret(db.engine(), endpoint_id)})
+            secret, previous_until = await rotate_secret(
+                db.engine(), endpoint_id, grace_s=get_settings().webhook_secret_grace_s
+            )
         except KeyError:
             raise HttpError(404, f"no webhook endpoint {endpoint_id!r}") from None
+        return self.json(
+            {
+                "endpoint_id": endpoint_id,
+                "secret": secret,
+                "previous_secrets_sign_until": previous_until.isoformat() if previous_until else None,
+            }
+        )
 
 
 @app.page("/webhooks/{endpoint_id}/enable")

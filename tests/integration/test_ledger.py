@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+from datetime import UTC, datetime
 
 from sqlalchemy import text
 
 from crownstream.settings import Settings
 from crownstream.sinks.feed import FeedSink, list_feed, mark_read, prune_feed
 from crownstream.sinks.ledger import Ledger, Outcome, ledger_row
-from crownstream.sinks.webhook_endpoints import create_endpoint, mark_failing, rotate_secret
+from crownstream.sinks.webhook_endpoints import create_endpoint, get_endpoints, mark_failing, rotate_secret
 from tests.support.sinks import make_request, migrate
 
 
@@ -150,12 +151,28 @@ async def test_endpoint_is_disabled_once_after_failing_long_enough(engine):
     await asyncio.sleep(0.4)
     assert await mark_failing(engine, endpoint.id, 0.3, "HTTP 500") is True
     assert await mark_failing(engine, endpoint.id, 0.3, "HTTP 500") is False  # told once
-    new = await rotate_secret(engine, endpoint.id)
+    new, _ = await rotate_secret(engine, endpoint.id)
     async with engine.connect() as conn:
         secrets = (
             await conn.execute(text("SELECT secrets FROM webhook_endpoints WHERE id = :i"), {"i": endpoint.id})
         ).scalar_one()
     assert secrets == [new, secret]
+
+
+async def test_a_rotated_out_secret_signs_for_its_grace_window_then_no_more(engine):
+    endpoint, first = await create_endpoint(engine, "ada", "https://hooks.example.com/x", allow_private=True)
+    second, until = await rotate_secret(engine, endpoint.id, grace_s=1.0)
+    (current,) = (await get_endpoints(engine, [endpoint.id])).values()
+    now = datetime.now(UTC)
+    assert until is not None and 0 < (until - now).total_seconds() <= 1.5
+    assert current.signing_secrets(now) == (second, first)  # the receiver may still check the old one
+    assert current.signing_secrets(until) == (second,)  # then only the new one signs
+    await asyncio.sleep(1.1)
+    third, _ = await rotate_secret(engine, endpoint.id, grace_s=60.0)
+    (current,) = (await get_endpoints(engine, [endpoint.id])).values()
+    assert current.secrets == (third, second)  # the first, past its window, is dropped by the next rotation
+    assert current.signing_secrets(datetime.now(UTC)) == (third, second)
+    assert (await rotate_secret(engine, endpoint.id, keep_old=False))[1] is None  # no window: the old stop now
 
 
 async def test_a_batch_of_outcomes_of_every_kind_is_recorded_row_by_row(engine):
