@@ -138,7 +138,8 @@ class RestoringRecovery(Recovery):
             # Not assigned first, though that would ask for every topic's metadata in one request (1.4 s of a
             # rebalance here): assigned and paused before their ends were asked for, with the 200-ms fetch long poll,
             # the operations scenario committed 268 and 1,957 delivery requests twice upstream (2026-12-07), as
-            # faster recoveries did on 2026-12-01; without both, 221, 0, 0. Kept until that cause is found (README).
+            # faster recoveries did on 2026-12-01; without both, 221, 0, 0. The repeats were traced to the offset
+            # bookkeeping (UPSTREAM.md F20, F21, B1), not to recovery; assigning first again is for the rebalance bench.
             ends_by_ktp = await restore.end_offsets(list(kafka_tps.values()))
             ends = {tp: ends_by_ktp[ktp] for tp, ktp in kafka_tps.items()}
             plan, ahead = plan_restore({tp: offsets.get(tp) for tp in tps}, ends)
