@@ -19,6 +19,7 @@ import logging
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import replace
 from typing import Any, ClassVar
 
 from crownstream.metrics import CHANNEL_PAUSED, DELIVERIES_TOTAL, DELIVERY_RECLAIMS, DELIVERY_SECONDS
@@ -77,6 +78,10 @@ class Sink(ABC):
 
     def backpressure(self) -> bool:
         return self.dispatcher is not None and self.dispatcher.saturated()
+
+    async def held_targets(self) -> list[str]:
+        """Ledger targets whose deliveries wait (a webhook endpoint its owner paused): left out of claims."""
+        return []
 
     def target_of(self, claimed: Claimed) -> str:
         """The destination a delivery competes for (a webhook endpoint, a Discord webhook, the SMTP relay):
@@ -177,6 +182,7 @@ class Dispatcher:
                 saturated = [t for t, n in self._per_target.items() if n >= s.sink_max_in_flight_per_target]
                 if self._circuits is not None:
                     saturated += self._circuits.open_targets(time.monotonic())
+                saturated += await self.sink.held_targets()
                 claimed = await self.ledger.claim(
                     self.sink.channel, min(room, s.sink_claim_batch), s.sink_lease_s, skip_targets=saturated
                 )
@@ -264,7 +270,8 @@ class Dispatcher:
                 self._per_target.pop(target_key, None)
             if left == self.settings.sink_max_in_flight_per_target - 1:
                 self._wake.set()  # the claim skipped this destination's due rows; they may go now
-        self._seconds.observe(time.perf_counter() - started)
+        elapsed = time.perf_counter() - started
+        self._seconds.observe(elapsed)
         if self._circuits is not None:
             self._note_circuit(target_key, outcome)
         exhausted = False
@@ -295,6 +302,8 @@ class Dispatcher:
         if counter is None:  # a status a sink made up beside the three: counted under its own label, as before
             counter = DELIVERIES_TOTAL.labels(self.sink.channel, outcome.status)
         counter.inc()
+        if outcome.status != "deferred":
+            outcome = replace(outcome, latency_ms=elapsed * 1000)  # kept with the attempt (the owner's API shows it)
         self._results.put_nowait((item, outcome))
         if self._results.qsize() >= RECORD_BATCH_TARGET:
             self._batch_full.set()

@@ -131,6 +131,7 @@ class Outcome:
     # (the outbound-target policy), delivery_rejected (the receiver's 3xx/4xx), delivery_error (an error of
     # this worker for this record: data PostgreSQL refuses, a bug).
     reason_code: str = "delivery_failed"
+    latency_ms: float | None = None  # how long the attempt took (set by the dispatcher), kept with the attempt
 
     @classmethod
     def sent(cls, code: int | None = None, digest: str | None = None) -> Outcome:
@@ -191,13 +192,14 @@ RETURNING d.dedup_key, d.target, CAST(d.request AS text) AS request, d.attempt_c
 # the client a round of parameter encoding per row. Each row's conditions are the single-row statement's.
 _OUTCOMES = """
   FROM unnest(CAST(:dedup_keys AS text[]), CAST(:targets AS text[]), CAST(:codes AS integer[]),
-              CAST(:errors AS text[]), CAST(:digests AS text[]), CAST(:retry_ins AS float8[]))
-       AS r(dedup_key, target, code, error, digest, retry_in)
+              CAST(:errors AS text[]), CAST(:digests AS text[]), CAST(:retry_ins AS float8[]),
+              CAST(:latencies AS float8[]))
+       AS r(dedup_key, target, code, error, digest, retry_in, latency_ms)
 """
 
 _ATTEMPT = (
     "jsonb_build_object('at', now(), 'status', CAST(:status AS text), 'code', r.code, "
-    "'error', r.error, 'worker', CAST(:worker AS text))"
+    "'error', r.error, 'latency_ms', round(CAST(r.latency_ms AS numeric), 1), 'worker', CAST(:worker AS text))"
 )
 
 _SENT = text(f"""
@@ -252,6 +254,7 @@ def _outcome_params(kind: str, worker: str, rows: Sequence[tuple[str, str, Outco
         "errors": [o.error for _, _, o in rows],
         "digests": [o.digest for _, _, o in rows],
         "retry_ins": [float(o.retry_in or 0.0) for _, _, o in rows],
+        "latencies": [o.latency_ms for _, _, o in rows],
     }
 
 

@@ -76,6 +76,8 @@ webhook_endpoints = Table(
     # Notification types this endpoint receives; empty = all.
     Column("event_types", ARRAY(Text), nullable=False, server_default=text("'{}'::text[]")),
     Column("enabled", Boolean, nullable=False, server_default=text("true")),
+    # Paused by its owner: deliveries wait in the ledger (not dead, as for a disabled endpoint) until resumed.
+    Column("paused", Boolean, nullable=False, server_default=text("false")),
     Column("failing_since", DateTime(timezone=True)),
     Column("disabled_at", DateTime(timezone=True)),
     Column("disabled_reason", Text),

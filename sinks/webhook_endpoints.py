@@ -27,6 +27,7 @@ class Endpoint:
     failing_since: datetime | None
     disabled_reason: str | None = None
     previous_secrets_until: datetime | None = None
+    paused: bool = False
 
     def signing_secrets(self, now: datetime) -> tuple[str, ...]:
         """The secrets that sign at ``now``: the newest always, the previous ones until their grace window ends."""
@@ -47,6 +48,7 @@ class Endpoint:
             "enabled": self.enabled,
             "failing_since": self.failing_since and self.failing_since.isoformat(),
             "disabled_reason": self.disabled_reason,
+            "paused": self.paused,
         }
 
 
@@ -61,6 +63,7 @@ def _endpoint(row) -> Endpoint:
         row.failing_since,
         row.disabled_reason,
         row.previous_secrets_until,
+        row.paused,
     )
 
 
@@ -201,3 +204,15 @@ async def count_disabled(engine: AsyncEngine) -> int:
     """Endpoints that no longer receive deliveries (disabled after failing, or by their owner)."""
     async with engine.connect() as conn:
         return int((await conn.execute(select(func.count()).select_from(t).where(~t.c.enabled))).scalar_one())
+
+
+async def set_paused(engine: AsyncEngine, endpoint_id: str, paused: bool) -> bool:
+    """Pause (deliveries held in the ledger) or resume (they go out, oldest first); False if there is no such
+    endpoint."""
+    async with engine.begin() as conn:
+        return (await conn.execute(update(t).where(t.c.id == endpoint_id).values(paused=paused))).rowcount == 1
+
+
+async def paused_ids(engine: AsyncEngine) -> list[str]:
+    async with engine.connect() as conn:
+        return list((await conn.execute(select(t.c.id).where(t.c.paused))).scalars())

@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
+import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime
@@ -41,6 +42,7 @@ from crownstream.sinks.webhook_endpoints import (
     get_endpoints,
     mark_failing,
     mark_healthy,
+    paused_ids,
 )
 from crownstream.tracing.context import HEADER as TRACE_HEADER
 
@@ -88,6 +90,8 @@ class WebhookSink(Sink):
         # the one query (a plain dict cache let each of the ~256 sends in flight query PostgreSQL for the same
         # endpoint whenever its entry expired, which was most of the sink's time in bench/sinks.py).
         self._endpoint = alru_cache(maxsize=ENDPOINT_CACHE_SIZE, ttl=ENDPOINT_CACHE_S)(self._load_endpoint)
+        self._paused: list[str] = []
+        self._paused_read = float("-inf")
 
     async def start(self) -> None:
         # aiohttp rather than httpx here: to a loopback receiver httpx's pool managed ~100-200 requests/s on
@@ -122,6 +126,17 @@ class WebhookSink(Sink):
             ledger_row(r, e.id) for r in requests for e in by_user.get(r.user_id, ()) if e.wants(r.notification_type)
         ]
 
+    async def held_targets(self) -> list[str]:
+        """Endpoints their owners paused (read at most once per poll interval)."""
+        now = time.monotonic()
+        if now - self._paused_read >= self.settings.sink_poll_interval_s:
+            self._paused_read = now
+            try:
+                self._paused = await paused_ids(self.ledger.engine)
+            except Exception as exc:  # PostgreSQL away: the claim that follows waits for it anyway
+                log.warning("reading paused webhook endpoints failed", extra={"error": repr(exc)[:300]})
+        return self._paused
+
     async def _load_endpoint(self, endpoint_id: str) -> Endpoint | None:
         return (await get_endpoints(self.ledger.engine, [endpoint_id])).get(endpoint_id)
 
@@ -129,6 +144,8 @@ class WebhookSink(Sink):
         endpoint = await self._endpoint(claimed.target)
         if endpoint is None:
             return Outcome.dead(f"webhook endpoint {claimed.target} no longer exists")
+        if endpoint.paused:  # paused after this row was claimed: back to the ledger, unattempted
+            return Outcome.deferred(self.settings.sink_poll_interval_s)
         if not endpoint.enabled:
             return Outcome.dead(
                 f"webhook endpoint {endpoint.id} is disabled ({endpoint.disabled_reason or 'by its owner'}); "

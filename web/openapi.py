@@ -254,6 +254,41 @@ SCHEMAS: dict[str, Any] = {
         },
         "additionalProperties": True,
     },
+    "Deliveries": {
+        "type": "object",
+        "properties": {
+            "endpoint_id": {"type": "string"},
+            "deliveries": {
+                "type": "array",
+                "items": {
+                    "type": "object",
+                    "properties": {
+                        "id": {"type": "string", "description": "The webhook-id (the dedup key)."},
+                        "notification_type": {"type": "string"},
+                        "state": {"type": "string", "enum": ["pending", "retrying", "sending", "sent", "dead"]},
+                        "attempt_count": {"type": "integer"},
+                        "created_at": {"type": "string", "format": "date-time"},
+                        "sent_at": {"type": ["string", "null"], "format": "date-time"},
+                        "next_attempt_at": {"type": ["string", "null"], "format": "date-time"},
+                        "last_error": {"type": ["string", "null"]},
+                        "attempts": {
+                            "type": "array",
+                            "items": {
+                                "type": "object",
+                                "properties": {
+                                    "at": {"type": "string"},
+                                    "status": {"type": "string"},
+                                    "code": {"type": ["integer", "null"]},
+                                    "latency_ms": {"type": ["number", "null"]},
+                                    "error": {"type": ["string", "null"], "description": "The answer, cut short."},
+                                },
+                            },
+                        },
+                    },
+                },
+            },
+        },
+    },
     "WebhookCreate": {
         "type": "object",
         "required": ["url"],
@@ -521,6 +556,72 @@ OPERATIONS: dict[str, dict[str, dict[str, Any]]] = {
                 },
                 "404": _json("No such endpoint.", "Error"),
             },
+        }
+    },
+    "/webhooks/{endpoint_id}/deliveries": {
+        "get": {
+            "summary": "The endpoint's recent deliveries, newest first, each with every attempt",
+            "tags": ["webhooks"],
+            "parameters": [
+                _query("limit", "How many.", {"type": "integer", "minimum": 1, "maximum": 200, "default": 50}),
+                _query(
+                    "state",
+                    "Only deliveries in this state.",
+                    {"type": "string", "enum": ["pending", "retrying", "sending", "sent", "dead"]},
+                ),
+            ],
+            "responses": {
+                "200": _json("Deliveries with their attempts (time, status, latency, code, error).", "Deliveries"),
+                "400": _json("A bad limit or state.", "Error"),
+                "404": _json("No such endpoint.", "Error"),
+            },
+        }
+    },
+    "/webhooks/{endpoint_id}/deliveries/{delivery_id}/resend": {
+        "post": {
+            "summary": "Send one delivery again (a fresh retry schedule; the same webhook-id)",
+            "tags": ["webhooks"],
+            "responses": {
+                "202": {"description": "Due now."},
+                "404": _json("No such endpoint, or no such delivery to it that can be resent now.", "Error"),
+            },
+        }
+    },
+    "/webhooks/{endpoint_id}/recover": {
+        "post": {
+            "summary": "Send again every delivery to the endpoint that failed or is retrying, created since a time",
+            "tags": ["webhooks"],
+            "requestBody": {
+                "required": True,
+                "content": {
+                    "application/json": {
+                        "schema": {
+                            "type": "object",
+                            "required": ["since"],
+                            "properties": {"since": {"type": "string", "format": "date-time"}},
+                        }
+                    }
+                },
+            },
+            "responses": {
+                "202": {"description": "How many are due again."},
+                "400": _json("since is not an ISO 8601 date-time with an offset.", "Error"),
+                "404": _json("No such endpoint.", "Error"),
+            },
+        }
+    },
+    "/webhooks/{endpoint_id}/pause": {
+        "post": {
+            "summary": "Pause the endpoint: its deliveries are held in the ledger until it is resumed",
+            "tags": ["webhooks"],
+            "responses": {"200": {"description": "Paused."}, "404": _json("No such endpoint.", "Error")},
+        }
+    },
+    "/webhooks/{endpoint_id}/resume": {
+        "post": {
+            "summary": "Resume the endpoint: what was held goes out, oldest first",
+            "tags": ["webhooks"],
+            "responses": {"200": {"description": "Resumed."}, "404": _json("No such endpoint.", "Error")},
         }
     },
     "/webhooks/{endpoint_id}/enable": {

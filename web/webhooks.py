@@ -5,6 +5,10 @@
     POST   /webhooks/{endpoint_id}/rotate                    -> {"secret", "previous_secrets_sign_until"}: the new
                                                              secret signs, the old ones beside it for the grace window
     POST   /webhooks/{endpoint_id}/enable
+    GET    /webhooks/{endpoint_id}/deliveries?limit=50&state=  recent deliveries, each with every attempt
+    POST   /webhooks/{endpoint_id}/deliveries/{delivery_id}/resend
+    POST   /webhooks/{endpoint_id}/recover  {"since": ISO 8601}  every failed or dead one since then, again
+    POST   /webhooks/{endpoint_id}/pause | /resume             deliveries held in the ledger meanwhile
 
 The last two name an endpoint, not a user: its owner is looked up first, so a user token only works on the
 user's own endpoints.
@@ -12,12 +16,15 @@ user's own endpoints.
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from faust.web import Request, Response, View
 
 from crownstream.app import app
 from crownstream.notifications.catalog import CATALOG
 from crownstream.settings import get_settings
 from crownstream.sinks import db
+from crownstream.sinks.endpoint_deliveries import recent, recover, resend
 from crownstream.sinks.targets import TargetRefused
 from crownstream.sinks.webhook_endpoints import (
     create_endpoint,
@@ -25,10 +32,11 @@ from crownstream.sinks.webhook_endpoints import (
     get_endpoints,
     rotate_secret,
     set_enabled,
+    set_paused,
 )
 from crownstream.web.auth import USER, access
 from crownstream.web.errors import HttpError
-from crownstream.web.inputs import bad_character, read_object
+from crownstream.web.inputs import bad_character, query_int, read_object
 
 _CREATE_BODY = '{"url": "https://…", "event_types": [optional list of notification types]}'
 
@@ -99,3 +107,65 @@ class EnableEndpoint(View):
         if not await set_enabled(db.engine(), endpoint_id, True):
             raise HttpError(404, f"no webhook endpoint {endpoint_id!r}")
         return self.json({"endpoint_id": endpoint_id, "enabled": True})
+
+
+DELIVERY_STATES = {"pending": "pending", "retrying": "failed", "sent": "sent", "dead": "dead", "sending": "sending"}
+MAX_DELIVERIES_PAGE = 200
+_RECOVER_BODY = '{"since": "an ISO 8601 date-time with its offset, e.g. 2026-12-07T10:00:00Z"}'
+
+
+@app.page("/webhooks/{endpoint_id}/deliveries")
+class EndpointDeliveries(View):
+    @access(USER, owner=endpoint_owner)
+    async def get(self, request: Request, endpoint_id: str) -> Response:
+        limit = query_int(request, "limit", 50, 1, MAX_DELIVERIES_PAGE)
+        state = request.query.get("state")
+        if state is not None and state not in DELIVERY_STATES:
+            raise HttpError(400, f"state must be one of {sorted(DELIVERY_STATES)}, not {state[:32]!r}")
+        rows = await recent(db.engine(), endpoint_id, limit, DELIVERY_STATES[state] if state else None)
+        return self.json({"endpoint_id": endpoint_id, "deliveries": rows})
+
+
+@app.page("/webhooks/{endpoint_id}/deliveries/{delivery_id}/resend")
+class ResendDelivery(View):
+    @access(USER, owner=endpoint_owner)
+    async def post(self, request: Request, endpoint_id: str, delivery_id: str) -> Response:
+        if not await resend(db.engine(), endpoint_id, delivery_id):
+            raise HttpError(404, f"no delivery {delivery_id[:64]!r} to endpoint {endpoint_id!r} that can be resent now")
+        return self.json({"endpoint_id": endpoint_id, "id": delivery_id, "state": "pending"}, status=202)
+
+
+@app.page("/webhooks/{endpoint_id}/recover")
+class RecoverDeliveries(View):
+    @access(USER, owner=endpoint_owner)
+    async def post(self, request: Request, endpoint_id: str) -> Response:
+        body = await read_object(request, _RECOVER_BODY)
+        raw = body.get("since")
+        try:
+            since = datetime.fromisoformat(raw) if isinstance(raw, str) and len(raw) <= 64 else None
+        except ValueError:
+            since = None
+        if since is None or since.tzinfo is None:
+            raise HttpError(400, f"the body must be {_RECOVER_BODY}")
+        count = await recover(db.engine(), endpoint_id, since)
+        return self.json({"endpoint_id": endpoint_id, "recovered": count}, status=202)
+
+
+class _PauseView(View):
+    paused = True
+
+    @access(USER, owner=endpoint_owner)
+    async def post(self, request: Request, endpoint_id: str) -> Response:
+        if not await set_paused(db.engine(), endpoint_id, self.paused):
+            raise HttpError(404, f"no webhook endpoint {endpoint_id!r}")
+        return self.json({"endpoint_id": endpoint_id, "paused": self.paused})
+
+
+@app.page("/webhooks/{endpoint_id}/pause")
+class PauseEndpoint(_PauseView):
+    paused = True
+
+
+@app.page("/webhooks/{endpoint_id}/resume")
+class ResumeEndpoint(_PauseView):
+    paused = False

@@ -51,6 +51,11 @@ USER_ROUTES = {
     ("post", "/users/{user_id}/webhooks"),
     ("post", "/webhooks/{endpoint_id}/rotate"),
     ("post", "/webhooks/{endpoint_id}/enable"),
+    ("get", "/webhooks/{endpoint_id}/deliveries"),
+    ("post", "/webhooks/{endpoint_id}/deliveries/{delivery_id}/resend"),
+    ("post", "/webhooks/{endpoint_id}/recover"),
+    ("post", "/webhooks/{endpoint_id}/pause"),
+    ("post", "/webhooks/{endpoint_id}/resume"),
 }
 FAUST_PREFIXES = ("/table", "/router", "/graph", "/performance", "/stats", "/assignment")
 
