@@ -1,9 +1,9 @@
 """Exit 0 when the broker at argv[1] answers a metadata request (used by deploy/kafka.sh and kafka-cluster.sh).
 
-    ping.py 127.0.0.1:19092                          any broker in the metadata it serves
-    ping.py 127.0.0.1:19192 --broker-ids 1,2,3       these brokers registered and unfenced (listed in it)
-    ping.py 127.0.0.1:19192 --in-sync                every partition of every topic (internal ones too) has all
-                                                     its replicas in sync: nothing left to catch up after a restart
+ping.py 127.0.0.1:19092                          any broker in the metadata it serves
+ping.py 127.0.0.1:19192 --broker-ids 1,2,3       these brokers registered and unfenced (listed in it)
+ping.py 127.0.0.1:19192 --in-sync                every partition of every topic (internal ones too) has all
+                                                 its replicas in sync: nothing left to catch up after a restart
 """
 
 import argparse
