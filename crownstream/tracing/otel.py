@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import random
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from contextvars import ContextVar
 from typing import Any
 
@@ -99,7 +99,13 @@ def _start(name: str, ctx: TraceContext, parent: TraceContext | None, kind_name:
 
 
 @contextmanager
-def _span(name: str, ctx: TraceContext, parent: TraceContext | None, kind: str, attributes: dict[str, Any]):
+def _span(
+    name: str, ctx: TraceContext, parent: TraceContext | None, kind: str, attributes: dict[str, Any]
+) -> Iterator[Any]:
+    """The span, recorded (its failure too) — or, with export off, nothing: yields None."""
+    if _tracer is None:
+        yield None
+        return
     span = _start(name, ctx, parent, kind, {k: v for k, v in attributes.items() if v is not None})
     try:
         yield span
@@ -113,61 +119,47 @@ def _span(name: str, ctx: TraceContext, parent: TraceContext | None, kind: str, 
         span.end()
 
 
-@contextmanager
-def consumer_span(
-    ctx: TraceContext, parent: TraceContext, message: Any, agent: str, event_id: str | None, event_type: str | None
-) -> Iterator[None]:
-    """One record's processing by an agent (a CONSUMER span, child of the span that produced the record)."""
-    if _tracer is None:
-        yield
-        return
-    attributes = {
+def _messaging(operation: str, topic: str, event_id: str | None, event_type: str | None) -> dict[str, Any]:
+    return {
         "messaging.system": "kafka",
-        "messaging.operation.type": "process",
-        "messaging.destination.name": message.topic,
-        "messaging.destination.partition.id": str(message.partition),
-        "messaging.kafka.offset": message.offset,
-        "messaging.consumer.group.name": agent,
-        "crownstream.event_id": event_id,
-        "crownstream.event_type": event_type,
-    }
-    with _span(f"process {message.topic}", ctx, parent, "CONSUMER", attributes):
-        yield
-
-
-@contextmanager
-def send_span(
-    ctx: TraceContext, topic: str, event_id: str, event_type: str, parent: TraceContext | None = None
-) -> Iterator[None]:
-    """The producer API sending one event (a PRODUCER span: the root of its trace, or a child of the caller's)."""
-    if _tracer is None:
-        yield
-        return
-    attributes = {
-        "messaging.system": "kafka",
-        "messaging.operation.type": "send",
+        "messaging.operation.type": operation,
         "messaging.destination.name": topic,
         "crownstream.event_id": event_id,
         "crownstream.event_type": event_type,
     }
-    with _span(f"send {topic}", ctx, parent, "PRODUCER", attributes):
-        yield
 
 
-@contextmanager
+def consumer_span(
+    ctx: TraceContext, parent: TraceContext, message: Any, agent: str, event_id: str | None, event_type: str | None
+) -> AbstractContextManager[Any]:
+    """One record's processing by an agent (a CONSUMER span, child of the span that produced the record)."""
+    if _tracer is None:
+        return nullcontext()  # per record: not even the attributes when export is off
+    attributes = {
+        **_messaging("process", message.topic, event_id, event_type),
+        "messaging.destination.partition.id": str(message.partition),
+        "messaging.kafka.offset": message.offset,
+        "messaging.consumer.group.name": agent,
+    }
+    return _span(f"process {message.topic}", ctx, parent, "CONSUMER", attributes)
+
+
+def send_span(
+    ctx: TraceContext, topic: str, event_id: str, event_type: str, parent: TraceContext | None = None
+) -> AbstractContextManager[Any]:
+    """The producer API sending one event (a PRODUCER span: the root of its trace, or a child of the caller's)."""
+    return _span(f"send {topic}", ctx, parent, "PRODUCER", _messaging("send", topic, event_id, event_type))
+
+
 def delivery_span(
     ctx: TraceContext, parent: TraceContext, channel: str, dedup_key: str, target: str, host: str | None
-) -> Iterator[Any]:
+) -> AbstractContextManager[Any]:
     """A sink's attempt to deliver one request (a CLIENT span). ``host`` only: a URL can hold a credential
     (a Discord webhook's token)."""
-    if _tracer is None:
-        yield None
-        return
     attributes = {
         "crownstream.channel": channel,
         "crownstream.dedup_key": dedup_key,
         "crownstream.target": target or None,
         "server.address": host,
     }
-    with _span(f"deliver {channel}", ctx, parent, "CLIENT", attributes) as span:
-        yield span
+    return _span(f"deliver {channel}", ctx, parent, "CLIENT", attributes)

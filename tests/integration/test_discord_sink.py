@@ -9,11 +9,10 @@ import asyncio
 from crownstream.devpeers import DiscordStandIn
 from crownstream.schemas.deliveries import Contact
 from crownstream.settings import Settings
-from crownstream.sinks.base import Dispatcher
 from crownstream.sinks.discord import DiscordSink
 from crownstream.sinks.feed import FeedSink, list_feed
 from crownstream.sinks.ledger import Ledger
-from tests.support.sinks import eventually, make_request
+from tests.support.sinks import SinkRun, eventually, make_request
 
 
 def settings_for(database_url: str, **overrides) -> Settings:
@@ -30,24 +29,8 @@ def settings_for(database_url: str, **overrides) -> Settings:
     )
 
 
-class Run:
-    def __init__(self, settings: Settings, engine, notify_gone=None) -> None:
-        self.dead: list = []
-        self.sink = DiscordSink(settings, Ledger(engine), notify_gone=notify_gone)
-
-        async def dead_letter(claimed, outcome):
-            self.dead.append((claimed, outcome))
-
-        self.dispatcher = Dispatcher(self.sink, settings, dead_letter)
-
-    async def __aenter__(self):
-        await self.sink.start()
-        self.dispatcher.start()
-        return self
-
-    async def __aexit__(self, *exc):
-        await self.dispatcher.stop()
-        await self.sink.stop()
+def Run(settings: Settings, engine, notify_gone=None) -> SinkRun:
+    return SinkRun(DiscordSink(settings, Ledger(engine), notify_gone=notify_gone), settings)
 
 
 def to(i: int, user: str, url: str):

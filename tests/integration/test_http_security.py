@@ -103,6 +103,9 @@ def test_live_router_matches_the_served_document(worker):
     assert not [p for _, p in live if p == "/" or p.startswith(("/table", "/router", "/graph"))]
 
 
+NO_SUCH_DELIVERY = "0" * 64
+
+
 def _protected_requests(doc: dict, endpoint_id: str) -> list[tuple[str, str, str, dict | None]]:
     """(method, path, policy, json body) for every protected operation of the document, on alice's data."""
     bodies = {
@@ -110,8 +113,15 @@ def _protected_requests(doc: dict, endpoint_id: str) -> list[tuple[str, str, str
         ("post", "/users/{user_id}/feed/read"): {"all": True},
         ("post", "/users/{user_id}/webhooks"): {"url": "http://127.0.0.1:9/alice-hook"},
         ("post", "/tournaments/{tournament_id}/overrides"): {"stage_id": "s"},  # authorised, then 422
+        ("post", "/webhooks/{endpoint_id}/recover"): {"since": "2026-01-01T00:00:00Z"},
     }
-    values = {"user_id": "alice", "endpoint_id": endpoint_id, "tournament_id": "t-sec", "notification_id": "n-sec"}
+    values = {
+        "user_id": "alice",
+        "endpoint_id": endpoint_id,
+        "tournament_id": "t-sec",
+        "notification_id": "n-sec",
+        "delivery_id": NO_SUCH_DELIVERY,
+    }
     out = []
     for path, item in doc["paths"].items():
         for method, op in item.items():
@@ -154,6 +164,8 @@ def test_every_protected_route_refuses_others_and_serves_its_owner_and_staff(wor
             if policy == "staff":
                 assert owner.status_code == 403, (method, path, owner.status_code)
                 refused += 1
+            elif NO_SUCH_DELIVERY in path:  # authorised, then "no such delivery"
+                assert owner.status_code == 404 and "no delivery" in owner.json()["error"], (path, owner.text)
             else:
                 assert owner.status_code < 400, (method, path, owner.status_code, owner.text)
             staff = call(STAFF)

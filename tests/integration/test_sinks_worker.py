@@ -87,7 +87,8 @@ async def test_every_channel_delivers_each_request_once(settings, topics, start_
         lambda: len(receiver.successes_by_id("alice")) == 20 and len(receiver.successes_by_id("bob")) == 1,
         what="webhooks delivered",
     )
-    await eventually(lambda: smtp.count() == 9, what="emails delivered")
+    # Nine requested, and carol's notice that her endpoint's delivery gave up (delivery.exhausted).
+    await eventually(lambda: smtp.count() == 10, what="emails delivered")
     await eventually(lambda: discord.count("guild1") == 13, what="discord messages delivered")
     dead_letters = await eventually(
         lambda: _delivery_dlq(settings, 3),
@@ -127,6 +128,8 @@ async def test_every_channel_delivers_each_request_once(settings, topics, start_
     )
     critical = by_id[f"<{emails[-1].dedup_key}@crownstream.invalid>"]
     assert critical["List-Unsubscribe"] is None
+    (exhausted,) = [m for m in smtp.messages if m["To"] == "carol@example.com"]
+    assert exhausted["Subject"] == "A webhook notification could not be delivered"
 
     # Discord: the bucket headers kept the sink within the limit (no 429 of its own making); the two forced
     # 429s were waited out for their retry_after; nothing rejected for size; each message once.
@@ -147,11 +150,13 @@ async def test_every_channel_delivers_each_request_once(settings, topics, start_
         assert (await client.get("/users/frank/feed", headers={"Authorization": "Bearer wrong"})).status_code == 401
 
     states = await Ledger(engine).states()
-    assert states == {"sent": 20 + 1 + 9 + 13 + 10, "dead": 1}
+    assert states == {"sent": 20 + 1 + 9 + 13 + 10 + 2, "dead": 1}  # + carol's notice, in-app and by email
 
 
-async def _delivery_dlq(settings, n):
+async def _delivery_dlq(settings, n, channel: str | None = None):
     letters = await read_delivery_dead_letters(settings)
+    if channel is not None:
+        letters = [(h, v) for h, v in letters if orjson.loads(v).get("channel") == channel]
     return letters if len(letters) >= n else None
 
 
@@ -162,17 +167,17 @@ async def test_dead_lettered_deliveries_replay_once_the_endpoint_is_fixed(
 
     from crownstream.sinks.dead_letter import replay
 
-    with WebhookReceiver() as receiver:
+    with WebhookReceiver() as receiver, SmtpPeer() as smtp:
         endpoint, secret = await create_endpoint(engine, "gus", "http://placeholder", allow_private=True)
         url = receiver.add("gus", secret, always_fail=True)
         async with engine.begin() as conn:
             await conn.execute(
                 text("UPDATE webhook_endpoints SET url = :u WHERE id = :i"), {"u": url, "i": endpoint.id}
             )
-        start_worker(**sink_worker_overrides(database_url))
+        start_worker(**sink_worker_overrides(database_url, smtp_port=smtp.port))
         requests = [make_request(i, "webhook", "gus") for i in range(3)]
         await produce(settings, requests)
-        await eventually(lambda: _delivery_dlq(settings, 3), what="three deliveries in the DLQ")
+        await eventually(lambda: _delivery_dlq(settings, 3, "webhook"), what="three deliveries in the DLQ")
         assert receiver.successes_by_id("gus") == {}
 
         receiver.add("gus", secret)  # the subscriber fixed their endpoint
@@ -185,7 +190,9 @@ async def test_dead_lettered_deliveries_replay_once_the_endpoint_is_fixed(
         await eventually(lambda: _ledger_settled(engine), what="the ledger to settle")
         await asyncio.sleep(1.5)
         assert dict(receiver.successes_by_id("gus")) == {r.dedup_key: 1 for r in requests}
-        assert await Ledger(engine).states() == {"sent": 3}
+        assert await Ledger(engine).states("webhook") == {"sent": 3}
+        # Each gave up once before the fix: gus was told of each, in-app and by email, once.
+        assert await Ledger(engine).states("in_app") == {"sent": 3} and smtp.count() == 3
 
 
 async def _ledger_settled(engine):

@@ -7,17 +7,17 @@ import asyncio
 import os
 import subprocess
 
+import pytest
 from sqlalchemy import text
 
 from crownstream.devpeers import WebhookReceiver
 from crownstream.settings import Settings
-from crownstream.sinks.base import Dispatcher
 from crownstream.sinks.feed import FeedSink, list_feed
 from crownstream.sinks.ledger import Ledger
 from crownstream.sinks.webhook_endpoints import create_endpoint, get_endpoints, set_enabled
 from crownstream.sinks.webhooks import WebhookSink
 from tests.support.services import REPO
-from tests.support.sinks import eventually, make_request
+from tests.support.sinks import SinkRun, eventually, make_request
 
 
 def fast(database_url: str, **overrides) -> Settings:
@@ -41,26 +41,25 @@ async def point(engine, endpoint_id: str, url: str) -> None:
         await conn.execute(text("UPDATE webhook_endpoints SET url = :u WHERE id = :i"), {"u": url, "i": endpoint_id})
 
 
-class Run:
-    """A webhook sink with its dispatcher; dead letters collected in a list."""
+def Run(settings: Settings, engine, notify=None, on_exhausted=None) -> SinkRun:
+    """A webhook sink with its dispatcher; dead letters collected in ``run.dead``."""
+    return SinkRun(WebhookSink(settings, Ledger(engine), notify_disabled=notify), settings, on_exhausted)
 
-    def __init__(self, settings: Settings, engine, notify=None, on_exhausted=None) -> None:
-        self.dead: list = []
-        self.sink = WebhookSink(settings, Ledger(engine), notify_disabled=notify)
 
-        async def dead_letter(claimed, outcome):
-            self.dead.append((claimed, outcome))
+@pytest.fixture
+def owner_told(engine, monkeypatch):
+    """(the endpoints whose owner was told they were disabled, the worker's own notification path into this
+    test's feed)."""
+    from crownstream.agents.deliveries import _notify_endpoint_disabled, runtime
 
-        self.dispatcher = Dispatcher(self.sink, settings, dead_letter, on_exhausted=on_exhausted)
+    told: list[str] = []
+    monkeypatch.setattr(runtime, "sinks", {"in_app": FeedSink(Settings(), Ledger(engine))})
 
-    async def __aenter__(self):
-        await self.sink.start()
-        self.dispatcher.start()
-        return self
+    async def notify(endpoint, reason):
+        told.append(endpoint.id)
+        await _notify_endpoint_disabled(endpoint, reason)
 
-    async def __aexit__(self, *exc):
-        await self.dispatcher.stop()
-        await self.sink.stop()
+    return told, notify
 
 
 async def test_loopback_target_is_refused_unless_allowed(engine, database_url):
@@ -89,16 +88,8 @@ async def test_redirects_are_not_followed(engine, database_url):
         assert receiver.received["x"].raw == {}
 
 
-async def test_failing_endpoint_is_disabled_and_its_owner_told_once(engine, database_url, monkeypatch):
-    from crownstream.agents.deliveries import _notify_endpoint_disabled, runtime
-
-    told = []
-    # The worker's own notification path, with this test's feed sink as the runtime's in-app sink.
-    monkeypatch.setattr(runtime, "sinks", {"in_app": FeedSink(Settings(), Ledger(engine))})
-
-    async def notify(endpoint, reason):
-        told.append(endpoint.id)
-        await _notify_endpoint_disabled(endpoint, reason)
+async def test_failing_endpoint_is_disabled_and_its_owner_told_once(engine, database_url, owner_told):
+    told, notify = owner_told
 
     with WebhookReceiver() as receiver:
         endpoint, secret = await create_endpoint(engine, "ada", "http://x", allow_private=True)
@@ -129,15 +120,8 @@ async def test_failing_endpoint_is_disabled_and_its_owner_told_once(engine, data
         assert set(receiver.successes_by_id("ada").values()) == {1}
 
 
-async def test_a_gone_endpoint_is_disabled_at_once_and_its_owner_told_once(engine, database_url, monkeypatch):
-    from crownstream.agents.deliveries import _notify_endpoint_disabled, runtime
-
-    told = []
-    monkeypatch.setattr(runtime, "sinks", {"in_app": FeedSink(Settings(), Ledger(engine))})
-
-    async def notify(endpoint, reason):
-        told.append(endpoint.id)
-        await _notify_endpoint_disabled(endpoint, reason)
+async def test_a_gone_endpoint_is_disabled_at_once_and_its_owner_told_once(engine, database_url, owner_told):
+    told, notify = owner_told
 
     with WebhookReceiver() as receiver:
         endpoint, secret = await create_endpoint(engine, "ada", "http://x", allow_private=True)

@@ -124,3 +124,28 @@ def sink_worker_overrides(database_url: str, **extra) -> dict:
         "processing_guarantee": "exactly_once",
         **extra,
     }
+
+
+class SinkRun:
+    """A sink with its dispatcher against the real ledger, no broker (``async with``): dead letters collected in
+    ``dead``; ``on_exhausted`` as the worker wires it."""
+
+    def __init__(self, sink, settings: Settings, on_exhausted=None) -> None:
+        from crownstream.sinks.base import Dispatcher
+
+        self.dead: list = []
+        self.sink = sink
+
+        async def dead_letter(claimed, outcome):
+            self.dead.append((claimed, outcome))
+
+        self.dispatcher = Dispatcher(sink, settings, dead_letter, on_exhausted=on_exhausted)
+
+    async def __aenter__(self):
+        await self.sink.start()
+        self.dispatcher.start()
+        return self
+
+    async def __aexit__(self, *exc):
+        await self.dispatcher.stop()
+        await self.sink.stop()
