@@ -26,6 +26,7 @@ import functools
 import logging
 import traceback
 from collections.abc import Awaitable, Callable
+from contextlib import nullcontext
 from typing import Any
 
 import faust
@@ -143,11 +144,8 @@ async def process(
         return rejection
     EVENTS_IN.labels(topic, result.type).inc()
     event = result
-    if message is None:
+    with processing_span(message, agent, event.event_id, event.type) if message is not None else nullcontext():
         rejection = await guard(lambda: handle(event), event.type, event.event_id, agent)
-    else:
-        with processing_span(message, agent, event.event_id, event.type):
-            rejection = await guard(lambda: handle(event), event.type, event.event_id, agent)
     return rejection if rejection is not None else event
 
 

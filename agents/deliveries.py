@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Sequence
-from datetime import UTC
+from datetime import UTC, datetime
 
 import faust
 import mode
@@ -22,7 +22,14 @@ import mode
 from crownstream.app import app
 from crownstream.metrics import DEAD_LETTERS
 from crownstream.schemas.codec import Rejection
-from crownstream.schemas.deliveries import CHANNELS, DeliveryRequest, InvalidDelivery, decode_delivery, dedup_key
+from crownstream.schemas.deliveries import (
+    CHANNELS,
+    Contact,
+    DeliveryRequest,
+    InvalidDelivery,
+    decode_delivery,
+    dedup_key,
+)
 from crownstream.settings import get_settings
 from crownstream.sinks import backlog, db
 from crownstream.sinks.base import Dispatcher, Sink
@@ -133,92 +140,84 @@ async def _retrying(what: str, attempt, transient_only: bool = False) -> object:
             delay = min(5.0, delay * 2)
 
 
-async def _notify_endpoint_disabled(endpoint, reason: str) -> None:
-    """Tell the owner in-app that their endpoint was disabled (an ordinary delivery request, so it is
-    deduplicated like every other one: the key is derived from the endpoint and when it started failing)."""
-    from datetime import datetime
-
-    failing_since = endpoint.failing_since.isoformat() if endpoint.failing_since else ""
-    source = f"webhook-endpoint-disabled:{endpoint.id}:{failing_since}"
-    request = DeliveryRequest(
-        dedup_key=dedup_key(source, endpoint.user_id, "in_app", "webhook.endpoint_disabled"),
-        channel="in_app",
-        notification_type="webhook.endpoint_disabled",
-        user_id=endpoint.user_id,
-        source_event_id=source,
-        critical=True,
-        created_at=datetime.now(UTC),
-        title="A webhook endpoint of yours was disabled",
-        body=f"{endpoint.url} kept failing and no longer receives deliveries. Last error: {reason[:500]}",
-        data={"endpoint_id": endpoint.id, "url": endpoint.url},
-    )
-    sink = runtime.sinks.get("in_app")
-    if sink is not None:
-        await sink.accept([request])
+async def _tell_owner(
+    user_id: str,
+    notification_type: str,
+    source: str,
+    title: str,
+    body: str,
+    data: dict,
+    contact: Contact | None = None,
+) -> None:
+    """A notice of the delivery system itself to a user: in-app, and by email too when ``contact`` has an address.
+    Ordinary delivery requests (critical: no opt-out applies), deduplicated like every other: the key is derived
+    from ``source``, so a user is told once per occurrence however many workers notice it."""
+    channels = ("in_app", "email") if contact is not None and contact.email else ("in_app",)
+    for channel in channels:
+        sink = runtime.sinks.get(channel)
+        if sink is None:
+            continue
+        await sink.accept(
+            [
+                DeliveryRequest(
+                    dedup_key=dedup_key(source, user_id, channel, notification_type),
+                    channel=channel,
+                    notification_type=notification_type,
+                    user_id=user_id,
+                    source_event_id=source,
+                    critical=True,
+                    created_at=datetime.now(UTC),
+                    title=title,
+                    body=body,
+                    data=data,
+                    contact=contact or Contact(),
+                )
+            ]
+        )
         await sink.flush()
+
+
+async def _notify_endpoint_disabled(endpoint, reason: str) -> None:
+    """Tell the owner in-app that their endpoint was disabled (once per time it started failing)."""
+    failing_since = endpoint.failing_since.isoformat() if endpoint.failing_since else ""
+    await _tell_owner(
+        endpoint.user_id,
+        "webhook.endpoint_disabled",
+        f"webhook-endpoint-disabled:{endpoint.id}:{failing_since}",
+        "A webhook endpoint of yours was disabled",
+        f"{endpoint.url} kept failing and no longer receives deliveries. Last error: {reason[:500]}",
+        {"endpoint_id": endpoint.id, "url": endpoint.url},
+    )
 
 
 async def _notify_exhausted(claimed: Claimed, outcome: Outcome) -> None:
     """A delivery gave up after its whole retry schedule: a ``delivery.exhausted`` notice to its owner, in-app and
     by email (when they have an address), with what failed, so that they can fix the receiver and have it resent."""
-    from datetime import datetime
-
     request = claimed.request
-    source = f"delivery-exhausted:{claimed.dedup_key}:{claimed.target}"
     where = f"webhook endpoint {claimed.target}" if request.channel == "webhook" else f"your {request.channel} webhook"
-    body = (
+    await _tell_owner(
+        request.user_id,
+        "delivery.exhausted",
+        f"delivery-exhausted:{claimed.dedup_key}:{claimed.target}",
+        f"A {request.channel} notification could not be delivered",
         f'"{request.title}" could not be delivered to {where}: {outcome.error or "it kept failing"}'[:3500]
-        + " Fix the receiver, then ask for it to be sent again."
+        + " Fix the receiver, then ask for it to be sent again.",
+        {"dedup_key": claimed.dedup_key, "target": claimed.target, "channel": request.channel},
+        request.contact,
     )
-    notices = []
-    for channel in ("in_app", "email"):
-        if channel == "email" and not request.contact.email:
-            continue
-        notices.append(
-            DeliveryRequest(
-                dedup_key=dedup_key(source, request.user_id, channel, "delivery.exhausted"),
-                channel=channel,
-                notification_type="delivery.exhausted",
-                user_id=request.user_id,
-                source_event_id=source,
-                critical=True,
-                created_at=datetime.now(UTC),
-                title=f"A {request.channel} notification could not be delivered",
-                body=body,
-                data={"dedup_key": claimed.dedup_key, "target": claimed.target, "channel": request.channel},
-                contact=request.contact,
-            )
-        )
-    for notice in notices:
-        sink = runtime.sinks.get(notice.channel)
-        if sink is not None:
-            await sink.accept([notice])
-            await sink.flush()
 
 
 async def _notify_discord_gone(user_id: str, url_sha256: str, reason: str) -> None:
-    """Tell a user in-app that their Discord webhook no longer exists (deduplicated like any request: the key is
-    derived from the webhook's URL digest, so they are told once per webhook)."""
-    from datetime import datetime
-
-    source = f"discord-webhook-gone:{url_sha256}"
-    request = DeliveryRequest(
-        dedup_key=dedup_key(source, user_id, "in_app", "discord.webhook_gone"),
-        channel="in_app",
-        notification_type="discord.webhook_gone",
-        user_id=user_id,
-        source_event_id=source,
-        critical=True,
-        created_at=datetime.now(UTC),
-        title="Your Discord webhook no longer exists",
-        body="Discord says the webhook in your notification preferences was deleted; Discord notifications stop "
+    """Tell a user in-app that their Discord webhook no longer exists (once per webhook: by its URL digest)."""
+    await _tell_owner(
+        user_id,
+        "discord.webhook_gone",
+        f"discord-webhook-gone:{url_sha256}",
+        "Your Discord webhook no longer exists",
+        "Discord says the webhook in your notification preferences was deleted; Discord notifications stop "
         f"until you set a new one. Discord answered: {reason[:300]}",
-        data={"url_sha256": url_sha256},
+        {"url_sha256": url_sha256},
     )
-    sink = runtime.sinks.get("in_app")
-    if sink is not None:
-        await sink.accept([request])
-        await sink.flush()
 
 
 async def _dead_letter_invalid(event: faust.EventT, channel: str, reason: str, code: str = "invalid_delivery") -> None:
@@ -258,9 +257,7 @@ async def _dead_letter_invalid(event: faust.EventT, channel: str, reason: str, c
 
 
 def _is_replay(event: faust.EventT) -> bool:
-    headers = event.message.headers or []
-    items = headers.items() if isinstance(headers, dict) else headers
-    return any(k == REPLAY_HEADER for k, _ in items)
+    return header_value(event.message.headers, REPLAY_HEADER) is not None
 
 
 Pending = list[tuple[faust.EventT, DeliveryRequest]]

@@ -217,10 +217,10 @@ class _Tracer:
             self.by_processed_span.setdefault(hop.processed_span_id, index)
         return index
 
-    def in_trace(self, record: Any) -> bool:
-        ctx = parse(header_value(record.headers))
-        if ctx is not None:
-            return ctx.trace_id == self.report.trace_id
+    def in_trace(self, record: Any, arrived: TraceContext | None) -> bool:
+        """``arrived``: the record's trace header, parsed."""
+        if arrived is not None:
+            return arrived.trace_id == self.report.trace_id
         # Written without a trace header (a digest or a quiet-hours release, from a timer; records written before
         # trace headers existed): part of the trace if it names one of its events.
         value = record.value or b""
@@ -231,7 +231,9 @@ class _Tracer:
         needle = self.event_id.encode()
         async with aclosing(read_topics(topics, self.since_ms, self.settings)) as records:
             async for record in records:
-                if header_value_of(record, "event_id") not in (None, needle) or needle not in (record.value or b""):
+                if header_value(record.headers, "event_id") not in (None, needle) or needle not in (
+                    record.value or b""
+                ):
                     continue
                 decoded = decode(record.value)
                 if isinstance(decoded, Rejection) or decoded.event_id != self.event_id:
@@ -249,9 +251,9 @@ class _Tracer:
         notify_hops: list[int] = []
         for spec in (STANDINGS_EVENTS, NOTIFICATION_AUDIENCES, NOTIFICATION_USERS):
             async for record in read_topics([spec], self.since_ms, self.settings):
-                if not self.in_trace(record):
-                    continue
                 arrived = parse(header_value(record.headers))
+                if not self.in_trace(record, arrived):
+                    continue
                 if spec is STANDINGS_EVENTS:
                     decoded = decode(record.value)
                     if isinstance(decoded, Rejection):
@@ -271,7 +273,8 @@ class _Tracer:
 
     async def deliveries(self) -> None:
         async for record in read_topics(DELIVERIES.values(), self.since_ms, self.settings):
-            if not self.in_trace(record):
+            arrived = parse(header_value(record.headers))
+            if not self.in_trace(record, arrived):
                 continue
             try:
                 request = decode_delivery(record.value)
@@ -280,7 +283,6 @@ class _Tracer:
             names_source = request.source_event_id.encode() in self.sources or any(
                 item.source_event_id.encode() in self.sources for item in request.items
             )
-            arrived = parse(header_value(record.headers))
             if arrived is None and not names_source:
                 continue
             hop = _hop(record, f"{request.channel} {request.notification_type} to {request.user_id}", None, arrived)
@@ -411,13 +413,6 @@ class _Tracer:
                         "agent": letter.agent,
                     }
                 )
-
-
-def header_value_of(record: Any, name: str) -> bytes | None:
-    for key, value in record.headers or ():
-        if key == name:
-            return bytes(value)
-    return None
 
 
 def _preferences_at(history: list[tuple[int, dict[str, Any]]], at_ms: int) -> tuple[Preferences, str | None]:

@@ -19,16 +19,17 @@ from crownstream.tracing import otel
 from crownstream.tracing.context import HEADER, TraceContext, for_event, parse, processing
 
 _current: ContextVar[TraceContext | None] = ContextVar("crownstream_trace_context", default=None)
-_HEADER_BYTES = HEADER.encode()
 
 
-def header_value(headers: Mapping[str, bytes] | Iterable[tuple[str, bytes]] | None) -> bytes | None:
-    """The ``traceparent`` of a record's headers (Faust gives a list of pairs, or a dict)."""
+def header_value(headers: Mapping[str, bytes] | Iterable[tuple[str, bytes]] | None, name: str = HEADER) -> bytes | None:
+    """A header of a record (Faust gives a list of pairs or a dict, aiokafka a tuple of pairs): ``traceparent``
+    unless another ``name`` is asked for."""
     if not headers:
         return None
     items = headers.items() if isinstance(headers, Mapping) else headers
-    for name, value in items:
-        if name in (HEADER, _HEADER_BYTES):
+    wanted = (name, name.encode())
+    for key, value in items:
+        if key in wanted:
             return value
     return None
 
