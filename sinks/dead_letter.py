@@ -8,7 +8,7 @@ with a ``crownstream.replay`` header, which tells the agent to give a dead ledge
 
 from __future__ import annotations
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka import AIOKafkaProducer
 
 from crownstream.settings import Settings, get_settings
 from crownstream.sinks.ledger import Claimed, Outcome
@@ -23,6 +23,7 @@ from crownstream.streams.dead_letter import (
     PRODUCER_MAX_REQUEST_SIZE,
     fit_dead_letter,
 )
+from crownstream.streams.reading import read_topics
 from crownstream.streams.topics import DELIVERIES, DELIVERY_DEAD_LETTER
 
 HEADER_CHANNEL = "dlq.delivery.channel"
@@ -80,42 +81,26 @@ async def replay(
 ) -> int:
     """Put dead-lettered delivery requests back on their channel's topic (marked as a replay)."""
     settings = settings or get_settings()
-    topic = DELIVERY_DEAD_LETTER.full_name(settings)
-    consumer = AIOKafkaConsumer(
-        bootstrap_servers=settings.kafka_bootstrap, enable_auto_commit=False, isolation_level="read_committed"
-    )
     producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap, enable_idempotence=True, acks="all")
-    await consumer.start()
     await producer.start()
     count = 0
     try:
-        if topic not in await consumer.topics():
-            return 0
-        tp = TopicPartition(topic, 0)
-        consumer.assign([tp])
-        end = (await consumer.end_offsets([tp]))[tp]
-        consumer.seek(tp, from_offset)
-        while await consumer.position(tp) < end:
-            batch = await consumer.getmany(tp, timeout_ms=1000)
-            for record in batch.get(tp, []):
-                headers = {k: v.decode(errors="replace") for k, v in record.headers or []}
-                record_channel = headers.get(HEADER_CHANNEL)
-                if record_channel not in DELIVERIES or (channel and record_channel != channel):
-                    continue  # invalid requests have no channel: fix the producer and re-send instead
-                if headers.get(HEADER_VALUE_TRUNCATED) == "true":
-                    continue  # only the head of an oversized request was kept: it is not the request
-                count += 1
-                if not dry_run:
-                    await producer.send(
-                        DELIVERIES[record_channel].full_name(settings),
-                        key=record.key,
-                        value=record.value,
-                        headers=[(REPLAY_HEADER, b"1")],
-                    )
-            if not batch and await consumer.position(tp) >= end:
-                break
+        async for record in read_topics([DELIVERY_DEAD_LETTER], settings=settings, from_offset=from_offset):
+            headers = {k: v.decode(errors="replace") for k, v in record.headers or []}
+            record_channel = headers.get(HEADER_CHANNEL)
+            if record_channel not in DELIVERIES or (channel and record_channel != channel):
+                continue  # invalid requests have no channel: fix the producer and re-send instead
+            if headers.get(HEADER_VALUE_TRUNCATED) == "true":
+                continue  # only the head of an oversized request was kept: it is not the request
+            count += 1
+            if not dry_run:
+                await producer.send(
+                    DELIVERIES[record_channel].full_name(settings),
+                    key=record.key,
+                    value=record.value,
+                    headers=[(REPLAY_HEADER, b"1")],
+                )
         await producer.flush()
         return count
     finally:
         await producer.stop()
-        await consumer.stop()

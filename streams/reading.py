@@ -14,10 +14,14 @@ from crownstream.streams.topics import TopicSpec
 
 
 async def read_topics(
-    topics: Iterable[TopicSpec], since_ms: int | None = None, settings: Settings | None = None
+    topics: Iterable[TopicSpec],
+    since_ms: int | None = None,
+    settings: Settings | None = None,
+    from_offset: int | None = None,
 ) -> AsyncGenerator[Any, None]:
     """Every committed record of ``topics`` (those that exist) written at or after ``since_ms`` (Unix ms; None:
-    from the beginning), partition by partition in offset order. Yields aiokafka ``ConsumerRecord``s."""
+    from the beginning) and at or after ``from_offset`` in its partition, partition by partition in offset order.
+    Yields aiokafka ``ConsumerRecord``s; stop early with ``contextlib.aclosing``."""
     settings = settings or get_settings()
     partitions = await _partitions(dict.fromkeys(spec.full_name(settings) for spec in topics), settings)
     tps = [TopicPartition(name, p) for name, count in partitions.items() for p in range(count)]
@@ -38,6 +42,8 @@ async def read_topics(
             if since_ms is not None
             else await consumer.beginning_offsets(tps)
         )
+        if from_offset is not None:
+            starts = {tp: max(start, from_offset) for tp, start in starts.items()}
         for tp in tps:
             if starts[tp] >= ends[tp]:
                 continue

@@ -15,7 +15,6 @@ from typing import Any
 
 import httpx
 import orjson
-from aiokafka import AIOKafkaConsumer, TopicPartition
 from sqlalchemy import func, select, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import create_async_engine
@@ -174,26 +173,12 @@ class LocalChannels(Channels):
     # --- the end: requested vs received --------------------------------------------------------------------
     async def requested(self, settings: Settings) -> dict[str, list[dict[str, Any]]]:
         """Every committed delivery request, per channel, as of now."""
-        consumer = AIOKafkaConsumer(
-            bootstrap_servers=settings.kafka_bootstrap, enable_auto_commit=False, isolation_level="read_committed"
-        )
-        await consumer.start()
-        try:
-            out: dict[str, list[dict[str, Any]]] = {}
-            for channel, spec in DELIVERIES.items():
-                topic = spec.full_name(settings)
-                tps = [TopicPartition(topic, p) for p in range(spec.partition_count(settings))]
-                out[channel] = []
-                consumer.assign(tps)
-                await consumer.seek_to_beginning(*tps)
-                ends = await consumer.end_offsets(tps)
-                for tp in tps:
-                    while await consumer.position(tp) < ends[tp]:
-                        for record in (await consumer.getmany(tp, timeout_ms=1000)).get(tp, ()):
-                            out[channel].append(orjson.loads(record.value))
-            return out
-        finally:
-            await consumer.stop()
+        from crownstream.streams.reading import read_topics
+
+        out: dict[str, list[dict[str, Any]]] = {}
+        for channel, spec in DELIVERIES.items():
+            out[channel] = [orjson.loads(record.value) async for record in read_topics([spec], settings=settings)]
+        return out
 
     async def _feed_keys(self) -> Counter:
         from crownstream.sinks.tables import feed_items
