@@ -52,10 +52,10 @@ from tests.support.operations import (
     expected_standings,
     preferences_applied,
     preferences_events,
-    raw_answer,
     request_differences,
     settled,
     standings_of,
+    standings_served,
     tournament_events,
     wire_webhook_endpoints,
 )
@@ -333,20 +333,7 @@ async def test_brokers_killed_and_restarted_lose_and_duplicate_nothing(
             disturbed_s = time.monotonic() - started
 
             # Standings: every worker answers with the recompute of the events.
-            for t in TOURNAMENTS:
-                expected = expected_standings(events, t)
-                for w in workers:
-                    try:
-                        await eventually(
-                            lambda w=w, t=t, expected=expected: standings_of(w.url, t) == expected,
-                            timeout=180,
-                            interval=1,
-                            what=f"standings of {t} on {w.url}",
-                        )
-                    except AssertionError as exc:
-                        answers_now = {v.url: raw_answer(v.url, t) for v in workers}
-                        reports = "\n".join(v.self_report() for v in workers)
-                        raise AssertionError(f"{exc}\nexpected {expected}\nanswers {answers_now}\n{reports}") from None
+            await standings_served(events, workers, TOURNAMENTS)
             assert all(w.alive() for w in workers)
 
             async def finished(run_settings: Settings) -> Counter | None:

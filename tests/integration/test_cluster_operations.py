@@ -26,29 +26,26 @@ from pathlib import Path
 import httpx
 import orjson
 import pytest
-from sqlalchemy import select, text
 
 from crownstream.devpeers import DiscordStandIn, SmtpPeer, WebhookReceiver
 from crownstream.processes import free_port
 from crownstream.settings import Settings
 from crownstream.sinks import db
-from crownstream.sinks.tables import feed_items
-from crownstream.sinks.webhook_endpoints import create_endpoint
 from crownstream.streams.admin import ensure_topics
 from crownstream.streams.topics import DELIVERIES
 from tests.support.kafka_read import read_records
 from tests.support.operations import (
     TOURNAMENTS,
-    WIRED,
     committed_outputs,
+    delivered_once,
     expected_standings,
-    ledger_rows,
     preferences_events,
     produce,
-    raw_answer,
     standings_of,
+    standings_served,
     tournament_events,
     user_ids,
+    wire_webhook_endpoints,
 )
 from tests.support.operations import request_differences as _request_differences
 from tests.support.operations import same_outputs as _same_outputs
@@ -147,15 +144,7 @@ async def test_scale_kill_and_broker_restart_lose_and_duplicate_nothing(
 
     with WebhookReceiver() as receiver, SmtpPeer() as smtp, DiscordStandIn(limit=50, per_s=1.0) as discord:
         try:
-            for user in sorted(WIRED):
-                endpoint, secret = await create_endpoint(
-                    engine, user, "http://127.0.0.1/placeholder", allow_private=True
-                )
-                async with engine.begin() as conn:
-                    await conn.execute(
-                        text("UPDATE webhook_endpoints SET url = :u WHERE id = :i"),
-                        {"u": receiver.add(user, secret), "i": endpoint.id},
-                    )
+            await wire_webhook_endpoints(engine, receiver)
             overrides = {
                 **sink_worker_overrides(database_url, smtp_port=smtp.port, sink_max_attempts=100),
                 "kafka_bootstrap": bootstrap,
@@ -198,20 +187,7 @@ async def test_scale_kill_and_broker_restart_lose_and_duplicate_nothing(
             assert len(alive) == 2
 
             phase("waiting for standings")
-            for t in TOURNAMENTS:
-                expected = expected_standings(events, t)
-                for w in alive:  # every worker answers, owner or not, with the recomputed standings
-                    try:
-                        await eventually(
-                            lambda: standings_of(w.url, t) == expected,
-                            timeout=180,
-                            interval=1,
-                            what=f"standings of {t} on {w.url}",
-                        )
-                    except AssertionError as exc:
-                        answers = {v.url: raw_answer(v.url, t) for v in alive}
-                        reports = "\n".join(v.self_report() for v in alive)
-                        raise AssertionError(f"{exc}\nexpected {expected}\nanswers {answers}\n{reports}") from None
+            await standings_served(events, alive)
 
             async def finished() -> Counter | None:
                 outputs = await committed_outputs(settings)
@@ -237,44 +213,7 @@ async def test_scale_kill_and_broker_restart_lose_and_duplicate_nothing(
                 channel: sum(n - 1 for n in keys.values() if n > 1) for channel, keys in requested.items()
             }
 
-            async def feed_keys() -> Counter:
-                async with engine.connect() as conn:
-                    return Counter((await conn.execute(select(feed_items.c.dedup_key))).scalars().all())
-
-            def emails() -> Counter:
-                return Counter({mid.strip("<>").split("@")[0]: n for mid, n in smtp.by_message_id.items()})
-
-            missing: dict[str, int] = {}
-
-            async def all_delivered() -> bool:
-                missing.update(
-                    email=len(set(requested["email"]) - set(emails())),
-                    webhook=len(set(requested["webhook"]) - set(receiver.successes_by_id())),
-                    discord=len(requested["discord"]) - discord.count(),
-                    in_app=len(set(requested["in_app"]) - set(await feed_keys())),
-                )
-                return not any(n > 0 for n in missing.values())
-
-            try:
-                await eventually(all_delivered, timeout=180, interval=1, what="every delivery at its receiver")
-            except AssertionError as exc:
-                lost = set(requested["in_app"]) - set(await feed_keys())
-                raise AssertionError(
-                    f"{exc}; still missing per channel: {missing} "
-                    f"of { {c: len(k) for c, k in requested.items()} }; the in-app ones in the "
-                    f"ledger: {await ledger_rows(engine, lost)}"
-                ) from None
-            await asyncio.sleep(3)  # a late re-send would show now
-            assert set(emails()) == set(requested["email"])
-            assert set(receiver.successes_by_id()) == set(requested["webhook"])
-            assert receiver.bad_signatures() == 0
-            feed = await feed_keys()
-            assert set(feed) == set(requested["in_app"]) and max(feed.values()) == 1
-            assert discord.count() == len(requested["discord"])
-            resends = {
-                "email": sum(n - 1 for n in smtp.by_message_id.values() if n > 1),
-                "webhook": sum(n - 1 for n in receiver.successes_by_id().values() if n > 1),
-            }
+            resends = await delivered_once(engine, requested, smtp, receiver, discord)
 
             # The same events through one undisturbed worker of another group: the same outputs, the same
             # delivery requests — nothing was lost to the scaling, the kill or the broker restart.

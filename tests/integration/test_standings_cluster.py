@@ -13,13 +13,10 @@ import httpx
 import pytest
 
 from crownstream.demo.tournament import demo_tournament
-from crownstream.schemas.codec import validate
-from crownstream.standings.battle_royale import recompute
-from crownstream.standings.br_inputs import LobbyRow, MatchResult, Override
-from crownstream.standings.rules import RuleSet
 from crownstream.streams.producer import EventProducer
 from crownstream.streams.topics import STANDINGS_EVENTS
 from tests.support.kafka_read import read_topic
+from tests.support.operations import expected_standings
 from tests.support.workers import wait_all_ready
 
 pytestmark = pytest.mark.slow
@@ -36,34 +33,6 @@ def tournament_events() -> list[dict]:
             if e["stage_id" if "stage_id" in e else "type"] != "group-a"
         ]
     return events
-
-
-def expected_standings(events: list[dict], tournament_id: str) -> list[tuple[str, int]]:
-    """The oracle: a recompute from the tournament's events, not the streaming code path."""
-    mine = [validate(e) for e in events if e.get("tournament_id") == tournament_id]
-    rules = next(
-        RuleSet.from_dict(e.rules.model_dump())
-        for e in mine
-        if e.type == "stage.configured" and e.stage_id == "br-finals"
-    )
-    results = [
-        MatchResult(
-            e.stage_id,
-            e.match_id,
-            e.revision,
-            e.result.sequence,
-            e.occurred_at.isoformat(),
-            tuple(LobbyRow(p.team_id, p.placement, p.kills) for p in e.result.placements),
-        )
-        for e in mine
-        if e.type == "match.completed" and e.stage_id == "br-finals"
-    ]
-    overrides = [
-        Override(e.event_id, e.match_id, e.team_id, e.placement, e.kills, e.actor, e.reason, e.occurred_at.isoformat())
-        for e in mine
-        if e.type == "result.overridden"
-    ]
-    return [(s.team_id, s.total_points) for s in recompute(rules, results, overrides)]
 
 
 def standings_of(url: str, tournament_id: str, answers: dict | None = None) -> list[tuple[str, int]] | None:

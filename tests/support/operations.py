@@ -13,13 +13,10 @@ from sqlalchemy import select, text
 
 from crownstream.demo.tournament import demo_tournament
 from crownstream.devpeers import DiscordStandIn, SmtpPeer, WebhookReceiver
-from crownstream.schemas.codec import validate
+from crownstream.ops import recompute_tournament
 from crownstream.settings import Settings
 from crownstream.sinks.tables import feed_items
 from crownstream.sinks.webhook_endpoints import create_endpoint
-from crownstream.standings.battle_royale import recompute
-from crownstream.standings.br_inputs import LobbyRow, MatchResult, Override
-from crownstream.standings.rules import RuleSet
 from crownstream.streams.producer import EventProducer
 from crownstream.streams.topics import DELIVERIES, STANDINGS_EVENTS
 from tests.support.kafka_read import read_topic
@@ -66,28 +63,10 @@ def tournament_events(tournaments: tuple[str, ...] = TOURNAMENTS) -> list[dict]:
     return merged
 
 
-def expected_standings(events: list[dict], tournament_id: str) -> list[tuple[str, int]]:
-    """The oracle: the pure engine's recompute from the tournament's events, not the streaming path."""
-    mine = [validate(e) for e in events if e.get("tournament_id") == tournament_id and e.get("stage_id") == STAGE]
-    rules = next(RuleSet.from_dict(e.rules.model_dump()) for e in mine if e.type == "stage.configured")
-    results = [
-        MatchResult(
-            e.stage_id,
-            e.match_id,
-            e.revision,
-            e.result.sequence,
-            e.occurred_at.isoformat(),
-            tuple(LobbyRow(p.team_id, p.placement, p.kills) for p in e.result.placements),
-        )
-        for e in mine
-        if e.type == "match.completed"
-    ]
-    overrides = [
-        Override(e.event_id, e.match_id, e.team_id, e.placement, e.kills, e.actor, e.reason, e.occurred_at.isoformat())
-        for e in mine
-        if e.type == "result.overridden"
-    ]
-    return [(s.team_id, s.total_points) for s in recompute(rules, results, overrides)]
+def expected_standings(events: list[dict], tournament_id: str, stage: str = STAGE) -> list[tuple[str, int]]:
+    """The oracle: the pure engine's recompute from the tournament's events (``crownstream.ops``, what
+    ``crownstream standings rebuild`` runs), not the streaming path."""
+    return [(s.team_id, s.total_points) for s in recompute_tournament(events, tournament_id)[stage].standings]
 
 
 def standings_of(url: str, tournament_id: str) -> list[tuple[str, int]] | None:
@@ -110,6 +89,25 @@ def raw_answer(url: str, tournament_id: str) -> str:
     except httpx.HTTPError as exc:
         return repr(exc)
     return f"{r.status_code} {r.text[:1500]}"
+
+
+async def standings_served(events: list[dict], workers: list, tournaments: tuple[str, ...] = TOURNAMENTS) -> None:
+    """Every worker answers every tournament with the recomputed standings, owner or not (within 180 s each); a
+    failure says what each worker answered and reports each worker's state."""
+    for t in tournaments:
+        expected = expected_standings(events, t)
+        for w in workers:
+            try:
+                await eventually(
+                    lambda w=w, t=t, expected=expected: standings_of(w.url, t) == expected,
+                    timeout=180,
+                    interval=1,
+                    what=f"standings of {t} on {w.url}",
+                )
+            except AssertionError as exc:
+                answers = {v.url: raw_answer(v.url, t) for v in workers}
+                reports = "\n".join(v.self_report() for v in workers)
+                raise AssertionError(f"{exc}\nexpected {expected}\nanswers {answers}\n{reports}") from None
 
 
 async def produce(settings: Settings, events: list[dict], pace: float = 0.02) -> None:
