@@ -15,6 +15,7 @@ new module with a ``Sink`` subclass.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
 import time
 from abc import ABC, abstractmethod
@@ -322,7 +323,11 @@ class Dispatcher:
             if opened:
                 log.info(
                     "destination failing or asking to wait: its circuit is open, one probe per interval",
-                    extra={"channel": self.sink.channel, "target": target_key[:64]},
+                    # A digest, not the key: a Discord webhook's key is its URL, which holds the webhook's token.
+                    extra={
+                        "channel": self.sink.channel,
+                        "target": hashlib.sha256(target_key.encode()).hexdigest()[:16],
+                    },
                 )
         else:  # dead (the destination answered: it refuses this one) or deferred: let the next probe go
             self._circuits.forget(target_key)
