@@ -46,6 +46,8 @@ SLOW_DOWN = frozenset({429, 502, 503, 504})
 RECORD_LINGER_S = 0.05
 RECORD_BATCH_TARGET = 256
 RECORD_BATCH_MAX = 1000
+# Put on the outcome queue by stop(), after the last outcome: the record loop records what came before and ends.
+_DRAINED: Any = object()
 
 
 class Sink(ABC):
@@ -147,15 +149,23 @@ class Dispatcher:
     async def stop(self, grace_s: float = 10.0) -> None:
         """Stop claiming, let sends in flight finish and their outcomes be recorded (what is not recorded in
         time is re-sent after its lease by whoever claims it next)."""
+        deadline = time.monotonic() + grace_s
+        claim_task, record_task = self._tasks or (None, None)
         self._stopping = True
         self._wake.set()
-        self._batch_full.set()
+        self._room.set()
+        # The claim loop first: a claim in progress still hands out what it leased, and those sends must be
+        # among the ones waited for below.
+        if claim_task is not None:
+            await asyncio.wait([claim_task], timeout=_left(deadline))
         if self._in_flight:
-            await asyncio.wait(self._in_flight, timeout=grace_s)
-        deadline = time.monotonic() + grace_s
-        # Polled: the queue has no "became empty" event, and this runs once, at shutdown.
-        while not self._results.empty() and time.monotonic() < deadline:  # noqa: ASYNC110  (polled, see above)
-            await asyncio.sleep(0.05)
+            await asyncio.wait(self._in_flight, timeout=_left(deadline))
+        if record_task is not None:
+            # Drained, not cancelled: cancelling it could cut a batch it already took off the queue mid-write,
+            # leaving rows leased ("sending") whose outcome — dead-lettered, even — was known.
+            self._results.put_nowait(_DRAINED)
+            self._batch_full.set()
+            await asyncio.wait([record_task], timeout=_left(deadline))
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
@@ -345,8 +355,12 @@ class Dispatcher:
                 delay = min(5.0, delay * 2)
 
     async def _record_loop(self) -> None:
-        while True:
-            batch = [await self._results.get()]
+        drained = False
+        while not drained:
+            first = await self._results.get()
+            if first is _DRAINED:
+                return
+            batch = [first]
             if self._results.qsize() < RECORD_BATCH_TARGET and not self._stopping:
                 self._batch_full.clear()
                 try:
@@ -357,7 +371,11 @@ class Dispatcher:
                 except TimeoutError:
                     pass
             while not self._results.empty() and len(batch) < RECORD_BATCH_MAX:
-                batch.append(self._results.get_nowait())
+                result = self._results.get_nowait()
+                if result is _DRAINED:
+                    drained = True  # stop() put it last: record what came before it, then end
+                    break
+                batch.append(result)
             await self._record(batch)
 
     async def _record(self, batch: list[tuple[Claimed, Outcome]]) -> None:
@@ -414,6 +432,10 @@ class Dispatcher:
                     raise
                 await asyncio.sleep(delay)
                 delay = min(1.0, delay * 2)
+
+
+def _left(deadline: float) -> float:
+    return max(0.0, deadline - time.monotonic())
 
 
 def _duration(seconds: float) -> str:

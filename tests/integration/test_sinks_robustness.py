@@ -325,6 +325,31 @@ async def test_an_outcome_postgresql_refuses_does_not_wedge_recording(database_u
     assert codes == [-1, 200, 200, 200, 200]
 
 
+async def test_a_stop_records_every_outcome_already_known(database_url, engine):
+    """stop() while a batch of outcomes is being written (a slow PostgreSQL): the write completes; no row is left
+    leased ("sending") to be sent again after its lease by whoever claims it — the outcome was known."""
+    from crownstream.sinks.base import Dispatcher
+    from crownstream.sinks.feed import FeedSink
+    from crownstream.sinks.ledger import ledger_row
+
+    writing = asyncio.Event()
+
+    class SlowLedger(Ledger):
+        async def record(self, batch):
+            writing.set()
+            await asyncio.sleep(0.5)
+            await super().record(batch)
+
+    settings = Settings(database_url=database_url, sink_poll_interval_s=0.1)
+    sink = FeedSink(settings, SlowLedger(engine))
+    await sink.ledger.accept([ledger_row(make_request(i, "in_app", "lou")) for i in range(20)])
+    dispatcher = Dispatcher(sink, settings, lambda claimed, outcome: asyncio.sleep(0))
+    dispatcher.start()
+    await asyncio.wait_for(writing.wait(), timeout=20)
+    await dispatcher.stop()
+    assert await Ledger(engine).states("in_app") == {"sent": 20}
+
+
 async def _all_sent(engine, n):
     return (await Ledger(engine).states("in_app")) == {"sent": n}
 
