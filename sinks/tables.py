@@ -9,6 +9,7 @@ from sqlalchemy import (
     CheckConstraint,
     Column,
     DateTime,
+    Float,
     Index,
     Integer,
     MetaData,
@@ -78,11 +79,19 @@ webhook_endpoints = Table(
     Column("enabled", Boolean, nullable=False, server_default=text("true")),
     # Paused by its owner: deliveries wait in the ledger (not dead, as for a disabled endpoint) until resumed.
     Column("paused", Boolean, nullable=False, server_default=text("false")),
+    # Set by its owner: at most this many deliveries a second (NULL: no limit); the rest wait, they do not fail.
+    Column("rate_limit_per_second", Float),
+    # The newest secret's scheme: 'v1' HMAC-SHA256 (whsec_) or 'v1a' Ed25519 (whsk_, its owner holds the whpk_).
+    Column("signature_scheme", String(8), nullable=False, server_default=text("'v1'")),
     Column("failing_since", DateTime(timezone=True)),
     Column("disabled_at", DateTime(timezone=True)),
     Column("disabled_reason", Text),
     Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
     Index("webhook_endpoints_user", "user_id"),
+    CheckConstraint(
+        "rate_limit_per_second IS NULL OR rate_limit_per_second > 0", name="webhook_endpoints_rate_limit_check"
+    ),
+    CheckConstraint("signature_scheme IN ('v1', 'v1a')", name="webhook_endpoints_signature_scheme_check"),
 )
 
 feed_items = Table(
