@@ -19,7 +19,7 @@ import hashlib
 import logging
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import replace
 from typing import Any, ClassVar
 
@@ -28,6 +28,7 @@ from crownstream.schemas.deliveries import DeliveryRequest
 from crownstream.settings import Settings
 from crownstream.sinks.circuit import Circuits
 from crownstream.sinks.ledger import Claimed, Ledger, Outcome, describe_db_error, is_transient, ledger_row
+from crownstream.sinks.rate_limit import RateLimits
 from crownstream.sinks.retry import retry_policy
 from crownstream.sinks.switches import is_paused
 
@@ -48,6 +49,12 @@ RECORD_BATCH_TARGET = 256
 RECORD_BATCH_MAX = 1000
 # Put on the outcome queue by stop(), after the last outcome: the record loop records what came before and ends.
 _DRAINED: Any = object()
+# Pacing (rate-limited destinations, sinks/rate_limit.py). A claimed delivery whose slot is at most PACE_HOLD_S off
+# waits for it in memory (cheaper and more punctual than a round trip through the ledger); one further off goes back
+# to the ledger unattempted, due PACE_EARLY_S before its slot so that it has been recorded (RECORD_LINGER_S) and can
+# be claimed when the slot comes — the claim leaves the destination out until then.
+PACE_HOLD_S = 0.25
+PACE_EARLY_S = 0.1
 
 
 class Sink(ABC):
@@ -86,6 +93,11 @@ class Sink(ABC):
         """Ledger targets whose deliveries wait (a webhook endpoint its owner paused): left out of claims."""
         return []
 
+    async def rate_limits(self) -> Mapping[str, float]:
+        """Destinations (as ``target_of`` names them) their owner limited to so many messages a second: the dispatcher
+        paces sends to them; deliveries over the rate wait, unattempted."""
+        return {}
+
     def target_of(self, claimed: Claimed) -> str:
         """The destination a delivery competes for (a webhook endpoint, a Discord webhook, the SMTP relay):
         at most ``CROWNSTREAM_SINK_MAX_IN_FLIGHT_PER_TARGET`` of a worker's sends go to one at a time."""
@@ -120,6 +132,8 @@ class Dispatcher:
         self._record_failing = False
         self._paused = False
         self._paused_checked = float("-inf")
+        self._pacing = RateLimits()
+        self._rates: Mapping[str, float] = {}
         # The labelled metrics of this channel, looked up once: a labels() lookup per delivery (two of them, each
         # taking the metric's lock) was a measurable part of a webhook's CPU time.
         self._policy = retry_policy(sink.channel, settings)
@@ -194,6 +208,8 @@ class Dispatcher:
                 if self._circuits is not None:
                     saturated += self._circuits.open_targets(time.monotonic())
                 saturated += await self.sink.held_targets()
+                self._rates = await self.sink.rate_limits()
+                saturated += self._pacing.limited(time.monotonic(), self._rates)
                 claimed = await self.ledger.claim(
                     self.sink.channel, min(room, s.sink_claim_batch), s.sink_lease_s, skip_targets=saturated
                 )
@@ -211,21 +227,34 @@ class Dispatcher:
                     # One slow destination must not take every slot: hand the row back, unattempted.
                     self._results.put_nowait((item, Outcome.deferred(s.sink_poll_interval_s)))
                     continue
-                wait = self._circuits.wait_s(key, time.monotonic()) if self._circuits is not None else 0.0
+                now = time.monotonic()
+                rate = self._rates.get(key)
+                if rate is not None and self._pacing.wait_s(key, rate, now) > PACE_HOLD_S:
+                    # Over its owner's rate limit: back unattempted (nothing fails, its attempts are kept), due at a
+                    # slot of its own.
+                    due_in = self._pacing.book(key, rate, now)
+                    self._results.put_nowait((item, Outcome.deferred(max(0.0, due_in - PACE_EARLY_S))))
+                    continue
+                wait = self._circuits.wait_s(key, now) if self._circuits is not None else 0.0
                 if wait > 0:
                     # Its destination's circuit is open: back unattempted (its attempts are kept) until the probe.
                     self._results.put_nowait((item, Outcome.deferred(wait)))
                     continue
+                hold = self._pacing.take(key, rate, now) if rate is not None else 0.0
                 self._per_target[key] = self._per_target.get(key, 0) + 1
-                task = asyncio.create_task(self._deliver(item, key))
+                task = asyncio.create_task(self._deliver(item, key, hold))
                 self._in_flight.add(task)
                 task.add_done_callback(self._done)
             if len(claimed) < min(room, s.sink_claim_batch):
                 # Nothing more is due now: sleep until the agent accepts new rows or the poll interval passes
                 # (retries falling due, leases of dead workers running out).
                 self._wake.clear()
+                # A paced destination's next slot may come sooner: what waited for it is claimed then.
+                pace = self._pacing.next_free_s(time.monotonic())
                 try:
-                    async with asyncio.timeout(s.sink_poll_interval_s):
+                    async with asyncio.timeout(
+                        s.sink_poll_interval_s if pace is None else min(s.sink_poll_interval_s, pace)
+                    ):
                         await self._wake.wait()
                 except TimeoutError:
                     pass
@@ -258,7 +287,9 @@ class Dispatcher:
         self._in_flight.discard(task)
         self._room.set()
 
-    async def _deliver(self, item: Claimed, target_key: str) -> None:
+    async def _deliver(self, item: Claimed, target_key: str, hold_s: float = 0.0) -> None:
+        if hold_s > 0:
+            await asyncio.sleep(hold_s)  # its slot under the destination's rate limit
         started = time.perf_counter()
         try:
             outcome = await self.sink.deliver(item)

@@ -5,13 +5,13 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import func, select, text, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from crownstream.sinks.signing import generate_secret
+from crownstream.sinks.signing import SCHEMES, generate_key, receiver_key, scheme_of
 from crownstream.sinks.tables import webhook_endpoints as t
 from crownstream.sinks.targets import Resolve, check_url
 
@@ -28,6 +28,8 @@ class Endpoint:
     disabled_reason: str | None = None
     previous_secrets_until: datetime | None = None
     paused: bool = False
+    rate_limit_per_second: float | None = None
+    signature_scheme: str = "v1"
 
     def signing_secrets(self, now: datetime) -> tuple[str, ...]:
         """The secrets that sign at ``now``: the newest always, the previous ones until their grace window ends."""
@@ -49,6 +51,10 @@ class Endpoint:
             "failing_since": self.failing_since and self.failing_since.isoformat(),
             "disabled_reason": self.disabled_reason,
             "paused": self.paused,
+            "rate_limit_per_second": self.rate_limit_per_second,
+            "signature_scheme": self.signature_scheme,
+            # Public keys are not secrets: the owner may fetch them again at any time (a v1 secret is shown once).
+            "public_keys": [receiver_key(k) for k in self.signing_secrets(datetime.now(UTC)) if scheme_of(k) == "v1a"],
         }
 
 
@@ -64,6 +70,8 @@ def _endpoint(row) -> Endpoint:
         row.disabled_reason,
         row.previous_secrets_until,
         row.paused,
+        row.rate_limit_per_second,
+        row.signature_scheme,
     )
 
 
@@ -76,25 +84,37 @@ async def create_endpoint(
     allow_private: bool = False,
     max_url_length: int | None = None,
     resolve: Resolve | None = None,
+    signature_scheme: str = "v1",
+    rate_limit_per_second: float | None = None,
 ) -> tuple[Endpoint, str]:
-    """Register an endpoint; returns it and its secret (shown once to the subscriber). The URL passes the
-    whole outbound-target policy first, its name resolved (sinks/targets.py): TargetRefused says why not."""
+    """Register an endpoint; returns it and what its receiver verifies with: the ``whsec_`` secret (v1, shown once
+    to the subscriber) or the ``whpk_`` public key (v1a: the private key stays here and is never shown). The URL
+    passes the whole outbound-target policy first, its name resolved (sinks/targets.py): TargetRefused says why
+    not. ``secret``, if given, is the signing key (its prefix says its scheme)."""
     if max_url_length is None:
         from crownstream.settings import get_settings
 
         max_url_length = get_settings().sink_max_url_length
     await check_url(url, allow_private, max_url_length, client="aiohttp", resolve=resolve)
-    secret = secret or generate_secret()
+    secret = secret or generate_key(signature_scheme)
     endpoint_id = uuid.uuid4().hex
     async with engine.begin() as conn:
         row = (
             await conn.execute(
                 t.insert()
-                .values(id=endpoint_id, user_id=user_id, url=url, secrets=[secret], event_types=list(event_types))
+                .values(
+                    id=endpoint_id,
+                    user_id=user_id,
+                    url=url,
+                    secrets=[secret],
+                    signature_scheme=scheme_of(secret),
+                    event_types=list(event_types),
+                    rate_limit_per_second=rate_limit_per_second,
+                )
                 .returning(*t.c)
             )
         ).one()
-    return _endpoint(row), secret
+    return _endpoint(row), receiver_key(secret)
 
 
 async def get_endpoints(engine: AsyncEngine, ids: Sequence[str]) -> dict[str, Endpoint]:
@@ -112,13 +132,27 @@ async def endpoints_of(engine: AsyncEngine, user_ids: Sequence[str], enabled_onl
 
 
 async def rotate_secret(
-    engine: AsyncEngine, endpoint_id: str, keep_old: bool = True, grace_s: float = 86_400.0
+    engine: AsyncEngine,
+    endpoint_id: str,
+    keep_old: bool = True,
+    grace_s: float = 86_400.0,
+    signature_scheme: str | None = None,
 ) -> tuple[str, datetime | None]:
-    """Add a new secret: it signs from now on, and the previous ones beside it for ``grace_s`` (the receiver
-    switches meanwhile), then no more. Secrets whose grace ended at an earlier rotation are dropped now. Returns the
-    new secret and when the previous ones stop signing (None without ``keep_old``: they stop at once)."""
-    secret = generate_secret()
+    """Add a new signing key: it signs from now on, and the previous ones beside it for ``grace_s`` (the receiver
+    switches meanwhile), then no more. Keys whose grace ended at an earlier rotation are dropped now. The new key is
+    of ``signature_scheme`` (default: the endpoint's current one), so a rotation can also switch between v1 and v1a
+    without a gap: the old key's signatures go on beside the new scheme's. Returns what the receiver verifies the new
+    key with (a ``whsec_`` secret, or a ``whpk_`` public key for v1a) and when the previous keys stop signing (None
+    without ``keep_old``: they stop at once)."""
+    if signature_scheme is not None and signature_scheme not in SCHEMES:
+        raise ValueError(f"unknown signature scheme {signature_scheme!r}; one of {list(SCHEMES)}")
     async with engine.begin() as conn:
+        current = (
+            await conn.execute(select(t.c.signature_scheme).where(t.c.id == endpoint_id).with_for_update())
+        ).scalar_one_or_none()
+        if current is None:
+            raise KeyError(endpoint_id)
+        secret = generate_key(signature_scheme or current)
         if keep_old:
             kept = text(
                 "array_prepend(CAST(:s AS text), CASE WHEN previous_secrets_until IS NOT NULL "
@@ -130,14 +164,12 @@ async def rotate_secret(
         result = await conn.execute(
             update(t)
             .where(t.c.id == endpoint_id)
-            .values(secrets=kept, previous_secrets_until=until)
+            .values(secrets=kept, previous_secrets_until=until, signature_scheme=scheme_of(secret))
             .returning(t.c.previous_secrets_until),
             {"s": secret, "grace": float(grace_s)},
         )
-        row = result.first()
-        if row is None:
-            raise KeyError(endpoint_id)
-    return secret, row[0]
+        row = result.one()
+    return receiver_key(secret), row[0]
 
 
 async def drop_old_secrets(engine: AsyncEngine, endpoint_id: str) -> None:
@@ -216,3 +248,24 @@ async def set_paused(engine: AsyncEngine, endpoint_id: str, paused: bool) -> boo
 async def paused_ids(engine: AsyncEngine) -> list[str]:
     async with engine.connect() as conn:
         return list((await conn.execute(select(t.c.id).where(t.c.paused))).scalars())
+
+
+async def set_rate_limit(engine: AsyncEngine, endpoint_id: str, per_second: float | None) -> bool:
+    """At most ``per_second`` deliveries a second to the endpoint (None: no limit); False if there is no such
+    endpoint. Deliveries over the rate wait in the ledger; none fails or spends an attempt."""
+    if per_second is not None and not per_second > 0:
+        raise ValueError(f"a rate limit must be a positive number of messages a second, not {per_second!r}")
+    async with engine.begin() as conn:
+        result = await conn.execute(update(t).where(t.c.id == endpoint_id).values(rate_limit_per_second=per_second))
+        return result.rowcount == 1
+
+
+async def endpoint_controls(engine: AsyncEngine) -> tuple[list[str], dict[str, float]]:
+    """What the dispatcher obeys, in one query: the endpoints paused by their owner, and the rate limits set."""
+    query = select(t.c.id, t.c.paused, t.c.rate_limit_per_second).where(
+        t.c.paused | t.c.rate_limit_per_second.is_not(None)
+    )
+    async with engine.connect() as conn:
+        rows = (await conn.execute(query)).all()
+    paused = [row.id for row in rows if row.paused]
+    return paused, {row.id: row.rate_limit_per_second for row in rows if row.rate_limit_per_second is not None}

@@ -38,11 +38,11 @@ from crownstream.sinks.trace import delivery_trace, traced_delivery
 from crownstream.sinks.webhook_endpoints import (
     Endpoint,
     disable_gone,
+    endpoint_controls,
     endpoints_of,
     get_endpoints,
     mark_failing,
     mark_healthy,
-    paused_ids,
 )
 from crownstream.tracing.context import HEADER as TRACE_HEADER
 
@@ -91,7 +91,8 @@ class WebhookSink(Sink):
         # endpoint whenever its entry expired, which was most of the sink's time in bench/sinks.py).
         self._endpoint = alru_cache(maxsize=ENDPOINT_CACHE_SIZE, ttl=ENDPOINT_CACHE_S)(self._load_endpoint)
         self._paused: list[str] = []
-        self._paused_read = float("-inf")
+        self._rates: dict[str, float] = {}
+        self._controls_read = float("-inf")
 
     async def start(self) -> None:
         # aiohttp rather than httpx here: to a loopback receiver httpx's pool managed ~100-200 requests/s on
@@ -126,16 +127,26 @@ class WebhookSink(Sink):
             ledger_row(r, e.id) for r in requests for e in by_user.get(r.user_id, ()) if e.wants(r.notification_type)
         ]
 
-    async def held_targets(self) -> list[str]:
-        """Endpoints their owners paused (read at most once per poll interval)."""
+    async def _read_controls(self) -> None:
+        """Endpoints their owners paused and the rate limits they set, read at most once per poll interval (one
+        query for both)."""
         now = time.monotonic()
-        if now - self._paused_read >= self.settings.sink_poll_interval_s:
-            self._paused_read = now
+        if now - self._controls_read >= self.settings.sink_poll_interval_s:
+            self._controls_read = now
             try:
-                self._paused = await paused_ids(self.ledger.engine)
+                self._paused, self._rates = await endpoint_controls(self.ledger.engine)
             except Exception as exc:  # PostgreSQL away: the claim that follows waits for it anyway
-                log.warning("reading paused webhook endpoints failed", extra={"error": repr(exc)[:300]})
+                log.warning(
+                    "reading paused and rate-limited webhook endpoints failed", extra={"error": repr(exc)[:300]}
+                )
+
+    async def held_targets(self) -> list[str]:
+        await self._read_controls()
         return self._paused
+
+    async def rate_limits(self) -> dict[str, float]:
+        await self._read_controls()
+        return self._rates
 
     async def _load_endpoint(self, endpoint_id: str) -> Endpoint | None:
         return (await get_endpoints(self.ledger.engine, [endpoint_id])).get(endpoint_id)

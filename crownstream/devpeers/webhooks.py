@@ -1,11 +1,13 @@
-"""A webhook receiver that verifies every delivery's signature with the reference ``standardwebhooks`` verifier
-(what ``crownstream.sinks.signing.verify`` wraps) and counts deliveries by ``webhook-id`` — what the Standard
-Webhooks spec tells receivers to deduplicate by."""
+"""A webhook receiver that verifies every delivery's signature — v1 (HMAC) with the reference ``standardwebhooks``
+verifier, v1a (Ed25519) with ``crownstream.sinks.signing.verify_v1a`` — and counts deliveries by ``webhook-id``, what
+the Standard Webhooks spec tells receivers to deduplicate by. A hook's key says which: a ``whsec_`` secret or a
+``whpk_`` public key, as the endpoint's owner was given it."""
 
 from __future__ import annotations
 
 import asyncio
 import functools
+import time
 from collections import Counter
 from dataclasses import dataclass, field
 
@@ -14,7 +16,7 @@ from aiohttp import web
 from standardwebhooks.webhooks import Webhook
 
 from crownstream.devpeers._thread import ThreadedServer
-from crownstream.sinks.signing import WebhookVerificationError
+from crownstream.sinks.signing import PUBLIC_KEY_PREFIX, WebhookVerificationError, public_key, verify_v1a
 
 
 @dataclass
@@ -33,6 +35,7 @@ class Received:
     successes: Counter = field(default_factory=Counter)  # webhook-id -> 2xx answers given
     bodies: dict = field(default_factory=dict)  # webhook-id -> parsed body (last)
     traceparents: dict = field(default_factory=dict)  # webhook-id -> W3C traceparent header (last)
+    arrivals: list = field(default_factory=list)  # time.monotonic() of each request that verified, in order
     bad_signatures: int = 0
     failures_answered: int = 0
 
@@ -40,6 +43,13 @@ class Received:
 @functools.lru_cache(maxsize=256)
 def _verifier(secret: str) -> Webhook:
     return Webhook(secret)
+
+
+def _verify(key: str, body: bytes, headers: dict[str, str]) -> None:
+    if key.startswith(PUBLIC_KEY_PREFIX):
+        verify_v1a(body, headers, public_key(key))
+    else:
+        _verifier(key).verify(body, headers, json_parse=False)
 
 
 class WebhookReceiver(ThreadedServer):
@@ -100,9 +110,9 @@ class WebhookReceiver(ThreadedServer):
         body = await request.read()
         got = self.received[name]
         try:
-            # The reference verifier (standardwebhooks), its key decoded once per secret; the body parsed with
+            # Each key decoded once (cached); the body parsed with
             # orjson rather than its json.loads: the benchmark's receiver must cost less than the sink it measures.
-            _verifier(hook.secret).verify(body, dict(request.headers), json_parse=False)
+            _verify(hook.secret, body, dict(request.headers))
         except WebhookVerificationError as exc:
             with self.lock:
                 got.bad_signatures += 1
@@ -112,6 +122,7 @@ class WebhookReceiver(ThreadedServer):
         with self.lock:
             hook.requests += 1
             got.raw[msg_id] += 1
+            got.arrivals.append(time.monotonic())
             fail = hook.always_fail or hook.requests <= hook.fail_first
             if fail:
                 got.failures_answered += 1
@@ -137,6 +148,11 @@ class WebhookReceiver(ThreadedServer):
                 if name is None or hook_name == name:
                     total.update(got.successes)
             return total
+
+    def arrivals(self, name: str) -> list[float]:
+        """When each verified request to ``name`` came (monotonic seconds): how a rate limit was kept."""
+        with self.lock:
+            return list(self.received[name].arrivals)
 
     def bad_signatures(self) -> int:
         with self.lock:

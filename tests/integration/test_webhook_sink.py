@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import os
 import subprocess
+from datetime import UTC, datetime
 
 import pytest
 from sqlalchemy import text
@@ -300,3 +301,130 @@ async def test_a_slow_endpoint_does_not_take_every_slot(engine, database_url):
             await eventually(lambda: len(receiver.successes_by_id("slow")) == 10, timeout=60, what="the slow ones")
         assert set(receiver.successes_by_id().values()) == {1}
         assert run.dead == []
+
+
+def most_in_a_second(times: list[float]) -> int:
+    """The most arrivals in any window of one second."""
+    return max(sum(1 for t in times if start <= t < start + 1.0) for start in times)
+
+
+async def test_a_rate_limited_endpoint_is_paced_and_its_neighbour_is_not_delayed(engine, database_url):
+    """Its owner's limit of 5 a second: its 12 deliveries arrive no faster than that, none failed or spent an
+    attempt waiting, while an unlimited neighbour's 40 (accepted after them) all go out at once."""
+    from crownstream.sinks.webhook_endpoints import set_rate_limit
+
+    with WebhookReceiver() as receiver:
+        limited, limited_secret = await create_endpoint(
+            engine, "lim", "http://x", allow_private=True, rate_limit_per_second=5.0
+        )
+        free, free_secret = await create_endpoint(engine, "free", "http://x", allow_private=True)
+        other, other_secret = await create_endpoint(engine, "other", "http://x", allow_private=True)
+        assert limited.rate_limit_per_second == 5.0 and free.rate_limit_per_second is None
+        await point(engine, limited.id, receiver.add("lim", limited_secret))
+        await point(engine, free.id, receiver.add("free", free_secret))
+        await point(engine, other.id, receiver.add("other", other_secret))
+        # A second limit set through set_rate_limit, as the owner's API does.
+        assert await set_rate_limit(engine, other.id, 4.0)
+        async with Run(fast(database_url), engine) as run:
+            # The limited endpoint's rows are older: a claim takes them first.
+            await run.sink.accept([make_request(i, "webhook", "lim") for i in range(12)])
+            await run.sink.accept([make_request(i, "webhook", "other") for i in range(6)])
+            await run.sink.accept([make_request(i, "webhook", "free") for i in range(40)])
+            await run.sink.flush()
+            await eventually(
+                lambda: len(receiver.successes_by_id("free")) == 40, timeout=30, interval=0.02, what="the free ones"
+            )
+            free_done = receiver.arrivals("free")[-1]
+            await eventually(
+                lambda: len(receiver.successes_by_id("lim")) == 12 and len(receiver.successes_by_id("other")) == 6,
+                timeout=60,
+                interval=0.05,
+                what="the paced ones",
+            )
+        lim, oth = receiver.arrivals("lim"), receiver.arrivals("other")
+        # No faster than the limit: 12 at 5 a second span at least 11/5 s; no second holds more than 5 (one more
+        # for the loopback's jitter between two sends 1/5 s apart).
+        assert lim[-1] - lim[0] >= 11 / 5 * 0.9, lim
+        assert most_in_a_second(lim) <= 6, lim
+        assert oth[-1] - oth[0] >= 5 / 4 * 0.9 and most_in_a_second(oth) <= 5, oth
+        # ... and paced, not stalled: the whole run took a few poll intervals more than the limit asks.
+        assert lim[-1] - lim[0] <= 11 / 5 + 3.0, lim
+        # The neighbour did not wait for them: all 40 were in before the limited endpoint's last.
+        assert free_done < lim[-1] and free_done - lim[0] < 11 / 5
+        assert run.dead == []
+        assert set(receiver.successes_by_id().values()) == {1}
+        async with engine.connect() as conn:
+            rows = (
+                await conn.execute(
+                    text(
+                        "SELECT state, attempt_count, jsonb_array_length(attempts) FROM deliveries "
+                        "WHERE target IN (:a, :b)"
+                    ),
+                    {"a": limited.id, "b": other.id},
+                )
+            ).all()
+        # Waiting cost nothing: each was attempted once, and sent.
+        assert len(rows) == 18 and {tuple(r) for r in rows} == {("sent", 1, 1)}
+
+
+async def test_a_v1a_endpoint_signs_with_ed25519_and_the_receiver_verifies(engine, database_url):
+    """An endpoint created with the Ed25519 scheme: its owner holds only the public key, the receiver verifies with
+    it, and refuses a tampered delivery."""
+    import httpx
+
+    from crownstream.sinks.signing import public_key_of, signer
+
+    with WebhookReceiver() as receiver:
+        endpoint, public = await create_endpoint(engine, "ed", "http://x", allow_private=True, signature_scheme="v1a")
+        assert public.startswith("whpk_") and endpoint.signature_scheme == "v1a"
+        assert endpoint.public()["public_keys"] == [public]
+        stored = (await get_endpoints(engine, [endpoint.id]))[endpoint.id].secrets
+        assert len(stored) == 1 and stored[0].startswith("whsk_") and public_key_of(stored[0]) == public
+        hook = receiver.add("ed", public)
+        await point(engine, endpoint.id, hook)
+        async with Run(fast(database_url), engine) as run:
+            await run.sink.accept([make_request(i, "webhook", "ed") for i in range(3)])
+            await run.sink.flush()
+            await eventually(lambda: len(receiver.successes_by_id("ed")) == 3, timeout=30, what="three verified")
+        assert receiver.bad_signatures() == 0 and run.dead == []
+        # Signed as the sink signs, then tampered with on the way: the receiver refuses it.
+        body = b'{"type":"match.result","data":{}}'
+        headers = signer(tuple(stored)).headers("msg_x", body)
+        async with httpx.AsyncClient() as http:
+            assert (await http.post(hook, content=body, headers=headers)).status_code == 204
+            tampered = await http.post(hook, content=body.replace(b"{}", b'{"x":1}'), headers=headers)
+        assert tampered.status_code == 401 and "No matching signature" in tampered.text
+        assert receiver.bad_signatures() == 1
+
+
+async def test_a_rotation_to_ed25519_keeps_the_old_secret_signing_for_the_grace_window(engine, database_url):
+    """v1 -> v1a: during the grace window a receiver still holding the old HMAC secret verifies, and so does one
+    switched to the new public key; after it only the public key works."""
+    from crownstream.sinks.webhook_endpoints import rotate_secret
+
+    with WebhookReceiver() as receiver:
+        endpoint, old_secret = await create_endpoint(engine, "rot", "http://x", allow_private=True)
+        await point(engine, endpoint.id, receiver.add("rot", old_secret))
+        public, until = await rotate_secret(engine, endpoint.id, grace_s=2.0, signature_scheme="v1a")
+        assert public.startswith("whpk_") and until is not None
+        rotated = (await get_endpoints(engine, [endpoint.id]))[endpoint.id]
+        assert rotated.signature_scheme == "v1a" and rotated.secrets[1] == old_secret
+        settings = fast(database_url, sink_max_attempts=2)
+        async with Run(settings, engine) as run:
+            await run.sink.accept([make_request(1, "webhook", "rot")])
+            await run.sink.flush()
+            await eventually(lambda: len(receiver.successes_by_id("rot")) == 1, timeout=30, what="old secret, grace")
+            receiver.set_secret("rot", public)
+            await run.sink.accept([make_request(2, "webhook", "rot")])
+            await run.sink.flush()
+            await eventually(lambda: len(receiver.successes_by_id("rot")) == 2, timeout=30, what="new public key")
+            await asyncio.sleep(max(0.0, (until - datetime.now(UTC)).total_seconds()) + 0.2)  # the window ends
+            receiver.set_secret("rot", old_secret)
+            await run.sink.accept([make_request(3, "webhook", "rot")])
+            await run.sink.flush()
+            await eventually(lambda: len(run.dead) == 1, timeout=30, what="refused with the old secret only")
+            assert receiver.bad_signatures() >= 1 and len(receiver.successes_by_id("rot")) == 2
+            receiver.set_secret("rot", public)
+            await run.sink.accept([make_request(4, "webhook", "rot")])
+            await run.sink.flush()
+            await eventually(lambda: len(receiver.successes_by_id("rot")) == 3, timeout=30, what="new key after")

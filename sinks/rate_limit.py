@@ -1,0 +1,73 @@
+"""Pacing per destination: at most ``rate`` sends a second to one webhook endpoint, as its owner asked.
+
+GCRA (the generic cell rate algorithm: a token bucket kept as one timestamp per destination) without a burst
+allowance: sends to a destination are spaced at least 1/rate apart, so no one-second window holds more than ``rate``
+of them — what "N messages a second" means to a receiver sized for it.
+
+The dispatcher (sinks/base.py) asks before each send, with its own clock:
+
+* ``limited``: destinations with no free slot now, left out of the claim (as open circuits are);
+* ``take``: a delivery claimed for a destination gets the next free slot (now, or a moment later: it waits that
+  moment in memory rather than going back to the ledger);
+* ``book``: one whose slot is further off goes back to the ledger unattempted (it keeps its attempts; nothing
+  fails), due at a slot of its own after every slot already handed out, so a backlog comes back one delivery per
+  slot instead of all at once (each handed-back row is rewritten once, not once per slot).
+
+Pure and per worker, as circuits are: with W workers sending to one endpoint it may receive up to W x rate.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+
+class RateLimits:
+    def __init__(self) -> None:
+        # destination -> when its next send may go (the dispatcher's monotonic seconds)
+        self._next: dict[str, float] = {}
+        # destination -> the slot after the last one handed to a delivery sent back to the ledger
+        self._booked: dict[str, float] = {}
+
+    def wait_s(self, target: str, rate: float, now: float) -> float:
+        """0: a send to ``target`` may go now; otherwise how long until one may. Reserves nothing."""
+        return max(0.0, self._next.get(target, now) - now)
+
+    def take(self, target: str, rate: float, now: float) -> float:
+        """Reserve the next free slot for a send: how long until it (0.0: now). The slot after it is 1/rate on."""
+        _check(rate)
+        slot = max(now, self._next.get(target, now))
+        self._next[target] = slot + 1.0 / rate
+        return slot - now
+
+    def book(self, target: str, rate: float, now: float) -> float:
+        """A slot for a delivery handed back to the ledger, after every slot already taken or booked: how long from
+        now until it. The delivery reserves nothing in ``take``'s chain: when it is claimed again it takes the next
+        free slot then, like any other (a delivery that came in meanwhile may have gone first)."""
+        _check(rate)
+        slot = max(now, self._next.get(target, now), self._booked.get(target, now))
+        self._booked[target] = slot + 1.0 / rate
+        return slot - now
+
+    def limited(self, now: float, rates: Mapping[str, float]) -> list[str]:
+        """Destinations that may not be sent to now (left out of a claim). Forgets what no longer matters: a
+        destination whose slots have all passed is as good as new, one no longer limited is not paced at all."""
+        for target in [t for t, at in self._booked.items() if at <= now or t not in rates]:
+            del self._booked[target]
+        paced = []
+        for target, at in list(self._next.items()):
+            if at <= now or target not in rates:
+                del self._next[target]
+            else:
+                paced.append(target)
+        return paced
+
+    def next_free_s(self, now: float) -> float | None:
+        """How long until the first paced destination may be sent to again (None: none is paced): the dispatcher
+        claims then, for what waited for that slot."""
+        later = [at for at in self._next.values() if at > now]
+        return min(later) - now if later else None
+
+
+def _check(rate: float) -> None:
+    if not rate > 0:  # also NaN
+        raise ValueError(f"a rate limit must be a positive number of messages a second, not {rate!r}")
