@@ -194,6 +194,11 @@ class Settings(BaseSettings):
     webhook_secret_grace_s: float = Field(
         86_400.0, ge=0, description="After a secret rotation, how long the previous secrets still sign beside the new."
     )
+    webhook_rate_limit_max_per_second: float = Field(
+        1000.0,
+        gt=0,
+        description="The highest rate limit an endpoint's owner may set (messages a second; each worker paces alone).",
+    )
     webhook_disable_after_s: float = Field(
         5 * 24 * 3600.0, gt=0, description="An endpoint failing without a success for this long is disabled."
     )

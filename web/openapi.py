@@ -251,6 +251,20 @@ SCHEMAS: dict[str, Any] = {
             "url": {"type": "string"},
             "event_types": {"type": "array", "items": {"type": "string"}},
             "enabled": {"type": "boolean"},
+            "rate_limit_per_second": {
+                "type": ["number", "null"],
+                "description": "At most this many deliveries a second (each worker paces alone); null: no limit.",
+            },
+            "signature_scheme": {
+                "type": "string",
+                "enum": ["v1", "v1a"],
+                "description": "v1: HMAC-SHA256 with a shared whsec_ secret; v1a: Ed25519, verified with whpk_ keys.",
+            },
+            "public_keys": {
+                "type": "array",
+                "items": {"type": "string"},
+                "description": "The whpk_ public keys whose v1a signatures the endpoint receives now, newest first.",
+            },
         },
         "additionalProperties": True,
     },
@@ -295,7 +309,34 @@ SCHEMAS: dict[str, Any] = {
         "properties": {
             "url": {"type": "string", "description": "https URL of a public host; checked at registration."},
             "event_types": {"type": "array", "items": {"type": "string"}, "description": "Empty: every type."},
+            "signature_scheme": {
+                "type": "string",
+                "enum": ["v1", "v1a"],
+                "default": "v1",
+                "description": "v1: HMAC-SHA256, the answer holds the whsec_ secret (once); v1a: Ed25519, the answer "
+                "holds the whpk_ public key (the private key never leaves the server).",
+            },
+            "rate_limit_per_second": {
+                "type": ["number", "null"],
+                "exclusiveMinimum": 0,
+                "description": "At most this many deliveries a second; the rest wait (CROWNSTREAM_WEBHOOK_RATE_LIMIT_"
+                "MAX_PER_SECOND is the highest allowed).",
+            },
         },
+    },
+    "WebhookKey": {
+        "type": "object",
+        "description": "What the receiver verifies the new signing key with: the v1 secret (shown once) or the "
+        "v1a public key.",
+        "properties": {
+            "secret": {"type": "string", "description": "whsec_…, for a v1 endpoint."},
+            "public_key": {"type": "string", "description": "whpk_…, for a v1a endpoint."},
+        },
+    },
+    "RateLimit": {
+        "type": "object",
+        "required": ["endpoint_id", "rate_limit_per_second"],
+        "properties": {"endpoint_id": {"type": "string"}, "rate_limit_per_second": {"type": ["number", "null"]}},
     },
 }
 # The notification preferences document, from its pydantic model (its nested models beside it).
@@ -519,12 +560,14 @@ OPERATIONS: dict[str, dict[str, dict[str, Any]]] = {
             "requestBody": {"required": True, "content": {"application/json": {"schema": _ref("WebhookCreate")}}},
             "responses": {
                 "201": {
-                    "description": "The endpoint and its secret.",
+                    "description": "The endpoint and its v1 secret or v1a public key.",
                     "content": {
                         "application/json": {
                             "schema": {
-                                "type": "object",
-                                "properties": {"endpoint": _ref("WebhookEndpoint"), "secret": {"type": "string"}},
+                                "allOf": [
+                                    _ref("WebhookKey"),
+                                    {"type": "object", "properties": {"endpoint": _ref("WebhookEndpoint")}},
+                                ]
                             }
                         }
                     },
@@ -534,22 +577,43 @@ OPERATIONS: dict[str, dict[str, dict[str, Any]]] = {
     },
     "/webhooks/{endpoint_id}/rotate": {
         "post": {
-            "summary": "A new signing secret for the endpoint; the previous ones sign beside it for the grace window "
+            "summary": "A new signing key for the endpoint; the previous ones sign beside it for the grace window "
             "(CROWNSTREAM_WEBHOOK_SECRET_GRACE_S, 24 h), then no more",
             "tags": ["webhooks"],
+            "description": 'The body is optional: {"signature_scheme": "v1a"} switches the endpoint to Ed25519 '
+            "(or back to v1) without a gap — the old key keeps signing beside the new one for the grace window.",
+            "requestBody": {
+                "required": False,
+                "content": {
+                    "application/json": {
+                        "schema": {
+                            "type": "object",
+                            "properties": {"signature_scheme": {"type": "string", "enum": ["v1", "v1a"]}},
+                        }
+                    }
+                },
+            },
             "responses": {
                 "200": {
-                    "description": "The new secret, shown once, and when the previous secrets stop signing.",
+                    "description": "The new v1 secret (shown once) or v1a public key, and when the previous keys stop "
+                    "signing.",
                     "content": {
                         "application/json": {
                             "schema": {
-                                "type": "object",
-                                "required": ["endpoint_id", "secret", "previous_secrets_sign_until"],
-                                "properties": {
-                                    "endpoint_id": {"type": "string"},
-                                    "secret": {"type": "string"},
-                                    "previous_secrets_sign_until": {"type": ["string", "null"], "format": "date-time"},
-                                },
+                                "allOf": [
+                                    _ref("WebhookKey"),
+                                    {
+                                        "type": "object",
+                                        "required": ["endpoint_id", "previous_secrets_sign_until"],
+                                        "properties": {
+                                            "endpoint_id": {"type": "string"},
+                                            "previous_secrets_sign_until": {
+                                                "type": ["string", "null"],
+                                                "format": "date-time",
+                                            },
+                                        },
+                                    },
+                                ]
                             }
                         }
                     },
@@ -557,6 +621,37 @@ OPERATIONS: dict[str, dict[str, dict[str, Any]]] = {
                 "404": _json("No such endpoint.", "Error"),
             },
         }
+    },
+    "/webhooks/{endpoint_id}/rate-limit": {
+        "put": {
+            "summary": "Limit deliveries to the endpoint to so many a second; the rest wait (none fails or spends an "
+            "attempt)",
+            "tags": ["webhooks"],
+            "description": "Each worker paces on its own: with W workers delivering, the endpoint may see up to W "
+            "times the rate.",
+            "requestBody": {
+                "required": True,
+                "content": {
+                    "application/json": {
+                        "schema": {
+                            "type": "object",
+                            "required": ["per_second"],
+                            "properties": {"per_second": {"type": "number", "exclusiveMinimum": 0}},
+                        }
+                    }
+                },
+            },
+            "responses": {
+                "200": _json("The limit now.", "RateLimit"),
+                "400": _json("per_second is not a number above 0 and at most the configured maximum.", "Error"),
+                "404": _json("No such endpoint.", "Error"),
+            },
+        },
+        "delete": {
+            "summary": "Remove the endpoint's rate limit",
+            "tags": ["webhooks"],
+            "responses": {"200": _json("No limit now.", "RateLimit"), "404": _json("No such endpoint.", "Error")},
+        },
     },
     "/webhooks/{endpoint_id}/deliveries": {
         "get": {

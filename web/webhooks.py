@@ -1,9 +1,14 @@
 """Outbound webhook endpoints per subscriber (the user's own token, or the staff token; web/auth.py).
 
-    GET    /users/{user_id}/webhooks                         the user's endpoints (no secrets)
-    POST   /users/{user_id}/webhooks   {"url", "event_types"} -> {"endpoint", "secret"} (the secret shown once)
-    POST   /webhooks/{endpoint_id}/rotate                    -> {"secret", "previous_secrets_sign_until"}: the new
-                                                             secret signs, the old ones beside it for the grace window
+    GET    /users/{user_id}/webhooks                         the user's endpoints (no secrets; v1a public keys)
+    POST   /users/{user_id}/webhooks   {"url", "event_types", "signature_scheme", "rate_limit_per_second"}
+                                       -> {"endpoint", "secret"} (v1: the secret, shown once) or
+                                          {"endpoint", "public_key"} (v1a: the private key never leaves us)
+    POST   /webhooks/{endpoint_id}/rotate  [{"signature_scheme"}] -> {"secret" | "public_key",
+                                                             "previous_secrets_sign_until"}: the new key signs, the old
+                                                             ones beside it for the grace window
+    PUT    /webhooks/{endpoint_id}/rate-limit  {"per_second"}  at most that many deliveries a second; the rest wait
+    DELETE /webhooks/{endpoint_id}/rate-limit                  no limit
     POST   /webhooks/{endpoint_id}/enable
     GET    /webhooks/{endpoint_id}/deliveries?limit=50&state=  recent deliveries, each with every attempt
     POST   /webhooks/{endpoint_id}/deliveries/{delivery_id}/resend
@@ -25,6 +30,7 @@ from crownstream.notifications.catalog import CATALOG
 from crownstream.settings import get_settings
 from crownstream.sinks import db
 from crownstream.sinks.endpoint_deliveries import recent, recover, resend
+from crownstream.sinks.signing import PUBLIC_KEY_PREFIX, SCHEMES
 from crownstream.sinks.targets import TargetRefused
 from crownstream.sinks.webhook_endpoints import (
     create_endpoint,
@@ -33,12 +39,46 @@ from crownstream.sinks.webhook_endpoints import (
     rotate_secret,
     set_enabled,
     set_paused,
+    set_rate_limit,
 )
 from crownstream.web.auth import USER, access
 from crownstream.web.errors import HttpError
 from crownstream.web.inputs import bad_character, query_int, read_object
 
-_CREATE_BODY = '{"url": "https://…", "event_types": [optional list of notification types]}'
+_CREATE_BODY = (
+    '{"url": "https://…", "event_types": [optional list of notification types], "signature_scheme": optional "v1" '
+    '(HMAC, the default) or "v1a" (Ed25519), "rate_limit_per_second": optional number}'
+)
+_ROTATE_BODY = '{"signature_scheme": optional "v1" or "v1a" (default: the endpoint\'s current one)} or no body'
+_RATE_LIMIT_BODY = '{"per_second": a number of messages a second, more than 0}'
+
+
+def signature_scheme(body: dict, default: str | None) -> str | None:
+    """The body's signature scheme; ``default`` if it names none (None: the endpoint's current one)."""
+    scheme = body.get("signature_scheme", default)
+    if scheme is None and default is None:
+        return None
+    if scheme not in SCHEMES:
+        raise HttpError(
+            400,
+            f"signature_scheme must be one of {list(SCHEMES)} (v1: HMAC-SHA256 with a shared secret; v1a: Ed25519, "
+            f"you get the public key), not {str(scheme)[:32]!r}",
+        )
+    return scheme
+
+
+def rate_limit(value: object, name: str) -> float:
+    """A rate limit from a JSON body: a positive finite number, at most the configured maximum."""
+    top = get_settings().webhook_rate_limit_max_per_second
+    # bool is an int to Python, not a rate to anyone; NaN fails both comparisons (orjson refuses it anyway).
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value <= top:
+        raise HttpError(400, f"{name} must be a number of messages a second, more than 0 and at most {top:g}")
+    return float(value)
+
+
+def key_answer(key: str) -> dict[str, str]:
+    """What the owner is given for a new signing key: the v1 secret, or the v1a public key."""
+    return {"public_key": key} if key.startswith(PUBLIC_KEY_PREFIX) else {"secret": key}
 
 
 async def endpoint_owner(request: Request, params: dict[str, str]) -> str:
@@ -72,32 +112,63 @@ class UserWebhooks(View):
             raise HttpError(
                 400, f"unknown notification types {[t[:64] for t in unknown[:5]]}; known: {sorted(CATALOG)}"
             )
+        scheme = signature_scheme(body, "v1")
+        limit = body.get("rate_limit_per_second")
+        per_second = None if limit is None else rate_limit(limit, "rate_limit_per_second")
         try:
-            endpoint, secret = await create_endpoint(
-                db.engine(), user_id, body["url"], types, allow_private=get_settings().sink_allow_private_targets
+            endpoint, key = await create_endpoint(
+                db.engine(),
+                user_id,
+                body["url"],
+                types,
+                allow_private=get_settings().sink_allow_private_targets,
+                signature_scheme=scheme or "v1",
+                rate_limit_per_second=per_second,
             )
         except TargetRefused as exc:
             raise HttpError(400, str(exc)) from None
-        return self.json({"endpoint": endpoint.public(), "secret": secret}, status=201)
+        return self.json({"endpoint": endpoint.public(), **key_answer(key)}, status=201)
 
 
 @app.page("/webhooks/{endpoint_id}/rotate")
 class RotateSecret(View):
     @access(USER, owner=endpoint_owner)
     async def post(self, request: Request, endpoint_id: str) -> Response:
+        body = await read_object(request, _ROTATE_BODY) if request.body_exists else {}
+        scheme = signature_scheme(body, None)
         try:
-            secret, previous_until = await rotate_secret(
-                db.engine(), endpoint_id, grace_s=get_settings().webhook_secret_grace_s
+            key, previous_until = await rotate_secret(
+                db.engine(), endpoint_id, grace_s=get_settings().webhook_secret_grace_s, signature_scheme=scheme
             )
         except KeyError:
             raise HttpError(404, f"no webhook endpoint {endpoint_id!r}") from None
         return self.json(
             {
                 "endpoint_id": endpoint_id,
-                "secret": secret,
+                **key_answer(key),
                 "previous_secrets_sign_until": previous_until.isoformat() if previous_until else None,
             }
         )
+
+
+@app.page("/webhooks/{endpoint_id}/rate-limit")
+class EndpointRateLimit(View):
+    """The owner's rate limit: deliveries over it wait in the ledger (none fails or spends an attempt). Each worker
+    paces on its own, so with W workers sending an endpoint may see up to W times the rate."""
+
+    @access(USER, owner=endpoint_owner)
+    async def put(self, request: Request, endpoint_id: str) -> Response:
+        body = await read_object(request, _RATE_LIMIT_BODY)
+        per_second = rate_limit(body.get("per_second"), "per_second")
+        if not await set_rate_limit(db.engine(), endpoint_id, per_second):
+            raise HttpError(404, f"no webhook endpoint {endpoint_id!r}")
+        return self.json({"endpoint_id": endpoint_id, "rate_limit_per_second": per_second})
+
+    @access(USER, owner=endpoint_owner)
+    async def delete(self, request: Request, endpoint_id: str) -> Response:
+        if not await set_rate_limit(db.engine(), endpoint_id, None):
+            raise HttpError(404, f"no webhook endpoint {endpoint_id!r}")
+        return self.json({"endpoint_id": endpoint_id, "rate_limit_per_second": None})
 
 
 @app.page("/webhooks/{endpoint_id}/enable")

@@ -93,3 +93,90 @@ async def test_the_owner_sees_resends_recovers_pauses_and_resumes_and_nobody_els
 async def _with(rows, n):
     rows = await rows
     return rows if len(rows) >= n else None
+
+
+async def test_the_owner_sets_a_rate_limit_and_an_ed25519_endpoint_and_bad_input_is_a_clear_4xx(
+    settings, topics, start_worker, database_url, engine
+):
+    """Over HTTP on a real worker: an endpoint registered with v1a and a rate limit gives its owner the public key
+    only; its deliveries verify with it and arrive no faster than the limit; the owner changes and removes the limit
+    and rotates between schemes; nobody else can; bad input is a 400 that says what was wrong."""
+    with WebhookReceiver() as receiver:
+        hook = receiver.add("ada", "whsec_" + "A" * 44)  # replaced by the public key the API hands out
+        worker = start_worker(**sink_worker_overrides(database_url, user_token_key=USER_KEY))
+        async with httpx.AsyncClient(timeout=30) as http:
+            created = await http.post(
+                f"{worker.url}/users/ada/webhooks",
+                json={"url": hook, "signature_scheme": "v1a", "rate_limit_per_second": 4},
+                headers=token("ada"),
+            )
+            assert created.status_code == 201, created.text
+            answer = created.json()
+            public, endpoint = answer["public_key"], answer["endpoint"]
+            assert public.startswith("whpk_") and "secret" not in answer and "whsk_" not in created.text
+            assert endpoint["signature_scheme"] == "v1a" and endpoint["public_keys"] == [public]
+            assert endpoint["rate_limit_per_second"] == 4
+            receiver.set_secret("ada", public)
+            base = f"{worker.url}/webhooks/{endpoint['id']}"
+
+            await produce(settings, [make_request(i, "webhook", "ada") for i in range(8)])
+            await eventually(lambda: len(receiver.successes_by_id("ada")) == 8, timeout=60, what="eight verified")
+            arrivals = receiver.arrivals("ada")
+            assert receiver.bad_signatures() == 0
+            assert arrivals[-1] - arrivals[0] >= 7 / 4 * 0.9, arrivals  # no faster than 4 a second
+
+            # The owner changes the limit, then removes it; the listing shows it (and never a private key).
+            for limit in (2.5, 1000):
+                r = await http.put(f"{base}/rate-limit", json={"per_second": limit}, headers=token("ada"))
+                assert r.status_code == 200 and r.json() == {
+                    "endpoint_id": endpoint["id"],
+                    "rate_limit_per_second": limit,
+                }
+            r = await http.delete(f"{base}/rate-limit", headers=token("ada"))
+            assert r.status_code == 200 and r.json()["rate_limit_per_second"] is None
+            listing = await http.get(f"{worker.url}/users/ada/webhooks", headers=token("ada"))
+            assert listing.json()["endpoints"][0]["rate_limit_per_second"] is None and "whsk_" not in listing.text
+
+            # Rotations: no body keeps the scheme (a new public key), a body switches it (a v1 secret, once).
+            r = await http.post(f"{base}/rotate", headers=token("ada"))
+            assert r.status_code == 200 and r.json()["public_key"] != public and "secret" not in r.json()
+            r = await http.post(f"{base}/rotate", json={"signature_scheme": "v1"}, headers=token("ada"))
+            assert r.status_code == 200 and r.json()["secret"].startswith("whsec_") and "whsk_" not in r.text
+
+            # Nobody but the owner.
+            assert (
+                await http.put(f"{base}/rate-limit", json={"per_second": 1}, headers=token("bob"))
+            ).status_code == 403
+            assert (await http.delete(f"{base}/rate-limit")).status_code == 401
+            missing = await http.put(
+                f"{worker.url}/webhooks/{'0' * 32}/rate-limit", json={"per_second": 1}, headers=token("ada")
+            )
+            assert missing.status_code == 404
+
+            # Bad input: a 400 that says what was wrong, never a 500.
+            for bad in (
+                {"per_second": 0},
+                {"per_second": -3},
+                {"per_second": "fast"},
+                {"per_second": True},
+                {},
+                {"per_second": 1e9},
+            ):
+                r = await http.put(f"{base}/rate-limit", json=bad, headers=token("ada"))
+                assert r.status_code == 400 and "per_second must be a number of messages a second" in r.json()["error"]
+            r = await http.put(f"{base}/rate-limit", content=b"[1]", headers=token("ada"))
+            assert r.status_code == 400 and "JSON object" in r.json()["error"]
+            r = await http.post(f"{base}/rotate", json={"signature_scheme": "v2"}, headers=token("ada"))
+            assert r.status_code == 400 and "signature_scheme must be one of ['v1', 'v1a']" in r.json()["error"]
+            r = await http.post(
+                f"{worker.url}/users/ada/webhooks",
+                json={"url": hook, "rate_limit_per_second": 0},
+                headers=token("ada"),
+            )
+            assert r.status_code == 400 and "rate_limit_per_second must be" in r.json()["error"]
+            r = await http.post(
+                f"{worker.url}/users/ada/webhooks", json={"url": hook, "signature_scheme": 1}, headers=token("ada")
+            )
+            assert r.status_code == 400 and "signature_scheme" in r.json()["error"]
+        log = worker.log_path.read_text(errors="replace")
+        assert "whsk_" not in log  # no private key in the worker's log
