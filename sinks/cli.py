@@ -157,8 +157,17 @@ def webhooks_group() -> None:
 @click.argument("user_id")
 @click.argument("url")
 @click.option("--type", "event_types", multiple=True, help="Notification types to send (default: all).")
-def webhooks_add(user_id: str, url: str, event_types: tuple[str, ...]) -> None:
-    """Register URL for USER_ID; prints the endpoint id and its whsec_ secret (shown once)."""
+@click.option(
+    "--scheme",
+    type=click.Choice(["v1", "v1a"]),
+    default="v1",
+    show_default=True,
+    help="v1: HMAC-SHA256 (prints the whsec_ secret); v1a: Ed25519 (prints the whpk_ public key).",
+)
+@click.option("--rate-limit", type=click.FloatRange(min=0, min_open=True), help="At most this many a second.")
+def webhooks_add(user_id: str, url: str, event_types: tuple[str, ...], scheme: str, rate_limit: float | None) -> None:
+    """Register URL for USER_ID; prints the endpoint id and what its receiver verifies with: the whsec_ secret
+    (shown once) or, with --scheme v1a, the whpk_ public key (the private key is never shown)."""
     from crownstream.settings import get_settings
     from crownstream.sinks.targets import TargetRefused
     from crownstream.sinks.webhook_endpoints import create_endpoint
@@ -166,7 +175,13 @@ def webhooks_add(user_id: str, url: str, event_types: tuple[str, ...]) -> None:
     try:
         endpoint, secret = _run(
             lambda engine: create_endpoint(
-                engine, user_id, url, event_types, allow_private=get_settings().sink_allow_private_targets
+                engine,
+                user_id,
+                url,
+                event_types,
+                allow_private=get_settings().sink_allow_private_targets,
+                signature_scheme=scheme,
+                rate_limit_per_second=rate_limit,
             )
         )
     except TargetRefused as exc:

@@ -276,6 +276,14 @@ def test_cli_upgrade_prune_and_preview(database_url, engine):
     assert "List-Unsubscribe" not in preview.stdout  # the preview shows bodies; headers are tested elsewhere
     digest = run("email", "preview", "digest.daily", "--digest", "--part", "text")
     assert digest.returncode == 0 and "Match 1: Team <Alpha>" in digest.stdout
+    # An Ed25519 endpoint from the command line: it prints the public key, never the private one.
+    env["CROWNSTREAM_SINK_ALLOW_PRIVATE_TARGETS"] = "true"
+    added = run("webhooks", "add", "ada", "http://127.0.0.1:9/x", "--scheme", "v1a", "--rate-limit", "2.5")
+    assert added.returncode == 0, added.stderr
+    endpoint_id, key = added.stdout.strip().split("\t")
+    assert len(endpoint_id) == 32 and key.startswith("whpk_") and "whsk_" not in added.stdout + added.stderr
+    refused = run("webhooks", "add", "ada", "http://127.0.0.1:9/x", "--rate-limit", "0")
+    assert refused.returncode != 0 and "--rate-limit" in refused.stderr
 
 
 async def test_a_slow_endpoint_does_not_take_every_slot(engine, database_url):
