@@ -30,13 +30,12 @@ from contextlib import nullcontext
 from typing import Any
 
 import faust
-from aiokafka.errors import KafkaError, MessageSizeTooLargeError
-from faust.exceptions import ProducerSendError
+from aiokafka.errors import MessageSizeTooLargeError
 from pydantic import ValidationError as PydanticValidationError
 
 from crownstream.agents.errors import RejectRecord as RejectRecord
 from crownstream.app import app
-from crownstream.engine import gated_batches
+from crownstream.engine import KAFKA_FAILURES, Batch, gated_batches
 from crownstream.logs import redact_text
 from crownstream.metrics import AGENT_RECORDS, DEAD_LETTERS, EVENTS_IN
 from crownstream.schemas.codec import Rejection, cap_reason, decode
@@ -59,7 +58,7 @@ def input_topic(spec: TopicSpec) -> faust.TopicT:
 
 def _infrastructure(exc: BaseException) -> bool:
     # A record too large to send is the record's problem; every other Kafka error is the cluster's.
-    return isinstance(exc, (KafkaError, ProducerSendError)) and not isinstance(exc, MessageSizeTooLargeError)
+    return isinstance(exc, KAFKA_FAILURES) and not isinstance(exc, MessageSizeTooLargeError)
 
 
 def handler_error(exc: Exception, event_type: str | None = None, event_id: str | None = None) -> Rejection:
@@ -168,20 +167,24 @@ async def process_events(
     )
     async for batch in gated_batches(app, stream, max_events or get_settings().batch_max_events):
         failed = 0
-        for record in batch.events:
-            with batch.processing(record) as outcome:
-                result = await process(
-                    record.value,
-                    record.message.topic,
-                    handle,
-                    max_bytes=max_bytes,
-                    agent=agent_name,
-                    message=record.message,
-                )
-                if isinstance(result, Rejection):
-                    outcome.failed()
-                    failed += 1
-                    await send_to_dead_letter(record, result, agent_name)
+        try:
+            for record in batch.events:
+                with batch.processing(record) as outcome:
+                    result = await process(
+                        record.value,
+                        record.message.topic,
+                        handle,
+                        max_bytes=max_bytes,
+                        agent=agent_name,
+                        message=record.message,
+                    )
+                    if isinstance(result, Rejection):
+                        outcome.failed()
+                        failed += 1
+                        await send_to_dead_letter(record, result, agent_name)
+        except Exception as exc:
+            lose_on_kafka_failure(batch, exc, agent_name)
+            continue
         count_batch(applied, dead_lettered, len(batch.events), failed)
 
 
@@ -197,14 +200,29 @@ async def process_internal(
     )
     async for batch in gated_batches(app, stream, get_settings().batch_max_events):
         failed = 0
-        for record in batch.events:
-            with batch.processing(record) as outcome, processing_span(record.message, agent_name):
-                rejection = await guard(lambda current=record: handle(current), agent=agent_name)
-                if rejection is not None:
-                    outcome.failed()
-                    failed += 1
-                    await send_to_dead_letter(record, rejection, agent_name)
+        try:
+            for record in batch.events:
+                with batch.processing(record) as outcome, processing_span(record.message, agent_name):
+                    rejection = await guard(lambda current=record: handle(current), agent=agent_name)
+                    if rejection is not None:
+                        outcome.failed()
+                        failed += 1
+                        await send_to_dead_letter(record, rejection, agent_name)
+        except Exception as exc:
+            lose_on_kafka_failure(batch, exc, agent_name)
+            continue
         count_batch(applied, dead_lettered, len(batch.events), failed)
+
+
+def lose_on_kafka_failure(batch: Batch, exc: Exception, agent_name: str) -> None:
+    """Kafka failed under the batch (its producer fenced after this worker missed its session timeout, a send
+    refused): the batch is lost here and read again after a rebalance (``Batch.lose``), and the agent goes on —
+    raising would crash it, and a restarted agent has lost the record it was on. Anything else is a bug in this
+    module (``guard`` turns every handler failure into a dead letter) and is raised."""
+    if not _infrastructure(exc):
+        raise exc
+    AGENT_RECORDS.labels(agent_name, "requeued").inc(len(batch.events))
+    batch.lose(exc)
 
 
 def record_counters(agent_name: str) -> tuple[Any, Any]:

@@ -7,7 +7,8 @@ from prometheus_client import Counter, Gauge, Histogram
 EVENTS_IN = Counter("crownstream_events_in_total", "Valid events consumed, by topic and type.", ["topic", "type"])
 AGENT_RECORDS = Counter(
     "crownstream_agent_records_total",
-    "Records an agent processed, by agent and outcome (applied, dead_lettered).",
+    "Records an agent processed, by agent and outcome (applied, dead_lettered; requeued: a batch Kafka failed "
+    "under, read again after a rebalance).",
     ["agent", "outcome"],
 )
 EVENTS_OUT = Counter("crownstream_events_out_total", "Events produced by agents, by topic and type.", ["topic", "type"])

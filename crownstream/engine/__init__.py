@@ -30,7 +30,7 @@ from typing import Any
 
 from crownstream.engine.batches import Batch, after_batch, batch_active, gated_batches
 from crownstream.engine.commit_gate import gate_for, gated_events
-from crownstream.engine.errors import EngineError
+from crownstream.engine.errors import KAFKA_FAILURES, EngineError
 from crownstream.engine.install import install
 from crownstream.engine.state import EngineState, state_of
 
@@ -49,6 +49,7 @@ async def send_batch(
 
 
 __all__ = [
+    "KAFKA_FAILURES",
     "Batch",
     "EngineError",
     "EngineState",

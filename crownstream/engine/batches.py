@@ -44,7 +44,9 @@ from faust.streams import _current_event
 from faust.types import TP
 
 from crownstream.engine.commit_gate import gate_for, input_transactional_id
+from crownstream.engine.errors import KAFKA_FAILURES
 from crownstream.engine.state import state_of
+from crownstream.engine.state_repair import repair_for
 from crownstream.engine.write_cache import ACTIVE, ChangelogRecord, WriteCache
 
 log = logging.getLogger(__name__)
@@ -59,6 +61,15 @@ class Batch:
     cache: WriteCache = field(default_factory=WriteCache)
     # Run once the batch's writes are in the stores (``after_batch``), one per key, in the order first asked for.
     after: dict[Hashable, Callable[[], None]] = field(default_factory=dict)
+    # Why the batch cannot take effect (``lose``): Kafka failed under it; None while it can.
+    lost: BaseException | None = None
+
+    def lose(self, cause: BaseException) -> None:
+        """Kafka failed under this batch (its producer fenced, a send refused): none of it takes effect here, and
+        its partition is read again from the committed offset after a rebalance (``_abandon``). For the agent's
+        loop body, which sees the failure; ``gated_batches`` sees only the ones of its own flush."""
+        if self.lost is None:
+            self.lost = cause
 
     @contextmanager
     def processing(self, event: faust.EventT[Any]) -> Iterator[EventOutcome]:
@@ -194,11 +205,18 @@ async def gated_batches(app: Any, stream: faust.StreamT[Any], max_events: int) -
                 token, current = ACTIVE.set(batch.cache), _BATCH.set(batch)
                 try:
                     yield batch
-                    await batch.flush(app)
+                    if batch.lost is None:
+                        try:
+                            await batch.flush(app)
+                        except KAFKA_FAILURES as exc:
+                            batch.lose(exc)
                 finally:
                     _reset(ACTIVE, token)
                     _reset(_BATCH, current)
-                _run_after(batch)
+                if batch.lost is None:
+                    _run_after(batch)
+                else:
+                    await _abandon(app, batch)
             finally:
                 gates.release(hold)
             unacked_first = None
@@ -211,6 +229,29 @@ async def gated_batches(app: Any, stream: faust.StreamT[Any], max_events: int) -
             await stream.ack(unacked_first)
         await events.aclose()  # Faust's iterator ends here, not whenever it is garbage-collected
         stream.enable_acks = acks_were
+
+
+async def _abandon(app: Any, batch: Batch) -> None:
+    """A batch Kafka failed under: its writes are dropped (or, if its flush got as far as the stores, wiped with
+    the partition's local state), and its partition commits nothing until a rebalance has restored that state and
+    rewound the partition to its committed offset — its events are then processed again, here or by the worker
+    that owns the partition now. Its events are still acknowledged (Faust waits for every tracked event before it
+    gives partitions up); the partition being corrupt is what keeps their offsets from committing. The agent goes
+    on: Kafka Streams closes such a task dirty and rejoins; Faust's agent would crash, and a restarted agent has
+    lost the record it was on."""
+    repair = repair_for(app)
+    tid = input_transactional_id(app, batch.tp)
+    repair.lost(tid, "batch_failed", repr(batch.lost))
+    log.warning(
+        "a batch of %d events of %s could not take effect (%r): it is processed again after a rebalance",
+        len(batch.events),
+        batch.tp,
+        batch.lost,
+    )
+    try:
+        await repair.request_rebalance()
+    except Exception as exc:  # the consumer is going away anyway: its partitions are rebalanced without asking
+        log.warning("could not request a rebalance after a lost batch: %r", exc)
 
 
 _BATCH: ContextVar[Batch | None] = ContextVar("crownstream_batch", default=None)

@@ -6,7 +6,7 @@ Each also derives from the exception the engine raised before it had its own, so
 
 from __future__ import annotations
 
-from aiokafka.errors import KafkaError
+from aiokafka.errors import IllegalOperation, KafkaError
 from faust.exceptions import ProducerSendError
 
 from crownstream.errors import CrownstreamError
@@ -45,3 +45,9 @@ class UnstableOffsetCommitError(EngineError, KafkaError):
     message = "UNSTABLE_OFFSET_COMMIT"
     description = "There are unstable offsets that need to be cleared."
     retriable = True
+
+
+#: What Kafka raises when it fails under the pipeline (not the record's fault): a producer's send or transaction
+#: refused, the producer fenced. aiokafka's IllegalOperation ("Can't send messages while not in transaction", what a
+#: fenced producer's sends raise) is not a KafkaError, and was taken for a handler's bug.
+KAFKA_FAILURES: tuple[type[Exception], ...] = (KafkaError, ProducerSendError, IllegalOperation)

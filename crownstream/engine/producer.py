@@ -11,9 +11,12 @@ import logging
 from collections.abc import Awaitable, Mapping
 from typing import Any
 
+from aiokafka import AIOKafkaProducer
 from faust.transport.drivers.aiokafka import Producer
 from faust.types import TP, HeadersArg, RecordMetadata
 
+from crownstream.engine.coordinator_lookup import tolerate_disconnects
+from crownstream.engine.errors import KAFKA_FAILURES
 from crownstream.engine.producer_buffer import DrainingProducerBuffer
 from crownstream.engine.state_repair import repair_for
 
@@ -38,6 +41,9 @@ class _StateTrackingProducer(Producer):
         buffer.app = upstream.app
         buffer.threaded_producer = getattr(upstream, "threaded_producer", None)
         self.buffer = buffer
+
+    def _new_producer(self, transactional_id: str | None = None) -> AIOKafkaProducer:
+        return tolerate_disconnects(super()._new_producer(transactional_id))
 
     async def send(
         self,
@@ -84,30 +90,55 @@ class _StateTrackingProducer(Producer):
     async def _end_transaction(
         self, tid: str, offsets: Mapping[TP, int], group_id: str, start_new_transaction: bool, abort_now: bool
     ) -> bool:
-        """Commit (or, for a doomed one, abort) one transaction; returns whether its partition became corrupt."""
+        """Commit (or, for a doomed one, abort) one transaction; returns whether its partition needs the rebalance
+        that gives it a fresh producer and, if it became corrupt, restores its state.
+
+        A producer that can no longer end a transaction — fenced by the member that took its partition after this
+        worker missed its session timeout, or failed for good — loses its transaction instead of crashing the
+        worker: Faust crashes the app on ProducerFenced, and an aiokafka state assertion on the revocation's
+        commit stopped the worker in the operations scenario. Kafka Streams treats both as "task migrated": close
+        the task dirty, rejoin. So does this: the offsets are not committed (the partition's events are read
+        again by whoever owns it), a partition whose transaction held sends is marked corrupt (its local state is
+        wiped and restored), and the rebalance requested after the commit replaces the producer."""
         repair = repair_for(self.app)
-        if tid not in self._transaction_producers:
+        producer = self._transaction_producers.get(tid)
+        if producer is None:
             # Fenced earlier (faust dropped the producer): the sends it held are gone with its transaction.
             return repair.ended_without_commit(tid, "fenced", "no transactional producer at commit")
-        if (abort_now and tid in repair.dirty) or repair.is_corrupt(tid):
-            cause = "aborted" if abort_now else "corrupt"
-            await self.abort_transaction(tid)  # marks it corrupt if it held sends
-            if start_new_transaction:
-                await self.begin_transaction(tid)
-            log.warning(
-                "transaction %s aborted instead of committing offsets %s (%s)",
-                tid,
-                {tp.partition: offset for tp, offset in offsets.items()},
-                cause,
-            )
-            return True
+        if not usable(producer):
+            return self._lost(tid, offsets, "producer unusable (fenced or failed)")
         try:
+            if (abort_now and tid in repair.dirty) or repair.is_corrupt(tid):
+                cause = "aborted" if abort_now else "corrupt"
+                await self.abort_transaction(tid)  # marks it corrupt if it held sends
+                if start_new_transaction:
+                    await self.begin_transaction(tid)
+                log.warning(
+                    "transaction %s aborted instead of committing offsets %s (%s)",
+                    tid,
+                    {tp.partition: offset for tp, offset in offsets.items()},
+                    cause,
+                )
+                return True
             await super().commit_transactions({tid: offsets}, group_id, start_new_transaction)
+        except KAFKA_FAILURES as exc:
+            return self._lost(tid, offsets, repr(exc))
         except BaseException as exc:
             repair.ended_without_commit(tid, "commit_failed", repr(exc))
             raise
         repair.committed(tid)
         return False
+
+    def _lost(self, tid: str, offsets: Mapping[TP, int], detail: str) -> bool:
+        repair_for(self.app).ended_without_commit(tid, "commit_failed", detail)
+        log.warning(
+            "transaction %s could not end (%s): offsets %s not committed; its partition is read again after "
+            "the rebalance that replaces its producer",
+            tid,
+            detail,
+            {tp.partition: offset for tp, offset in offsets.items()},
+        )
+        return True
 
     async def abort_transaction(self, transactional_id: str) -> None:
         repair_for(self.app).ended_without_commit(transactional_id, "aborted", "transaction aborted")
@@ -120,3 +151,12 @@ class _StateTrackingProducer(Producer):
                 transactional_id, "stopped", "producer stopped with its transaction open"
             )
         await super().stop_transaction(transactional_id)
+
+
+def usable(producer: AIOKafkaProducer) -> bool:
+    """Whether a transactional producer can still end a transaction: not in aiokafka's fatal state (fenced, or a
+    sequence or authorization error) and its sender routine still running."""
+    if producer._txn_manager is not None and producer._txn_manager.is_fatal_error():
+        return False
+    task = producer._sender.sender_task
+    return task is None or not task.done()

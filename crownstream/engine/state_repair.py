@@ -81,6 +81,12 @@ class StateRepair:
             )
         return True
 
+    def lost(self, transactional_id: str, cause: str, detail: str) -> None:
+        """Events of the partition were acknowledged without taking effect (a batch Kafka failed under): corrupt
+        whether or not its transaction holds sends, so that no later commit carries their offsets."""
+        self.dirty.add(transactional_id)
+        self.ended_without_commit(transactional_id, cause, detail)
+
     def take_fault(self, transactional_ids: Iterable[str]) -> bool:
         """True once, when the test hook wants this commit (of transactions holding sends) to abort instead."""
         if self.fault_armed and any(tid in self.dirty for tid in transactional_ids):

@@ -32,6 +32,7 @@ from faust.types import TP, EventT, HeadersArg, RecordMetadata
 
 from crownstream.engine.commit_gate import gate_for, input_transactional_id
 from crownstream.engine.errors import NoEventBeingProcessed, NoTransactionalProducer
+from crownstream.engine.producer import usable
 from crownstream.engine.state_repair import repair_for
 
 
@@ -142,6 +143,8 @@ class InputPartitionTransactionManager(TransactionManager):
         for tid in sorted(tids):
             producer = self.producer._transaction_producers.get(tid)
             if producer is None:  # not ours (any more): faust's commit warns and skips it
+                continue
+            if not usable(producer):  # fenced or failed: its commit is lost (producer._end_transaction), not begun
                 continue
             async with self.producer._trn_locks[tid]:
                 if not producer._txn_manager.is_in_transaction():

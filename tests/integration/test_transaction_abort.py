@@ -10,6 +10,7 @@ revision") and never reach the changelog, and the fresh worker's standings miss 
 
 from __future__ import annotations
 
+import asyncio
 import collections
 import re
 
@@ -97,3 +98,59 @@ async def test_aborted_writes_are_wiped_reprocessed_and_committed(settings, topi
     finals = [o for o in outputs if o["type"] == "standings.finalized" and o["tournament_id"] == TOURNAMENT]
     assert len(finals) == 1
     assert [(p["team_id"], p["points"]) for p in finals[0]["placements"]] == expected
+
+
+async def fence(settings, groups: int = 8) -> int:
+    """Fence every transactional producer the worker can hold: initialise a producer under each of its
+    transactional ids (``{app id}-{topic group}-{partition}``), as a member that took its partitions would.
+    Returns how many ids were fenced."""
+    from aiokafka import AIOKafkaProducer
+
+    fenced = 0
+    for group in range(groups):
+        for partition in range(settings.topic_partitions):
+            producer = AIOKafkaProducer(
+                bootstrap_servers=settings.kafka_bootstrap,
+                transactional_id=f"{settings.app_id}-{group}-{partition}",
+                enable_idempotence=True,
+            )
+            await producer.start()  # InitProducerId: bumps the epoch, the worker's producer is fenced
+            await producer.stop()
+            fenced += 1
+    return fenced
+
+
+async def test_a_fenced_worker_loses_its_open_batches_rejoins_and_misses_nothing(settings, topics, start_worker):
+    """Every transactional producer of a running worker fenced while events flow (what a member that took its
+    partitions does when this worker missed its session timeout): its sends and commits fail. The worker must
+    neither crash nor restart an agent, nor dead-letter the records it was on as if they were bad: it loses the
+    open batches, rejoins (fresh producers), restores the partitions they touched and processes their events again
+    — standings exact, every output committed once. Without the fix Faust crashed the app on ProducerFenced, or the
+    agents on IllegalOperation ("Can't send messages while not in transaction") after dead-lettering good records."""
+    events = [e for e in demo_tournament(TOURNAMENT, seed=5, br_matches=8) if e.get("stage_id") != "group-a"]
+    split = len(events) // 2
+    worker = start_worker()
+    await produce(settings, events[:split])
+    so_far = expected_standings(events[:split], TOURNAMENT)
+    wait_until(lambda: answered(standings_of, worker.url, TOURNAMENT) == so_far, 90, "standings before the fencing")
+
+    assert await fence(settings) > 0
+    await produce(settings, events[split:])
+    expected = expected_standings(events, TOURNAMENT)
+    wait_until(lambda: answered(standings_of, worker.url, TOURNAMENT) == expected, 120, "standings after the fencing")
+
+    assert worker.alive(), worker.tail()
+    log = worker.log_path.read_text(errors="replace")
+    assert "could not take effect" in log or "could not end" in log, worker.tail()  # the fencing was met
+    for crash in ("Crashed reason", "Restarting dead", "handler failed; record dead-lettered"):
+        assert crash not in log, worker.tail()
+    finals: list[dict] = []
+    for _ in range(30):  # the finalization commits with its batch, possibly after the standings were served
+        outputs = await read_topic(settings.kafka_bootstrap, STANDINGS_EVENTS.full_name(settings))
+        finals = [o for o in outputs if o["type"] == "standings.finalized" and o["tournament_id"] == TOURNAMENT]
+        if finals:
+            break
+        await asyncio.sleep(1)
+    ids = collections.Counter(o["event_id"] for o in outputs)
+    assert not [i for i, n in ids.items() if n > 1], "outputs committed more than once"
+    assert len(finals) == 1

@@ -58,6 +58,8 @@ FIXES = {
     "F19": "committed offsets fetched stably, OffsetFetch v7 require_stable (crownstream/engine/offset_fetch.py)",
     "F20": "an offset gap recorded without the record that follows it (crownstream/engine/consumer.py _add_gap)",
     "F21": "revoked partitions' acked offsets kept for the revocation's last commit (_Consumer.on_partitions_revoked)",
+    "F22": "a transactional producer looks its coordinator up again after a dropped connection, and one fenced "
+    "or failed loses its transaction instead of crashing the worker (coordinator_lookup.py, producer.py)",
     "B1": "micro-batches: a partition's delivered events under one gate hold (crownstream/engine/batches.py)",
     "B2": "the micro-batch write cache in front of every table (crownstream/engine/write_cache.py)",
     "W": "the seams that install the fixes (crownstream/engine/install.py, CrownstreamTransport)",
@@ -326,6 +328,29 @@ CONTRACT: list[Use] = [
     Use("F16", "aiokafka.client:ConnectionGroup", "DEFAULT", "attr"),
     Use("F16", "aiokafka.cluster:ClusterMetadata", "brokers", "call", ()),
     Use("F16", "aiokafka.conn:AIOKafkaConnection", "connected", "call", ()),
+    # F22 coordinator lookup through a broker restart; a fenced or failed producer loses its transaction
+    Use(
+        "F22",
+        "aiokafka.producer.sender:Sender",
+        "_find_coordinator",
+        "override",
+        ("coordinator_type", "coordinator_key"),
+        "coro",
+    ),
+    Use(
+        "F22",
+        "aiokafka.producer.sender:Sender",
+        "_find_coordinator",
+        "source",
+        text="raise KafkaError(repr(err)) from err",
+    ),
+    Use("F22", "aiokafka.producer.sender:Sender", "_retry_backoff", "attr"),
+    Use("F22", "aiokafka.producer.sender:Sender", "sender_task", "attr"),
+    Use("F22", AIO_CLIENT, "force_metadata_update", "call", ()),
+    Use("F22", AIO_PRODUCER, "_sender", "attr"),
+    Use("F22", PRODUCER, "_new_producer", "override", ("transactional_id",), "sync"),
+    Use("F22", "aiokafka.producer.transaction_manager:TransactionManager", "is_fatal_error", "call", ()),
+    Use("F22", "aiokafka.errors", "IllegalOperation", "attr"),
     # F17 topics declared once
     Use("F17", f"{AIO_DRIVER}:Transport", "__init__", "override", ("args", "kwargs"), "sync"),
     Use(

@@ -3,11 +3,13 @@ the edge with a precise reason or dead-lettered by the agent's own path, and the
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 
 import orjson
 import pytest
+from aiokafka.errors import IllegalOperation, KafkaConnectionError, MessageSizeTooLargeError, ProducerFenced
 
 from crownstream.agents import decoding, tournament_events
 from crownstream.notifications.preferences import InvalidPreferences, parse_preferences
@@ -342,3 +344,33 @@ def test_aiokafka_accepts_the_copy():
     estimate = DefaultRecordBatchBuilder.estimate_size_in_bytes(copy.key, copy.value, copy.headers)
     assert estimate <= 1_000_000
     assert DeadLetter.from_record(0, copy.key, copy.value, copy.headers).truncated
+
+
+@pytest.mark.parametrize(
+    "failure",
+    [
+        IllegalOperation(
+            "Can't send messages while not in transaction"
+        ),  # a fenced producer's sends (not a KafkaError)
+        ProducerFenced(),
+        KafkaConnectionError("Connection at 127.0.0.1:9092 closed"),
+    ],
+    ids=lambda exc: type(exc).__name__,
+)
+def test_kafka_failing_under_a_handler_is_not_the_records_fault(failure):
+    """A send Kafka refuses is raised to the agent's loop (which loses the batch, to be read again after a
+    rebalance), never dead-lettered as if the record were bad."""
+
+    async def handler():
+        raise failure
+
+    with pytest.raises(type(failure)):
+        asyncio.run(decoding.guard(handler, "match.completed", "evt-1", agent="tournament-events"))
+
+
+def test_a_record_too_large_to_send_is_the_records_fault():
+    async def handler():
+        raise MessageSizeTooLargeError()
+
+    rejection = asyncio.run(decoding.guard(handler, "match.completed", "evt-1", agent="tournament-events"))
+    assert rejection is not None and rejection.code == "handler_error"

@@ -18,6 +18,7 @@ from faust.types import TP
 from crownstream.engine.batches import gated_batches
 from crownstream.engine.commit_gate import CommitGate
 from crownstream.engine.state import EngineState, attach
+from crownstream.engine.state_repair import StateRepair
 from crownstream.engine.write_cache import ACTIVE
 
 TOPIC = "cs.tournament-events"
@@ -52,7 +53,7 @@ class Queue:
 
 
 class FakeApp:
-    def __init__(self) -> None:
+    def __init__(self, repair: Any = None) -> None:
         self.conf = SimpleNamespace(id="cs")
         self.assignor = SimpleNamespace(group_for_topic=lambda topic: 0)
         self.flow_control = SimpleNamespace(is_active=lambda: True)
@@ -62,7 +63,7 @@ class FakeApp:
         self.consumer = SimpleNamespace(track_message=lambda m: self.tracked.append(f"{m.partition}:{m.offset}"))
         self.in_transaction = False
         self.gate = CommitGate()
-        attach(self, EngineState(settings=None, commit_gate=self.gate, state_repair=None))  # type: ignore[arg-type]
+        attach(self, EngineState(settings=None, commit_gate=self.gate, state_repair=repair))
 
 
 class FakeStream:
@@ -223,4 +224,79 @@ async def test_after_batch_runs_once_per_key_when_the_batch_is_done_and_at_once_
     stream.more.set()
     await agen.__anext__()
     assert calls == ["outside", "stage t1 (0)", "stage t2"]
+    await agen.aclose()
+
+
+class StoreSide:
+    """A table's store side as the write cache sees it (``write_through``): records what reaches it."""
+
+    def __init__(self) -> None:
+        self.written: list[Any] = []
+
+    def write_through(self, key: Any, encoded: Any, changelog: list | None = None) -> None:
+        self.written.append(key)
+
+
+class RecordingRepair(StateRepair):
+    """The real state repair; the rebalance it asks the consumer for is recorded instead (no consumer here)."""
+
+    def __init__(self) -> None:
+        super().__init__(app=None)
+        self.rebalances = 0
+
+    async def request_rebalance(self) -> None:
+        self.rebalances += 1
+
+
+def app_with_repair() -> tuple[FakeApp, RecordingRepair]:
+    repair = RecordingRepair()
+    return FakeApp(repair), repair
+
+
+async def test_a_batch_kafka_failed_under_takes_no_effect_its_partition_is_read_again_and_the_agent_goes_on():
+    from aiokafka.errors import ProducerFenced
+
+    from crownstream.engine.batches import after_batch
+
+    app, repair = app_with_repair()
+    stream = FakeStream([event(0, 0), event(0, 1), event(1, 0)])
+    agen = gated_batches(app, stream, 100)
+    woken: list[str] = []
+    table = StoreSide()
+    batch = await agen.__anext__()
+    for e in batch.events:
+        with batch.processing(e):
+            batch.cache.write(table, e.value, b"written")
+            after_batch("stage", lambda: woken.append("stage"))
+    batch.lose(ProducerFenced())
+    second = await agen.__anext__()  # the agent goes on with the next batch
+    assert [e.value for e in second.events] == ["1:0"]
+    assert table.written == []  # nothing of the lost batch reached the store
+    assert woken == []  # nor woke anyone up
+    assert repair.is_corrupt("cs-0-0") and repair.rebalances == 1  # its partition commits nothing until restored
+    assert stream.acked == ["0:0", "0:1"]  # acknowledged (Faust waits for them), never committed: corrupt
+    await agen.aclose()
+
+
+async def test_a_flush_kafka_refuses_loses_the_batch_instead_of_raising_into_the_agent():
+    from aiokafka.errors import IllegalOperation
+
+    from crownstream.engine import batches
+
+    app, repair = app_with_repair()
+    stream = FakeStream([event(0, 0), event(1, 0)])
+    agen = gated_batches(app, stream, 100)
+    await agen.__anext__()
+
+    async def refused(self, app):
+        raise IllegalOperation("Can't send messages while not in transaction")
+
+    original = batches.Batch.flush
+    batches.Batch.flush = refused  # type: ignore[method-assign]
+    try:
+        second = await agen.__anext__()
+    finally:
+        batches.Batch.flush = original  # type: ignore[method-assign]
+    assert [e.value for e in second.events] == ["1:0"]
+    assert repair.is_corrupt("cs-0-0") and not repair.is_corrupt("cs-0-1") and repair.rebalances == 1
     await agen.aclose()
