@@ -20,6 +20,10 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+# The lowest rate a destination may be limited to: one delivery every 100 s. Far lower and a backlog's slots would lie
+# years ahead (and 1/rate overflows for a rate near zero).
+MIN_RATE = 0.01
+
 
 class RateLimits:
     def __init__(self) -> None:
@@ -34,7 +38,7 @@ class RateLimits:
 
     def take(self, target: str, rate: float, now: float) -> float:
         """Reserve the next free slot for a send: how long until it (0.0: now). The slot after it is 1/rate on."""
-        _check(rate)
+        check_rate(rate)
         slot = max(now, self._next.get(target, now))
         self._next[target] = slot + 1.0 / rate
         return slot - now
@@ -43,7 +47,7 @@ class RateLimits:
         """A slot for a delivery handed back to the ledger, after every slot already taken or booked: how long from
         now until it. The delivery reserves nothing in ``take``'s chain: when it is claimed again it takes the next
         free slot then, like any other (a delivery that came in meanwhile may have gone first)."""
-        _check(rate)
+        check_rate(rate)
         slot = max(now, self._next.get(target, now), self._booked.get(target, now))
         self._booked[target] = slot + 1.0 / rate
         return slot - now
@@ -68,6 +72,16 @@ class RateLimits:
         return min(later) - now if later else None
 
 
-def _check(rate: float) -> None:
-    if not rate > 0:  # also NaN
-        raise ValueError(f"a rate limit must be a positive number of messages a second, not {rate!r}")
+def check_rate(rate: float) -> float:
+    """``rate`` if it is a rate a destination may be limited to; ValueError saying what is allowed otherwise."""
+    if not rate >= MIN_RATE or rate == float("inf"):  # `not >=`: NaN too
+        raise ValueError(f"a rate limit must be a number of messages a second from {MIN_RATE:g} up, not {rate!r}")
+    return rate
+
+
+def usable_rate(stored: float) -> float:
+    """A stored limit the pacing can use whatever it is (the API never stores a bad one; a hand-edited row might):
+    below the minimum, or NaN, counts as the minimum; infinity as a rate so high it paces nothing."""
+    if stored >= MIN_RATE:
+        return min(stored, 1e9)
+    return MIN_RATE

@@ -11,6 +11,7 @@ from typing import Any
 from sqlalchemy import func, select, text, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from crownstream.sinks.rate_limit import check_rate, usable_rate
 from crownstream.sinks.signing import SCHEMES, generate_key, receiver_key, scheme_of
 from crownstream.sinks.tables import webhook_endpoints as t
 from crownstream.sinks.targets import Resolve, check_url
@@ -95,6 +96,8 @@ async def create_endpoint(
         from crownstream.settings import get_settings
 
         max_url_length = get_settings().sink_max_url_length
+    if rate_limit_per_second is not None:
+        check_rate(rate_limit_per_second)
     await check_url(url, allow_private, max_url_length, client="aiohttp", resolve=resolve)
     secret = secret or generate_key(signature_scheme)
     endpoint_id = uuid.uuid4().hex
@@ -252,12 +255,24 @@ async def paused_ids(engine: AsyncEngine) -> list[str]:
 
 async def set_rate_limit(engine: AsyncEngine, endpoint_id: str, per_second: float | None) -> bool:
     """At most ``per_second`` deliveries a second to the endpoint (None: no limit); False if there is no such
-    endpoint. Deliveries over the rate wait in the ledger; none fails or spends an attempt."""
-    if per_second is not None and not per_second > 0:
-        raise ValueError(f"a rate limit must be a positive number of messages a second, not {per_second!r}")
+    endpoint. Deliveries over the rate wait in the ledger; none fails or spends an attempt.
+
+    Deliveries that were waiting for a slot under the old limit (pending, due later) are due now, to be paced anew:
+    left alone, a backlog spread out at a low rate would keep its slow schedule after the owner raised or removed the
+    limit. Retries waiting out their backoff ('failed') keep their time."""
+    if per_second is not None:
+        check_rate(per_second)
     async with engine.begin() as conn:
         result = await conn.execute(update(t).where(t.c.id == endpoint_id).values(rate_limit_per_second=per_second))
-        return result.rowcount == 1
+        if result.rowcount != 1:
+            return False
+        await conn.execute(
+            text("""
+            UPDATE deliveries SET next_attempt_at = now(), updated_at = now()
+             WHERE channel = 'webhook' AND target = :id AND state = 'pending' AND next_attempt_at > now()"""),
+            {"id": endpoint_id},
+        )
+        return True
 
 
 async def endpoint_controls(engine: AsyncEngine) -> tuple[list[str], dict[str, float]]:
@@ -268,4 +283,5 @@ async def endpoint_controls(engine: AsyncEngine) -> tuple[list[str], dict[str, f
     async with engine.connect() as conn:
         rows = (await conn.execute(query)).all()
     paused = [row.id for row in rows if row.paused]
-    return paused, {row.id: row.rate_limit_per_second for row in rows if row.rate_limit_per_second is not None}
+    rates = {row.id: usable_rate(row.rate_limit_per_second) for row in rows if row.rate_limit_per_second is not None}
+    return paused, rates

@@ -30,6 +30,7 @@ from crownstream.notifications.catalog import CATALOG
 from crownstream.settings import get_settings
 from crownstream.sinks import db
 from crownstream.sinks.endpoint_deliveries import recent, recover, resend
+from crownstream.sinks.rate_limit import MIN_RATE
 from crownstream.sinks.signing import PUBLIC_KEY_PREFIX, SCHEMES
 from crownstream.sinks.targets import TargetRefused
 from crownstream.sinks.webhook_endpoints import (
@@ -68,11 +69,13 @@ def signature_scheme(body: dict, default: str | None) -> str | None:
 
 
 def rate_limit(value: object, name: str) -> float:
-    """A rate limit from a JSON body: a positive finite number, at most the configured maximum."""
+    """A rate limit from a JSON body: a number from ``MIN_RATE`` to the configured maximum."""
     top = get_settings().webhook_rate_limit_max_per_second
     # bool is an int to Python, not a rate to anyone; NaN fails both comparisons (orjson refuses it anyway).
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value <= top:
-        raise HttpError(400, f"{name} must be a number of messages a second, more than 0 and at most {top:g}")
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not MIN_RATE <= value <= top:
+        raise HttpError(
+            400, f"{name} must be a number of messages a second, from {MIN_RATE:g} to {top:g} (got {str(value)[:32]})"
+        )
     return float(value)
 
 

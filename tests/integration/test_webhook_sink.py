@@ -436,3 +436,42 @@ async def test_a_rotation_to_ed25519_keeps_the_old_secret_signing_for_the_grace_
             await run.sink.accept([make_request(4, "webhook", "rot")])
             await run.sink.flush()
             await eventually(lambda: len(receiver.successes_by_id("rot")) == 3, timeout=30, what="new key after")
+
+
+async def test_raising_a_limit_paces_the_waiting_backlog_anew(engine, database_url):
+    """Deliveries handed back under a low limit wait for slots far apart; when the owner removes the limit they go
+    out at once instead of keeping the old, slow schedule — still each attempted once."""
+    from crownstream.sinks.webhook_endpoints import set_rate_limit
+
+    with WebhookReceiver() as receiver:
+        endpoint, secret = await create_endpoint(
+            engine, "slowed", "http://x", allow_private=True, rate_limit_per_second=0.5
+        )
+        await point(engine, endpoint.id, receiver.add("slowed", secret))
+        async with Run(fast(database_url), engine) as run:
+            await run.sink.accept([make_request(i, "webhook", "slowed") for i in range(6)])
+            await run.sink.flush()
+            await eventually(lambda: len(receiver.successes_by_id("slowed")) == 1, timeout=30, what="the first")
+
+            async def waiting():  # handed back, each due at a slot of its own: the last 10 s away at 0.5/s
+                async with engine.connect() as conn:
+                    return (
+                        await conn.execute(
+                            text(
+                                "SELECT count(*) FROM deliveries WHERE target = :t AND state = 'pending' "
+                                "AND next_attempt_at > now() + interval '5 seconds'"
+                            ),
+                            {"t": endpoint.id},
+                        )
+                    ).scalar_one()
+
+            await eventually(waiting, timeout=10, what="the rest scheduled far apart")
+            assert len(receiver.successes_by_id("slowed")) == 1
+            assert await set_rate_limit(engine, endpoint.id, None)
+            await eventually(
+                lambda: len(receiver.successes_by_id("slowed")) == 6, timeout=4, what="the backlog at once"
+            )
+        assert run.dead == [] and set(receiver.successes_by_id().values()) == {1}
+        assert not await set_rate_limit(engine, "0" * 32, 1.0)  # no such endpoint
+        with pytest.raises(ValueError, match="messages a second"):
+            await set_rate_limit(engine, endpoint.id, 0.0)

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from crownstream.sinks.rate_limit import RateLimits
+from crownstream.sinks.rate_limit import MIN_RATE, RateLimits, check_rate, usable_rate
 
 
 def test_sends_are_spaced_one_over_the_rate_apart():
@@ -60,13 +60,23 @@ def test_handed_back_deliveries_get_slots_of_their_own_after_every_slot_taken():
     assert limits.wait_s("ep", 10.0, now=0.1) == 0.0
 
 
-def test_a_rate_must_be_positive():
+def test_a_rate_must_be_at_least_the_minimum_and_finite():
     limits = RateLimits()
-    for bad in (0.0, -1.0, float("nan")):
-        with pytest.raises(ValueError, match="positive"):
+    for bad in (0.0, -1.0, MIN_RATE / 2, float("nan"), float("inf")):
+        with pytest.raises(ValueError, match=r"from 0\.01 up"):
+            check_rate(bad)
+        with pytest.raises(ValueError, match=r"from 0\.01 up"):
             limits.take("ep", bad, now=0.0)
-        with pytest.raises(ValueError, match="positive"):
+        with pytest.raises(ValueError, match=r"from 0\.01 up"):
             limits.book("ep", bad, now=0.0)
+    assert check_rate(MIN_RATE) == MIN_RATE and check_rate(1000.0) == 1000.0
+
+
+def test_a_stored_limit_is_always_usable():
+    """A hand-edited row must not stop the dispatcher: too low or NaN paces at the minimum, infinity at nothing."""
+    assert usable_rate(5.0) == 5.0
+    assert usable_rate(0.0) == usable_rate(float("nan")) == usable_rate(-3.0) == MIN_RATE
+    assert 1e6 < usable_rate(float("inf")) < float("inf")
 
 
 @given(
