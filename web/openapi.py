@@ -318,7 +318,7 @@ SCHEMAS: dict[str, Any] = {
             },
             "rate_limit_per_second": {
                 "type": ["number", "null"],
-                "exclusiveMinimum": 0,
+                "minimum": 0.01,
                 "description": "At most this many deliveries a second; the rest wait (CROWNSTREAM_WEBHOOK_RATE_LIMIT_"
                 "MAX_PER_SECOND is the highest allowed).",
             },
@@ -636,14 +636,14 @@ OPERATIONS: dict[str, dict[str, dict[str, Any]]] = {
                         "schema": {
                             "type": "object",
                             "required": ["per_second"],
-                            "properties": {"per_second": {"type": "number", "exclusiveMinimum": 0}},
+                            "properties": {"per_second": {"type": "number", "minimum": 0.01}},
                         }
                     }
                 },
             },
             "responses": {
                 "200": _json("The limit now.", "RateLimit"),
-                "400": _json("per_second is not a number above 0 and at most the configured maximum.", "Error"),
+                "400": _json("per_second is not a number from 0.01 to the configured maximum.", "Error"),
                 "404": _json("No such endpoint.", "Error"),
             },
         },
