@@ -34,6 +34,8 @@ from typing import Any
 from faust import Table
 from faust.stores.base import SerializedStore
 
+from crownstream.engine.stores import rebalancing
+
 # A key whose cached state is "not in the table" (deleted in this batch, or read and found missing).
 _ABSENT: Any = object()
 # A key the cache knows nothing about.
@@ -108,7 +110,11 @@ ACTIVE: ContextVar[WriteCache | None] = ContextVar("crownstream_write_cache", de
 
 
 class CachedTable(Table[Any, Any]):
-    """Faust's Table, with the batch write cache in front of it while a batch is active (module docstring)."""
+    """Faust's Table, with the batch write cache in front of it while a batch is active (module docstring), on a
+    RocksDB store that does not collect garbage per table per rebalance (``stores.py``)."""
+
+    def _new_store_by_url(self, url: Any) -> Any:
+        return rebalancing(super()._new_store_by_url(url))
 
     def _cache(self) -> WriteCache | None:
         """The active batch's cache, if this table's store is one the cache can sit in front of (a store of

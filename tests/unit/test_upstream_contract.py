@@ -60,6 +60,7 @@ FIXES = {
     "F21": "revoked partitions' acked offsets kept for the revocation's last commit (_Consumer.on_partitions_revoked)",
     "F22": "a transactional producer looks its coordinator up again after a dropped connection, and one fenced "
     "or failed loses its transaction instead of crashing the worker (coordinator_lookup.py, producer.py)",
+    "F23": "RocksDB stores without a full garbage collection per table per rebalance (crownstream/engine/stores.py)",
     "B1": "micro-batches: a partition's delivered events under one gate hold (crownstream/engine/batches.py)",
     "B2": "the micro-batch write cache in front of every table (crownstream/engine/write_cache.py)",
     "W": "the seams that install the fixes (crownstream/engine/install.py, CrownstreamTransport)",
@@ -351,6 +352,13 @@ CONTRACT: list[Use] = [
     Use("F22", PRODUCER, "_new_producer", "override", ("transactional_id",), "sync"),
     Use("F22", "aiokafka.producer.transaction_manager:TransactionManager", "is_fatal_error", "call", ()),
     Use("F22", "aiokafka.errors", "IllegalOperation", "attr"),
+    # F23 no gc.collect() per table per rebalance
+    Use("F23", ROCKSDB, "revoke_partitions", "override", ("table", "tps"), "sync"),
+    Use("F23", ROCKSDB, "revoke_partitions", "source", text="gc.collect()"),
+    Use("F23", ROCKSDB, "_open_for_partition", "override", ("partition",), "sync"),
+    Use("F23", ROCKSDB, "_dbs", "attr"),
+    Use("F23", "faust.tables.base:Collection", "_new_store_by_url", "override", ("url",), "sync"),
+    Use("F23", "faust.tables.base:Collection", "changelog_topic", "attr"),
     # F17 topics declared once
     Use("F17", f"{AIO_DRIVER}:Transport", "__init__", "override", ("args", "kwargs"), "sync"),
     Use(
