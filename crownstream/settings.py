@@ -219,7 +219,22 @@ class Settings(BaseSettings):
     discord_max_429_waits: int = Field(
         5, ge=0, description="429 answers waited out in place before the delivery is rescheduled as a retry."
     )
-    feed_retention_days: int = Field(90, ge=1, description="`feed prune` default: read items older than this.")
+    feed_retention_days: int = Field(
+        90, ge=1, description="`feed prune` default: items read or archived longer ago than this."
+    )
+    feed_stream_ping_s: float = Field(
+        15.0, gt=0, description="Keep-alive comment interval of live feed streams (proxies drop idle ones)."
+    )
+    feed_stream_retry_ms: int = Field(2000, ge=100, description="How long a feed client waits to reconnect a stream.")
+    feed_stream_max_per_user: int = Field(
+        8, ge=1, description="Live feed streams one user may hold open on one worker (tabs, devices); more get 429."
+    )
+    feed_stream_max_per_worker: int = Field(
+        5000, ge=1, description="Live feed streams one worker serves at most; more get 429 (with Retry-After)."
+    )
+    feed_listener_health_s: float = Field(
+        10.0, gt=0, description="How often a worker checks its PostgreSQL connection listening for feed changes."
+    )
 
     # --- Notifications ---------------------------------------------------------------------------------
     notifications_link_base: str = Field(

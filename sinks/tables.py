@@ -110,8 +110,14 @@ feed_items = Table(
     Column("occurred_at", DateTime(timezone=True), nullable=False),
     Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
     Column("read_at", DateTime(timezone=True)),
+    # Seen: shown to the user in the list or the bell (clears the "new" badge). Archived: hidden from the default
+    # list until un-archived. Both counts leave archived items out. Migration 0008 also numbers a user's items in
+    # commit order and announces every change (pg_notify) for the live stream: sinks/feed_live.py.
+    Column("seen_at", DateTime(timezone=True)),
+    Column("archived_at", DateTime(timezone=True)),
     Index("feed_items_user", "user_id", "id"),
-    Index("feed_items_unread", "user_id", postgresql_where=text("read_at IS NULL")),
+    Index("feed_items_unread", "user_id", postgresql_where=text("read_at IS NULL AND archived_at IS NULL")),
+    Index("feed_items_unseen", "user_id", postgresql_where=text("seen_at IS NULL AND archived_at IS NULL")),
 )
 
 # Channel switches: a paused channel's deliveries stay in the ledger (pending, due) and go out, oldest first, once

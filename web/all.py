@@ -8,6 +8,7 @@ email links (unsubscribe)."""
 from crownstream.agents import all as _agents  # noqa: F401  (every agent and table)
 from crownstream.web import (  # noqa: F401  (imported for the views they register)
     feed,
+    feed_events,
     leaderboard,
     notifications,
     openapi,

@@ -218,29 +218,72 @@ SCHEMAS: dict[str, Any] = {
     },
     "FeedPage": {
         "type": "object",
-        "required": ["user_id", "unread_count", "items", "next_before"],
+        "required": ["user_id", "unread_count", "unseen_count", "items", "next_before"],
         "properties": {
             "user_id": {"type": "string"},
-            "unread_count": {"type": "integer"},
-            "items": {"type": "array", "items": {"type": "object"}},
+            "unread_count": {"type": "integer", "description": "Items not opened yet; archived ones not counted."},
+            "unseen_count": {"type": "integer", "description": "Items not seen yet (the badge's 'new')."},
+            "items": {"type": "array", "items": {"$ref": "#/components/schemas/FeedItem"}},
             "next_before": {"type": ["integer", "null"], "description": "Pass as ?before= for the next page."},
         },
     },
-    "FeedRead": {
+    "FeedItem": {
+        "type": "object",
+        "required": ["id", "notification_type", "title", "seen", "read", "archived"],
+        "properties": {
+            "id": {"type": "integer", "description": "Monotonic per user: the live stream's event id."},
+            "dedup_key": {"type": "string"},
+            "notification_type": {"type": "string"},
+            "tournament_id": {"type": ["string", "null"]},
+            "title": {"type": "string"},
+            "body": {"type": "string"},
+            "url": {"type": ["string", "null"]},
+            "data": {"type": "object"},
+            "critical": {"type": "boolean"},
+            "occurred_at": {"type": "string", "format": "date-time"},
+            "created_at": {"type": "string", "format": "date-time"},
+            "seen": {"type": "boolean"},
+            "seen_at": {"type": ["string", "null"], "format": "date-time"},
+            "read": {"type": "boolean"},
+            "read_at": {"type": ["string", "null"], "format": "date-time"},
+            "archived": {"type": "boolean"},
+            "archived_at": {"type": ["string", "null"], "format": "date-time"},
+        },
+    },
+    "FeedSelection": {
+        "description": "The user's items a change applies to: these ids, every one up to and including up_to, or all.",
         "oneOf": [
             {
                 "type": "object",
                 "required": ["ids"],
+                "additionalProperties": False,
                 "properties": {
                     "ids": {"type": "array", "items": {"type": "integer", "minimum": 1, "maximum": INT64_MAX}}
                 },
             },
-            {"type": "object", "required": ["all"], "properties": {"all": {"const": True}}},
-        ]
+            {
+                "type": "object",
+                "required": ["up_to"],
+                "additionalProperties": False,
+                "properties": {"up_to": {"type": "integer", "minimum": 0, "maximum": INT64_MAX}},
+            },
+            {
+                "type": "object",
+                "required": ["all"],
+                "additionalProperties": False,
+                "properties": {"all": {"const": True}},
+            },
+        ],
     },
-    "FeedReadResult": {
+    "FeedChange": {
         "type": "object",
-        "properties": {"marked_read": {"type": "integer"}, "unread_count": {"type": "integer"}},
+        "required": ["changed", "unread_count", "unseen_count"],
+        "properties": {
+            "changed": {"type": "integer", "description": "Items whose state this changed (0 when repeated)."},
+            "marked_read": {"type": "integer", "description": "/feed/read only: the same as changed."},
+            "unread_count": {"type": "integer"},
+            "unseen_count": {"type": "integer"},
+        },
     },
     "WebhookEndpoint": {
         "type": "object",
@@ -521,16 +564,65 @@ OPERATIONS: dict[str, dict[str, dict[str, Any]]] = {
                     {"type": "integer", "minimum": 0, "maximum": INT64_MAX},
                 ),
                 _query("unread", "Only unread items.", {"type": "boolean"}),
+                _query("archived", "Only archived items (they are left out otherwise).", {"type": "boolean"}),
             ],
-            "responses": {"200": _json("One page of the feed and the unread count.", "FeedPage")},
+            "responses": {"200": _json("One page of the feed, the unread and unseen counts.", "FeedPage")},
         }
     },
-    "/users/{user_id}/feed/read": {
-        "post": {
-            "summary": "Mark feed items (or all) read",
+    **{
+        f"/users/{{user_id}}/feed/{action}": {
+            "post": {
+                "summary": summary,
+                "tags": ["users"],
+                "requestBody": {"required": True, "content": {"application/json": {"schema": _ref("FeedSelection")}}},
+                "responses": {
+                    "200": _json(
+                        "How many items changed (idempotent: 0 when repeated), and the counts now.", "FeedChange"
+                    )
+                },
+            }
+        }
+        for action, summary in (
+            ("seen", "Mark feed items seen (shown in the list or bell): clears them from the unseen count"),
+            ("read", "Mark feed items read (opened); reading also marks them seen"),
+            ("archive", "Archive feed items: hidden from the default list, counted neither unread nor unseen"),
+            ("unarchive", "Bring archived feed items back to the list"),
+        )
+    },
+    "/users/{user_id}/feed/events": {
+        "get": {
+            "summary": "Live stream (server-sent events) of the user's feed: new items and the counts",
             "tags": ["users"],
-            "requestBody": {"required": True, "content": {"application/json": {"schema": _ref("FeedRead")}}},
-            "responses": {"200": _json("How many changed, and the unread count now.", "FeedReadResult")},
+            "description": "Events: hello {user_id, after}; item (id: the item id) for each new item, oldest first; "
+            "counts {unread_count, unseen_count} on connect and whenever they change; expired when the user token "
+            "runs out (the stream ends). Resumes after the Last-Event-ID header (or ?after=): every item missed, "
+            "none twice. Needs an Authorization header (a fetch-based EventSource).",
+            "parameters": [
+                _query(
+                    "after",
+                    "Start after this item id (the newest of a list just loaded); Last-Event-ID wins over it.",
+                    {"type": "integer", "minimum": 0, "maximum": INT64_MAX},
+                ),
+                {
+                    "name": "Last-Event-ID",
+                    "in": "header",
+                    "required": False,
+                    "description": "The id of the last item received: the stream resumes after it.",
+                    "schema": {"type": "integer", "minimum": 0, "maximum": INT64_MAX},
+                },
+            ],
+            "responses": {
+                "200": {
+                    "description": "text/event-stream, until the client leaves, the token expires or the worker stops.",
+                    "content": {"text/event-stream": {"schema": {"type": "string"}}},
+                },
+                "400": _json("Last-Event-ID or after is not an item id.", "Error"),
+                "429": {
+                    **_json("Too many live streams for this user or this worker; retry after Retry-After.", "Error"),
+                    "headers": {"Retry-After": {"schema": {"type": "integer"}}},
+                },
+                "503": _json("The feed's database is unreachable; retry.", "Error"),
+            },
         }
     },
     "/users/{user_id}/webhooks": {

@@ -59,6 +59,9 @@ def run_schemathesis(worker, tmp_path, name: str, headers: dict[str, str]) -> di
         # The live event stream never ends by design (and answers 404 for the unknown tournaments fuzzed here).
         "--exclude-path",
         "/tournaments/{tournament_id}/leaderboard/events",
+        # Likewise the feed's live stream (its refusals and bad resume points: tests/integration/test_feed_live.py).
+        "--exclude-path",
+        "/users/{user_id}/feed/events",
         "--report",
         "ndjson",
         "--report-ndjson-path",

@@ -111,6 +111,9 @@ def _protected_requests(doc: dict, endpoint_id: str) -> list[tuple[str, str, str
     bodies = {
         ("put", "/users/{user_id}/preferences"): {"contact": {"email": "alice@example.org"}},
         ("post", "/users/{user_id}/feed/read"): {"all": True},
+        ("post", "/users/{user_id}/feed/seen"): {"all": True},
+        ("post", "/users/{user_id}/feed/archive"): {"all": True},
+        ("post", "/users/{user_id}/feed/unarchive"): {"all": True},
         ("post", "/users/{user_id}/webhooks"): {"url": "http://127.0.0.1:9/alice-hook"},
         ("post", "/tournaments/{tournament_id}/overrides"): {"stage_id": "s"},  # authorised, then 422
         ("post", "/webhooks/{endpoint_id}/recover"): {"since": "2026-01-01T00:00:00Z"},
@@ -149,7 +152,13 @@ def test_every_protected_route_refuses_others_and_serves_its_owner_and_staff(wor
             def call(headers):
                 nonlocal attempts
                 attempts += 1
-                return client.request(method.upper(), path, headers=headers, json=body)
+                request = client.build_request(method.upper(), path, headers=headers, json=body)
+                response = client.send(request, stream=True)
+                # A live stream (the feed's events) never ends: its status and headers are the answer.
+                if not response.headers.get("content-type", "").startswith("text/event-stream"):
+                    response.read()
+                response.close()
+                return response
 
             for headers in ({}, {"Authorization": "Bearer nope"}, {"Authorization": "Basic YWxpY2U6eA=="}):
                 r = call(headers)

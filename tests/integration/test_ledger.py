@@ -131,6 +131,7 @@ async def test_feed_is_written_exactly_once_with_its_ledger_row(engine):
     assert await list_feed(engine, "someone-else") == {
         "user_id": "someone-else",
         "unread_count": 0,
+        "unseen_count": 0,
         "items": [],
         "next_before": None,
     }

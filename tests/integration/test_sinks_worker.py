@@ -145,7 +145,7 @@ async def test_every_channel_delivers_each_request_once(settings, topics, start_
         page = (await client.get("/users/frank/feed", params={"limit": 4})).json()
         assert page["unread_count"] == 10 and len(page["items"]) == 4 and page["next_before"]
         marked = (await client.post("/users/frank/feed/read", json={"ids": [page["items"][0]["id"]]})).json()
-        assert marked == {"marked_read": 1, "unread_count": 9}
+        assert marked == {"marked_read": 1, "changed": 1, "unread_count": 9, "unseen_count": 9}  # read = seen too
         assert (await client.post("/users/frank/feed/read", json={"all": True})).json()["unread_count"] == 0
         assert (await client.get("/users/frank/feed", headers={"Authorization": "Bearer wrong"})).status_code == 401
 
