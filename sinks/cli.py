@@ -70,13 +70,13 @@ def feed_group() -> None:
 @feed_group.command("prune")
 @click.option("--days", type=click.IntRange(min=1), default=None, help="Default: CROWNSTREAM_FEED_RETENTION_DAYS.")
 def feed_prune(days: int | None) -> None:
-    """Delete items read more than N days ago (unread items are kept)."""
+    """Delete items read or archived more than N days ago (unread items in the list are kept)."""
     from crownstream.settings import get_settings
     from crownstream.sinks.feed import prune_feed
 
     days = days or get_settings().feed_retention_days
     count = _run(lambda engine: prune_feed(engine, days))
-    click.echo(f"pruned {count} read feed items older than {days} days")
+    click.echo(f"pruned {count} feed items read or archived more than {days} days ago")
 
 
 @click.group("email")
