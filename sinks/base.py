@@ -8,7 +8,8 @@ A sink is one small class per channel:
 * ``backpressure()``   true while the sink cannot take more work, so the agent stops pulling records.
 
 Everything else — claiming due rows, concurrency, recording outcomes, retries with backoff, the attempt
-budget, the dead-letter topic — is the ``Dispatcher``'s, the same for every channel. A new channel is a
+budget, the dead-letter topic, circuit breakers and the pacing of destinations their owner rate-limited
+(``rate_limits()``) — is the ``Dispatcher``'s, the same for every channel. A new channel is a
 new module with a ``Sink`` subclass.
 """
 
