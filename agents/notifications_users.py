@@ -5,6 +5,7 @@ Tables, all keyed by user id and co-partitioned with the notification-users topi
   ``notification-directory``    user -> 1; everyone known, walked partition by partition by broadcasts
   ``notification-digests``      user -> {"items": {channel: [DigestItem]}, "last_day": local day last sent}
   ``notification-deferred``     user -> [{"release_at", "request"}] waiting for quiet hours to end
+  ``notification-throttles``    user -> {"<type>|<tournament>": ThrottleState} of the catalog's throttled types
 
 A notify record carries a notice and the users of its partition (``users``; one ``user`` in records written
 before the batching). Each user's preferences and directory entry are served from memory (``MEMORY``): read
@@ -13,8 +14,9 @@ preferences and only these agents the directory, for the partitions this worker 
 revoke, as the tables may have moved or changed by standby replication. A record's delivery requests go out as
 one record batch per (channel, partition) once all its users are done (``Outbox``).
 
-A worker's timer (every CROWNSTREAM_NOTIFICATIONS_TICK_S) looks at its own users for due digests and
-releases and sends a tick to notification-timers; the tick's handler re-checks and emits in its transaction.
+A worker's timer (every CROWNSTREAM_NOTIFICATIONS_TICK_S) looks at its own users for due digests, quiet-hour
+releases and throttled notices nothing followed (notifications/throttle.py), and sends a tick to
+notification-timers; the tick's handler re-checks and emits in its transaction.
 "last_day" is committed with the digest it sent, so a digest goes out at most once per user per local day,
 whatever restarts and duplicate ticks happen.
 """
@@ -53,11 +55,24 @@ from crownstream.agents.notifications_common import (
 )
 from crownstream.app import app
 from crownstream.metrics import NOTIFICATION_CLOCK, NOTIFICATION_HELD, NOTIFICATION_REQUESTS, NOTIFICATION_SKIPPED
-from crownstream.notifications.catalog import CATALOG, Notice
+from crownstream.notifications.catalog import CATALOG, Notice, NotificationType
 from crownstream.notifications.clock import digest_due
 from crownstream.notifications.preferences import InvalidPreferences, Preferences, parse_preferences
 from crownstream.notifications.recipients import Profiles, Recipient
 from crownstream.notifications.requests import RequestTemplate, digest_item, digest_request
+from crownstream.notifications.routing import Route
+from crownstream.notifications.throttle import (
+    Fold,
+    Send,
+    ThrottleState,
+    carrying,
+    decide,
+    forget_idle,
+    key_of,
+    release,
+    release_due,
+    type_of,
+)
 from crownstream.schemas.codec import Rejection
 from crownstream.schemas.deliveries import CHANNELS
 from crownstream.settings import get_settings
@@ -78,6 +93,9 @@ directory = app.Table(
 digests = app.Table("notification-digests", default=None, partitions=PARTITIONS, help="user -> held digest items")
 deferred = app.Table(
     "notification-deferred", default=None, partitions=PARTITIONS, help="user -> requests held until quiet hours end"
+)
+throttles = app.Table(
+    "notification-throttles", default=None, partitions=PARTITIONS, help="user -> per type and tournament, its throttle"
 )
 
 delivery_topic_names = {channel: spec.full_name() for channel, spec in DELIVERIES.items()}
@@ -236,7 +254,8 @@ async def send_requests(channel: str, partition: int, records: list[tuple[bytes,
 
 def notify(user_id: str, notice: Notice, now: datetime, out: Outbox) -> None:
     entry = recipient(user_id)
-    resolution = entry.resolve(CATALOG[notice.notification_type], now)
+    kind = CATALOG[notice.notification_type]
+    resolution = entry.resolve(kind, now)
     for skip in resolution.skipped:
         if skip.reason != "not_selected":
             out.skipped[(skip.channel, skip.reason)] += 1
@@ -250,9 +269,34 @@ def notify(user_id: str, notice: Notice, now: datetime, out: Outbox) -> None:
             ]
             digests[user_id] = {**held, "items": items}
             out.held["digest"] += 1
-            continue
-        value = template_for(notice, route.channel).render(user_id, entry.contact)
+    # The digest holds every item; what goes out at once (or after quiet hours) passes the type's throttle first.
+    routes = [r for r in resolution.routes if r.mode != "digest"]
+    if not routes:
+        return
+    if kind.throttle is not None and kind.name not in entry.prefs.unthrottled_types:
+        decision = throttle(user_id, kind, notice, now)
+        if isinstance(decision, Fold):
+            out.held["throttled"] += 1
+            return
+        if decision.carry is not None:
+            carrier = carrying(notice, kind.throttle, decision.carry)
+            route_notice(user_id, carrier, routes, out, entry.contact, shared=False)
+            return
+    route_notice(user_id, notice, routes, out, entry.contact)
+
+
+def route_notice(
+    user_id: str, notice: Notice, routes: list[Route], out: Outbox, contact: bytes, shared: bool = True
+) -> None:
+    """``notice``'s requests on ``routes`` (single or deferred), from the template shared by the notice's recipients;
+    ``shared=False`` for a notice of this user's alone (one carrying their folded count), never cached."""
+    for route in routes:
+        if shared:
+            value = template_for(notice, route.channel).render(user_id, contact)
+        else:
+            value = RequestTemplate(notice, route.channel, SETTINGS.notifications_link_base).render(user_id, contact)
         if route.mode == "deferred":
+            assert route.release_at is not None  # routing sets it for every deferred route
             waiting = list(deferred.get(user_id) or [])
             waiting.append(
                 {"release_at": route.release_at.isoformat(), "channel": route.channel, "request": value.decode()}
@@ -261,6 +305,18 @@ def notify(user_id: str, notice: Notice, now: datetime, out: Outbox) -> None:
             out.held["deferred"] += 1
         else:
             out.add(route.channel, user_id, value)
+
+
+def throttle(user_id: str, kind: NotificationType, notice: Notice, now: datetime) -> Send | Fold:
+    """The throttle's decision for ``notice`` (of a throttled type) to ``user_id``, its state written back (with the
+    user's long-idle keys dropped)."""
+    assert kind.throttle is not None
+    stored = throttles.get(user_id) or {}
+    key = key_of(notice)
+    state = ThrottleState.from_dict(stored[key]) if key in stored else ThrottleState()
+    decision, state = decide(kind.throttle, state, notice, now)
+    throttles[user_id] = forget_idle({**stored, key: state.to_dict()}, key, notice.created_at)
+    return decision
 
 
 async def notify_users(record, users: list[str], notice: Notice, now: datetime, *, known: bool) -> None:
@@ -410,7 +466,41 @@ async def release_deferred(user_id: str, now: datetime) -> None:
     await out.flush()
 
 
-TIMER_OPS: dict[str, Any] = {"digest": release_digest, "deferred": release_deferred}
+async def release_throttled(user_id: str, now: datetime) -> None:
+    """The user's throttled notices that nothing followed, due now: each key's newest folded notice goes out,
+    carrying the others, routed by the user's preferences as of now (its digest routes already hold it)."""
+    stored = throttles.get(user_id)
+    if not stored:
+        return
+    due = sorted(key for key, value in stored.items() if release_due(ThrottleState.from_dict(value), now))
+    if not due:
+        return
+    entry = recipient(user_id)
+    updated = dict(stored)
+    out = Outbox()
+    for key in due:
+        kind = CATALOG[type_of(key)]
+        state = ThrottleState.from_dict(stored[key])
+        if kind.throttle is None:  # the catalog dropped the type's throttle since: what it held goes out as it was
+            notice, carry = state.held, None
+            del updated[key]
+        else:
+            released = release(kind.throttle, state)
+            if released is None:
+                continue
+            notice, carry, after = released
+            updated[key] = after.to_dict()
+        if notice is None:
+            continue
+        if carry is not None and kind.throttle is not None:
+            notice = carrying(notice, kind.throttle, carry)
+        routes = [r for r in entry.resolve(kind, now).routes if r.mode != "digest"]
+        route_notice(user_id, notice, routes, out, entry.contact, shared=False)
+    throttles[user_id] = updated  # in this record's transaction with the sends: released once
+    await out.flush()
+
+
+TIMER_OPS: dict[str, Any] = {"digest": release_digest, "deferred": release_deferred, "throttle": release_throttled}
 
 
 def register_timer_op(op: str, handler) -> None:
@@ -461,6 +551,19 @@ def due_deferred_users(now: datetime) -> list[str]:
     ]
 
 
+def due_throttle_users(now: datetime) -> list[str]:
+    # The stored fields read as they are: this runs over every user each tick.
+    return [
+        user_id
+        for user_id, stored in throttles.items()
+        if stored
+        and any(
+            state.get("held") is not None and datetime.fromisoformat(state["release_after"]) <= now
+            for state in stored.values()
+        )
+    ]
+
+
 @app.timer(SETTINGS.notifications_tick_s)
 async def find_due_user_work() -> None:
     if app.rebalancing:
@@ -471,6 +574,8 @@ async def find_due_user_work() -> None:
         await tick("digest", user_id)
     for user_id in due_deferred_users(now):
         await tick("deferred", user_id)
+    for user_id in due_throttle_users(now):
+        await tick("throttle", user_id)
     if len(_recent_ticks) > 10_000:
         cutoff = time.monotonic() - TICK_REPEAT_S
         for mark in [m for m, t in _recent_ticks.items() if t < cutoff]:

@@ -136,11 +136,15 @@ async def _wait(check, timeout: float, what: str, worker: Worker) -> None:
 
 
 async def subscribe(settings: Settings, worker: Worker, receiver: TimedReceiver, users: dict[str, str]) -> None:
-    """Preferences first (ranking and roster changes on the webhook channel only), then the rosters: a roster
-    notification arriving at each user's hook proves that both are applied before the load starts."""
+    """Preferences first (ranking and roster changes on the webhook channel only, every ranking change: the catalog's
+    throttle would fold most of a sampled team's changes under load, and each is a sample), then the rosters: a
+    roster notification arriving at each user's hook proves that both are applied before the load starts."""
     async with EventProducer(settings) as producer:
         for user in users:
-            prefs = {"types": {"ranking.changed": ["webhook"], "roster.changed": ["webhook"]}}
+            prefs = {
+                "types": {"ranking.changed": ["webhook"], "roster.changed": ["webhook"]},
+                "unthrottled_types": ["ranking.changed"],
+            }
             await producer.send(
                 example("preferences.updated", event_id=f"lat-prefs-{user}", user_id=user, preferences=prefs)
             )

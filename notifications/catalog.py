@@ -8,9 +8,10 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
+from crownstream.notifications.errors import InvalidCatalog
 from crownstream.schemas import events as ev
 from crownstream.schemas.common import Audience, Money
 from crownstream.standings.serialization import AS_IS, from_plain, stored_as, to_plain
@@ -19,40 +20,81 @@ IN_APP, EMAIL, DISCORD, WEBHOOK = "in_app", "email", "discord", "webhook"
 
 
 @dataclass(frozen=True, slots=True)
+class Throttle:
+    """At most ``limit`` notices of a type per user (and tournament) within any ``window`` of event time; the
+    rest are folded into the next one that goes out (notifications/throttle.py). ``counted`` names them, one and
+    many, in the line that one carries: "And 7 more ranking changes since …". ``grace``: if nothing follows, the
+    newest folded one goes out this long after the window has room again — a next notice already on its way
+    through the pipeline's hops (a few seconds each) carries them instead."""
+
+    limit: int
+    window: timedelta
+    counted: tuple[str, str]
+    grace: timedelta = timedelta(seconds=30)
+
+    def __post_init__(self) -> None:
+        if self.limit < 1:
+            raise InvalidCatalog(
+                f"a throttle's limit is at least 1 (got {self.limit}); to mute a type, use the user's preferences"
+            )
+        if self.window <= timedelta(0):
+            raise InvalidCatalog(f"a throttle's window is a positive duration (got {self.window})")
+        if self.grace < timedelta(0):
+            raise InvalidCatalog(f"a throttle's grace is zero or more (got {self.grace})")
+
+
+@dataclass(frozen=True, slots=True)
 class NotificationType:
     name: str
     event_type: str
     default_channels: frozenset[str]
-    critical: bool = False  # payments and payouts: opt-outs, digests and quiet hours do not apply
+    critical: bool = False  # payments and payouts: opt-outs, digests, quiet hours and throttles do not apply
     description: str = ""
+    throttle: Throttle | None = None
 
 
 def _t(
-    name: str, event_type: str, channels: tuple[str, ...], description: str, critical: bool = False
+    name: str,
+    event_type: str,
+    channels: tuple[str, ...],
+    description: str,
+    critical: bool = False,
+    throttle: Throttle | None = None,
 ) -> NotificationType:
-    return NotificationType(name, event_type, frozenset(channels), critical, description)
+    if critical and throttle is not None:
+        raise InvalidCatalog(f"{name} is critical: every one is sent, so it cannot have a throttle")
+    return NotificationType(name, event_type, frozenset(channels), critical, description, throttle)
 
 
 _PERSONAL = (IN_APP, EMAIL)
 _FEED = (IN_APP,)
 
+# Throttles: only types that come in bursts and whose latest one says what matters (a team's rank now, the roster
+# now), plus marketing. Never a type whose every notice carries its own information a user needs — a match's time
+# or result, a dispute, an invite — and never a critical one (payments, payouts). match.started is left alone: a
+# tournament's matches start tens of minutes apart, and the one that starts now is the one a player needs.
+_RANKS = Throttle(3, timedelta(minutes=10), ("ranking change", "ranking changes"))
+_ROSTER = Throttle(3, timedelta(minutes=10), ("roster change", "roster changes"))
+_ACHIEVEMENTS = Throttle(3, timedelta(hours=1), ("achievement", "achievements"))
+_PROMOTIONS = Throttle(2, timedelta(days=1), ("promotion", "promotions"))
+
 TYPES: tuple[NotificationType, ...] = (
     _t("invite.sent", "invite.sent", _PERSONAL, "You were invited to a team."),
     _t("invite.accepted", "invite.accepted", _PERSONAL, "Someone joined your team."),
-    _t("roster.changed", "roster.changed", _FEED, "Your team's roster changed."),
+    _t("roster.changed", "roster.changed", _FEED, "Your team's roster changed.", throttle=_ROSTER),
     _t("tournament.registered", "tournament.registered", _PERSONAL, "Your team is registered for a tournament."),
     _t("bracket.ready", "bracket.ready", _PERSONAL, "The bracket of your tournament is out."),
     _t("match.scheduled", "match.scheduled", _PERSONAL, "Your match has a time."),
     _t("match.started", "match.started", _FEED, "Your tournament's match started."),
     _t("match.result", "match.completed", _PERSONAL, "The result of your match."),
     _t("match.disputed", "match.disputed", _PERSONAL, "A result of your team is disputed."),
-    _t("ranking.changed", "ranking.changed", _FEED, "Your team moved in the standings."),
+    _t("ranking.changed", "ranking.changed", _FEED, "Your team moved in the standings.", throttle=_RANKS),
     _t("sponsor.approved", "sponsor.approved", _PERSONAL, "Your team's sponsor was approved."),
-    _t("promotion.started", "promotion.started", _FEED, "A promotion for you."),
+    _t("promotion.started", "promotion.started", _FEED, "A promotion for you.", throttle=_PROMOTIONS),
     _t("payment.verified", "payment.verified", _PERSONAL, "Your payment went through.", critical=True),
     _t("payment.refunded", "payment.refunded", _PERSONAL, "Your payment was refunded.", critical=True),
     _t("payout.received", "payout.distributed", _PERSONAL, "Your team won prize money.", critical=True),
-    _t("achievement.earned", "achievement.earned", _PERSONAL, "You earned an achievement."),
+    _t("achievement.earned", "achievement.earned", _PERSONAL, "You earned an achievement.", throttle=_ACHIEVEMENTS),
     _t("tournament.completed", "tournament.completed", _PERSONAL, "Your tournament is over."),
     _t("scheduled", "notification.scheduled", _PERSONAL, "A message the platform scheduled for you."),
     _t("broadcast", "broadcast.requested", _FEED, "An announcement to many users."),

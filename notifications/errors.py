@@ -11,3 +11,7 @@ class NotificationsError(CrownstreamError):
 
 class InvalidPreferences(NotificationsError, ValueError):
     """A user's notification preferences that cannot be used; the message says which field and why."""
+
+
+class InvalidCatalog(NotificationsError, ValueError):
+    """A notification type or throttle in the catalog that cannot be used; the message says which and why."""

@@ -63,6 +63,10 @@ class Preferences(Model):
         "UTC", max_length=64, description="IANA timezone of digest time and quiet hours, e.g. Europe/Berlin."
     )
     contact: ContactInfo = Field(default_factory=ContactInfo)
+    unthrottled_types: list[str] = Field(
+        default_factory=list,
+        description="Throttled notification types the user wants every one of (the catalog's throttle is skipped).",
+    )
 
     @field_validator("types")
     @classmethod
@@ -80,6 +84,14 @@ class Preferences(Model):
         except (ZoneInfoNotFoundError, ValueError, OSError):  # OSError: a name the file system refuses
             raise ValueError(f"{value!r} is not an IANA timezone (e.g. Europe/Berlin, America/New_York, UTC)") from None
         return value
+
+    @field_validator("unthrottled_types")
+    @classmethod
+    def _known_unthrottled(cls, value: list[str]) -> list[str]:
+        unknown = sorted(set(value) - set(CATALOG))
+        if unknown:
+            raise ValueError(f"unknown notification types {unknown}; known: {sorted(CATALOG)}")
+        return list(dict.fromkeys(value))
 
     @model_validator(mode="after")
     def _digest_types_known(self) -> Preferences:

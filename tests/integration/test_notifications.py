@@ -2,7 +2,8 @@
 exactly the expected delivery requests per user and channel; a preference change (made over HTTP) applies
 to the next event; digests go out once at the user's time (a fast, shifted worker clock); a cancelled
 schedule sends nothing and a pending one is sent on time after a worker restart; an all-users broadcast
-reaches every known user once, in chunks."""
+reaches every known user once, in chunks; a throttled type sends at most its limit per user and window, the next one
+carrying the folded count, or the newest folded one when nothing follows — and a replay sends the same bytes."""
 
 from __future__ import annotations
 
@@ -22,6 +23,7 @@ from crownstream.schemas.examples import example
 from crownstream.streams.producer import EventProducer
 from crownstream.streams.topics import DELIVERIES
 from tests.support.kafka_read import read_topic, read_topics_to_end
+from tests.support.workers import wait_all_ready
 
 TOKEN = "notif-test-token"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
@@ -221,10 +223,18 @@ async def test_digest_holds_many_events_and_sends_one_per_user_at_their_time(
     await wait_deliveries(
         settings, lambda g: {(u, "roster-d") for u in users} <= {(r["user_id"], r["source_event_id"]) for r in g}
     )
+    # Five minutes apart: under the ranking throttle (3 per 10 minutes), so every in-app one goes out.
     await send(
         settings,
         *[
-            example("ranking.changed", event_id=f"rank-{n}", team_id="team-d", new_rank=n + 1, old_rank=n + 2)
+            example(
+                "ranking.changed",
+                event_id=f"rank-{n}",
+                team_id="team-d",
+                new_rank=n + 1,
+                old_rank=n + 2,
+                occurred_at=at(5 * n),
+            )
             for n in range(6)
         ],
     )
@@ -409,11 +419,19 @@ async def test_a_replay_by_a_fresh_group_yields_byte_identical_requests(
         example("roster.changed", event_id="roster-r", team_id="team-r", added=["r1", "r2"], removed=[]),
         example("sponsor.approved", event_id="sponsor-r", team_id="team-r", sponsor="Acme"),
         example("payment.refunded", event_id="refund-r", user_id="r1"),
+        # A throttled type (3 achievements per user and tournament an hour): five at once, three go out, and the
+        # sixth, an hour later, carries the other two — decided by the events' times, so the replay decides alike.
+        *[example("achievement.earned", event_id=f"ach-{n}", user_id="r1", occurred_at=at(n)) for n in range(5)],
+        example("achievement.earned", event_id="ach-late", user_id="r1", occurred_at=at(61)),
     )
     # Not here: preferences and all-users broadcasts. Both apply as of when an event is processed, and a
     # replaying group reads the preferences topic concurrently with the events, so it may apply a user's
     # preferences before or after a given event — the dedup key is the same, the routing may differ.
-    first = await wait_deliveries(settings, lambda g: len(g) >= 5)
+    first = await wait_deliveries(settings, lambda g: len(g) >= 9)
+    achievements = sorted(r["source_event_id"] for r in first if r["notification_type"] == "achievement.earned")
+    assert achievements == ["ach-0", "ach-1", "ach-2", "ach-late"]
+    late = next(r for r in first if r["source_event_id"] == "ach-late")
+    assert late["data"]["folded"]["source_event_ids"] == ["ach-3", "ach-4"]
     from crownstream.streams.admin import ensure_topics
 
     replay = settings.model_copy(update={"app_id": settings.app_id + "-replay"})
@@ -453,3 +471,108 @@ async def test_a_redelivered_match_result_is_not_fanned_out_again(settings, topi
     assert summary(got) == collections.Counter(
         {(u, "in_app", "match.result", result): 1 for u in ("u-1", "u-2", "u-3")}
     )
+
+
+# --- throttles (the catalog's ranking.changed: at most 3 per user and tournament in any 10 minutes) ----------------
+
+
+def ranking(n: int, team: str, tournament: str, when: str) -> dict:
+    return example(
+        "ranking.changed",
+        event_id=f"{tournament}-rank-{n}",
+        tournament_id=tournament,
+        team_id=team,
+        old_rank=n + 2,
+        new_rank=n + 1,
+        occurred_at=when,
+    )
+
+
+def at_s(seconds: float) -> str:
+    return (datetime(2026, 11, 24, 18, tzinfo=UTC) + timedelta(seconds=seconds)).isoformat()
+
+
+def of(requests: list[dict], user: str, kind: str = "ranking.changed") -> list[dict]:
+    return sorted(
+        (r for r in requests if r["user_id"] == user and r["notification_type"] == kind), key=lambda r: r["created_at"]
+    )
+
+
+async def test_a_burst_of_ranking_changes_is_throttled_the_next_one_carries_the_rest_and_a_replay_is_identical(
+    settings, topics, start_worker, worker_overrides
+):
+    """Two consumer groups read the same input: this test's, and a fresh one whose notification clock is a month
+    ahead (as a replay long after the events). Both start before the rankings: the roster (platform topic) and the
+    rankings (standings topic) are ordered by nothing between them, and a fresh group reading both at once may
+    resolve a ranking's team before its roster; once the roster is in, every decision is the throttle's."""
+    from crownstream.streams.admin import ensure_topics
+
+    replay = settings.model_copy(update={"app_id": settings.app_id + "-replay"})
+    await ensure_topics(settings=replay)  # its own internal topics: it must not read the first group's
+    later = datetime.now(UTC) + timedelta(days=30)
+    wait_all_ready(
+        [
+            start_worker(wait=False, **worker_overrides),
+            start_worker(wait=False, **worker_overrides, app_id=replay.app_id, clock_start=later),
+        ]
+    )
+    await send(
+        settings, example("roster.changed", event_id="roster-t", team_id="team-t", added=["t1", "t2"], removed=[])
+    )
+    await wait_deliveries(settings, lambda g: sum(r["source_event_id"] == "roster-t" for r in g) == 4)
+    # Six changes within six seconds, then one 11 minutes later (event time: the clock plays no part).
+    burst = [ranking(n, "team-t", "cup-t", at_s(n)) for n in range(6)]
+    after = ranking(6, "team-t", "cup-t", at_s(11 * 60))
+    await send(settings, *burst, after)
+    await wait_deliveries(settings, lambda g: sum(r["source_event_id"] == after["event_id"] for r in g) == 4)
+    await asyncio.sleep(3)  # a request for a folded one would have come with the others
+    got = await deliveries(settings)
+    raw = collections.Counter(orjson.dumps(r) for r in got)
+    assert set(raw.values()) == {2}, [k for k, n in raw.items() if n != 2][:3]  # the same bytes from both groups
+    once = [orjson.loads(r) for r in raw]
+    for user in ("t1", "t2"):
+        requests = of(once, user)
+        assert [r["source_event_id"] for r in requests] == [f"cup-t-rank-{n}" for n in (0, 1, 2, 6)], user
+        assert all("folded" not in r["data"] for r in requests[:3])
+        carrier = requests[3]
+        assert carrier["body"] == (
+            "Moved from #8 to #7 with 42 points.\n\nAnd 3 more ranking changes since 2026-11-24 18:00 UTC."
+        )
+        assert carrier["data"]["folded"] == {
+            "count": 3,
+            "since": "2026-11-24T18:00:03+00:00",
+            "source_event_ids": ["cup-t-rank-3", "cup-t-rank-4", "cup-t-rank-5"],
+        }
+        assert carrier["created_at"].startswith("2026-11-24T18:11:00")
+        assert carrier["dedup_key"] == dedup_key(after["event_id"], user, "in_app", "ranking.changed")
+
+
+async def test_throttled_notices_nothing_followed_go_out_when_the_window_has_room_and_a_user_may_opt_out(
+    settings, topics, start_worker, worker_overrides
+):
+    # The worker's notification clock runs 60x from the events' time: the 10-minute window passes in 10 s.
+    start = datetime(2026, 11, 24, 18, tzinfo=UTC)
+    worker = start_worker(**worker_overrides, clock_start=start, clock_speed=60.0, notifications_tick_s=0.5)
+    await send(settings, prefs_event("w2", {"unthrottled_types": ["ranking.changed"]}))
+    await wait_prefs(worker.url, "w2", lambda b: b["preferences"]["unthrottled_types"] == ["ranking.changed"])
+    await send(
+        settings, example("roster.changed", event_id="roster-w", team_id="team-w", added=["w1", "w2"], removed=[])
+    )
+    await wait_deliveries(settings, lambda g: sum(r["source_event_id"] == "roster-w" for r in g) == 2)
+    await send(settings, *[ranking(n, "team-w", "cup-w", at_s(n)) for n in range(6)])
+
+    # w2 opted out of the throttle: all six. w1: three now...
+    got = await wait_deliveries(settings, lambda g: len(of(g, "w2")) == 6 and len(of(g, "w1")) >= 3)
+    assert [r["source_event_id"] for r in of(got, "w1")] == [f"cup-w-rank-{n}" for n in range(3)]
+    assert all("folded" not in r["data"] for r in of(got, "w2"))
+    # ...and when the window has room again (its first send leaves it) with nothing after, the newest folded one,
+    # carrying the other two.
+    got = await wait_deliveries(settings, lambda g: len(of(g, "w1")) >= 4, timeout=90)
+    released = of(got, "w1")[3]
+    assert released["source_event_id"] == "cup-w-rank-5"
+    assert released["created_at"].startswith("2026-11-24T18:00:05")  # the event's time: a replay builds the same
+    assert released["body"].endswith("\n\nAnd 2 more ranking changes since 2026-11-24 18:00 UTC.")
+    assert released["data"]["folded"]["source_event_ids"] == ["cup-w-rank-3", "cup-w-rank-4"]
+    await asyncio.sleep(3)  # ticks keep running: a second release would show up now
+    assert len(of(await deliveries(settings), "w1")) == 4
+    assert metric(worker.url, 'crownstream_notification_held_total{mode="throttled"}') == 3

@@ -91,6 +91,7 @@ class Harness:
             "directory": (notifications_users, "directory"),
             "digests": (notifications_users, "digests"),
             "deferred": (notifications_users, "deferred"),
+            "throttles": (notifications_users, "throttles"),
             "team_members": (audiences, "team_members"),
             "tournament_teams": (audiences, "tournament_teams"),
         }

@@ -7,6 +7,7 @@ each asking for an early commit; one user's failure dead-letters that user's sha
 from __future__ import annotations
 
 import json
+from datetime import datetime, timedelta
 from types import SimpleNamespace
 from unittest import mock
 
@@ -244,3 +245,44 @@ def test_to_users_splits_a_large_partition_into_bounded_records():
     assert sorted(u for r, _p in records for u in r["users"]) == sorted(users)
     for record, partition in records:
         assert {partition_for(u, USER_PARTITIONS) for u in record["users"]} == {partition}
+
+
+def test_a_throttled_type_folds_past_its_limit_on_push_channels_while_the_digest_keeps_every_item():
+    """achievement.earned: 3 per user (and tournament) an hour. In-app goes out at once, so it is throttled; the
+    user's email takes achievements in the digest, which holds all five. What nothing followed is released by the
+    timer's op: the newest folded one, carrying the other, once its window has room (on the notification clock)."""
+    prefs = {
+        "contact": {"email": "u1@ex.org"},
+        "digest": {"enabled": True, "types": ["achievement.earned"]},
+    }
+
+    async def go():
+        with Harness() as h:
+            await h.feed(PREFERENCES.full_name(), raw(example("preferences.updated", user_id="u1", preferences=prefs)))
+            for n in range(5):
+                event = example("achievement.earned", event_id=f"ach-{n}", user_id="u1", achievement=f"A{n}")
+                await h.feed(PLATFORM, raw(event))
+            assert not await h.drain()
+            burst = requests(h)
+            digest_items = [i["source_event_id"] for i in h.tables["digests"]["u1"]["items"]["email"]]
+            [state] = h.tables["throttles"]["u1"].values()
+            h.deliveries.clear()
+            due = datetime.fromisoformat(state["release_after"])
+            await notifications_users.release_throttled("u1", due - timedelta(seconds=1))
+            early = list(h.deliveries)
+            await notifications_users.release_throttled("u1", due)
+            released = [orjson.loads(v) for _channel, v in h.deliveries]
+            await notifications_users.release_throttled("u1", due)  # a duplicate tick: nothing more
+            return burst, digest_items, early, released, h
+
+    burst, digest_items, early, released, h = run(go())
+    assert burst == [("in_app", "u1", f"ach-{n}") for n in range(3)]
+    assert digest_items == [f"ach-{n}" for n in range(5)]
+    assert early == []
+    [request] = released
+    assert (request["channel"], request["source_event_id"]) == ("in_app", "ach-4")
+    assert request["data"]["folded"]["source_event_ids"] == ["ach-3"]
+    assert request["body"].endswith("And 1 more achievement since 2026-11-24 18:00 UTC.")
+    assert len(h.deliveries) == 1
+    [state] = h.tables["throttles"]["u1"].values()
+    assert state["held"] is None
