@@ -82,7 +82,7 @@ NOTIFICATION_NO_AUDIENCE = Counter(
 )
 NOTIFICATION_HELD = Counter(
     "crownstream_notification_held_total",
-    "Notifications held for a digest or until quiet hours end.",
+    "Notifications held: for a digest, until quiet hours end, or folded by a throttle (mode).",
     ["mode"],
 )
 NOTIFICATION_CLOCK = Gauge(
