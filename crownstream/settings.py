@@ -198,7 +198,7 @@ class Settings(BaseSettings):
     webhook_rate_limit_max_per_second: float = Field(
         1000.0,
         gt=0,
-        description="The highest rate limit an endpoint's owner may set (messages a second; each worker paces alone).",
+        description="The highest rate limit an endpoint's owner may set, in messages a second (the lowest is 0.01).",
     )
     webhook_disable_after_s: float = Field(
         5 * 24 * 3600.0, gt=0, description="An endpoint failing without a success for this long is disabled."

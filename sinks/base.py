@@ -29,6 +29,7 @@ from crownstream.schemas.deliveries import DeliveryRequest
 from crownstream.settings import Settings
 from crownstream.sinks.circuit import Circuits
 from crownstream.sinks.ledger import Claimed, Ledger, Outcome, describe_db_error, is_transient, ledger_row
+from crownstream.sinks.pacing_owner import PaceOwnership
 from crownstream.sinks.rate_limit import RateLimits
 from crownstream.sinks.retry import retry_policy
 from crownstream.sinks.switches import is_paused
@@ -135,6 +136,8 @@ class Dispatcher:
         self._paused_checked = float("-inf")
         self._pacing = RateLimits()
         self._rates: Mapping[str, float] = {}
+        # Pacing is per worker: one worker at a time sends to a limited destination (sinks/pacing_owner.py).
+        self._pace_owner = PaceOwnership(self.ledger.engine, settings.sink_poll_interval_s)
         # The labelled metrics of this channel, looked up once: a labels() lookup per delivery (two of them, each
         # taking the metric's lock) was a measurable part of a webhook's CPU time.
         self._policy = retry_policy(sink.channel, settings)
@@ -184,6 +187,7 @@ class Dispatcher:
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self._pace_owner.close()  # another worker may pace this one's rate-limited destinations now
 
     async def _claim_loop(self) -> None:
         s = self.settings
@@ -209,7 +213,8 @@ class Dispatcher:
                 if self._circuits is not None:
                     saturated += self._circuits.open_targets(time.monotonic())
                 saturated += await self.sink.held_targets()
-                self._rates = await self.sink.rate_limits()
+                self._rates, elsewhere = await self._paced_here()
+                saturated += elsewhere
                 saturated += self._pacing.limited(time.monotonic(), self._rates)
                 claimed = await self.ledger.claim(
                     self.sink.channel, min(room, s.sink_claim_batch), s.sink_lease_s, skip_targets=saturated
@@ -259,6 +264,15 @@ class Dispatcher:
                         await self._wake.wait()
                 except TimeoutError:
                     pass
+
+    async def _paced_here(self) -> tuple[Mapping[str, float], list[str]]:
+        """The rate limits this worker paces — of the destinations limited now, those it holds the lock of — and the
+        limited destinations it leaves out of its claims (another worker delivers to them, at their rate)."""
+        rates = await self.sink.rate_limits()
+        if not rates and not self._pace_owner.holding():
+            return rates, []
+        owned = await self._pace_owner.owned(rates)
+        return {t: r for t, r in rates.items() if t in owned}, [t for t in rates if t not in owned]
 
     async def _channel_paused(self) -> bool:
         """The operator's switch (sinks/switches.py), read at most once per poll interval. Unreadable (PostgreSQL

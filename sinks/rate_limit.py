@@ -13,7 +13,8 @@ The dispatcher (sinks/base.py) asks before each send, with its own clock:
   fails), due at a slot of its own after every slot already handed out, so a backlog comes back one delivery per
   slot instead of all at once (each handed-back row is rewritten once, not once per slot).
 
-Pure and per worker, as circuits are: with W workers sending to one endpoint it may receive up to W x rate.
+Pure, and kept in each worker's memory: one worker at a time delivers to a limited endpoint (the holder of its
+advisory lock, sinks/pacing_owner.py), so W workers do not let W x its rate through.
 """
 
 from __future__ import annotations

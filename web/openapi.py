@@ -296,7 +296,7 @@ SCHEMAS: dict[str, Any] = {
             "enabled": {"type": "boolean"},
             "rate_limit_per_second": {
                 "type": ["number", "null"],
-                "description": "At most this many deliveries a second (each worker paces alone); null: no limit.",
+                "description": "At most this many deliveries a second, cluster-wide; null: no limit.",
             },
             "signature_scheme": {
                 "type": "string",
@@ -719,8 +719,8 @@ OPERATIONS: dict[str, dict[str, dict[str, Any]]] = {
             "summary": "Limit deliveries to the endpoint to so many a second; the rest wait (none fails or spends an "
             "attempt)",
             "tags": ["webhooks"],
-            "description": "Each worker paces on its own: with W workers delivering, the endpoint may see up to W "
-            "times the rate.",
+            "description": "Cluster-wide: one worker at a time delivers to a limited endpoint. A changed limit "
+            "applies within the workers' poll interval; deliveries waiting under the old one are paced anew.",
             "requestBody": {
                 "required": True,
                 "content": {

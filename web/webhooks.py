@@ -156,8 +156,8 @@ class RotateSecret(View):
 
 @app.page("/webhooks/{endpoint_id}/rate-limit")
 class EndpointRateLimit(View):
-    """The owner's rate limit: deliveries over it wait in the ledger (none fails or spends an attempt). Each worker
-    paces on its own, so with W workers sending an endpoint may see up to W times the rate."""
+    """The owner's rate limit: deliveries over it wait in the ledger (none fails or spends an attempt). It holds for
+    the whole cluster: one worker at a time delivers to a limited endpoint (sinks/pacing_owner.py)."""
 
     @access(USER, owner=endpoint_owner)
     async def put(self, request: Request, endpoint_id: str) -> Response:

@@ -475,3 +475,43 @@ async def test_raising_a_limit_paces_the_waiting_backlog_anew(engine, database_u
         assert not await set_rate_limit(engine, "0" * 32, 1.0)  # no such endpoint
         with pytest.raises(ValueError, match="messages a second"):
             await set_rate_limit(engine, endpoint.id, 0.0)
+
+
+async def test_two_workers_keep_an_endpoint_to_its_rate_and_the_other_takes_over(engine, database_url):
+    """Pacing is kept in memory, so one worker at a time delivers to a limited endpoint (the holder of its advisory
+    lock): two workers together still send no more than its 4 a second, not 8. When the holder stops, the other
+    takes the endpoint over."""
+    with WebhookReceiver() as receiver:
+        endpoint, secret = await create_endpoint(
+            engine, "pair", "http://x", allow_private=True, rate_limit_per_second=4
+        )
+        free, free_secret = await create_endpoint(engine, "single", "http://x", allow_private=True)
+        await point(engine, endpoint.id, receiver.add("pair", secret))
+        await point(engine, free.id, receiver.add("single", free_secret))
+        settings = fast(database_url)
+        a = SinkRun(WebhookSink(settings, Ledger(engine, "worker-a")), settings)
+        b = SinkRun(WebhookSink(settings, Ledger(engine, "worker-b")), settings)
+        async with a, b:
+            # Faster than the limit, and to both workers in turn: each finds fresh rows to claim.
+            for i in range(12):
+                run = (a, b)[i % 2]
+                await run.sink.accept([make_request(i, "webhook", "pair"), make_request(i, "webhook", "single")])
+                await run.sink.flush()
+                await asyncio.sleep(0.05)
+            await eventually(lambda: len(receiver.successes_by_id("pair")) == 12, timeout=30, what="twelve paced")
+            first = receiver.arrivals("pair")
+            assert first[-1] - first[0] >= 11 / 4 * 0.9, first
+            assert most_in_a_second(first) <= 5, first
+            # Exactly one of them delivers to it (the unlimited endpoint is anybody's).
+            holders = [run for run in (a, b) if run.dispatcher._pace_owner.holding()]
+            assert len(holders) == 1
+            holder, other = holders[0], (b if holders[0] is a else a)
+            await holder.__aexit__(None, None, None)  # the holder stops: its session and its locks go
+            await other.sink.accept([make_request(100 + i, "webhook", "pair") for i in range(4)])
+            await other.sink.flush()
+            await eventually(lambda: len(receiver.successes_by_id("pair")) == 16, timeout=30, what="taken over")
+            assert other.dispatcher._pace_owner.holding()
+            await holder.__aenter__()  # started again for the exit stack of `async with`
+        later = receiver.arrivals("pair")[12:]
+        assert later[-1] - later[0] >= 3 / 4 * 0.9, later
+        assert a.dead == b.dead == [] and set(receiver.successes_by_id().values()) == {1}
