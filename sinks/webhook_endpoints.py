@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -22,7 +22,8 @@ class Endpoint:
     id: str
     user_id: str
     url: str
-    secrets: tuple[str, ...]
+    # Signing keys (whsec_ secrets, whsk_ private keys): out of the repr, so no log line or traceback shows them.
+    secrets: tuple[str, ...] = field(repr=False)
     event_types: tuple[str, ...]
     enabled: bool
     failing_since: datetime | None

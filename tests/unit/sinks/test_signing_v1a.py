@@ -126,6 +126,7 @@ def test_private_keys_never_show():
     )
     public = repr(endpoint.public())
     assert raw not in public and "whsec_" not in public
+    assert raw not in repr(endpoint) and "whsec_" not in repr(endpoint) and "e1" in repr(endpoint)
     assert endpoint.public()["public_keys"] == [public_key_of(private)]
     # After the grace window the old key no longer signs and its public key is no longer listed.
     rotated = replace(endpoint, secrets=(generate_key("v1a"), private), previous_secrets_until=NOW)
