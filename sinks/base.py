@@ -136,7 +136,8 @@ class Dispatcher:
         self._paused_checked = float("-inf")
         self._pacing = RateLimits()
         self._rates: Mapping[str, float] = {}
-        # Pacing is per worker: one worker at a time sends to a limited destination (sinks/pacing_owner.py).
+        # Pacing state is this worker's own, so one worker at a time sends to a limited destination: the holder of
+        # its lock (sinks/pacing_owner.py); the others leave it out of their claims.
         self._pace_owner = PaceOwnership(self.ledger.engine, settings.sink_poll_interval_s)
         # The labelled metrics of this channel, looked up once: a labels() lookup per delivery (two of them, each
         # taking the metric's lock) was a measurable part of a webhook's CPU time.
