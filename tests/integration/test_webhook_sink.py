@@ -515,3 +515,37 @@ async def test_two_workers_keep_an_endpoint_to_its_rate_and_the_other_takes_over
         later = receiver.arrivals("pair")[12:]
         assert later[-1] - later[0] >= 3 / 4 * 0.9, later
         assert a.dead == b.dead == [] and set(receiver.successes_by_id().values()) == {1}
+
+
+async def test_a_worker_whose_pacing_session_is_killed_takes_the_endpoint_again(engine, database_url):
+    """PostgreSQL ends the session holding a limited endpoint's lock (a restart, an operator's
+    pg_terminate_backend): the worker notices at its next poll, lets the endpoint wait, takes the lock again on a
+    fresh session, and delivers the rest — still paced, none lost or failed."""
+    from crownstream.sinks.pacing_owner import LOCK_NAMESPACE
+
+    async def lock_holders() -> list[int]:
+        async with engine.connect() as conn:
+            query = "SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND classid = :ns AND granted"
+            return list((await conn.execute(text(query), {"ns": LOCK_NAMESPACE})).scalars())
+
+    with WebhookReceiver() as receiver:
+        endpoint, secret = await create_endpoint(
+            engine, "kill", "http://x", allow_private=True, rate_limit_per_second=5
+        )
+        await point(engine, endpoint.id, receiver.add("kill", secret))
+        async with Run(fast(database_url), engine) as run:
+            await run.sink.accept([make_request(i, "webhook", "kill") for i in range(4)])
+            await run.sink.flush()
+            await eventually(lambda: len(receiver.successes_by_id("kill")) == 4, timeout=30, what="the first four")
+            [pid] = await lock_holders()
+            async with engine.connect() as conn:
+                assert (await conn.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})).scalar_one()
+            await run.sink.accept([make_request(10 + i, "webhook", "kill") for i in range(6)])
+            await run.sink.flush()
+            await eventually(lambda: len(receiver.successes_by_id("kill")) == 10, timeout=30, what="the other six")
+            [again] = await lock_holders()
+            assert again != pid  # a fresh session holds it
+        later = receiver.arrivals("kill")[4:]
+        assert later[-1] - later[0] >= 5 / 5 * 0.9 and most_in_a_second(later) <= 6, later
+        assert run.dead == [] and set(receiver.successes_by_id().values()) == {1}
+        assert await lock_holders() == []  # released when the dispatcher stopped
