@@ -117,6 +117,7 @@ def _protected_requests(doc: dict, endpoint_id: str) -> list[tuple[str, str, str
         ("post", "/users/{user_id}/webhooks"): {"url": "http://127.0.0.1:9/alice-hook"},
         ("post", "/tournaments/{tournament_id}/overrides"): {"stage_id": "s"},  # authorised, then 422
         ("post", "/webhooks/{endpoint_id}/recover"): {"since": "2026-01-01T00:00:00Z"},
+        ("put", "/webhooks/{endpoint_id}/rate-limit"): {"per_second": 5},
     }
     values = {
         "user_id": "alice",

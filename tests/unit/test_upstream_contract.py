@@ -450,6 +450,7 @@ CONTRACT: list[Use] = [
     Use("P", "faust.web:View", "get", "override", ("request", "kwargs"), "coro"),
     Use("P", "faust.web:View", "post", "override", ("request", "kwargs"), "coro"),
     Use("P", "faust.web:View", "put", "override", ("request", "kwargs"), "coro"),
+    Use("P", "faust.web:View", "delete", "override", ("request", "kwargs"), "coro"),
 ]
 
 #: Underscore names our code reads that belong to no faust / aiokafka / mode object (the guard below skips them).
