@@ -12,6 +12,7 @@ import os
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
+from bench import circuit as circuit_bench
 from bench import latency as latency_bench
 from bench import naive_faust_row, notifications, producer_api, raw_consume
 from bench import rebalance as rebalance_bench
@@ -74,6 +75,7 @@ SECTIONS: dict[str, Callable[[Context], Awaitable[list[Row]]]] = {
     "standings": lambda ctx: standings_bench.run(ctx.run_id, ctx.events),
     "latency": lambda ctx: latency_bench.section(ctx.run_id),
     "rebalance": lambda ctx: rebalance_bench.section(ctx.run_id),
+    "circuit": lambda ctx: circuit_bench.run(),
 }
 
 
