@@ -147,6 +147,7 @@ class Dispatcher:
             if sink.circuit_breaker
             else None
         )
+        self._deferrals: dict[str, float] = {}  # destination -> when its open circuit lets a probe go (monotonic)
         self._seconds = DELIVERY_SECONDS.labels(sink.channel)
         self._outcomes = {
             status: DELIVERIES_TOTAL.labels(sink.channel, status) for status in ("sent", "failed", "dead")
@@ -209,6 +210,7 @@ class Dispatcher:
                 self._room.clear()
                 await self._room.wait()
                 continue
+            await self._defer_open()
             try:
                 saturated = [t for t, n in self._per_target.items() if n >= s.sink_max_in_flight_per_target]
                 if self._circuits is not None:
@@ -366,6 +368,22 @@ class Dispatcher:
         if self._results.qsize() >= RECORD_BATCH_TARGET:
             self._batch_full.set()
 
+    async def _defer_open(self) -> None:
+        """Destinations whose circuit opened since the last claim: their waiting deliveries become due when the
+        probe may go, in one statement each, so that no claim steps past them meanwhile (a healthy endpoint's p99
+        rose 10-20x beside a dead one with 10,000 queued: bench ``circuit``). Best effort: if PostgreSQL is away,
+        the claims skip them as before."""
+        while self._deferrals:
+            target_key, until = self._deferrals.popitem()
+            wait = until - time.monotonic()
+            if wait <= 0:
+                continue
+            try:
+                await self.ledger.defer_destination(self.sink.channel, target_key, wait)
+            except Exception as exc:
+                log.warning("could not defer a failing destination's deliveries", extra={"error": repr(exc)})
+                return
+
     def _note_circuit(self, target_key: str, outcome: Outcome) -> None:
         assert self._circuits is not None
         if outcome.status == "sent":
@@ -378,6 +396,9 @@ class Dispatcher:
                 self._circuits.hold(target_key, now + outcome.retry_in)
                 opened = True
             if opened:
+                until = self._circuits.open_until(target_key)
+                if until is not None:
+                    self._deferrals[target_key] = until  # its waiting rows moved past the claims (_defer_open)
                 log.info(
                     "destination failing or asking to wait: its circuit is open, one probe per interval",
                     # A digest, not the key: a Discord webhook's key is its URL, which holds the webhook's token.

@@ -63,6 +63,11 @@ class Circuits:
         state.open_until = max(state.open_until or 0.0, until)
         state.probing = False
 
+    def open_until(self, target: str) -> float | None:
+        """When the open circuit of ``target`` lets its next probe go (None: closed)."""
+        state = self._states.get(target)
+        return None if state is None else state.open_until
+
     def open_targets(self, now: float) -> list[str]:
         """Destinations to leave out of a claim now (open, and no probe due)."""
         return [t for t, s in self._states.items() if s.open_until is not None and (s.probing or now < s.open_until)]

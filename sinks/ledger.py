@@ -187,6 +187,15 @@ UPDATE deliveries AS d
 RETURNING d.dedup_key, d.target, CAST(d.request AS text) AS request, d.attempt_count, due.was
 """)
 
+_DEFER_DESTINATION = text("""
+UPDATE deliveries
+   SET next_attempt_at = now() + make_interval(secs => :wait), updated_at = now()
+ WHERE channel = :channel
+   AND state IN ('pending', 'failed')
+   AND next_attempt_at < now() + make_interval(secs => :wait)
+   AND (target = :dest OR request #>> '{contact,discord_webhook_url}' = :dest)
+""")
+
 # Outcomes are recorded set-based: one statement per kind for a whole batch, its rows as one array per column
 # (unnest), where an executemany of single-row UPDATEs cost PostgreSQL a statement execution per delivery and
 # the client a round of parameter encoding per row. Each row's conditions are the single-row statement's.
@@ -307,6 +316,16 @@ class Ledger:
             """),
                 {"keys": [r["dedup_key"] for r in rows], "targets": [r["target"] for r in rows]},
             )
+            return result.rowcount
+
+    async def defer_destination(self, channel: str, destination: str, wait_s: float) -> int:
+        """Every waiting delivery of ``channel`` to ``destination`` (a webhook endpoint's id, or a Discord webhook's
+        URL, which Discord rows carry in their request) due within ``wait_s``: due in ``wait_s`` instead. Its
+        circuit is open: left due, those rows sat at the head of every claim's scan, which stepped past them —
+        thousands, behind a dead endpoint — before reaching a healthy destination's rows. Their attempts are
+        kept. Returns how many rows were moved."""
+        async with self.engine.begin() as conn:
+            result = await conn.execute(_DEFER_DESTINATION, {"channel": channel, "dest": destination, "wait": wait_s})
             return result.rowcount
 
     async def claim(self, channel: str, limit: int, lease_s: float, skip_targets: Sequence[str] = ()) -> list[Claimed]:
