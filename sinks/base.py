@@ -49,6 +49,8 @@ SLOW_DOWN = frozenset({429, 502, 503, 504})
 RECORD_LINGER_S = 0.05
 RECORD_BATCH_TARGET = 256
 RECORD_BATCH_MAX = 1000
+# While a destination's circuit stays open, its waiting deliveries are moved past the claims at most this often.
+DEFER_REPEAT_S = 1.0
 # Put on the outcome queue by stop(), after the last outcome: the record loop records what came before and ends.
 _DRAINED: Any = object()
 # Pacing (rate-limited destinations, sinks/rate_limit.py). A claimed delivery whose slot is at most PACE_HOLD_S off
@@ -147,7 +149,7 @@ class Dispatcher:
             if sink.circuit_breaker
             else None
         )
-        self._deferrals: dict[str, float] = {}  # destination -> when its open circuit lets a probe go (monotonic)
+        self._deferrals: dict[str, float] = {}  # open destination -> when its rows were last deferred (monotonic)
         self._seconds = DELIVERY_SECONDS.labels(sink.channel)
         self._outcomes = {
             status: DELIVERIES_TOTAL.labels(sink.channel, status) for status in ("sent", "failed", "dead")
@@ -210,7 +212,8 @@ class Dispatcher:
                 self._room.clear()
                 await self._room.wait()
                 continue
-            await self._defer_open()
+            if self._deferrals:
+                await self._defer_open()
             try:
                 saturated = [t for t, n in self._per_target.items() if n >= s.sink_max_in_flight_per_target]
                 if self._circuits is not None:
@@ -369,17 +372,23 @@ class Dispatcher:
             self._batch_full.set()
 
     async def _defer_open(self) -> None:
-        """Destinations whose circuit opened since the last claim: their waiting deliveries become due when the
-        probe may go, in one statement each, so that no claim steps past them meanwhile (a healthy endpoint's p99
-        rose 10-20x beside a dead one with 10,000 queued: bench ``circuit``). Best effort: if PostgreSQL is away,
-        the claims skip them as before."""
-        while self._deferrals:
-            target_key, until = self._deferrals.popitem()
-            wait = until - time.monotonic()
-            if wait <= 0:
+        """Destinations whose circuit is open: their waiting deliveries become due when the probe may go, in one
+        statement each, so that no claim steps past them meanwhile (a healthy endpoint's p99 rose 10-20x beside a
+        dead one with 10,000 queued: bench ``circuit``). Repeated at most once a second while the circuit stays
+        open: deliveries accepted since, or handed back by sends that were in flight, are due again. Best effort:
+        if PostgreSQL is away, the claims skip them as before."""
+        assert self._circuits is not None
+        now = time.monotonic()
+        for target_key, last in list(self._deferrals.items()):
+            until = self._circuits.open_until(target_key)
+            if until is None or until <= now:
+                del self._deferrals[target_key]  # closed, or its probe may go: nothing to hold back
                 continue
+            if now - last < DEFER_REPEAT_S:
+                continue
+            self._deferrals[target_key] = now
             try:
-                await self.ledger.defer_destination(self.sink.channel, target_key, wait)
+                await self.ledger.defer_destination(self.sink.channel, target_key, until - now)
             except Exception as exc:
                 log.warning("could not defer a failing destination's deliveries", extra={"error": repr(exc)})
                 return
@@ -396,9 +405,7 @@ class Dispatcher:
                 self._circuits.hold(target_key, now + outcome.retry_in)
                 opened = True
             if opened:
-                until = self._circuits.open_until(target_key)
-                if until is not None:
-                    self._deferrals[target_key] = until  # its waiting rows moved past the claims (_defer_open)
+                self._deferrals[target_key] = float("-inf")  # its waiting rows moved past the claims (_defer_open)
                 log.info(
                     "destination failing or asking to wait: its circuit is open, one probe per interval",
                     # A digest, not the key: a Discord webhook's key is its URL, which holds the webhook's token.

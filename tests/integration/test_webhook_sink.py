@@ -187,6 +187,46 @@ async def test_a_dead_endpoint_gets_one_probe_per_interval_and_never_delays_a_he
         assert attempts <= 8  # the deliveries waiting for the probe kept their attempts
 
 
+async def test_an_open_circuit_moves_its_destinations_waiting_deliveries_out_of_the_claims(engine, database_url):
+    """When a circuit opens, the dead endpoint's waiting deliveries become due at the probe time (one statement),
+    so claims no longer step past them; a healthy endpoint's deliveries are left as they are."""
+    with WebhookReceiver() as receiver:
+        bad, bad_secret = await create_endpoint(engine, "bad", "http://x", allow_private=True)
+        await point(engine, bad.id, receiver.add("bad", bad_secret, always_fail=True))
+        settings = fast(
+            database_url, sink_max_in_flight_per_target=2, sink_circuit_failures=2, sink_circuit_open_s=30.0
+        ).model_copy(update={"sink_circuit_open_max_s": 30.0, "sink_max_attempts": 1000})
+        async with Run(settings, engine) as run:
+            await run.sink.accept([make_request(i, "webhook", "bad") for i in range(300)])
+            await run.sink.flush()
+
+            async def due_now() -> int:
+                async with engine.connect() as conn:
+                    return (
+                        await conn.execute(
+                            text(
+                                "SELECT count(*) FROM deliveries WHERE target = :t AND state IN ('pending', 'failed') "
+                                "AND next_attempt_at <= now()"
+                            ),
+                            {"t": bad.id},
+                        )
+                    ).scalar_one()
+
+            await eventually(lambda: sum(receiver.received["bad"].raw.values()) >= 2, timeout=20, what="failures")
+            await eventually(lambda: _zero(due_now()), timeout=10, what="the waiting deliveries moved")
+        async with engine.connect() as conn:
+            untouched = (
+                await conn.execute(
+                    text("SELECT count(*) FROM deliveries WHERE target = :t AND attempt_count = 0"), {"t": bad.id}
+                )
+            ).scalar_one()
+        assert untouched >= 290  # moved, not attempted: they keep their attempts for after the probe
+
+
+async def _zero(count) -> bool:
+    return await count == 0
+
+
 async def test_a_retry_after_slows_the_whole_endpoint_down(engine, database_url):
     with WebhookReceiver() as receiver:
         endpoint, secret = await create_endpoint(engine, "busy", "http://x", allow_private=True)
