@@ -274,8 +274,31 @@ async def delivered_once(
     assert receiver.bad_signatures() == 0
     feed = await feed_keys(engine)
     assert set(feed) == set(requested["in_app"]) and max(feed.values()) == 1
-    assert discord.count() == len(requested["discord"])
+    # Discord webhooks take no idempotency key, so the one re-send the design allows — a send whose worker died
+    # (kill -9) before recording it, re-sent after its lease — is a second message there. It is allowed only for a
+    # row whose ledger shows exactly that: a claim (attempt_count) with no recorded attempt.
+    unrecorded = await unrecorded_attempts(engine, "discord")
+    extra = discord.count() - len(requested["discord"])
+    assert 0 <= extra <= unrecorded, (
+        f"{discord.count()} Discord messages for {len(requested['discord'])} requests; "
+        f"{unrecorded} Discord sends were claimed by a worker that died before recording them"
+    )
     return {
         "email": sum(n - 1 for n in smtp.by_message_id.values() if n > 1),
         "webhook": sum(n - 1 for n in receiver.successes_by_id().values() if n > 1),
+        "discord": extra,
     }
+
+
+async def unrecorded_attempts(engine, channel: str) -> int:
+    """Attempts of ``channel`` claimed but never recorded (the claiming worker died mid-send), over all rows."""
+    async with engine.connect() as conn:
+        return (
+            await conn.execute(
+                text(
+                    "SELECT coalesce(sum(attempt_count - jsonb_array_length(attempts)), 0) FROM deliveries "
+                    "WHERE channel = :c AND attempt_count > jsonb_array_length(attempts)"
+                ),
+                {"c": channel},
+            )
+        ).scalar_one()
