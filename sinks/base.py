@@ -215,7 +215,7 @@ class Dispatcher:
             if self._deferrals:
                 await self._defer_open()
             try:
-                saturated = [t for t, n in self._per_target.items() if n >= s.sink_max_in_flight_per_target]
+                saturated = [t for t, n in self._per_target.items() if n >= self._cap(t)]
                 if self._circuits is not None:
                     saturated += self._circuits.open_targets(time.monotonic())
                 saturated += await self.sink.held_targets()
@@ -235,9 +235,10 @@ class Dispatcher:
                 if item.reclaimed:
                     DELIVERY_RECLAIMS.labels(self.sink.channel).inc()
                 key = self.sink.target_of(item)
-                if self._per_target.get(key, 0) >= s.sink_max_in_flight_per_target:
-                    # One slow destination must not take every slot: hand the row back, unattempted.
-                    self._results.put_nowait((item, Outcome.deferred(s.sink_poll_interval_s)))
+                if self._per_target.get(key, 0) >= self._cap(key):
+                    # One slow destination must not take every slot: hand the row back, unattempted. Due again at
+                    # once: the claims leave the destination out while it is full, and a freed slot wakes them.
+                    self._results.put_nowait((item, Outcome.deferred(0.0)))
                     continue
                 now = time.monotonic()
                 rate = self._rates.get(key)
@@ -331,7 +332,7 @@ class Dispatcher:
                 self._per_target[target_key] = left
             else:
                 self._per_target.pop(target_key, None)
-            if left == self.settings.sink_max_in_flight_per_target - 1:
+            if left == self._cap(target_key) - 1:
                 self._wake.set()  # the claim skipped this destination's due rows; they may go now
         elapsed = time.perf_counter() - started
         self._seconds.observe(elapsed)
@@ -370,6 +371,15 @@ class Dispatcher:
         self._results.put_nowait((item, outcome))
         if self._results.qsize() >= RECORD_BATCH_TARGET:
             self._batch_full.set()
+
+    def _cap(self, target_key: str) -> int:
+        """Sends one destination may have in flight: the setting, or — until it has answered with a success since
+        its last failure — no more than the failures that open its circuit (circuit.Circuits.proven): a dead
+        endpoint's first wave was the whole per-destination concurrency (64 refused sends in bench ``circuit``)."""
+        full = self.settings.sink_max_in_flight_per_target
+        if self._circuits is None or self._circuits.proven(target_key):
+            return full
+        return min(full, self.settings.sink_circuit_failures)
 
     async def _defer_open(self) -> None:
         """Destinations whose circuit is open: their waiting deliveries become due when the probe may go, in one

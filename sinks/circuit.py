@@ -23,6 +23,7 @@ class Circuits:
         self.open_s = open_s
         self.open_max_s = open_max_s
         self._states: dict[str, _State] = {}
+        self._proven: set[str] = set()  # answered with a success since their last failure
 
     def wait_s(self, target: str, now: float) -> float:
         """0: send now (closed, or this send is the probe of an open circuit whose interval passed); otherwise how
@@ -39,9 +40,17 @@ class Circuits:
 
     def succeeded(self, target: str) -> None:
         self._states.pop(target, None)
+        self._proven.add(target)
+
+    def proven(self, target: str) -> bool:
+        """Whether ``target`` answered with a success since its last failure (in this worker): until then it gets at
+        most ``failures_to_open`` sends at a time, so that a dead destination costs that many attempts before its
+        circuit opens, not a whole first wave of the per-destination concurrency."""
+        return target in self._proven
 
     def failed(self, target: str, now: float) -> bool:
         """Record a failed attempt; True when it opened (or kept open) the circuit."""
+        self._proven.discard(target)
         state = self._states.setdefault(target, _State())
         state.failures += 1
         if state.open_until is not None:  # a failed probe: wait longer

@@ -187,14 +187,19 @@ UPDATE deliveries AS d
 RETURNING d.dedup_key, d.target, CAST(d.request AS text) AS request, d.attempt_count, due.was
 """)
 
-_DEFER_DESTINATION = text("""
+_DEFER_DESTINATION = """
 UPDATE deliveries
    SET next_attempt_at = now() + make_interval(secs => :wait), updated_at = now()
  WHERE channel = :channel
    AND state IN ('pending', 'failed')
    AND next_attempt_at < now() + make_interval(secs => :wait)
-   AND (target = :dest OR request #>> '{contact,discord_webhook_url}' = :dest)
-""")
+   AND {destination}
+"""
+# A webhook delivery's destination is its row's target (the endpoint); a Discord one's is the URL in its request.
+_DEFER_BY_TARGET = text(_DEFER_DESTINATION.format(destination="target = :dest"))
+_DEFER_BY_DISCORD_URL = text(
+    _DEFER_DESTINATION.format(destination="request #>> '{contact,discord_webhook_url}' = :dest")
+)
 
 # Outcomes are recorded set-based: one statement per kind for a whole batch, its rows as one array per column
 # (unnest), where an executemany of single-row UPDATEs cost PostgreSQL a statement execution per delivery and
@@ -323,9 +328,11 @@ class Ledger:
         URL, which Discord rows carry in their request) due within ``wait_s``: due in ``wait_s`` instead. Its
         circuit is open: left due, those rows sat at the head of every claim's scan, which stepped past them —
         thousands, behind a dead endpoint — before reaching a healthy destination's rows. Their attempts are
-        kept. Returns how many rows were moved."""
+        kept. One statement for all of them: in chunks, the claims between chunks stepped past the rows not yet
+        moved (bench ``circuit``: claims 8 ms instead of 3). Returns how many rows were moved."""
         async with self.engine.begin() as conn:
-            result = await conn.execute(_DEFER_DESTINATION, {"channel": channel, "dest": destination, "wait": wait_s})
+            statement = _DEFER_BY_DISCORD_URL if channel == "discord" else _DEFER_BY_TARGET
+            result = await conn.execute(statement, {"channel": channel, "dest": destination, "wait": wait_s})
             return result.rowcount
 
     async def claim(self, channel: str, limit: int, lease_s: float, skip_targets: Sequence[str] = ()) -> list[Claimed]:

@@ -473,3 +473,16 @@ def test_discord_retry_after_from_body_or_headers_parsed_safely():
         httpx.Headers({"x-ratelimit-remaining": "99999999999999999999", "x-ratelimit-reset-after": "nan"}), 300.0
     )
     assert bucket.remaining == 0  # unreadable values leave the bucket as it was
+
+
+def test_a_destination_is_proven_by_a_success_and_unproven_by_a_failure():
+    """Until proven, the dispatcher sends a destination no more than the failures that open its circuit at a time
+    (Dispatcher._cap): a dead endpoint's first wave is that, not the whole per-destination concurrency."""
+    circuits = Circuits(failures_to_open=5, open_s=10.0, open_max_s=40.0)
+    assert not circuits.proven("hook")  # never answered yet
+    circuits.succeeded("hook")
+    assert circuits.proven("hook")
+    circuits.failed("hook", now=0.0)
+    assert not circuits.proven("hook")  # one failure: cautious again until the next success
+    circuits.succeeded("hook")
+    assert circuits.proven("hook") and not circuits.proven("other")
