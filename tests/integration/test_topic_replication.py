@@ -37,11 +37,19 @@ def replicated(settings: Settings, kafka_cluster_bootstrap_servers: str):
 
 
 async def describe(bootstrap: str, names: list[str]) -> dict[str, tuple[int, str | None, int | None]]:
-    """Per topic: its replication factor, its min.insync.replicas and where that value comes from."""
+    """Per topic: its replication factor, its min.insync.replicas and where that value comes from.
+
+    A fresh client's metadata comes from whichever broker it asks, and a broker other than the controller can list
+    a just-created topic a moment later (CI of 3c28938: every topic 0 replicas, i.e. not listed yet), so the
+    layouts are read until they hold every name or 10 s have passed."""
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=10_000)
     await admin.start()
     try:
+        deadline = time.monotonic() + 10
         layouts = await topic_layouts(admin)
+        while not set(names) <= layouts.keys() and time.monotonic() < deadline:
+            await asyncio.sleep(0.2)
+            layouts = await topic_layouts(admin)
         responses = await admin.describe_configs([ConfigResource(ConfigResourceType.TOPIC, n, None) for n in names])
         found = {}
         for response in responses:
