@@ -217,11 +217,13 @@ async def gated_batches(app: Any, stream: faust.StreamT[Any], max_events: int) -
                     _run_after(batch)
                 else:
                     await _abandon(app, batch)
+                # Acknowledged before the gate opens: a commit reads the offsets once it holds the gate
+                # (``_Consumer.force_commit``), and must find there every event whose effects its transaction holds.
+                unacked_first = None
+                for event in taken:
+                    await stream.ack(event)
             finally:
                 gates.release(hold)
-            unacked_first = None
-            for event in taken:
-                await stream.ack(event)
     finally:
         if unacked_first is not None:
             # A batch that raised: Faust's iterator acknowledged the event it handed out when it was closed, with

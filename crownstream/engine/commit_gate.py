@@ -11,9 +11,10 @@ emits them again (seen as duplicated ``standings.finalized`` records after a kil
 Reprocessing an event is harmless only if its effects are all or nothing. So per transactional id, events
 are processed *inside* the gate (many at once: several agents may read one partition's topics) and a commit
 waits until none is inside, while new events wait for the commit: committers go first, so a steady stream
-cannot starve them. An event that finished but is not acknowledged yet has all its effects in the
-transaction and its offset in the next one: re-read after a crash, it finds its own effects in the tables
-and does nothing twice.
+cannot starve them. A commit reads the offsets to commit only once it holds the gate (``_Consumer.force_commit``)
+and an event is acknowledged before it leaves the gate, so a transaction's offsets cover every event whose effects
+it holds. Reading them before (Faust's order) committed a batch's outputs with the offsets from before it: re-read
+after a crash, its events emitted them again (delivery requests committed twice upstream, #15, UPSTREAM.md F24).
 
 Why not a reader-writer lock library (aiorwlock): those tie a hold to the task that took it, and an
 event's hold is released by an async generator, whose clean-up runs in another task when the agent raised

@@ -1,7 +1,8 @@
 """The worker's consumer: drops records fetched before their partition's last seek (UPSTREAM.md F8), releases a
 crashed agent's commit-gate holds before faust commits from its task (F3), holds partition resumes back while
 recovery completes (F12), records the offsets a record skipped without the record itself (F20), keeps revoked
-partitions' acknowledged offsets until the revocation's last commit (F21), and runs
+partitions' acknowledged offsets until the revocation's last commit (F21), reads the offsets to commit only once the
+commit gate is held (F24), and runs
 ``consumer_thread._LsoFromBrokerConsumerThread`` (W). Installed as ``transport.CrownstreamTransport.Consumer``
 (UPSTREAM.md W).
 """
@@ -14,10 +15,11 @@ from collections.abc import AsyncIterator, Iterable
 from faust.transport.consumer import CONSUMER_PARTITIONS_REVOKED, RecordMap
 from faust.transport.drivers.aiokafka import Consumer
 from faust.types import TP, Message
+from faust.types.transports import TPorTopicSet
 from faust.utils.tracing import traced_from_parent_span
 from mode import Service
 
-from crownstream.engine.commit_gate import gate_for
+from crownstream.engine.commit_gate import gate_for, input_transactional_id
 from crownstream.engine.consumer_thread import _LsoFromBrokerConsumerThread
 from crownstream.metrics import STALE_RECORDS
 
@@ -90,6 +92,34 @@ class _Consumer(Consumer):
                     self._acked_index.pop(tp, None)
                     self._read_offset.pop(tp, None)
                     self._committed_offset.pop(tp, None)
+
+    async def force_commit(self, topics: TPorTopicSet | None = None, start_new_transaction: bool = True) -> bool:
+        """Faust's, with the offsets to commit read only once the commit gate of every transaction to commit is held.
+
+        Faust reads the acknowledged offsets first (``_filter_committable_offsets``) and commits the transactions
+        after; the gate (``InputPartitionTransactionManager.commit`` entered it there) waited in between for the
+        batches still being processed. Their outputs went into the transaction that commit ended, their offsets,
+        acknowledged while it waited, into the next: traced in an operations run, a ``notification-users``
+        partition's commit read offset 47 at a commit tick, waited for the batch of offsets 50-63, and committed the
+        batch's delivery requests with offset 47. Before the next commit the broker restarted, that commit was lost,
+        and the new owner read 50-63 again and committed their requests a second time (#15, UPSTREAM.md F24). Under
+        the gate no event of these transactions is being processed, so what they hold and the offsets read agree.
+
+        The gates taken are those of the transactions with acknowledged offsets when the commit starts; a partition
+        of another transaction whose first acknowledgement comes while they are being taken waits for the next
+        commit, rather than being committed through a gate not held."""
+        if not self.in_transaction:
+            return bool(await super().force_commit(topics, start_new_transaction=start_new_transaction))
+        tids = {
+            input_transactional_id(self.app, tp) for tp in self._filter_tps_with_pending_acks(topics) if self._acked[tp]
+        }
+        if not tids:
+            return False
+        async with gate_for(self.app).committing(tids):
+            held = {
+                tp for tp in self._filter_tps_with_pending_acks(topics) if input_transactional_id(self.app, tp) in tids
+            }
+            return bool(await super().force_commit(held, start_new_transaction=start_new_transaction))
 
     async def _add_gap(self, tp: TP, offset_from: int, offset_to: int) -> None:
         """The offsets between the last record read and ``offset_to``, the record just read, as a gap: the offsets

@@ -30,7 +30,7 @@ from faust.transport.consumer import TransactionManager
 from faust.transport.drivers.aiokafka import Producer
 from faust.types import TP, EventT, HeadersArg, RecordMetadata
 
-from crownstream.engine.commit_gate import gate_for, input_transactional_id
+from crownstream.engine.commit_gate import input_transactional_id
 from crownstream.engine.errors import NoEventBeingProcessed, NoTransactionalProducer
 from crownstream.engine.producer import usable
 from crownstream.engine.state_repair import repair_for
@@ -120,13 +120,13 @@ class InputPartitionTransactionManager(TransactionManager):
         after a kill -9 the new owner resumes *after* events whose effects it never sees. Draining first
         puts every change of an acknowledged event in the same transaction as its offset.
 
-        The commit gate (crownstream/engine/commit_gate.py) first waits for the events being processed in these
-        partitions, so no transaction ends between two effects of one event.
+        Called under the commit gate of every transaction it commits (``_Consumer.force_commit``, which holds it
+        from before the offsets were read), so no transaction ends between two effects of one event, nor before an
+        event whose effects it holds has its offset in it.
         """
-        async with gate_for(self.app).committing(input_transactional_id(self.app, tp) for tp in offsets):
-            await self.app.producer.flush()
-            await self._reopen_ended_transactions(offsets)
-            return await super().commit(offsets, start_new_transaction=start_new_transaction)
+        await self.app.producer.flush()
+        await self._reopen_ended_transactions(offsets)
+        return await super().commit(offsets, start_new_transaction=start_new_transaction)
 
     async def _reopen_ended_transactions(self, offsets: Iterable[TP]) -> None:
         """Begin a transaction for every producer about to commit offsets outside one.

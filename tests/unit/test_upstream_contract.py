@@ -61,6 +61,7 @@ FIXES = {
     "F22": "a transactional producer looks its coordinator up again after a dropped connection, and one fenced "
     "or failed loses its transaction instead of crashing the worker (coordinator_lookup.py, producer.py)",
     "F23": "RocksDB stores without a full garbage collection per table per rebalance (crownstream/engine/stores.py)",
+    "F24": "a commit reads the offsets to commit only once it holds the commit gate (_Consumer.force_commit)",
     "B1": "micro-batches: a partition's delivered events under one gate hold (crownstream/engine/batches.py)",
     "B2": "the micro-batch write cache in front of every table (crownstream/engine/write_cache.py)",
     "W": "the seams that install the fixes (crownstream/engine/install.py, CrownstreamTransport)",
@@ -257,6 +258,11 @@ CONTRACT: list[Use] = [
     Use("F21", FAUST_CONSUMER, "_read_offset", "attr"),
     Use("F21", FAUST_CONSUMER, "_committed_offset", "attr"),
     Use("F21", "faust.app.base:App", "_start_span_from_rebalancing", "call", ("name",)),
+    # F24 the offsets to commit read under the commit gate
+    Use("F24", FAUST_CONSUMER, "force_commit", "override", ("topics", "start_new_transaction"), "coro"),
+    Use("F24", FAUST_CONSUMER, "force_commit", "source", text="self._filter_tps_with_pending_acks(topics)"),
+    Use("F24", FAUST_CONSUMER, "_commit_tps", "source", text="self._filter_committable_offsets(tps)"),
+    Use("F24", FAUST_CONSUMER, "_filter_tps_with_pending_acks", "call", ("topics",)),
     Use("F8 F15", FAUST_DELEGATE, "_thread", "attr"),
     # F9 standby seek of unknown offsets / unassigned partitions (also stamps seek epochs, F8)
     Use("F9 F8", THREAD, "_seek_wait", "override", ("consumer", "partitions"), "coro"),

@@ -93,6 +93,7 @@ class FakeStream:
                     self.faust_acked.append(current.value)
 
     async def ack(self, event: Any) -> None:
+        await asyncio.sleep(0)  # may suspend: a commit must not get in between the batch and its acknowledgements
         self.acked.append(event.value)
 
 
@@ -190,8 +191,11 @@ async def test_a_commit_waits_for_the_whole_batch_and_the_write_cache_is_active_
     assert ACTIVE.get() is batch.cache
     committed = asyncio.Event()
 
+    acknowledged_at_commit: list[str] = []
+
     async def commit() -> None:
         async with app.gate.committing(["cs-0-0"]):
+            acknowledged_at_commit.extend(stream.acked)  # what the commit reads its offsets from
             committed.set()
 
     committer = asyncio.create_task(commit())
@@ -201,6 +205,7 @@ async def test_a_commit_waits_for_the_whole_batch_and_the_write_cache_is_active_
     stream.more.set()
     await agen.__anext__()  # done with the first batch: the commit goes first, then the next batch
     assert committed.is_set()
+    assert acknowledged_at_commit == ["0:0", "0:1"]  # the whole batch, acknowledged before the gate opened
     await committer
     await agen.aclose()
     assert ACTIVE.get() is None
