@@ -2,7 +2,7 @@
 crashed agent's commit-gate holds before faust commits from its task (F3), holds partition resumes back while
 recovery completes (F12), records the offsets a record skipped without the record itself (F20), keeps revoked
 partitions' acknowledged offsets until the revocation's last commit (F21), reads the offsets to commit only once the
-commit gate is held (F24), and runs
+commit gate is held (F24), wakes its fetch loop when partitions resume (F25), and runs
 ``consumer_thread._LsoFromBrokerConsumerThread`` (W). Installed as ``transport.CrownstreamTransport.Consumer``
 (UPSTREAM.md W).
 """
@@ -10,6 +10,7 @@ commit gate is held (F24), and runs
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import AsyncIterator, Iterable
 
 from faust.transport.consumer import CONSUMER_PARTITIONS_REVOKED, RecordMap
@@ -21,6 +22,7 @@ from mode import Service
 
 from crownstream.engine.commit_gate import gate_for, input_transactional_id
 from crownstream.engine.consumer_thread import _LsoFromBrokerConsumerThread
+from crownstream.engine.state import state_of
 from crownstream.metrics import STALE_RECORDS
 
 
@@ -64,6 +66,14 @@ class _Consumer(Consumer):
             self._deferred_resumes.append(set(tps))
             return
         super().resume_partitions(tps)
+        self._resumed().set()
+
+    def _resumed(self) -> asyncio.Event:
+        """Set by every resume: wakes a fetch loop that found every partition paused (``_wait_next_records``)."""
+        event = self.__dict__.get("_resumed_event")
+        if event is None:
+            event = self.__dict__["_resumed_event"] = asyncio.Event()
+        return event
 
     @Service.transitions_to(CONSUMER_PARTITIONS_REVOKED)
     async def on_partitions_revoked(self, revoked: set[TP]) -> None:
@@ -147,6 +157,26 @@ class _Consumer(Consumer):
         await super().on_task_error(exc)
 
     async def _wait_next_records(self, timeout: float) -> tuple[RecordMap | None, set[TP] | None]:
+        """Faust's, without the two ways it let partitions resumed after a rebalance wait up to a second (F25).
+
+        Faust's fetch loop asks for records with a 1-s timeout, for the partitions active when it asked, and sleeps
+        a whole second when none is active — which is the case throughout a rebalance's recovery, as every
+        partition is paused until it completes. The partitions resumed then waited out that sleep, or a wait for
+        records of the partitions active before (standby changelogs, say): about a second of every rebalance's
+        pause, from "Worker ready" to the first event (1.00 s in every pause of a bench run: the flow resumes before
+        the stream partitions do, so the first wait after a rebalance was for the standby changelogs alone). Here a
+        loop with nothing active waits for the next resume instead, and a wait for records lasts at most the broker's
+        long poll (``CROWNSTREAM_CONSUMER_FETCH_MAX_WAIT_MS``), after which the active partitions are read again."""
+        if not self.app.client_only:
+            if not self.flow_active:  # a rebalance: Faust's own wait, before the active partitions are read
+                await self.wait(self.can_resume_flow)  # type: ignore[arg-type]  # as Faust's: an asyncio.Event
+            resumed = self._resumed()
+            resumed.clear()
+            if not self._get_active_partitions():
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(resumed.wait(), timeout)
+                return {}, set()
+            timeout = min(timeout, state_of(self.app).settings.consumer_fetch_max_wait_ms / 1000)
         records, active_partitions = await super()._wait_next_records(timeout)
         self._batch_epochs = getattr(records, "seek_epochs", None)
         return records, active_partitions

@@ -62,6 +62,7 @@ FIXES = {
     "or failed loses its transaction instead of crashing the worker (coordinator_lookup.py, producer.py)",
     "F23": "RocksDB stores without a full garbage collection per table per rebalance (crownstream/engine/stores.py)",
     "F24": "a commit reads the offsets to commit only once it holds the commit gate (_Consumer.force_commit)",
+    "F25": "the fetch loop wakes when partitions resume, polls at most the long poll (_Consumer._wait_next_records)",
     "B1": "micro-batches: a partition's delivered events under one gate hold (crownstream/engine/batches.py)",
     "B2": "the micro-batch write cache in front of every table (crownstream/engine/write_cache.py)",
     "W": "the seams that install the fixes (crownstream/engine/install.py, CrownstreamTransport)",
@@ -263,6 +264,12 @@ CONTRACT: list[Use] = [
     Use("F24", FAUST_CONSUMER, "force_commit", "source", text="self._filter_tps_with_pending_acks(topics)"),
     Use("F24", FAUST_CONSUMER, "_commit_tps", "source", text="self._filter_committable_offsets(tps)"),
     Use("F24", FAUST_CONSUMER, "_filter_tps_with_pending_acks", "call", ("topics",)),
+    # F25 the fetch loop wakes when partitions resume
+    Use("F25 F8", FAUST_CONSUMER, "_wait_next_records", "override", ("timeout",), "coro"),
+    Use("F25", FAUST_CONSUMER, "_wait_next_records", "source", text="await self.sleep(1)"),
+    Use("F25", FAUST_CONSUMER, "_get_active_partitions", "call", ()),
+    Use("F25 F12", FAUST_CONSUMER, "resume_partitions", "override", ("tps",), "sync"),
+    Use("F25", FAUST_CONSUMER, "flow_active", "attr"),
     Use("F8 F15", FAUST_DELEGATE, "_thread", "attr"),
     # F9 standby seek of unknown offsets / unassigned partitions (also stamps seek epochs, F8)
     Use("F9 F8", THREAD, "_seek_wait", "override", ("consumer", "partitions"), "coro"),

@@ -102,7 +102,8 @@ async def test_the_consumer_delivers_what_was_fetched_after_its_seek_while_perfo
     monkeypatch.setattr(FaustAiokafkaConsumer, "_wait_next_records", wait_next_records)
     monkeypatch.setattr(FaustAiokafkaConsumer, "getmany", faust_getmany)
     consumer = _Consumer.__new__(_Consumer)
-    consumer.app = SimpleNamespace(tables=SimpleNamespace(changelog_topics=set()))
+    # client_only: the fetch loop's own waits (F25, test_fetch_wakeup.py) are left to Faust's, faked above.
+    consumer.app = SimpleNamespace(tables=SimpleNamespace(changelog_topics=set()), client_only=True)
     consumer._thread = SimpleNamespace(seek_epochs=epochs)
 
     seeking = asyncio.create_task(consumer.perform_seek())
