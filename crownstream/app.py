@@ -65,7 +65,7 @@ def create_app(settings: Settings | None = None) -> faust.App:
         table_standby_replicas=settings.table_standby_replicas,
         # Faust's default (60 s) keeps a dead worker's tournaments unanswered for a minute.
         broker_session_timeout=settings.session_timeout_s,
-        broker_heartbeat_interval=min(3.0, settings.session_timeout_s / 3),
+        broker_heartbeat_interval=min(settings.heartbeat_interval_s, settings.session_timeout_s / 3),
         web_host=settings.web_host,
         web_port=settings.web_port,
         web_bind=settings.web_host,

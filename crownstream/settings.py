@@ -121,6 +121,13 @@ class Settings(BaseSettings):
     session_timeout_s: float = Field(
         10.0, gt=0, description="How long the group waits for a silent worker before moving its partitions."
     )
+    heartbeat_interval_s: float = Field(
+        1.0,
+        gt=0,
+        description="How often a worker tells the group it is alive (at most a third of the session timeout). It "
+        "also learns of a rebalance only from a heartbeat's answer, and a rebalance waits for every member to rejoin: "
+        "Faust's 3 s added up to that much to every rebalance's pause.",
+    )
     table_standby_replicas: int = Field(
         1, ge=0, description="Standby replicas of each table partition, for fast failover."
     )
