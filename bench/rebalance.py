@@ -14,7 +14,9 @@ connection.
 from __future__ import annotations
 
 import asyncio
+import os
 import re
+import shutil
 import tempfile
 import time
 from pathlib import Path
@@ -27,14 +29,29 @@ from crownstream.sinks import db
 from crownstream.streams.admin import ensure_topics
 from tests.support.workers import Worker
 
-PAUSE_LINE = re.compile(r"processing resumed ([0-9.]+) s after the rebalance's revocation")
+PAUSE_LINE = re.compile(
+    r"^\[(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d),(\d{3})\].*processing resumed ([0-9.]+) s after the rebalance's revocation",
+    re.MULTILINE,
+)
 GOAL_S = 1.0
+#: Where to keep the workers' logs (a folder per run), for the parts of each pause: join, store opens, recovery.
+KEEP_LOGS = os.environ.get("CROWNSTREAM_BENCH_KEEP_LOGS")
 STEP_S = 15.0  # between two changes of membership: each rebalance settles before the next
 LOBBY_SIZE, LOBBIES_PER_S = 20, 20  # 400 team results/s
 
 
-def pauses_in(log: Path) -> list[float]:
-    return [float(m) for m in PAUSE_LINE.findall(log.read_text(errors="replace"))] if log.exists() else []
+def pauses_in(log: Path, since: float) -> list[float]:
+    """The pauses a worker logged whose revocation came at ``since`` (epoch seconds) or later: one that began before
+    the load did (the group forming as the first two workers start) ends with the load's first event, not when the
+    worker could process again."""
+    if not log.exists():
+        return []
+    pauses = []
+    for stamp, millis, pause in PAUSE_LINE.findall(log.read_text(errors="replace")):
+        ended = time.mktime(time.strptime(stamp, "%Y-%m-%d %H:%M:%S")) + int(millis) / 1000
+        if ended - float(pause) >= since:
+            pauses.append(float(pause))
+    return pauses
 
 
 async def measure(run_id: str, label: str, **overrides: object) -> tuple[list[float], int]:
@@ -69,6 +86,7 @@ async def measure(run_id: str, label: str, **overrides: object) -> tuple[list[fl
                     start(n)
                 for worker in workers:
                     await asyncio.to_thread(worker.wait_ready, 120)
+                load_started = time.time()
                 load = asyncio.create_task(
                     produce_load(base, names, LOBBIES_PER_S, 4 * STEP_S, LOBBY_SIZE)  # stage configs first
                 )
@@ -80,10 +98,16 @@ async def measure(run_id: str, label: str, **overrides: object) -> tuple[list[fl
                 await asyncio.to_thread(start(3).wait_ready, 120)
                 sent_at, _ = await load
                 await asyncio.sleep(5)  # a worker ends its pause with its first event of the new generation
-                return [p for w in workers for p in pauses_in(w.log_path)], len(sent_at)
+                return [p for w in workers for p in pauses_in(w.log_path, load_started)], len(sent_at)
             finally:
                 for worker in workers:
                     await asyncio.to_thread(worker.stop, 60)
+                if KEEP_LOGS:  # each pause's parts are read from the workers' logs
+                    kept = Path(KEEP_LOGS) / label
+                    kept.mkdir(parents=True, exist_ok=True)
+                    for worker in workers:
+                        if worker.log_path.exists():
+                            shutil.copy(worker.log_path, kept)
 
 
 async def section(run_id: str) -> list[Row]:
