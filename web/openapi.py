@@ -396,6 +396,11 @@ def _json(description: str, schema: str) -> dict[str, Any]:
     return {"description": description, "content": {"application/json": {"schema": _ref(schema)}}}
 
 
+def _body(schema: dict[str, Any], required: bool = True) -> dict[str, Any]:
+    """A JSON request body: a component's ``_ref`` or an inline schema."""
+    return {"required": required, "content": {"application/json": {"schema": schema}}}
+
+
 def _query(name: str, description: str, schema: dict[str, Any], required: bool = False) -> dict[str, Any]:
     return {"name": name, "in": "query", "required": required, "description": description, "schema": schema}
 
@@ -454,7 +459,7 @@ OPERATIONS: dict[str, dict[str, dict[str, Any]]] = {
         "post": {
             "summary": "Staff override of a result (produces a result.overridden event)",
             "tags": ["standings"],
-            "requestBody": {"required": True, "content": {"application/json": {"schema": _ref("OverrideRequest")}}},
+            "requestBody": _body(_ref("OverrideRequest")),
             "responses": {
                 "202": _json(
                     "Accepted: the event was produced; standings follow once it is folded.", "OverrideAccepted"
@@ -545,7 +550,7 @@ OPERATIONS: dict[str, dict[str, dict[str, Any]]] = {
         "put": {
             "summary": "Replace a user's notification preferences (produces preferences.updated)",
             "tags": ["users"],
-            "requestBody": {"required": True, "content": {"application/json": {"schema": _ref("Preferences")}}},
+            "requestBody": _body(_ref("Preferences")),
             "responses": {
                 "202": _json("Accepted: applied once the event is folded.", "Accepted"),
                 "422": _json("The preferences are invalid; what and why.", "Error"),
@@ -574,7 +579,7 @@ OPERATIONS: dict[str, dict[str, dict[str, Any]]] = {
             "post": {
                 "summary": summary,
                 "tags": ["users"],
-                "requestBody": {"required": True, "content": {"application/json": {"schema": _ref("FeedSelection")}}},
+                "requestBody": _body(_ref("FeedSelection")),
                 "responses": {
                     "200": _json(
                         "How many items changed (idempotent: 0 when repeated), and the counts now.", "FeedChange"
@@ -649,7 +654,7 @@ OPERATIONS: dict[str, dict[str, dict[str, Any]]] = {
         "post": {
             "summary": "Register a webhook endpoint; the signing secret is in the answer, once",
             "tags": ["webhooks"],
-            "requestBody": {"required": True, "content": {"application/json": {"schema": _ref("WebhookCreate")}}},
+            "requestBody": _body(_ref("WebhookCreate")),
             "responses": {
                 "201": {
                     "description": "The endpoint and its v1 secret or v1a public key.",
@@ -674,17 +679,13 @@ OPERATIONS: dict[str, dict[str, dict[str, Any]]] = {
             "tags": ["webhooks"],
             "description": 'The body is optional: {"signature_scheme": "v1a"} switches the endpoint to Ed25519 '
             "(or back to v1) without a gap — the old key keeps signing beside the new one for the grace window.",
-            "requestBody": {
-                "required": False,
-                "content": {
-                    "application/json": {
-                        "schema": {
-                            "type": "object",
-                            "properties": {"signature_scheme": {"type": "string", "enum": ["v1", "v1a"]}},
-                        }
-                    }
+            "requestBody": _body(
+                {
+                    "type": "object",
+                    "properties": {"signature_scheme": {"type": "string", "enum": ["v1", "v1a"]}},
                 },
-            },
+                required=False,
+            ),
             "responses": {
                 "200": {
                     "description": "The new v1 secret (shown once) or v1a public key, and when the previous keys stop "
@@ -721,18 +722,13 @@ OPERATIONS: dict[str, dict[str, dict[str, Any]]] = {
             "tags": ["webhooks"],
             "description": "Cluster-wide: one worker at a time delivers to a limited endpoint. A changed limit "
             "applies within the workers' poll interval; deliveries waiting under the old one are paced anew.",
-            "requestBody": {
-                "required": True,
-                "content": {
-                    "application/json": {
-                        "schema": {
-                            "type": "object",
-                            "required": ["per_second"],
-                            "properties": {"per_second": {"type": "number", "minimum": 0.01}},
-                        }
-                    }
-                },
-            },
+            "requestBody": _body(
+                {
+                    "type": "object",
+                    "required": ["per_second"],
+                    "properties": {"per_second": {"type": "number", "minimum": 0.01}},
+                }
+            ),
             "responses": {
                 "200": _json("The limit now.", "RateLimit"),
                 "400": _json("per_second is not a number from 0.01 to the configured maximum.", "Error"),
@@ -778,18 +774,13 @@ OPERATIONS: dict[str, dict[str, dict[str, Any]]] = {
         "post": {
             "summary": "Send again every delivery to the endpoint that failed or is retrying, created since a time",
             "tags": ["webhooks"],
-            "requestBody": {
-                "required": True,
-                "content": {
-                    "application/json": {
-                        "schema": {
-                            "type": "object",
-                            "required": ["since"],
-                            "properties": {"since": {"type": "string", "format": "date-time"}},
-                        }
-                    }
-                },
-            },
+            "requestBody": _body(
+                {
+                    "type": "object",
+                    "required": ["since"],
+                    "properties": {"since": {"type": "string", "format": "date-time"}},
+                }
+            ),
             "responses": {
                 "202": {"description": "How many are due again."},
                 "400": _json("since is not an ISO 8601 date-time with an offset.", "Error"),
