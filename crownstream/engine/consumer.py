@@ -49,6 +49,8 @@ class _Consumer(Consumer):
     _batch_epochs: dict[tuple[str, int], int] | None = None
     #: Partition resumes held back while recovery completes (RestoringRecovery.on_recovery_completed).
     _deferred_resumes: list[set[TP]] | None = None
+    #: Made on first use, in the event loop (``_resumed``).
+    _resumed_event: asyncio.Event | None = None
     _thread: _LsoFromBrokerConsumerThread  # made by _new_consumer_thread
 
     def defer_resumes(self) -> None:
@@ -70,10 +72,9 @@ class _Consumer(Consumer):
 
     def _resumed(self) -> asyncio.Event:
         """Set by every resume: wakes a fetch loop that found every partition paused (``_wait_next_records``)."""
-        event = self.__dict__.get("_resumed_event")
-        if event is None:
-            event = self.__dict__["_resumed_event"] = asyncio.Event()
-        return event
+        if self._resumed_event is None:
+            self._resumed_event = asyncio.Event()
+        return self._resumed_event
 
     @Service.transitions_to(CONSUMER_PARTITIONS_REVOKED)
     async def on_partitions_revoked(self, revoked: set[TP]) -> None:
