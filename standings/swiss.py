@@ -508,10 +508,10 @@ def recompute(
 
 
 __all__ = [
-    "PriorStage",
-    "Pairing",
-    "Round",
     "SIX_TEAM_PRIORITY",
+    "Pairing",
+    "PriorStage",
+    "Round",
     "SwissRow",
     "SwissRules",
     "SwissStage",
