@@ -37,6 +37,7 @@ from crownstream.standings import live
 from crownstream.standings.battle_royale import Change, Leaderboard, RankChange, Status
 from crownstream.standings.br_inputs import Disqualification, Forfeit, MatchResult, Override
 from crownstream.standings.groups import GroupPointsRule
+from crownstream.standings.prizes import split_prizes
 from crownstream.standings.rules import RuleSet
 from crownstream.streams.partitioning import partition_for
 from crownstream.streams.topics import STANDINGS_EVENTS, TOURNAMENT_EVENTS
@@ -367,20 +368,21 @@ async def on_completed(event: ev.TournamentCompleted) -> object:
             placements=placements,
         )
     ]
-    by_place = {p.placement: p for p in placements}
-    for share in record["prizes"]:
-        winner = by_place.get(share["placement"])
-        if winner is None:
-            continue
+    prizes = {p["placement"]: (p["prize"]["amount_minor"], p["prize"]["currency"]) for p in record["prizes"]}
+    for share in split_prizes([(p.placement, p.team_id) for p in placements], prizes):
+        # A place held alone keeps the id it always had, so a replay re-sends a byte-identical record.
+        parts = (
+            (str(share.placement),) if share.tied_with == 1 else (str(share.placement), share.team_id, share.currency)
+        )
         outputs.append(
             ev.PayoutDistributed(
-                event_id=derived_id(event.tournament_id, event.stage_id, "payout", str(share["placement"])),
+                event_id=derived_id(event.tournament_id, event.stage_id, "payout", *parts),
                 occurred_at=event.occurred_at,
                 tournament_id=event.tournament_id,
                 stage_id=event.stage_id,
-                team_id=winner.team_id,
-                placement=share["placement"],
-                prize=share["prize"],
+                team_id=share.team_id,
+                placement=share.placement,
+                prize={"amount_minor": share.amount_minor, "currency": share.currency},
             )
         )
     await emit(*outputs)

@@ -44,6 +44,7 @@ if TYPE_CHECKING:
 else:
     Tiebreaker = Literal[TIEBREAKERS]
 
+TIME_ALIVE_MAX_S = 24 * 3600  # one game; longer is a unit error upstream (milliseconds?)
 PLACEMENT_MAX = 1000  # teams in one lobby; a point table longer than that scores placements no team can reach
 REVISION_MAX = 2**31 - 1
 # Engine outputs: what orjson can encode. The input bounds above keep every total far inside it.
@@ -60,7 +61,26 @@ class Envelope(Model):
 
 
 def _table_kind(value: object) -> str | None:
-    return "name" if isinstance(value, str) else "points" if isinstance(value, list) else None
+    if isinstance(value, str):
+        return "name"
+    if isinstance(value, list):
+        return "points"
+    if isinstance(value, (dict, CumulativeTiers)):  # a dict in, the model when serialising
+        return "tiers"
+    return None
+
+
+class CumulativeTiers(Model):
+    """A placement table published as tiers: each [top N, points] is earned by every placement within the top N."""
+
+    cumulative_tiers: list[
+        Annotated[
+            tuple[
+                Annotated[StrictInt, Field(ge=1, le=PLACEMENT_MAX)], Annotated[StrictInt, Field(ge=0, le=POINTS_MAX)]
+            ],
+            Field(description="[top N, points]"),
+        ]
+    ] = Field(min_length=1, max_length=PLACEMENT_MAX)
 
 
 class BattleRoyaleRules(Model):
@@ -71,14 +91,19 @@ class BattleRoyaleRules(Model):
             list[Annotated[StrictInt, Field(ge=0, le=POINTS_MAX)]],
             Tag("points"),
             Field(min_length=1, max_length=PLACEMENT_MAX),
-        ],
+        ]
+        | Annotated[CumulativeTiers, Tag("tiers")],
         # Tagged by the value's JSON type, so that an error names one rule (not "not a string" beside it).
         Discriminator(
             _table_kind,
             custom_error_type="point_table",
-            custom_error_message="point_table must be a table name or a list of points per placement",
+            custom_error_message="point_table must be a table name, a list of points per placement or "
+            '{"cumulative_tiers": [[top N, points], …]}',
         ),
-    ] = Field(description="A named table (pubgm_2023, pubgm_2020, free_fire, algs) or the points for placement 1, 2, …")
+    ] = Field(
+        description="A named table (pubgm_2023, pubgm_2020, free_fire, algs), the points for placement 1, 2, …, or "
+        'cumulative tiers as some rulebooks publish them: {"cumulative_tiers": [[1, 5], [2, 5], [3, 6], [10, 2]]}'
+    )
     kill_points: StrictInt = Field(1, ge=0, le=POINTS_MAX)
     kill_cap: StrictInt | None = Field(
         None, ge=0, le=POINTS_MAX, description="Most kills that score per team per match."
@@ -188,6 +213,12 @@ class TeamPlacement(Model):
     team_id: Id
     placement: StrictInt = Field(ge=1, le=PLACEMENT_MAX)
     kills: StrictInt = Field(0, ge=0, le=KILLS_MAX)
+    time_alive_s: StrictInt | None = Field(
+        None,
+        ge=0,
+        le=TIME_ALIVE_MAX_S,
+        description="Seconds the team survived, where the game reports it (tiebreaker).",
+    )
 
 
 class LobbyResult(Model):

@@ -40,7 +40,7 @@ from crownstream.standings.br_scoring import (
 from crownstream.standings.match_point import Entry, Win, eligible_wins, find_champion
 from crownstream.standings.rules import RuleSet
 from crownstream.standings.serialization import to_plain
-from crownstream.standings.tiebreakers import SortKey, sort_key_function
+from crownstream.standings.tiebreakers import SortKey, separating_rule, sort_key_function, tie_ceiling, tie_floor
 
 # --- what an update reports -------------------------------------------------------------------------------
 
@@ -161,16 +161,36 @@ class Leaderboard:
         return self._standings.get(team_id)
 
     def rank_of(self, team_id: str) -> int | None:
+        """1 + the number of teams ranked strictly above: teams level on every rule share a rank."""
         standing = self._standings.get(team_id)
-        return None if standing is None else self._index.bisect_left(self._keys[team_id]) + 1
+        return None if standing is None else self._index.bisect_left(tie_floor(self._keys[team_id])) + 1
 
     def standings(self, offset: int = 0, limit: int | None = None) -> list[tuple[int, TeamStanding]]:
-        """A page of (rank, standing), best first."""
+        """A page of (rank, standing), best first; level teams share a rank (listed by team id)."""
+        return [(rank, standing) for rank, _, standing in self.page(offset, limit)]
+
+    def page(self, offset: int = 0, limit: int | None = None) -> list[tuple[int, str, TeamStanding]]:
+        """A page of (rank, decided_by, standing): ``decided_by`` names the rule that ranks the team below the one
+        listed above it ("tie" if none does, "" for the first team of the stage)."""
         if offset < 0 or (limit is not None and limit < 0):
             raise ValueError(f"offset and limit must not be negative, got offset={offset}, limit={limit}")
         stop = None if limit is None else offset + limit
         standings = self._standings
-        return [(offset + i + 1, standings[key[-1]]) for i, key in enumerate(self._index.islice(offset, stop))]
+        previous: SortKey | None = self._index[offset - 1] if 0 < offset <= len(self._index) else None
+        rank = 0
+        out: list[tuple[int, str, TeamStanding]] = []
+        for i, key in enumerate(self._index.islice(offset, stop)):
+            if previous is None:
+                rule, rank = "", 1
+            else:
+                rule = separating_rule(previous, key, self.rules.tiebreakers)
+                if rule != "tie":
+                    rank = offset + i + 1
+                elif not out:  # the page starts inside a tie: its rank is where the tie starts
+                    rank = self._index.bisect_left(tie_floor(key)) + 1
+            out.append((rank, rule, standings[key[-1]]))
+            previous = key
+        return out
 
     def team_matches(self, team_id: str) -> list[Contribution]:
         """What each match gave the team, in match order."""
@@ -466,7 +486,7 @@ class Leaderboard:
                     new[team_id] = after
 
         old_keys = {t: self._keys[t] for t in old}
-        old_ranks = {t: self._index.bisect_left(k) + 1 for t, k in old_keys.items()}
+        old_ranks = {t: self._index.bisect_left(tie_floor(k)) + 1 for t, k in old_keys.items()}
         for team_id in old:
             self._index.remove(self._keys.pop(team_id))
             del self._standings[team_id]
@@ -512,8 +532,12 @@ class Leaderboard:
             if old_rank != new_rank or old_points != new_points:
                 changes.append(RankChange(team_id, old_rank, new_rank, old_points, new_points))
 
-        old_keys = sorted(old_key_of.values())
-        new_keys = sorted(new_key_of.values())
+        # A rank counts the teams strictly above, so a moved team shifts an unmoved one only if it now ranks, or
+        # used to rank, strictly above it: compare with the moved keys' ceilings (above every key level with
+        # them), which never equal a team's key.
+        old_keys = sorted(tie_ceiling(k) for k in old_key_of.values())
+        new_keys = sorted(tie_ceiling(k) for k in new_key_of.values())
+        moved = old.keys() | new.keys()
         bounds = sorted(old_keys + new_keys)
         for i in range(len(bounds)):
             lo = bounds[i]
@@ -522,19 +546,27 @@ class Leaderboard:
             if shift == 0 or lo == hi:
                 continue
             start = self._index.bisect_right(lo)
-            if self.displaced_top is not None and start >= self.displaced_top + len(new_keys):
+            if start >= len(self._index):
+                break
+            first_rank = self._index.bisect_left(tie_floor(self._index[start])) + 1
+            if self.displaced_top is not None and first_rank > self.displaced_top + max(len(new_keys), 0):
                 # This stretch, and every one after it (they start further down), is below the top N even after
                 # the largest shift: a lobby of mid-table teams costs no index reads past this point.
                 break
             stop = len(self._index) if hi is None else self._index.bisect_left(hi)
-            if self.displaced_top is not None:
-                # new rank = position + 1, old rank = new - shift: beyond this either is outside the top N.
-                stop = min(stop, self.displaced_top + max(shift, 0))
+            limit = None if self.displaced_top is None else self.displaced_top + max(shift, 0)
+            rank, previous = first_rank, None
             for j, key in enumerate(self._index.islice(start, stop)):
-                new_rank = start + j + 1
+                if previous is not None and key[:-1] != previous[:-1]:
+                    rank = start + j + 1
+                previous = key
+                if limit is not None and rank > limit:
+                    break  # new rank past the top N and old rank (new - shift) too: so is everything after
                 team_id = key[-1]
+                if team_id in moved:
+                    continue  # reported above with its own old and new rank
                 points = self._standings[team_id].total_points
-                changes.append(RankChange(team_id, new_rank - shift, new_rank, points, points))
+                changes.append(RankChange(team_id, rank - shift, rank, points, points))
         big = 1 << 62
         return sorted(changes, key=lambda c: (c.new_rank if c.new_rank is not None else big, c.team_id))
 

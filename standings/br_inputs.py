@@ -6,11 +6,11 @@ Scoring is in ``br_scoring``, the leaderboard that holds these inputs in ``battl
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from crownstream.standings.serialization import PlainDataError, from_plain, to_plain
+from crownstream.standings.serialization import OMIT_DEFAULT, PlainDataError, from_plain, to_plain
 
 
 def utc_timestamp(value: str | datetime) -> str:
@@ -43,11 +43,14 @@ class LobbyRow:
     team_id: str
     placement: int
     kills: int = 0
+    time_alive_s: int | None = field(default=None, metadata=OMIT_DEFAULT)  # seconds survived, where reported
 
     def __post_init__(self) -> None:
         check_id(self.team_id, "team_id")
         check_int(self.placement, f"placement of team {self.team_id!r}", 1)
         check_int(self.kills, f"kills of team {self.team_id!r}", 0)
+        if self.time_alive_s is not None:
+            check_int(self.time_alive_s, f"time_alive_s of team {self.team_id!r}", 0)
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,7 +101,7 @@ class MatchResult:
             event.revision,
             event.result.sequence,
             event.occurred_at.isoformat(),
-            tuple(LobbyRow(p.team_id, p.placement, p.kills) for p in event.result.placements),
+            tuple(LobbyRow(p.team_id, p.placement, p.kills, p.time_alive_s) for p in event.result.placements),
         )
 
 

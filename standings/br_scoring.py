@@ -4,14 +4,15 @@ disqualification), and a team's standing aggregated from its own match lines onl
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import StrEnum
+from fractions import Fraction
 from typing import Any
 
 from crownstream.standings.br_inputs import Disqualification, LobbyRow, MatchResult, Override
 from crownstream.standings.match_point import Entry
 from crownstream.standings.rules import RuleSet
-from crownstream.standings.serialization import from_plain, to_plain
+from crownstream.standings.serialization import OMIT_DEFAULT, from_plain, to_plain
 
 
 class LineStatus(StrEnum):
@@ -33,6 +34,7 @@ class Contribution:
     placement_points: int
     kill_points: int
     overridden: bool
+    time_alive_s: int | None = field(default=None, metadata=OMIT_DEFAULT)  # as reported; None: not reported
 
     @property
     def points(self) -> int:
@@ -83,6 +85,7 @@ def contribution(
         placement_points=rules.placement_score(placement) if counted and placement is not None else 0,
         kill_points=rules.kill_score(kills) if counted else 0,
         overridden=override is not None,
+        time_alive_s=row.time_alive_s if row is not None and status is not LineStatus.FORFEIT else None,
     )
 
 
@@ -102,6 +105,26 @@ class TeamStanding:
     starting_points: int = 0
     disqualified: bool = False
     champion: bool = False
+    # The exact sums behind the averages, for tiebreakers that compare averages (a float could tie two teams whose
+    # averages differ, or split two that are equal).
+    counted_matches: int = 0  # matches that scored (not forfeited or voided)
+    placement_sum: int = 0
+    placed_matches: int = 0
+    time_alive_s: int = 0
+    timed_matches: int = 0  # counted matches that reported a time alive
+    best_game_points: int | None = None
+
+    @property
+    def average_kills(self) -> Fraction | None:
+        return Fraction(self.kills, self.counted_matches) if self.counted_matches else None
+
+    @property
+    def exact_average_placement(self) -> Fraction | None:
+        return Fraction(self.placement_sum, self.placed_matches) if self.placed_matches else None
+
+    @property
+    def average_time_alive(self) -> Fraction | None:
+        return Fraction(self.time_alive_s, self.timed_matches) if self.timed_matches else None
 
     def to_dict(self) -> dict[str, Any]:
         return to_plain(self)
@@ -122,6 +145,8 @@ class TeamTotals:
 
     __slots__ = (
         "best",
+        "best_points",
+        "counted",
         "kill_points",
         "kills",
         "last",
@@ -130,12 +155,16 @@ class TeamTotals:
         "placement_sum",
         "played",
         "reached",
+        "time_alive",
+        "timed",
         "wins",
     )
 
     def __init__(self) -> None:
         self.placement_points = self.kill_points = self.kills = self.wins = 0
         self.played = self.placement_sum = self.placed = 0
+        self.counted = self.time_alive = self.timed = 0
+        self.best_points: int | None = None
         self.best: int | None = None
         self.last: Contribution | None = None
         self.reached: Contribution | None = None
@@ -159,7 +188,12 @@ class TeamTotals:
             self.reached = c
         # Forfeited and voided lines count as played and nothing else.
         if c.status is LineStatus.COUNTED:
+            self.counted += 1
             self.kills += c.kills
+            self.best_points = c.points if self.best_points is None else max(self.best_points, c.points)
+            if c.time_alive_s is not None:
+                self.time_alive += c.time_alive_s
+                self.timed += 1
             if c.placement is not None:
                 self.wins += c.placement == 1
                 self.placement_sum += c.placement
@@ -184,6 +218,12 @@ class TeamTotals:
             starting_points=starting,
             disqualified=disqualified,
             champion=champion,
+            counted_matches=self.counted,
+            placement_sum=self.placement_sum,
+            placed_matches=self.placed,
+            time_alive_s=self.time_alive,
+            timed_matches=self.timed,
+            best_game_points=self.best_points,
         )
 
 

@@ -217,7 +217,7 @@ def double_elimination_8(best_of: int = 3, finals_best_of: int = 5, reset: bool 
     """Eight teams, seeded 1 v 8, 4 v 5, 2 v 7, 3 v 6; the upper semi-finals' losers cross over in the lower
     bracket (the loser of upper semi 1 meets the winner of lower round 1 match 2) so that no early rematch comes
     round; lower final and grand final best-of-``finals_best_of``."""
-    s = lambda kind, ref: Source(kind, ref)  # noqa: E731 - keeps the table below readable
+    s = Source  # keeps the table below readable
     slots = [
         Slot("ub_qf1", s("seed", "1"), s("seed", "8"), best_of),
         Slot("ub_qf2", s("seed", "4"), s("seed", "5"), best_of),
@@ -399,6 +399,7 @@ class Bracket:
                 elif final.winner == final.team_a:
                     state = SlotState(slot, None, None, None, "not_played", sid)
                 else:
+                    assert final.team_a is not None and final.team_b is not None  # completed: both known
                     a, b = final.team_a, final.team_b  # the same two teams again
                     state = self._played(slot, a, b, sid)
             elif a is _BYE or b is _BYE:
@@ -442,6 +443,7 @@ class Bracket:
         for state in states:
             if state.status != "completed" or state.slot.id in reset_played:
                 continue
+            assert state.winner is not None and state.team_a is not None and state.team_b is not None
             loser = state.team_b if state.winner == state.team_a else state.team_a
             if state.slot.loser_place is not None:
                 placed[loser] = state.slot.loser_place

@@ -33,6 +33,9 @@ T = TypeVar("T")
 PAIRS: Mapping[str, Any] = types.MappingProxyType({"stored_as": "object"})
 #: Field metadata: the field holds JSON-friendly data already, stored and read back as it is.
 AS_IS: Mapping[str, Any] = types.MappingProxyType({"stored_as": "as_is"})
+#: Field metadata: a field added to a stored type, written only when it differs from its default, so that every
+#: value without it keeps the exact bytes the tables already hold (and reads back with the default).
+OMIT_DEFAULT: Mapping[str, Any] = types.MappingProxyType({"omit_default": True})
 
 
 def stored_as(key: str, **metadata: Any) -> Mapping[str, Any]:
@@ -93,6 +96,7 @@ def _encoder(cls: type) -> Encode:
     its declaration allows (as it is, through ``_plain``, or as an object)."""
     hints = _hints(cls)
     items = []
+    optional_items = []
     for f in fields(cls):
         stored = f.metadata.get("stored_as")
         attribute = f"obj.{f.name}"
@@ -104,9 +108,21 @@ def _encoder(cls: type) -> Encode:
             value = f"{attribute}.isoformat()"
         else:
             value = f"_plain({attribute})"
+        if f.metadata.get("omit_default"):
+            if f.default is MISSING:
+                raise TypeError(f"{cls.__qualname__}.{f.name}: OMIT_DEFAULT needs a default")
+            optional_items.append((f.metadata.get("key", f.name), attribute, value, f"_default_{f.name}"))
+            continue
         items.append(f"{f.metadata.get('key', f.name)!r}: {value}")
-    source = f"def encode(obj):\n    return {{{', '.join(items)}}}\n"
-    encode: Encode = _compiled(source, "encode", cls, {"_plain": _plain})
+    if not optional_items:
+        source = f"def encode(obj):\n    return {{{', '.join(items)}}}\n"
+    else:
+        lines = [f"def encode(obj):\n    out = {{{', '.join(items)}}}\n"]
+        for key, attribute, value, default in optional_items:
+            lines.append(f"    if {attribute} != {default}:\n        out[{key!r}] = {value}\n")
+        source = "".join(lines) + "    return out\n"
+    defaults = {f"_default_{f.name}": f.default for f in fields(cls) if f.metadata.get("omit_default")}
+    encode: Encode = _compiled(source, "encode", cls, {"_plain": _plain, **defaults})
     return encode
 
 

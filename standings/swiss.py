@@ -280,7 +280,9 @@ class SwissStage:
             return "eliminated"
         return "playing"
 
-    def _criteria(self, team: str, records, difficulty) -> dict[str, Any]:
+    def _criteria(
+        self, team: str, records: Mapping[str, tuple[int, int]], difficulty: Mapping[str, int]
+    ) -> dict[str, Any]:
         wins, losses = records[team]
         prior = tuple((_record_key(p.wins, p.losses), -p.difficulty) for p in self.prior_stages.get(team, ()))
         return {
@@ -439,8 +441,7 @@ def pair_round(
     if number == 1:
         ordered = sorted(playing, key=lambda t: seeds[t])
         half = len(ordered) // 2
-        pairs = [(ordered[i], ordered[i + half]) for i in range(half)]
-        return pairs
+        return [(ordered[i], ordered[i + half]) for i in range(half)]
     pools: dict[tuple[int, int], list[str]] = {}
     for team in playing:
         pools.setdefault(records[team], []).append(team)

@@ -59,6 +59,17 @@ SCHEMAS: dict[str, Any] = {
             "starting_points": {"type": "integer"},
             "disqualified": {"type": "boolean"},
             "champion": {"type": "boolean"},
+            "counted_matches": {"type": "integer", "description": "Matches that scored (the averages' divisor)."},
+            "placement_sum": {"type": "integer"},
+            "placed_matches": {"type": "integer"},
+            "time_alive_s": {"type": "integer", "description": "Seconds survived, over the matches that report it."},
+            "timed_matches": {"type": "integer"},
+            "best_game_points": {"type": ["integer", "null"]},
+            "decided_by": {
+                "type": "string",
+                "description": "The tiebreaker that ranks this team below the one listed above it; 'tie' when none "
+                "does (the two share a rank); empty for the first team.",
+            },
         },
         "additionalProperties": True,
     },

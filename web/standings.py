@@ -14,6 +14,7 @@ from crownstream.agents.standings import board_for, stage_key, stages, tournamen
 from crownstream.app import app
 from crownstream.schemas.codec import describe_errors
 from crownstream.schemas.events import ResultOverridden
+from crownstream.standings.tiebreakers import ranked
 from crownstream.web.auth import PUBLIC, STAFF, access
 from crownstream.web.errors import HttpError
 from crownstream.web.inputs import INT64_MAX, query_int, read_object
@@ -71,10 +72,10 @@ class Standings(View):
         names = (tournaments.get(tournament_id) or {}).get("teams", {})
         only = request.query.get("matches")
         if only:
-            rows = board.standings_over(set(only.split(",")))[offset : offset + limit]
-            ranked = [(offset + i + 1, s) for i, s in enumerate(rows)]
+            # Ranked over the whole subset first, so a page that starts inside a tie carries the tie's rank.
+            page = ranked(board.standings_over(set(only.split(","))), board.rules.tiebreakers)[offset : offset + limit]
         else:
-            ranked = board.standings(offset, limit)
+            page = board.page(offset, limit)
         return self.json(
             {
                 "tournament_id": tournament_id,
@@ -85,7 +86,8 @@ class Standings(View):
                 "matches": sorted(r.match_id for r in board.results()) if not only else sorted(set(only.split(","))),
                 "champion": board.champion,
                 "standings": [
-                    {"rank": rank, "team_name": names.get(s.team_id, s.team_id), **s.to_dict()} for rank, s in ranked
+                    {"rank": rank, "team_name": names.get(s.team_id, s.team_id), **s.to_dict(), "decided_by": rule}
+                    for rank, rule, s in page
                 ],
             }
         )

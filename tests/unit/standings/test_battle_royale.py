@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import random
 from collections import defaultdict
+from fractions import Fraction
 from itertools import groupby
 from pathlib import Path
 
@@ -71,7 +72,12 @@ def test_a_team_standing_has_every_statistic():
         average_placement=2.0,
         last_match_placement=3,
         reached_total_at="2026-03-01T10:00:00.000000Z",
+        counted_matches=2,
+        placement_sum=4,
+        placed_matches=2,
+        best_game_points=15,  # m1: 10 for the win + 5 kills
     )
+    assert (a.average_kills, a.exact_average_placement, a.average_time_alive) == (Fraction(7, 2), 2, None)
     b = board.team("b")
     # b scored nothing in m2, so it reached its total in m1.
     assert (

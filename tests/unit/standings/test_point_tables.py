@@ -100,7 +100,7 @@ def test_defaults():
         ({"point_table": [10, -1]}, r"point_table\[1\] \(placement 2\) is -1: placement points must not be negative"),
         ({"point_table": []}, "point_table is empty"),
         ({"point_table": [10, "6"]}, r"point_table\[1\] must be an integer"),
-        ({"point_table": 10}, "point_table must be a table name or a list"),
+        ({"point_table": 10}, "point_table must be a table name, a list of integers or"),
         ({}, "rules need a point_table"),
         ({"point_table": "algs", "kill_points": -1}, "kill_points must be at least 0, got -1"),
         ({"point_table": "algs", "kill_points": True}, "kill_points must be an integer"),
