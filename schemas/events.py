@@ -32,6 +32,7 @@ from crownstream.schemas.common import (
 
 # The scoring engine's own rules are the contract's: the edge refuses what the handlers would fail on, with the
 # engine's messages, so a stage's rules can never be stored and then break every later result of the stage.
+from crownstream.standings.groups import TIEBREAKERS as GROUP_TIEBREAKERS
 from crownstream.standings.groups import GroupPointsRule
 from crownstream.standings.point_tables import NAMED_TABLES, PointTable
 from crownstream.standings.rules import RuleSet
@@ -41,8 +42,10 @@ from crownstream.standings.tiebreakers import TIEBREAKERS
 # checker cannot evaluate a Literal built from a variable, so statically a tiebreaker is the str it is.
 if TYPE_CHECKING:
     Tiebreaker = str
+    GroupTiebreaker = str
 else:
     Tiebreaker = Literal[TIEBREAKERS]
+    GroupTiebreaker = Literal[GROUP_TIEBREAKERS]
 
 TIME_ALIVE_MAX_S = 24 * 3600  # one game; longer is a unit error upstream (milliseconds?)
 PLACEMENT_MAX = 1000  # teams in one lobby; a point table longer than that scores placements no team can reach
@@ -144,6 +147,18 @@ class SeriesGroupRules(Model):
         max_length=16,
         description="Points per final series score from the team's side, one for every final score of best_of, "
         'e.g. {"2-0": 3, "2-1": 2, "1-2": 1, "0-2": 0}; omitted: the engine\'s defaults.',
+    )
+    tiebreakers: list[GroupTiebreaker] | None = Field(
+        None,
+        min_length=1,
+        max_length=len(GROUP_TIEBREAKERS),
+        json_schema_extra={"uniqueItems": True},
+        description="The chain after points, in order (head_to_head_* read only the series among the teams still "
+        "tied, restarting for each sub-group a rule splits off); teams no rule separates share a rank. Omitted: "
+        "head-to-head points, head-to-head map difference, map difference, maps won.",
+    )
+    seeds: dict[Id, Annotated[StrictInt, Field(ge=1, le=100_000)]] | None = Field(
+        None, max_length=10_000, description='Seeds for the "seed" tiebreaker (1 = best).'
     )
 
     @model_validator(mode="after")

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from crownstream.standings import validators as check
-from crownstream.standings.serialization import PAIRS, to_plain
+from crownstream.standings.serialization import OMIT_DEFAULT, PAIRS, to_plain
 from crownstream.standings.series import SeriesFormat, SeriesResult
 
 STATE_VERSION = 1
@@ -34,7 +34,22 @@ DEFAULT_POINTS: dict[int, dict[str, int]] = {
     7: {"4-0": 3, "4-1": 3, "4-2": 3, "4-3": 2, "3-4": 1, "2-4": 0, "1-4": 0, "0-4": 0},
 }
 
-CRITERIA = ("points", "head_to_head_points", "head_to_head_game_diff", "game_diff", "game_wins", "team_id")
+#: The tiebreak chain after points, chosen per stage; a criterion named head_to_head_* reads a mini-table of only
+#: the series among the teams still tied (a map is a game; rounds come from the games' scores).
+TIEBREAKERS = (
+    "head_to_head_points",
+    "head_to_head_match_wins",
+    "head_to_head_game_diff",
+    "head_to_head_round_diff",
+    "match_wins",
+    "game_diff",
+    "round_diff",
+    "game_wins",
+    "rounds_won",
+    "seed",
+)
+DEFAULT_TIEBREAKERS = ("head_to_head_points", "head_to_head_game_diff", "game_diff", "game_wins")
+CRITERIA = ("points", *TIEBREAKERS, "tie")
 
 
 def _score_key(games_for: int, games_against: int) -> str:
@@ -48,8 +63,22 @@ class GroupPointsRule:
     best_of: int = 3
     points: tuple[tuple[str, int], ...] = field(default=(), metadata=PAIRS)  # {"2-0": 3, …}; a mapping is
     # accepted; empty = the defaults
+    tiebreakers: tuple[str, ...] = field(default=DEFAULT_TIEBREAKERS, metadata=OMIT_DEFAULT)
+    seeds: tuple[tuple[str, int], ...] = field(default=(), metadata={**PAIRS, **OMIT_DEFAULT})  # for "seed"
 
     def __post_init__(self) -> None:
+        tiebreakers = tuple(self.tiebreakers)
+        unknown = [t for t in tiebreakers if t not in TIEBREAKERS]
+        if unknown or len(set(tiebreakers)) != len(tiebreakers):
+            raise ValueError(f"tiebreakers {list(tiebreakers)} are not valid: each once, from {list(TIEBREAKERS)}")
+        object.__setattr__(self, "tiebreakers", tiebreakers)
+        seeds = dict(self.seeds.items() if isinstance(self.seeds, Mapping) else self.seeds)
+        for team, seed in seeds.items():
+            check.text(team, "a team id of the seeds")
+            check.integer(seed, f"the seed of {team!r}", 1)
+        if "seed" in tiebreakers and not seeds:
+            raise ValueError('the "seed" tiebreaker needs "seeds": {team_id: seed (1 = best)}')
+        object.__setattr__(self, "seeds", tuple(sorted(seeds.items())))
         fmt = SeriesFormat(self.best_of)
         raw = self.points.items() if isinstance(self.points, Mapping) else self.points
         table = dict(raw) if raw else dict(DEFAULT_POINTS[self.best_of])
@@ -99,7 +128,7 @@ class GroupPointsRule:
     @classmethod
     def from_dict(cls, data: Any) -> GroupPointsRule:
         # Also reads the "rules" object of a stage.configured event (format "series_group").
-        data = check.mapping(data, "a group points rule", ("format", "best_of", "points"))
+        data = check.mapping(data, "a group points rule", ("format", "best_of", "points", "tiebreakers", "seeds"))
         if data.get("format", "series_group") != "series_group":
             raise ValueError(f"a group points rule has format 'series_group', got {data['format']!r}")
         best_of = data.get("best_of", 3)
@@ -110,7 +139,13 @@ class GroupPointsRule:
             raise ValueError(
                 f'points must be a mapping like {{"2-0": 3, "2-1": 2, "1-2": 1, "0-2": 0}}, got {points!r}'
             )
-        return cls(best_of, tuple((points or {}).items()))
+        tiebreakers = data.get("tiebreakers") or DEFAULT_TIEBREAKERS
+        if not isinstance(tiebreakers, (list, tuple)):
+            raise ValueError(f"tiebreakers must be a list of names from {list(TIEBREAKERS)}, got {tiebreakers!r}")
+        seeds = data.get("seeds") or {}
+        if not isinstance(seeds, Mapping):
+            raise ValueError(f"seeds must be {{team_id: seed}}, got {seeds!r}")
+        return cls(best_of, tuple((points or {}).items()), tuple(tiebreakers), tuple(seeds.items()))
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,10 +158,16 @@ class TeamRecord:
     game_wins: int = 0
     game_losses: int = 0
     points: int = 0
+    rounds_won: int = 0
+    rounds_lost: int = 0
 
     @property
     def game_diff(self) -> int:
         return self.game_wins - self.game_losses
+
+    @property
+    def round_diff(self) -> int:
+        return self.rounds_won - self.rounds_lost
 
 
 @dataclass(frozen=True, slots=True)
@@ -140,11 +181,18 @@ class StandingRow:
     game_wins: int
     game_losses: int
     points: int
-    decided_by: str  # the criterion that put this team below the one ranked just above it; "" for rank 1
+    decided_by: str  # the criterion that put this team below the one ranked just above it; "" for rank 1; "tie"
+    # when none did (the two share a rank)
+    rounds_won: int = 0
+    rounds_lost: int = 0
 
     @property
     def game_diff(self) -> int:
         return self.game_wins - self.game_losses
+
+    @property
+    def round_diff(self) -> int:
+        return self.rounds_won - self.rounds_lost
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -159,16 +207,23 @@ class StandingRow:
             "game_diff": self.game_diff,
             "points": self.points,
             "decided_by": self.decided_by,
+            "rounds_won": self.rounds_won,
+            "rounds_lost": self.rounds_lost,
+            "round_diff": self.rounds_won - self.rounds_lost,
         }
 
 
 def team_record(team_id: str, results: Iterable[SeriesResult], rule: GroupPointsRule) -> TeamRecord:
     """A team's row from its completed series (others are skipped)."""
-    played = wins = draws = losses = gw = gl = points = 0
+    played = wins = draws = losses = gw = gl = points = rw = rl = 0
     for r in results:
         if not r.completed:
             continue
         won, lost = r.games_for(team_id)
+        rounds = r.rounds_for(team_id)
+        if rounds is not None:  # a series whose games reported no score adds no rounds
+            rw += rounds[0]
+            rl += rounds[1]
         played += 1
         gw += won
         gl += lost
@@ -179,23 +234,36 @@ def team_record(team_id: str, results: Iterable[SeriesResult], rule: GroupPoints
             wins += 1
         else:
             losses += 1
-    return TeamRecord(team_id, played, wins, draws, losses, gw, gl, points)
+    return TeamRecord(team_id, played, wins, draws, losses, gw, gl, points, rw, rl)
 
 
 # --- tie resolution ----------------------------------------------------------------------------------
 
 
+# Where each head-to-head criterion sits in a team's mini-table row.
+_MINI = {
+    "head_to_head_points": 0,
+    "head_to_head_game_diff": 1,
+    "head_to_head_round_diff": 2,
+    "head_to_head_match_wins": 3,
+}
+
+
 def _mini_table(
     tied: frozenset[str], among: Iterable[SeriesResult], rule: GroupPointsRule
-) -> dict[str, tuple[int, int]]:
-    """(points, game difference) of each tied team counting only its series against other tied teams."""
-    table = {t: [0, 0] for t in tied}
+) -> dict[str, tuple[int, int, int, int]]:
+    """(points, game difference, round difference, series won) of each tied team, counting only its series against
+    other tied teams."""
+    table = {t: [0, 0, 0, 0] for t in tied}
     for r in among:
         for team in (r.team_a, r.team_b):
             won, lost = r.games_for(team)
+            rounds = r.rounds_for(team)
             table[team][0] += rule.points_for(r, team)
             table[team][1] += won - lost
-    return {t: (p, gd) for t, (p, gd) in table.items()}
+            table[team][2] += 0 if rounds is None else rounds[0] - rounds[1]
+            table[team][3] += r.winner == team
+    return {t: (p, gd, rd, w) for t, (p, gd, rd, w) in table.items()}
 
 
 def order_tied(
@@ -212,22 +280,29 @@ def order_tied(
     members = frozenset(tied)
     if len(members) == 1:
         return [(tied[0], label)]
-    mini: dict[str, tuple[int, int]] | None = None
+    mini: dict[str, tuple[int, int, int, int]] | None = None
 
-    def h2h() -> dict[str, tuple[int, int]]:
+    def h2h() -> dict[str, tuple[int, int, int, int]]:
         nonlocal mini
         if mini is None:
             mini = _mini_table(members, between(members), rule)
         return mini
 
-    criteria: tuple[tuple[str, Callable[[str], int]], ...] = (
-        ("head_to_head_points", lambda t: h2h()[t][0]),
-        ("head_to_head_game_diff", lambda t: h2h()[t][1]),
-        ("game_diff", lambda t: records[t].game_diff),
-        ("game_wins", lambda t: records[t].game_wins),
-    )
-    for name, value in criteria:
-        values = {t: value(t) for t in members}
+    seeds = dict(rule.seeds)
+    overall: dict[str, Callable[[str], int]] = {
+        "match_wins": lambda t: records[t].wins,
+        "game_diff": lambda t: records[t].game_diff,
+        "round_diff": lambda t: records[t].round_diff,
+        "game_wins": lambda t: records[t].game_wins,
+        "rounds_won": lambda t: records[t].rounds_won,
+        "seed": lambda t: -seeds.get(t, 1 << 30),  # a better (lower) seed first; an unseeded team last
+    }
+    for name in rule.tiebreakers:
+        if name in _MINI:
+            index = _MINI[name]
+            values = {t: h2h()[t][index] for t in members}
+        else:
+            values = {t: overall[name](t) for t in members}
         levels = sorted(set(values.values()), reverse=True)
         if len(levels) == 1:
             continue  # this criterion cannot separate anyone here; try the next one
@@ -238,18 +313,18 @@ def order_tied(
             # larger set would count results against teams that are no longer tied with them.
             out += order_tied(part, records, between, rule, label if i == 0 else name)
         return out
-    # Final fallback so that every worker publishes the identical ranking from the same facts. Arrival order,
-    # dict order or a random draw could differ between replicas (or between a replay and the live run) and
-    # flap ranks and notifications; the team id is arbitrary but stable. A real organiser breaks such a tie
-    # with a tiebreaker match, which then arrives as a result like any other and decides it properly.
+    # No rule of the stage separates them: they share a rank ("tie"), listed by team id only so that every
+    # worker lists them alike. A real organiser breaks such a tie with a tiebreaker match, which arrives as a result
+    # like any other and decides it properly (or with a "seed" rule).
     ordered = sorted(members)
-    return [(ordered[0], label)] + [(t, "team_id") for t in ordered[1:]]
+    return [(ordered[0], label)] + [(t, "tie") for t in ordered[1:]]
 
 
 def _rows(ordered: Iterable[tuple[str, str]], records: Mapping[str, TeamRecord]) -> tuple[StandingRow, ...]:
-    rows = []
-    for rank, (team, decided_by) in enumerate(ordered, start=1):
+    rows: list[StandingRow] = []
+    for position, (team, decided_by) in enumerate(ordered, start=1):
         r = records[team]
+        rank = rows[-1].rank if decided_by == "tie" and rows else position
         rows.append(
             StandingRow(
                 rank,
@@ -261,7 +336,9 @@ def _rows(ordered: Iterable[tuple[str, str]], records: Mapping[str, TeamRecord])
                 r.game_wins,
                 r.game_losses,
                 r.points,
-                "" if rank == 1 else decided_by,
+                "" if position == 1 else decided_by,
+                r.rounds_won,
+                r.rounds_lost,
             )
         )
     return tuple(rows)

@@ -15,7 +15,7 @@ from enum import StrEnum
 from typing import Any
 
 from crownstream.standings import validators as check
-from crownstream.standings.serialization import PAIRS, from_plain, to_plain
+from crownstream.standings.serialization import OMIT_DEFAULT, PAIRS, from_plain, to_plain
 
 SUPPORTED_BEST_OF = (1, 2, 3, 5, 7)
 # How a forfeited series is scored: "awarded" gives the other team a clean k-0 (most rulebooks' default
@@ -242,6 +242,10 @@ class SeriesResult:
     games_b: int
     winner: str | None = None
     forfeited_by: str | None = None
+    # Rounds (or points) won over the counted games, when every counted game reported both teams' score: the
+    # round-difference tiebreakers of VALORANT and Counter-Strike groups read them.
+    rounds_a: int | None = field(default=None, metadata=OMIT_DEFAULT)
+    rounds_b: int | None = field(default=None, metadata=OMIT_DEFAULT)
 
     def __post_init__(self) -> None:
         check.text(self.series_id, "series_id")
@@ -298,6 +302,12 @@ class SeriesResult:
             return self.games_b, self.games_a
         raise ValueError(f"team {team_id!r} does not play series {self.series_id!r}")
 
+    def rounds_for(self, team_id: str) -> tuple[int, int] | None:
+        """(rounds won, rounds lost) from ``team_id``'s side; None when the games did not report them."""
+        if self.rounds_a is None or self.rounds_b is None:
+            return None
+        return (self.rounds_a, self.rounds_b) if team_id == self.team_a else (self.rounds_b, self.rounds_a)
+
     def opponent(self, team_id: str) -> str:
         self.games_for(team_id)
         return self.team_b if team_id == self.team_a else self.team_a
@@ -333,6 +343,10 @@ class SeriesState:
         return self.status == SeriesStatus.COMPLETED and self.winner is None
 
     def result(self) -> SeriesResult:
+        counted = [dict(g.score) for g in self.games if g.counted]
+        scored = (
+            bool(counted) and self.forfeited_by is None and all(self.team_a in s and self.team_b in s for s in counted)
+        )
         return SeriesResult(
             self.series_id,
             self.team_a,
@@ -343,6 +357,8 @@ class SeriesState:
             self.score_b,
             self.winner,
             self.forfeited_by,
+            sum(s[self.team_a] for s in counted) if scored else None,
+            sum(s[self.team_b] for s in counted) if scored else None,
         )
 
     def to_dict(self) -> dict[str, Any]:

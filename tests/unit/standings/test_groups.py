@@ -14,6 +14,7 @@ from crownstream.standings.groups import (
     DEFAULT_POINTS,
     GroupPointsRule,
     GroupStandings,
+    StandingRow,
     recompute_group,
 )
 from crownstream.standings.series import (
@@ -213,10 +214,11 @@ def test_partial_separation_restarts_head_to_head_in_the_remaining_sub_group():
     assert decided(g) == {"A": "", "B": "game_diff", "C": "head_to_head_points", "D": "points"}
 
 
-def test_team_id_is_the_final_deterministic_fallback():
+def test_teams_no_rule_separates_share_a_rank_listed_by_team_id():
     g = group(["zeta", "alpha", "mid"], [])
-    assert order(g) == ["alpha", "mid", "zeta"]
-    assert decided(g) == {"alpha": "", "mid": "team_id", "zeta": "team_id"}
+    assert order(g) == ["alpha", "mid", "zeta"]  # listed alike on every worker …
+    assert decided(g) == {"alpha": "", "mid": "tie", "zeta": "tie"}
+    assert [row.rank for row in g.standings()] == [1, 1, 1]  # … but never ranked apart by the id
 
 
 # --- incremental updates -----------------------------------------------------------------------------
@@ -352,3 +354,93 @@ def test_real_group_vct_2022_emea_stage2_group_a(unknown):
     # Under the 3-2-1-0 rule the same results would have put FPX above Acend: the rule is part of the table.
     default = recompute_group(teams, results, GroupPointsRule(3))
     assert [r.team_id for r in default[:3]] == ["fnatic", "fpx", "acend"]
+
+
+# --- tiebreak chains chosen per stage: VCT 2024 league seasons ---------------------------------------------------
+
+
+def _vct2024() -> dict:
+    return json.loads((DATA / "round_robin_vct2024_leagues.json").read_text(encoding="utf-8"))
+
+
+VCT_RULE = {
+    "best_of": 3,
+    "points": {"2-0": 1, "2-1": 1, "1-2": 0, "0-2": 0},  # match wins
+    "tiebreakers": ["head_to_head_points", "game_diff", "round_diff"],
+}
+
+
+def _league(league: dict, rule: GroupPointsRule) -> tuple[StandingRow, ...]:
+    results = []
+    for i, (a, b, maps) in enumerate(league["series"]):
+        won_a = sum(ra > rb for ra, rb in maps)
+        won_b = len(maps) - won_a
+        rounds_a, rounds_b = sum(ra for ra, _ in maps), sum(rb for _, rb in maps)
+        winner = a if won_a > won_b else b
+        results.append(
+            SeriesResult(f"s{i}", a, b, 3, SeriesStatus.COMPLETED, won_a, won_b, winner, None, rounds_a, rounds_b)
+        )
+    return recompute_group(league["teams"], results, rule)
+
+
+def test_vct_2024_league_seasons_reproduce_every_published_place_and_knockout_pairing():
+    rule = GroupPointsRule.from_dict(VCT_RULE)
+    for league in _vct2024()["leagues"]:
+        rows = _league(league, rule)
+        place = {row.team_id: row.rank for row in rows}
+        assert len(set(place.values())) == len(rows)  # every tie was decided by a rule of the chain
+        for published in league["published"]:
+            team = published["team"]
+            if published["place"] is not None:
+                assert place[team] == published["place"], (league["event"], team)
+            else:
+                low, high = map(int, published["place_range"].split("-"))
+                assert low <= place[team] <= high, (league["event"], team)
+        for a, b in league["knockout_pairs_3v6_4v5"]:
+            assert {place[a], place[b]} in ({3, 6}, {4, 5}), (league["event"], a, b)
+
+
+def test_vct_ties_are_decided_by_the_rule_the_rulebook_names():
+    americas, pacific, emea = (_league(x, GroupPointsRule.from_dict(VCT_RULE)) for x in _vct2024()["leagues"])
+    decided = {row.team_id: row.decided_by for row in americas}
+    # Sentinels, KRÜ and Cloud9 at 6-4: Sentinels beat both, KRÜ beat Cloud9 — head-to-head, though Cloud9's and KRÜ's
+    # map differences alone would not give that order.
+    assert [row.team_id for row in americas[2:5]] == ["sentinels", "kru-esports", "cloud9"]
+    assert (decided["kru-esports"], decided["cloud9"]) == ("head_to_head_points", "head_to_head_points")
+    # Gen.G, RRQ and Talon at 6-4 beat one another in a circle: map difference decides, Talon 6th as published.
+    assert [(row.team_id, row.decided_by) for row in pacific[3:6]] == [
+        ("gen-g", "points"),
+        ("rex-regum-qeon", "game_diff"),
+        ("talon-esports", "game_diff"),
+    ]
+    # Karmine Corp, BBL and Liquid at 4-6, another circle: map difference puts KC 6th, the last place through.
+    assert [row.team_id for row in emea[5:8]] == ["karmine-corp", "bbl-esports", "team-liquid"]
+    # Ranked by overall map difference first (no head-to-head), the published Americas pairings are not reached.
+    flat = GroupPointsRule.from_dict({**VCT_RULE, "tiebreakers": ["game_diff", "round_diff"]})
+    flat_rows = _league(_vct2024()["leagues"][0], flat)
+    assert [row.team_id for row in flat_rows[2:5]] != ["sentinels", "kru-esports", "cloud9"]
+
+
+def test_round_difference_and_seed_rules_and_the_chain_errors():
+    # a and b: both 1-1 in points and maps after beating c and losing to each other 1-2 / … — built so that only
+    # rounds separate them.
+    results = [
+        SeriesResult("1", "a", "c", 3, SeriesStatus.COMPLETED, 2, 0, "a", None, 26, 10),
+        SeriesResult("2", "b", "c", 3, SeriesStatus.COMPLETED, 2, 0, "b", None, 26, 20),
+    ]
+    rule = GroupPointsRule.from_dict({"best_of": 3, "tiebreakers": ["round_diff"]})
+    rows = recompute_group("abc", results, rule)
+    assert [(r.rank, r.team_id, r.decided_by, r.round_diff) for r in rows][:2] == [
+        (1, "a", "", 16),
+        (2, "b", "round_diff", 6),
+    ]
+    seeded = GroupPointsRule.from_dict({"best_of": 3, "tiebreakers": ["seed"], "seeds": {"a": 2, "b": 1, "c": 3}})
+    rows = recompute_group("abc", results, seeded)
+    assert [(r.rank, r.team_id, r.decided_by) for r in rows][:2] == [(1, "b", ""), (2, "a", "seed")]
+    for bad, message in (
+        ({"tiebreakers": ["coin_flip"]}, "not valid"),
+        ({"tiebreakers": ["seed"]}, 'needs "seeds"'),
+        ({"tiebreakers": ["game_diff", "game_diff"]}, "each once"),
+    ):
+        with pytest.raises(ValueError, match=message):
+            GroupPointsRule.from_dict({"best_of": 3, **bad})

@@ -159,7 +159,10 @@ def test_incremental_group_equals_recompute_after_every_update(case):
         assert {c.team_id: (c.old_rank, c.new_rank) for c in change.rank_changes} == {
             row.team_id: (before[row.team_id], row.rank) for row in expected if before[row.team_id] != row.rank
         }
-    assert sorted(row.rank for row in g.standings()) == list(range(1, len(teams) + 1))
+    # Competition ranking: each rank is 1 + the teams above it, and teams share one only when no rule split them.
+    rows = g.standings()
+    for position, row in enumerate(rows, start=1):
+        assert row.rank == (rows[position - 2].rank if row.decided_by == "tie" else position)
     assert GroupStandings.from_dict(json.loads(json.dumps(g.to_dict()))).standings() == g.standings()
 
 

@@ -150,9 +150,9 @@ def test_stored_aggregates_restore_to_the_same_encoding():
 
 # --- what the old code stored reads back the same -------------------------------------------------------------
 # GOLDEN holds the JSON the hand-written to_dict methods wrote (the tables in production hold it); the decoders,
-# now the generic from_plain, must read it to values equal to the ones it was written from. One exception:
-# TeamStanding is derived on read and never stored (Leaderboard.team_state), so its entry was extended when the
-# average tiebreakers added the exact sums behind the averages (the old fields kept, in order, before them).
+# now the generic from_plain, must read it to values equal to the ones it was written from. Two exceptions:
+# TeamStanding and StandingRow are derived on read and never stored (Leaderboard.team_state, GroupStandings.to_dict),
+# so their entries were extended when the average and round tiebreakers came (old fields kept, in order, first).
 
 
 @pytest.mark.parametrize("name", sorted(READERS))
