@@ -36,9 +36,12 @@ from crownstream.settings import get_settings
 from crownstream.standings import live
 from crownstream.standings.battle_royale import Change, Leaderboard, RankChange, Status
 from crownstream.standings.br_inputs import Disqualification, Forfeit, MatchResult, Override
+from crownstream.standings.brackets import bracket_from_rules
 from crownstream.standings.groups import GroupPointsRule
 from crownstream.standings.prizes import split_prizes
 from crownstream.standings.rules import RuleSet
+from crownstream.standings.swiss import SwissStage
+from crownstream.standings.swiss import rules_from_dict as swiss_rules_from_dict
 from crownstream.streams.partitioning import partition_for
 from crownstream.streams.topics import STANDINGS_EVENTS, TOURNAMENT_EVENTS
 from crownstream.tracing.propagation import outgoing_headers
@@ -240,8 +243,13 @@ async def on_stage_configured(event: ev.StageConfigured) -> None:
     # cannot use fail here (a handler_error, nothing stored) rather than at every later result of the stage.
     if event.rules.format == "battle_royale":
         RuleSet.from_dict(rules)
-    else:
+    elif event.rules.format == "series_group":
         GroupPointsRule.from_dict(rules)
+    elif event.rules.format == "swiss":
+        swiss_rules, seeds, prior = swiss_rules_from_dict(rules)
+        SwissStage(event.stage_id, seeds, swiss_rules, prior)
+    else:
+        bracket_from_rules(event.stage_id, rules)
     before = _ranks(board_for(event.tournament_id, event.stage_id))
 
     def configure(record: dict[str, Any]) -> None:

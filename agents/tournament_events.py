@@ -105,6 +105,7 @@ def handler_table() -> dict[str, tuple[tuple[Stage, str], ...]]:
         match.forfeited        STANDINGS standings.on_forfeited, SERIES series.on_series_forfeit
         team.disqualified      STANDINGS standings.on_disqualified
         tournament.completed   STANDINGS standings.on_completed, NOTIFY notifications.notify_event
+        round.paired           SERIES series.on_round_paired, NOTIFY notifications.notify_event
         match.scheduled, match.started, match.disputed, bracket.ready: NOTIFY notifications.notify_event
     """
     return {

@@ -84,6 +84,7 @@ TYPES: tuple[NotificationType, ...] = (
     _t("roster.changed", "roster.changed", _FEED, "Your team's roster changed.", throttle=_ROSTER),
     _t("tournament.registered", "tournament.registered", _PERSONAL, "Your team is registered for a tournament."),
     _t("bracket.ready", "bracket.ready", _PERSONAL, "The bracket of your tournament is out."),
+    _t("round.paired", "round.paired", _PERSONAL, "Your team's next Swiss opponent is set."),
     _t("match.scheduled", "match.scheduled", _PERSONAL, "Your match has a time."),
     _t("match.started", "match.started", _FEED, "Your tournament's match started."),
     _t("match.result", "match.completed", _PERSONAL, "The result of your match."),
@@ -216,6 +217,17 @@ def _bracket(e: ev.BracketReady) -> Built:
         f"/tournaments/{e.tournament_id}/stages/{e.stage_id}",
         {"stage_id": e.stage_id},
         Target(tournaments=(e.tournament_id,)),
+    )
+
+
+def _round_paired(e: ev.RoundPaired) -> Built:
+    matches = "; ".join(f"{p.team_a} v {p.team_b} (best of {p.best_of})" for p in e.pairings)
+    return (
+        f"Round {e.round} is paired",
+        f"Stage {e.stage_id}, round {e.round}: {matches}."[:4000],
+        f"/tournaments/{e.tournament_id}/groups/{e.stage_id}",
+        {"stage_id": e.stage_id, "round": e.round, "source": e.source},
+        Target(teams=tuple(dict.fromkeys(t for p in e.pairings for t in (p.team_a, p.team_b)))),
     )
 
 
@@ -363,6 +375,7 @@ BUILDERS: dict[str, Builder] = {
     "roster.changed": _roster,
     "tournament.registered": _registered,
     "bracket.ready": _bracket,
+    "round.paired": _round_paired,
     "match.scheduled": _scheduled_match,
     "match.started": _started,
     "match.completed": _result,

@@ -29,6 +29,7 @@ from crownstream.schemas.common import (
     Text,
     UtcDatetime,
 )
+from crownstream.standings.brackets import bracket_from_rules
 
 # The scoring engine's own rules are the contract's: the edge refuses what the handlers would fail on, with the
 # engine's messages, so a stage's rules can never be stored and then break every later result of the stage.
@@ -36,6 +37,9 @@ from crownstream.standings.groups import TIEBREAKERS as GROUP_TIEBREAKERS
 from crownstream.standings.groups import GroupPointsRule
 from crownstream.standings.point_tables import NAMED_TABLES, PointTable
 from crownstream.standings.rules import RuleSet
+from crownstream.standings.swiss import RANKING_CRITERIA as SWISS_RANKING
+from crownstream.standings.swiss import SwissStage
+from crownstream.standings.swiss import rules_from_dict as swiss_rules_from_dict
 from crownstream.standings.tiebreakers import TIEBREAKERS
 
 # One list (standings/tiebreakers.py) makes the runtime Literal, which validation and the JSON schema read; a type
@@ -43,9 +47,11 @@ from crownstream.standings.tiebreakers import TIEBREAKERS
 if TYPE_CHECKING:
     Tiebreaker = str
     GroupTiebreaker = str
+    SwissCriterion = str
 else:
     Tiebreaker = Literal[TIEBREAKERS]
     GroupTiebreaker = Literal[GROUP_TIEBREAKERS]
+    SwissCriterion = Literal[SWISS_RANKING]
 
 TIME_ALIVE_MAX_S = 24 * 3600  # one game; longer is a unit error upstream (milliseconds?)
 PLACEMENT_MAX = 1000  # teams in one lobby; a point table longer than that scores placements no team can reach
@@ -169,6 +175,76 @@ class SeriesGroupRules(Model):
         return self
 
 
+class PriorStageLine(Model):
+    wins: StrictInt = Field(ge=0, le=1000)
+    losses: StrictInt = Field(ge=0, le=1000)
+    difficulty: StrictInt = Field(ge=-100_000, le=100_000)
+
+
+class SwissStageRules(Model):
+    """A Swiss stage (the Counter-Strike Major's rules by default): the pipeline pairs each round from the results
+    and announces it as ``round.paired``; staff may send their own ``round.paired`` to replace a round."""
+
+    format: Literal["swiss"] = "swiss"
+    seeds: dict[Id, Annotated[StrictInt, Field(ge=1, le=1000)]] = Field(
+        min_length=2, max_length=1000, description="Initial seed of every team of the stage, 1..n (1 = best)."
+    )
+    wins_to_advance: StrictInt = Field(3, ge=1, le=20)
+    losses_to_eliminate: StrictInt = Field(3, ge=1, le=20)
+    ordinary_best_of: Literal[1, 2, 3, 5, 7] = 1
+    decisive_best_of: Literal[1, 2, 3, 5, 7] = Field(3, description="Matches that can advance or eliminate a team.")
+    high_low_rounds: list[Annotated[StrictInt, Field(ge=2, le=40)]] = Field(
+        default_factory=lambda: [2, 3],
+        max_length=40,
+        description="Rounds paired highest seed against lowest; the others use the six-team priority table.",
+    )
+    ranking: list[SwissCriterion] = Field(
+        default_factory=lambda: list(SWISS_RANKING), min_length=1, max_length=len(SWISS_RANKING)
+    )
+    prior_stages: dict[Id, list[PriorStageLine]] = Field(
+        default_factory=dict, max_length=1000, description="Earlier stages' W-L and difficulty per team, latest first."
+    )
+
+    @model_validator(mode="after")
+    def _engine_accepts(self) -> SwissStageRules:
+        rules, seeds, prior = swiss_rules_from_dict(self.model_dump(mode="json"))
+        SwissStage("check", seeds, rules, prior)
+        return self
+
+
+class BracketSlot(Model):
+    id: Id
+    a: Annotated[str, Field(max_length=140, description='"seed:N", "winner:SLOT" or "loser:SLOT"')]
+    b: Annotated[str, Field(max_length=140)]
+    best_of: Literal[1, 2, 3, 5, 7] = 3
+    loser_place: Annotated[str, Field(max_length=16)] | None = None
+    winner_place: Annotated[str, Field(max_length=16)] | None = None
+    reset_of: Id | None = None
+
+
+class BracketStageRules(Model):
+    """An elimination stage: a template (GSL group, seeded single elimination with byes, 8-team double
+    elimination) or explicit slots. The pipeline announces the seeded bracket as ``bracket.ready``; series ids are
+    ``<stage_id>-<slot id>``."""
+
+    format: Literal["bracket"] = "bracket"
+    seeds: dict[Id, Annotated[StrictInt, Field(ge=1, le=1024)]] = Field(min_length=2, max_length=1024)
+    template: Literal["gsl_group", "single_elimination", "double_elimination_8", "slots"]
+    best_of: Literal[1, 2, 3, 5, 7] = 3
+    final_best_of: Literal[1, 2, 3, 5, 7] | None = None
+    finals_best_of: Literal[1, 2, 3, 5, 7] = 5
+    decider_best_of: Literal[1, 2, 3, 5, 7] | None = None
+    decider: bool = True
+    reset: bool = False
+    third_place: bool = False
+    slots: list[BracketSlot] | None = Field(None, max_length=2048)
+
+    @model_validator(mode="after")
+    def _engine_accepts(self) -> BracketStageRules:
+        bracket_from_rules("check", self.model_dump(mode="json", exclude_none=True))
+        return self
+
+
 class PrizeShare(Model):
     placement: StrictInt = Field(ge=1, le=100_000)
     prize: Money
@@ -181,7 +257,9 @@ class StageConfigured(Envelope):
     tournament_id: Id
     stage_id: Id
     name: Text = Field("", max_length=200)
-    rules: Annotated[BattleRoyaleRules | SeriesGroupRules, Field(discriminator="format")]
+    rules: Annotated[
+        BattleRoyaleRules | SeriesGroupRules | SwissStageRules | BracketStageRules, Field(discriminator="format")
+    ]
     prizes: list[PrizeShare] = Field(default_factory=list, max_length=1000)
 
 
@@ -193,10 +271,53 @@ class TournamentRegistered(Envelope):
     user_ids: list[Id] = Field(default_factory=list, max_length=100, description="Members registered with the team.")
 
 
+class BracketMatch(Model):
+    series_id: Id
+    slot: Id
+    team_a: Id
+    team_b: Id
+    best_of: Literal[1, 2, 3, 5, 7]
+
+
 class BracketReady(Envelope):
+    """A bracket is out: sent by a platform, or by the pipeline when a ``bracket`` stage is seeded (with the matches
+    that can be played now)."""
+
     type: Literal["bracket.ready"] = "bracket.ready"
     tournament_id: Id
     stage_id: Id
+    matches: list[BracketMatch] = Field(default_factory=list, max_length=2048)
+
+
+class SwissPairing(Model):
+    series_id: Id
+    team_a: Id
+    team_b: Id
+    best_of: Literal[1, 2, 3, 5, 7]
+
+
+class RoundPaired(Envelope):
+    """A Swiss round's matches: announced by the pipeline when the round before is complete (source "generated"),
+    or set by staff (source "staff"), which replaces the round."""
+
+    type: Literal["round.paired"] = "round.paired"
+    tournament_id: Id
+    stage_id: Id
+    round: StrictInt = Field(ge=1, le=100)
+    source: Literal["generated", "staff"] = "staff"
+    pairings: list[SwissPairing] = Field(min_length=1, max_length=512)
+
+    @model_validator(mode="after")
+    def _each_team_once(self) -> RoundPaired:
+        seen: set[str] = set()
+        for p in self.pairings:
+            for team in (p.team_a, p.team_b):
+                if team in seen:
+                    raise ValueError(f"round {self.round} pairs team {team!r} twice")
+                seen.add(team)
+            if p.team_a == p.team_b:
+                raise ValueError(f"series {p.series_id!r} pairs {p.team_a!r} with itself")
+        return self
 
 
 class TournamentCompleted(Envelope):
@@ -500,6 +621,7 @@ Event = Annotated[
     StageConfigured
     | TournamentRegistered
     | BracketReady
+    | RoundPaired
     | TournamentCompleted
     | MatchScheduled
     | MatchStarted

@@ -31,6 +31,16 @@ EXAMPLES: dict[str, dict[str, Any]] = {
         "user_ids": ["u-1", "u-2"],
     },
     "bracket.ready": {"tournament_id": "t-100", "stage_id": "s-finals"},
+    "round.paired": {
+        "tournament_id": "t-100",
+        "stage_id": "s-swiss",
+        "round": 2,
+        "source": "staff",
+        "pairings": [
+            {"series_id": "s-swiss-r2-m1", "team_a": "team-a", "team_b": "team-d", "best_of": 1},
+            {"series_id": "s-swiss-r2-m2", "team_a": "team-b", "team_b": "team-c", "best_of": 1},
+        ],
+    },
     "tournament.completed": {"tournament_id": "t-100", "stage_id": "s-finals"},
     "match.scheduled": {
         "tournament_id": "t-100",

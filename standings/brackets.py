@@ -291,6 +291,15 @@ def slots_from_dict(data: Any, teams: int) -> tuple[Slot, ...]:
     raise ValueError(f"unknown bracket template {template!r}; choose from {list(TEMPLATES)}")
 
 
+def bracket_from_rules(stage_id: str, rules: Mapping[str, Any]) -> Bracket:
+    """The bracket of a ``stage.configured`` event's rules of format "bracket": its seeds and its slots."""
+    options = {k: v for k, v in rules.items() if k not in ("format", "seeds") and v is not None}
+    seeds = rules.get("seeds")
+    if not isinstance(seeds, Mapping) or len(seeds) < 2:
+        raise ValueError('bracket rules need "seeds": {team_id: seed (1 = best)} for at least two teams')
+    return Bracket(stage_id, seeds, slots_from_dict(options, len(seeds)))
+
+
 # --- the bracket ----------------------------------------------------------------------------------------------
 
 

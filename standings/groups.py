@@ -67,18 +67,6 @@ class GroupPointsRule:
     seeds: tuple[tuple[str, int], ...] = field(default=(), metadata={**PAIRS, **OMIT_DEFAULT})  # for "seed"
 
     def __post_init__(self) -> None:
-        tiebreakers = tuple(self.tiebreakers)
-        unknown = [t for t in tiebreakers if t not in TIEBREAKERS]
-        if unknown or len(set(tiebreakers)) != len(tiebreakers):
-            raise ValueError(f"tiebreakers {list(tiebreakers)} are not valid: each once, from {list(TIEBREAKERS)}")
-        object.__setattr__(self, "tiebreakers", tiebreakers)
-        seeds = dict(self.seeds.items() if isinstance(self.seeds, Mapping) else self.seeds)
-        for team, seed in seeds.items():
-            check.text(team, "a team id of the seeds")
-            check.integer(seed, f"the seed of {team!r}", 1)
-        if "seed" in tiebreakers and not seeds:
-            raise ValueError('the "seed" tiebreaker needs "seeds": {team_id: seed (1 = best)}')
-        object.__setattr__(self, "seeds", tuple(sorted(seeds.items())))
         fmt = SeriesFormat(self.best_of)
         raw = self.points.items() if isinstance(self.points, Mapping) else self.points
         table = dict(raw) if raw else dict(DEFAULT_POINTS[self.best_of])
@@ -97,6 +85,19 @@ class GroupPointsRule:
         for key, value in table.items():
             check.integer(value, f"points for {key}", 0)
         object.__setattr__(self, "points", tuple((k, table[k]) for k in possible))
+        # The chain is checked after the points, whose errors say more about a stage that cannot be scored.
+        tiebreakers = tuple(self.tiebreakers)
+        unknown = [t for t in tiebreakers if t not in TIEBREAKERS]
+        if unknown or len(set(tiebreakers)) != len(tiebreakers):
+            raise ValueError(f"tiebreakers {list(tiebreakers)} are not valid: each once, from {list(TIEBREAKERS)}")
+        object.__setattr__(self, "tiebreakers", tiebreakers)
+        seeds = dict(self.seeds.items() if isinstance(self.seeds, Mapping) else self.seeds)
+        for team, seed in seeds.items():
+            check.text(team, "a team id of the seeds")
+            check.integer(seed, f"the seed of {team!r}", 1)
+        if "seed" in tiebreakers and not seeds:
+            raise ValueError('the "seed" tiebreaker needs "seeds": {team_id: seed (1 = best)}')
+        object.__setattr__(self, "seeds", tuple(sorted(seeds.items())))
 
     @property
     def format(self) -> SeriesFormat:

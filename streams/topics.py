@@ -54,6 +54,7 @@ TOURNAMENT_EVENTS = TopicSpec(
         "stage.configured",
         "tournament.registered",
         "bracket.ready",
+        "round.paired",
         "tournament.completed",
         "match.scheduled",
         "match.started",

@@ -154,14 +154,29 @@ SCHEMAS: dict[str, Any] = {
         "properties": {
             "tournament_id": {"type": "string"},
             "stage_id": {"type": "string"},
+            "format": {"enum": ["series_group", "swiss", "bracket"]},
             "rules": {"type": "object"},
             "series": {"type": "array", "items": {"type": "string"}},
+            "rounds": {
+                "type": "array",
+                "description": "Swiss: the announced rounds and their pairings (source generated or staff).",
+                "items": {"type": "object"},
+            },
+            "matches": {
+                "type": "array",
+                "description": "Bracket: every slot, its teams as the results so far decide them, winner and status "
+                "(waiting, ready, completed, bye, not_played, conflict).",
+                "items": {"type": "object"},
+            },
             "standings": {
                 "type": "array",
+                "description": "Group: W-D-L, maps, rounds, points. Swiss: record, difficulty (Buchholz), initial "
+                "seed, status. Bracket: place (teams out in the same round share it) or alive. Teams no rule "
+                "separates share a rank; decided_by names the rule that split each pair ('tie' if none).",
                 "items": {
                     "type": "object",
                     "properties": {
-                        "rank": {"type": "integer"},
+                        "rank": {"type": ["integer", "null"]},
                         "team_id": {"type": "string"},
                         "team_name": {"type": "string"},
                         "played": {"type": "integer"},

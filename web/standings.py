@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 from faust.web import Request, Response, View
 from pydantic import ValidationError
 
-from crownstream.agents.series import group_for, group_series, load_series, series_table
+from crownstream.agents.series import bracket_for, group_for, group_series, load_series, series_table, swiss_for
 from crownstream.agents.standings import board_for, stage_key, stages, tournaments
 from crownstream.app import app
 from crownstream.schemas.codec import describe_errors
@@ -193,25 +193,39 @@ class TournamentSeriesView(View):
 
 @app.page("/tournaments/{tournament_id}/groups/{stage_id}")
 class GroupStandingsView(View):
-    """Round-robin group standings: W-D-L, game difference, points, and which criterion separated each team
-    from the one above it (points, head-to-head, game difference …)."""
+    """Standings of a series stage: a round-robin group (W-D-L, maps, rounds, points), a Swiss stage (record,
+    Buchholz difficulty, rounds and pairings) or a bracket (places, every slot's state), and which criterion
+    separated each team from the one above it."""
 
     @access(PUBLIC)
     @routed(group_series, "tournament_id")
     async def get(self, request: Request, tournament_id: str, stage_id: str) -> Response:
         record = stages.get(stage_key(tournament_id, stage_id))
-        if not record or record.get("format") != "series_group":
-            raise HttpError(404, f"tournament {tournament_id!r} has no series-group stage {stage_id!r}")
-        group = group_for(tournament_id, stage_id)
+        kind = record.get("format") if record else None
+        if kind not in ("series_group", "swiss", "bracket"):
+            raise HttpError(
+                404, f"tournament {tournament_id!r} has no series-group, Swiss or bracket stage {stage_id!r}"
+            )
         membership = group_series.get(stage_key(tournament_id, stage_id)) or {"series": []}
         names = (tournaments.get(tournament_id) or {}).get("teams", {})
-        rows = group.standings() if group is not None else ()
-        return self.json(
-            {
-                "tournament_id": tournament_id,
-                "stage_id": stage_id,
-                "rules": record["rules"],
-                "series": sorted(membership["series"]),
-                "standings": [{"team_name": names.get(r.team_id, r.team_id), **r.to_dict()} for r in rows],
-            }
-        )
+        body: dict[str, object] = {
+            "tournament_id": tournament_id,
+            "stage_id": stage_id,
+            "format": kind,
+            "rules": record["rules"],
+            "series": sorted(membership["series"]),
+        }
+        rows: tuple = ()
+        if kind == "series_group":
+            group = group_for(tournament_id, stage_id)
+            rows = group.standings() if group is not None else ()
+        elif kind == "swiss":
+            swiss = swiss_for(tournament_id, stage_id)
+            rows = swiss.standings() if swiss is not None else ()
+            body["rounds"] = [swiss.rounds[n].to_dict() for n in sorted(swiss.rounds)] if swiss is not None else []
+        else:
+            bracket = bracket_for(tournament_id, stage_id)
+            rows = bracket.standings() if bracket is not None else ()
+            body["matches"] = [s.to_dict() for s in bracket.states()] if bracket is not None else []
+        body["standings"] = [{"team_name": names.get(r.team_id, r.team_id), **r.to_dict()} for r in rows]
+        return self.json(body)

@@ -68,6 +68,7 @@ class Harness:
     tables: dict[str, dict] = field(default_factory=dict)
     outputs: list[bytes] = field(default_factory=list)  # standings outputs, encoded, not yet fed on
     emitted: list[bytes] = field(default_factory=list)  # every standings output, encoded
+    announced: list[bytes] = field(default_factory=list)  # the pipeline's own tournament events (round.paired …)
     # (topic, key, value, partition): the partition sent to, or the key's
     internal: list[tuple[str, bytes, bytes, int]] = field(default_factory=list)
     deliveries: list[tuple[str, bytes]] = field(default_factory=list)
@@ -85,6 +86,7 @@ class Harness:
             "br_match_index": (standings_agent, "br_match_index"),
             "series": (series_agent, "series_table"),
             "group_series": (series_agent, "group_series"),
+            "stage_rounds": (series_agent, "stage_rounds"),
             "schedules": (notifications, "schedules"),
             "broadcasts": (notifications, "broadcasts"),
             "preferences": (notifications_users, "preferences"),
@@ -115,6 +117,9 @@ class Harness:
         # Caches of derived state (rebuilt from the tables on first use) start empty, as after a rebalance.
         stack.enter_context(mock.patch.object(standings_agent, "BOARDS", {}))
         stack.enter_context(mock.patch.object(series_agent, "GROUPS", {}))
+        stack.enter_context(mock.patch.object(series_agent, "SWISS", {}))
+        stack.enter_context(mock.patch.object(series_agent, "BRACKETS", {}))
+        stack.enter_context(mock.patch.object(series_agent, "emit_tournament_events", self._announce))
         stack.enter_context(mock.patch.object(notifications_users, "MEMORY", notifications_users.UsersInMemory()))
         return self
 
@@ -129,6 +134,9 @@ class Harness:
             value = encode(e)  # raises as a worker's send would on an unencodable output
             self.outputs.append(value)
             self.emitted.append(value)
+
+    async def _announce(self, *events: Envelope) -> None:
+        self.announced.extend(encode(e) for e in events)
 
     async def _emit_encoded(self, tournament_id: str, records: list[tuple[str, bytes]]) -> None:
         for _type, value in records:

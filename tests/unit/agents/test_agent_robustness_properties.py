@@ -23,6 +23,7 @@ from pydantic import BaseModel
 
 from crownstream.schemas.codec import Rejection
 from crownstream.schemas.events import EVENT_MODELS, Envelope
+from crownstream.standings.groups import TIEBREAKERS as GROUP_TIEBREAKERS
 from crownstream.standings.point_tables import NAMED_TABLES
 from crownstream.standings.tiebreakers import TIEBREAKERS
 from crownstream.streams.topics import topic_for
@@ -184,7 +185,14 @@ def _for_name(name: str) -> st.SearchStrategy | None:
     if name == "point_table":
         return st.one_of(st.sampled_from(sorted(NAMED_TABLES)), st.lists(sane_ints, min_size=1, max_size=5))
     if name == "tiebreakers":
-        return st.one_of(st.none(), st.permutations(TIEBREAKERS).map(lambda p: list(p[:3])))
+        # Battle-royale and group stages name different tiebreakers; a chain of the other kind is refused before
+        # the rules' deeper checks run, so the default (None) is drawn as often as both chains together.
+        return st.one_of(
+            st.none(),
+            st.none(),
+            st.permutations(TIEBREAKERS).map(lambda p: list(p[:3])),
+            st.permutations(GROUP_TIEBREAKERS).map(lambda p: list(p[:3])),
+        )
     if name == "points":
         return st.one_of(st.none(), st.fixed_dictionaries({k: sane_ints for k in ("2-0", "2-1", "1-2", "0-2")}))
     if name == "best_of":
@@ -228,7 +236,13 @@ def typed_value(annotation: Any, name: str, depth: int) -> st.SearchStrategy:
     annotation = _strip(annotation)
     origin = typing.get_origin(annotation)
     if origin in (typing.Union, types.UnionType):
-        return st.one_of(*(typed_value(a, name, depth) for a in typing.get_args(annotation)))
+        options = typing.get_args(annotation)
+        if name == "rules":
+            # The scoring rules the deep checks below are about (a tiebreaker twice, a table missing final scores)
+            # live in the battle-royale and series-group formats: drawn three times as often as the Swiss and
+            # bracket ones, so that four formats do not thin them out below what the reachability check needs.
+            options = tuple(o for o in options for _ in range(3 if _format_of(o) in DEEP_FORMATS else 1))
+        return st.one_of(*(typed_value(a, name, depth) for a in options))
     if origin is Literal:
         return st.sampled_from(typing.get_args(annotation))
     if origin is list:
@@ -250,6 +264,16 @@ def typed_value(annotation: Any, name: str, depth: int) -> st.SearchStrategy:
     if annotation is dict:
         return st.dictionaries(sane_texts, sane_ints, max_size=3)
     return wild
+
+
+DEEP_FORMATS = ("battle_royale", "series_group")
+
+
+def _format_of(annotation: Any) -> str | None:
+    model = _strip(annotation)
+    if isinstance(model, type) and issubclass(model, BaseModel) and "format" in model.model_fields:
+        return model.model_fields["format"].default
+    return None
 
 
 def model_dict(model: type[BaseModel], depth: int = 0) -> st.SearchStrategy:

@@ -65,6 +65,7 @@ async def test_only_the_marker_stops_dispatch():
 # The dispatch table once every agent module is imported: event type -> its handlers, in the order they run.
 TABLE = {
     "bracket.ready": [("NOTIFY", "notifications.notify_event")],
+    "round.paired": [("SERIES", "series.on_round_paired"), ("NOTIFY", "notifications.notify_event")],
     "match.completed": [
         ("STANDINGS", "standings.on_match_completed"),
         ("SERIES", "series.on_series_game"),

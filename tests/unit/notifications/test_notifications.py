@@ -25,6 +25,7 @@ SPEC = {
     "roster.changed": (FEED, False),
     "tournament.registered": (PERSONAL, False),
     "bracket.ready": (PERSONAL, False),
+    "round.paired": (PERSONAL, False),  # a Swiss round's pairing: like a match's time, each one matters
     "match.scheduled": (PERSONAL, False),
     "match.started": (FEED, False),
     "match.result": (PERSONAL, False),
