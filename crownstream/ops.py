@@ -124,6 +124,15 @@ def live_standings(worker_url: str, tournament_id: str, stage_id: str) -> list[d
     return r.json()["standings"]
 
 
+def live_group_standings(worker_url: str, tournament_id: str, stage_id: str) -> list[dict[str, Any]] | None:
+    """The standings a worker serves for a series-group, Swiss or bracket stage; None if it has none."""
+    r = httpx.get(f"{worker_url.rstrip('/')}/tournaments/{tournament_id}/groups/{stage_id}", timeout=10)
+    if r.status_code == 404:
+        return None
+    r.raise_for_status()
+    return r.json()["standings"]
+
+
 def compare(expected: list[TeamStanding], served: list[dict[str, Any]] | None) -> list[str]:
     """Differences between a recompute and what a worker serves, one line each (empty: they agree)."""
     if served is None:

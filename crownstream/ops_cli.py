@@ -10,6 +10,7 @@ import httpx
 import orjson
 
 from crownstream import ops
+from crownstream.ops_series import SeriesStageRecompute, compare_series, recompute_series_stages
 from crownstream.settings import get_settings
 
 
@@ -20,7 +21,7 @@ def standings() -> None:
 
 @standings.command("rebuild")
 @click.argument("tournament_id")
-@click.option("--stage", default=None, help="Only this stage (default: every battle-royale stage).")
+@click.option("--stage", default=None, help="Only this stage (default: every stage).")
 @click.option(
     "--worker",
     "worker_url",
@@ -33,22 +34,31 @@ def standings_rebuild(
     tournament_id: str, stage: str | None, worker_url: str | None, no_compare: bool, as_json: bool
 ) -> None:
     """Recompute TOURNAMENT_ID's standings from its events in the topic, with the pure engine, and compare them
-    with what the workers serve. Exits 1 if they differ, 2 if the tournament has no battle-royale stage."""
+    with what the workers serve: battle-royale leaderboards, round-robin groups, Swiss stages and brackets. Exits 1
+    if they differ, 2 if the tournament has no such stage."""
     settings = get_settings()
     events = asyncio.run(ops.read_tournament_events(tournament_id, settings))
     stages = ops.recompute_tournament(events, tournament_id)
+    series_stages = recompute_series_stages(events, tournament_id)
     if stage is not None:
         stages = {k: v for k, v in stages.items() if k == stage}
-    if not stages:
+        series_stages = {k: v for k, v in series_stages.items() if k == stage}
+    if not stages and not series_stages:
         click.echo(
-            f"no battle-royale stage{f' {stage!r}' if stage else ''} found in {len(events)} events of "
-            f"tournament {tournament_id!r}",
+            f"no stage{f' {stage!r}' if stage else ''} found in {len(events)} events of tournament {tournament_id!r}",
             err=True,
         )
         sys.exit(2)
     if as_json:
-        click.echo(orjson.dumps({s: [t.to_dict() for t in r.standings] for s, r in stages.items()}).decode())
-    differ = False
+        click.echo(
+            orjson.dumps(
+                {
+                    **{s: [t.to_dict() for t in r.standings] for s, r in stages.items()},
+                    **{s: r.rows for s, r in series_stages.items()},
+                }
+            ).decode()
+        )
+    differ = _series_rebuild(tournament_id, series_stages, worker_url or settings.worker_url, no_compare, as_json)
     for stage_id, result in stages.items():
         if not as_json:
             click.echo(
@@ -81,6 +91,41 @@ def standings_rebuild(
             click.echo(f"matches the standings {url} serves", err=True)
     if differ:
         sys.exit(1)
+
+
+def _series_rebuild(
+    tournament_id: str, stages: dict[str, SeriesStageRecompute], url: str, no_compare: bool, as_json: bool
+) -> bool:
+    """Print each series stage's recompute and compare it with the worker's; True if any differs."""
+    differ = False
+    for stage_id, result in stages.items():
+        if not as_json:
+            click.echo(
+                f"{tournament_id} / {stage_id} ({result.format}): {len(result.rows)} teams, {result.series} series"
+            )
+            for row in result.rows:
+                rank = "-" if row["rank"] is None else row["rank"]
+                extra = row.get("record") or row.get("place") or f"{row.get('points')} pts"
+                click.echo(f"  {rank:>3}. {row['team_id']:<24} {extra}  {row.get('decided_by') or ''}")
+        for line in result.skipped:
+            click.echo(f"  skipped {line}", err=True)
+        if no_compare:
+            continue
+        try:
+            problems = compare_series(result, ops.live_group_standings(url, tournament_id, stage_id))
+        except httpx.HTTPError as exc:
+            click.echo(
+                f"could not ask {url} for the live standings ({exc}); pass --worker URL or --no-compare", err=True
+            )
+            sys.exit(3)
+        if problems:
+            differ = True
+            click.echo(f"DIFFERS from {url} ({len(problems)} lines):", err=True)
+            for line in problems:
+                click.echo(f"  {line}", err=True)
+        else:
+            click.echo(f"matches the standings {url} serves", err=True)
+    return differ
 
 
 @click.group("ops")

@@ -33,8 +33,9 @@ from tqdm import tqdm
 
 from crownstream.demo import hooks
 from crownstream.demo.processes import WorkerGroup
-from crownstream.demo.tournament import demo_tournament
-from crownstream.ops import recompute_tournament
+from crownstream.demo.tournament import SWISS_STAGE, demo_tournament
+from crownstream.ops import read_tournament_events, recompute_tournament
+from crownstream.ops_series import compare_series, recompute_series_stages
 from crownstream.settings import Settings, get_settings
 from crownstream.streams.partitioning import partition_for
 from crownstream.streams.topics import STANDINGS_EVENTS
@@ -50,6 +51,7 @@ class Summary:
     events: int = 0
     standings: list[dict[str, Any]] = field(default_factory=list)
     group: list[dict[str, Any]] = field(default_factory=list)
+    swiss: list[dict[str, Any]] = field(default_factory=list)
     outputs: collections.Counter = field(default_factory=collections.Counter)
     payouts: list[dict[str, Any]] = field(default_factory=list)
     dead_letters: int = 0
@@ -152,8 +154,8 @@ class Api:
         body = self.get(f"/tournaments/{tournament_id}/standings", stage=BR_STAGE, limit=100)
         return body["standings"] if body else []
 
-    def group(self, tournament_id: str) -> list[dict[str, Any]]:
-        body = self.get(f"/tournaments/{tournament_id}/groups/{GROUP_STAGE}")
+    def group(self, tournament_id: str, stage_id: str = GROUP_STAGE) -> list[dict[str, Any]]:
+        body = self.get(f"/tournaments/{tournament_id}/groups/{stage_id}")
         return body["standings"] if body else []
 
     def wait_applied(self, tournament_id: str, count: int, timeout: float) -> bool:
@@ -285,12 +287,12 @@ async def run_demo(
             say(f"preferences of {len(prepared)} players applied")
         else:
             say("warning: not every player's preferences were applied within 60 s; early notices use the defaults")
-    events = prepared + demo_tournament(args.tournament, br_matches=args.br_matches)
+    events = prepared + demo_tournament(args.tournament, br_matches=args.br_matches, swiss=True)
     tournament_events = [e for e in events if e.get("tournament_id") == args.tournament]
     say(
         f"streaming {len(tournament_events)} events of tournament {args.tournament!r}: a {BR_STAGE} stage of "
         f"16 teams over {args.br_matches} matches (one corrected, one staff override, one retried duplicate) "
-        f"and a best-of-3 group"
+        f", a best-of-3 group and an 8-team Swiss stage whose rounds the pipeline pairs"
     )
     await stream(settings, api, events[len(prepared) :], channels, args.pace, args.progress)
 
@@ -301,6 +303,15 @@ async def run_demo(
         )
     summary.standings = await asyncio.to_thread(api.standings, args.tournament)
     summary.group = await asyncio.to_thread(api.group, args.tournament)
+    summary.swiss = await asyncio.to_thread(api.group, args.tournament, SWISS_STAGE)
+    # The Swiss stage from scratch, with the rounds the pipeline announced into the topic.
+    swiss_expected = recompute_series_stages(await read_tournament_events(args.tournament, settings), args.tournament)
+    swiss_problems = (
+        compare_series(swiss_expected[SWISS_STAGE], summary.swiss)
+        if SWISS_STAGE in swiss_expected
+        else ["no Swiss stage in the topic"]
+    )
+    summary.problems += [f"Swiss stage: {p}" for p in swiss_problems]
     expected = recompute_tournament(tournament_events, args.tournament)[BR_STAGE].standings
     got = [(r["team_id"], r["total_points"]) for r in summary.standings]
     summary.verified = got == [(s.team_id, s.total_points) for s in expected]
@@ -382,6 +393,13 @@ def print_summary(summary: Summary, args: argparse.Namespace, group: WorkerGroup
             say(
                 f"   {row['rank']}. {row['team_name']:<10} {row['wins']}-{row['losses']} series, "
                 f"games {row['game_wins']}-{row['game_losses']}, {row['points']} pts"
+            )
+    if summary.swiss:
+        say("\nSwiss stage (two wins advance, two losses eliminate; rounds paired by the pipeline):")
+        for row in summary.swiss:
+            say(
+                f"   {row['rank']}. {row['team_name']:<10} {row['record']}  difficulty {row['difficulty']:+d}  "
+                f"{row['status']}"
             )
     say(
         "\nOutputs committed on standings-events: "

@@ -10,6 +10,10 @@ import random
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from crownstream.standings.series import SeriesResult
+from crownstream.standings.swiss import SwissStage
+from crownstream.standings.swiss import rules_from_dict as swiss_rules_from_dict
+
 TEAM_NAMES = [
     "Alpha Wolves",
     "Bravo Six",
@@ -36,8 +40,14 @@ def _event(kind: str, event_id: str, at: datetime, **fields: Any) -> dict[str, A
 
 
 def demo_tournament(
-    tournament_id: str = "demo-cup", seed: int = 2026, br_matches: int = 6, start: datetime | None = None
+    tournament_id: str = "demo-cup",
+    seed: int = 2026,
+    br_matches: int = 6,
+    start: datetime | None = None,
+    swiss: bool = False,
 ) -> list[dict[str, Any]]:
+    """The demo's events in order. ``swiss`` adds an eight-team Swiss stage (two wins advance, two losses
+    eliminate) whose rounds the pipeline pairs as the results come in."""
     rng = random.Random(seed)
     at = start or datetime(2026, 11, 24, 18, 0, tzinfo=UTC)
     t = tournament_id
@@ -188,9 +198,87 @@ def demo_tournament(
                     },
                 )
             )
+    if swiss:
+        at = _swiss_stage(events, t, rng, at)
     events.append(
         _event(
             "tournament.completed", f"{t}:completed", at + timedelta(minutes=5), tournament_id=t, stage_id="br-finals"
         )
     )
     return events
+
+
+SWISS_STAGE = "swiss-a"
+SWISS_TEAMS = [f"sw-{i:02d}" for i in range(1, 9)]
+
+
+def _swiss_stage(events: list[dict[str, Any]], t: str, rng: random.Random, at: datetime) -> datetime:
+    """Plays a Swiss stage the way a platform would: each round's matches are the ones the pipeline announces
+    (``round.paired``), which the pure engine here computes alike from the same results."""
+    rules = {
+        "format": "swiss",
+        "seeds": {team: i for i, team in enumerate(SWISS_TEAMS, start=1)},
+        "wins_to_advance": 2,
+        "losses_to_eliminate": 2,
+    }
+    events.append(
+        _event(
+            "stage.configured",
+            f"{t}:swiss:config",
+            at,
+            tournament_id=t,
+            stage_id=SWISS_STAGE,
+            name="Swiss",
+            rules=rules,
+        )
+    )
+    swiss_rules, seeds, prior = swiss_rules_from_dict(rules)
+    stage = SwissStage(SWISS_STAGE, seeds, swiss_rules, prior)
+    while (round_ := stage.next_round()) is not None:
+        stage.set_round(round_)
+        for pairing in round_.pairings:
+            wins = {pairing.team_a: 0, pairing.team_b: 0}
+            game = 0
+            while max(wins.values()) < pairing.best_of // 2 + 1:
+                game += 1
+                at += timedelta(minutes=35)
+                # The better seed wins a little more often, as in a real stage.
+                winner = pairing.team_a if rng.random() < 0.6 else pairing.team_b
+                wins[winner] += 1
+                events.append(
+                    _event(
+                        "match.completed",
+                        f"{t}:{pairing.series_id}:g{game}",
+                        at,
+                        tournament_id=t,
+                        stage_id=SWISS_STAGE,
+                        match_id=f"{pairing.series_id}-g{game}",
+                        revision=1,
+                        result={
+                            "format": "series_game",
+                            "series_id": pairing.series_id,
+                            "team_ids": [pairing.team_a, pairing.team_b],
+                            "game_number": game,
+                            "winner_team_id": winner,
+                            "score": {
+                                pairing.team_a: 13 if winner == pairing.team_a else 9,
+                                pairing.team_b: 13 if winner == pairing.team_b else 9,
+                            },
+                        },
+                    )
+                )
+            a_won = wins[pairing.team_a] > wins[pairing.team_b]
+            k = pairing.best_of // 2 + 1
+            stage.update(
+                SeriesResult(
+                    pairing.series_id,
+                    pairing.team_a,
+                    pairing.team_b,
+                    pairing.best_of,
+                    "completed",
+                    k if a_won else wins[pairing.team_a],
+                    wins[pairing.team_b] if a_won else k,
+                    pairing.team_a if a_won else pairing.team_b,
+                )
+            )
+    return at
