@@ -86,7 +86,11 @@ async def test_a_result_is_traced_through_every_hop_to_each_delivery_and_each_su
             await conn.execute(
                 text("UPDATE webhook_endpoints SET url = :u WHERE id = :i"), {"u": hook_url, "i": endpoint.id}
             )
-        worker = start_worker(**sink_worker_overrides(database_url, smtp_port=9, otlp_endpoint=collector.url))
+        # Enough attempts that the email to port 9 is still being retried when the trace is read (with the sinks'
+        # usual 4 fast attempts it could be dead already on a slow run).
+        worker = start_worker(
+            **sink_worker_overrides(database_url, smtp_port=9, otlp_endpoint=collector.url, sink_max_attempts=1000)
+        )
         async with EventProducer(settings) as producer:
             # u1 opted out of email; u2 takes sponsor news by email and webhook too; u3 never set preferences
             # (the defaults: in-app and email, and no email address).
