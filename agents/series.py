@@ -38,9 +38,10 @@ from crownstream.agents.tournament_events import (
     tournament_events_topic,
 )
 from crownstream.app import app
-from crownstream.engine import send_batch
+from crownstream.engine import after_batch, send_batch
 from crownstream.schemas import events as ev
 from crownstream.schemas.codec import Rejection, encode
+from crownstream.standings import live
 from crownstream.standings.brackets import Bracket, bracket_from_rules
 from crownstream.standings.groups import GroupPointsRule, GroupStandings
 from crownstream.standings.series import ChangeStatus, Forfeit, GameOverride, GameResult, Series, SeriesFormat
@@ -170,6 +171,11 @@ def bracket_for(tournament_id: str, stage_id: str) -> Bracket | None:
     return bracket
 
 
+def _wake_live(tournament_id: str, stage_id: str) -> None:
+    """Wake the stage's live leaderboard pages (standings/live.py) once the batch's writes are where they read."""
+    after_batch(("live", tournament_id, stage_id), lambda: live.publish(tournament_id, stage_id))
+
+
 async def emit_tournament_events(*events: ev.Envelope) -> None:
     """Announcements the pipeline makes about a tournament (``round.paired``, ``bracket.ready``): into the
     tournament-events topic, in the input partition's transaction, where the notification handlers read them as
@@ -264,6 +270,7 @@ async def _fold(event: ev.Envelope, stage_id: str, series_id: str, teams: tuple[
         }
     if not change.result_changed:
         return
+    _wake_live(tournament_id, stage_id)
     if kind in ("swiss", "bracket"):
         await _progress(event, tournament_id, stage_id, kind, ranks_before)
         return
@@ -421,6 +428,7 @@ async def on_stage_configured(event: ev.StageConfigured) -> None:
     # The format (best-of) or points of a group changed: every series of it re-derives; rebuild the view lazily.
     # Runs after agents/standings.py stored the new rules (Stage.SERIES comes after Stage.STANDINGS).
     _forget_group(event)
+    _wake_live(event.tournament_id, event.stage_id)
     if event.rules.format == "swiss":
         swiss = swiss_for(event.tournament_id, event.stage_id)
         if swiss is not None and swiss.current_round() == 0:

@@ -28,7 +28,8 @@ from aiohttp_sse import EventSourceResponse
 from faust.web import Request, Response, View
 from jinja2 import Environment, PackageLoader, select_autoescape
 
-from crownstream.agents.standings import board_for, match_count, stages, tournaments
+from crownstream.agents.series import bracket_for, group_for, group_series, swiss_for
+from crownstream.agents.standings import board_for, match_count, stage_key, stages, tournaments
 from crownstream.app import app
 from crownstream.settings import get_settings
 from crownstream.standings.live import HUB, StreamClosed
@@ -49,27 +50,93 @@ _templates = Environment(
 )
 
 
+# The table's columns per stage format after rank and team: (heading, row field, CSS class: "points" is the
+# one figure that decides the rank, "wide" columns are hidden on phones).
+COLUMNS: dict[str, list[dict[str, str]]] = {
+    "battle_royale": [
+        {"label": "Pts", "key": "total_points", "cls": "points"},
+        {"label": "Place pts", "key": "placement_points", "cls": "wide"},
+        {"label": "Kills", "key": "kills", "cls": "wide"},
+        {"label": "Wins", "key": "wins", "cls": "wide"},
+        {"label": "MP", "key": "matches_played", "cls": ""},
+    ],
+    "series_group": [
+        {"label": "Pts", "key": "points", "cls": "points"},
+        {"label": "W-L", "key": "series", "cls": ""},
+        {"label": "Maps", "key": "maps", "cls": "wide"},
+        {"label": "Rounds ±", "key": "round_diff", "cls": "wide"},
+    ],
+    "swiss": [
+        {"label": "W-L", "key": "record", "cls": "points"},
+        {"label": "Difficulty", "key": "difficulty", "cls": "wide"},
+        {"label": "Status", "key": "status", "cls": ""},
+    ],
+    "bracket": [
+        {"label": "Place", "key": "place", "cls": "points"},
+        {"label": "Status", "key": "status", "cls": ""},
+    ],
+}
+
+
 def standings_snapshot(tournament_id: str, stage_id: str, limit: int) -> dict[str, Any] | None:
-    """The stage's standings as the page shows them; None if it is not a configured battle-royale stage."""
-    board = board_for(tournament_id, stage_id)
-    if board is None:
-        return None
+    """The stage's standings as the page shows them; None if the stage has no ranked table (not configured)."""
     info = tournaments.get(tournament_id) or {}
     names = info.get("teams", {})
     stage_meta = info.get("stages", {}).get(stage_id, {})
-    return {
+    snapshot: dict[str, Any] = {
         "tournament_id": tournament_id,
         "stage_id": stage_id,
         "stage_name": stage_meta.get("name") or stage_id,
-        "teams": len(board),
-        "matches": match_count(tournament_id, stage_id),
-        "champion": board.champion,
         "version": HUB.version(tournament_id, stage_id),
-        "standings": [
-            {"rank": rank, "team_name": names.get(s.team_id, s.team_id), **s.to_dict()}
-            for rank, s in board.standings(0, limit)
-        ],
     }
+    board = board_for(tournament_id, stage_id)
+    if board is not None:
+        return {
+            **snapshot,
+            "format": "battle_royale",
+            "columns": COLUMNS["battle_royale"],
+            "teams": len(board),
+            "matches": match_count(tournament_id, stage_id),
+            "champion": board.champion,
+            "standings": [
+                {"rank": rank, "team_name": names.get(s.team_id, s.team_id), **s.to_dict(), "decided_by": rule}
+                for rank, rule, s in board.page(0, limit)
+            ],
+        }
+    rows = series_stage_rows(tournament_id, stage_id)
+    if rows is None:
+        return None
+    kind, series, table = rows
+    return {
+        **snapshot,
+        "format": kind,
+        "columns": COLUMNS[kind],
+        "teams": len(table),
+        "matches": series,
+        "champion": None,
+        "standings": [{"team_name": names.get(r["team_id"], r["team_id"]), **r} for r in table[:limit]],
+    }
+
+
+def series_stage_rows(tournament_id: str, stage_id: str) -> tuple[str, int, list[dict[str, Any]]] | None:
+    """(format, series played, rows) of a round-robin group, Swiss stage or bracket; None for any other stage."""
+    kind = (stages.get(stage_key(tournament_id, stage_id)) or {}).get("format")
+    membership = group_series.get(stage_key(tournament_id, stage_id)) or {"series": []}
+    if kind == "series_group":
+        group = group_for(tournament_id, stage_id)
+        table = [
+            {**r.to_dict(), "series": f"{r.wins}-{r.losses}", "maps": f"{r.game_wins}-{r.game_losses}"}
+            for r in (group.standings() if group is not None else ())
+        ]
+    elif kind == "swiss":
+        swiss = swiss_for(tournament_id, stage_id)
+        table = [r.to_dict() for r in (swiss.standings() if swiss is not None else ())]
+    elif kind == "bracket":
+        bracket = bracket_for(tournament_id, stage_id)
+        table = [{**r.to_dict(), "place": r.place or "–"} for r in (bracket.standings() if bracket is not None else ())]
+    else:
+        return None
+    return kind, len(membership["series"]), table
 
 
 @app.page("/tournaments/{tournament_id}/leaderboard")
@@ -80,9 +147,7 @@ class LeaderboardPage(View):
         stage_id = pick_stage(request, tournament_id)
         snapshot = standings_snapshot(tournament_id, stage_id, get_settings().leaderboard_rows)
         if snapshot is None:
-            raise HttpError(
-                404, f"stage {stage_id!r} is not a battle-royale stage; its leaderboard has no ranked table"
-            )
+            raise HttpError(404, f"stage {stage_id!r} is not configured yet; its leaderboard has no ranked table")
         nonce = new_nonce()
         html = _templates.get_template("leaderboard.html").render(
             snapshot=snapshot,
@@ -108,8 +173,8 @@ class LeaderboardEvents(View):
         except NotReady as exc:
             return not_ready(self, exc)
         stage_id = pick_stage(request, tournament_id)
-        if board_for(tournament_id, stage_id) is None:
-            raise HttpError(404, f"stage {stage_id!r} is not a battle-royale stage")
+        if board_for(tournament_id, stage_id) is None and series_stage_rows(tournament_id, stage_id) is None:
+            raise HttpError(404, f"stage {stage_id!r} is not configured yet; its leaderboard has no ranked table")
         return await _stream(request, tournament_id, stage_id)
 
 

@@ -182,3 +182,42 @@ async def test_relayed_stream_ends_when_the_owner_leaves_and_reconnects_to_the_n
             assert time.monotonic() < deadline, "the stream never came back after the owner left"
             await asyncio.sleep(1)
     assert rows(snapshot) == json_standings(viewer.url)
+
+
+async def test_a_swiss_stage_has_its_live_page_updated_round_by_round(settings, topics, start_worker):
+    from crownstream.demo.tournament import SWISS_STAGE
+
+    first, second = wait_all_ready([start_worker(wait=False), start_worker(wait=False)])
+    swiss = [e for e in demo_tournament(T, seed=7, swiss=True) if e.get("stage_id") == SWISS_STAGE]
+    config, games = swiss[0], swiss[1:]
+    round_one = [e for e in games if "-r1-" in e["result"]["series_id"]]
+    await produce(settings, [config])
+    for worker in (first, second):
+        page = wait_until(
+            lambda w=worker: (
+                (
+                    r := httpx.get(f"{w.url}/tournaments/{T}/leaderboard", params={"stage": SWISS_STAGE}, timeout=10)
+                ).status_code
+                == 200
+                and r
+            ),
+            60,
+            "the Swiss stage's page",
+        )
+        assert '<th class="points">W-L</th>' in page.text and "Difficulty" in page.text
+    async with (
+        httpx.AsyncClient(timeout=httpx.Timeout(10, read=60)) as client,
+        client.stream("GET", f"{second.url}/tournaments/{T}/leaderboard/events", params={"stage": SWISS_STAGE}) as r,
+    ):
+        assert r.status_code == 200
+        stream = events(r)
+        snapshot = orjson.loads((await next_event(stream, "standings", 30)).data)
+        assert snapshot["format"] == "swiss" and {row["record"] for row in snapshot["standings"]} == {"0-0"}
+        await produce(settings, round_one)
+        while sorted(row["record"] for row in snapshot["standings"]) != ["0-1"] * 4 + ["1-0"] * 4:
+            snapshot = orjson.loads((await next_event(stream, "standings", 30)).data)
+        await produce(settings, games[len(round_one) :])
+        while any(row["status"] == "playing" for row in snapshot["standings"]):
+            snapshot = orjson.loads((await next_event(stream, "standings", 30)).data)
+        assert sorted(row["status"] for row in snapshot["standings"]) == ["advanced"] * 4 + ["eliminated"] * 4
+        assert snapshot["matches"] == 10

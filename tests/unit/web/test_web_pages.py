@@ -7,6 +7,7 @@ import re
 import orjson
 from jinja2 import Environment, PackageLoader, select_autoescape
 
+from crownstream.web.leaderboard import COLUMNS
 from crownstream.web.pages import json_for_script, page_csp
 
 HOSTILE = ["</script><script>alert(1)</script>", "<!--", "<script>", "]]>", "&lt;", "a\u2028b\u2029c", "</SCRIPT >"]
@@ -29,6 +30,7 @@ def test_leaderboard_template_keeps_a_hostile_team_name_inside_the_data():
         "matches": 0,
         "champion": None,
         "version": 3,
+        "columns": COLUMNS["battle_royale"],
         "standings": [
             {
                 "rank": 1,
