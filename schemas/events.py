@@ -229,7 +229,7 @@ class BracketStageRules(Model):
 
     format: Literal["bracket"] = "bracket"
     seeds: dict[Id, Annotated[StrictInt, Field(ge=1, le=1024)]] = Field(min_length=2, max_length=1024)
-    template: Literal["gsl_group", "single_elimination", "double_elimination_8", "slots"]
+    template: Literal["gsl_group", "single_elimination", "double_elimination", "double_elimination_8", "slots"]
     best_of: Literal[1, 2, 3, 5, 7] = 3
     final_best_of: Literal[1, 2, 3, 5, 7] | None = None
     finals_best_of: Literal[1, 2, 3, 5, 7] = 5

@@ -249,7 +249,99 @@ def double_elimination_8(best_of: int = 3, finals_best_of: int = 5, reset: bool 
     return tuple(slots)
 
 
-TEMPLATES = ("gsl_group", "single_elimination", "double_elimination_8", "slots")
+def double_elimination(teams: int, best_of: int = 3, finals_best_of: int = 5, reset: bool = False) -> tuple[Slot, ...]:
+    """Double elimination for any number of teams (byes for the top seeds up to the next power of two): the upper
+    bracket seeded as ``single_elimination``; the lower bracket opens with the upper first round's losers, then
+    alternates a round where the next upper round's losers drop in (against the lower winners in reverse order, so
+    that teams who met early do not meet again at once) with a round among the lower winners; the upper final's
+    loser meets the lower winner in the lower final, and its winner the upper champion in the grand final (with a
+    reset when ``reset``). Losers of each lower round share the places below the teams still in."""
+    check.integer(teams, "teams", 4)
+    size = 4
+    while size < teams:
+        size *= 2
+    rounds = size.bit_length() - 1
+    order = standard_seed_order(size)
+    slots: list[Slot] = []
+    upper: list[list[str]] = []
+    current = [Source("seed", str(s)) for s in order]
+    for r in range(1, rounds + 1):
+        ids = ["ub_final" if r == rounds else f"ub_r{r}_m{i // 2 + 1}" for i in range(0, len(current), 2)]
+        for i, slot_id in enumerate(ids):
+            slots.append(Slot(slot_id, current[2 * i], current[2 * i + 1], best_of))
+        upper.append(ids)
+        current = [Source("winner", i) for i in ids]
+    # The lower bracket, round by round. Round 1: the first upper round's losers play each other.
+    lower_rounds: list[list[Slot]] = []
+    pending = [Source("loser", slot_id) for slot_id in upper[0]]
+    j = 1
+    round_slots = [
+        Slot(f"lb_r{j}_m{i // 2 + 1}", pending[i], pending[i + 1], best_of) for i in range(0, len(pending), 2)
+    ]
+    lower_rounds.append(round_slots)
+    lower_winners = [Source("winner", s.id) for s in round_slots]
+    for r in range(2, rounds + 1):
+        drops = [Source("loser", i) for i in upper[r - 1]]
+        j += 1
+        last = r == rounds
+        dropped = [
+            Slot(
+                "lb_final" if last else f"lb_r{j}_m{i + 1}",
+                drops[i],
+                lower_winners[len(lower_winners) - 1 - i],
+                finals_best_of if last else best_of,
+            )
+            for i in range(len(drops))
+        ]
+        lower_rounds.append(dropped)
+        lower_winners = [Source("winner", s.id) for s in dropped]
+        if len(lower_winners) > 1:
+            j += 1
+            merged = [
+                Slot(f"lb_r{j}_m{i // 2 + 1}", lower_winners[i], lower_winners[i + 1], best_of)
+                for i in range(0, len(lower_winners), 2)
+            ]
+            lower_rounds.append(merged)
+            lower_winners = [Source("winner", s.id) for s in merged]
+    # Places, from the bottom: the losers of each lower round share the next places up.
+    places: dict[str, str] = {}
+    bottom = size
+    for round_slots in lower_rounds:
+        top = bottom - len(round_slots) + 1
+        for s in round_slots:
+            places[s.id] = str(top) if top == bottom else f"{top}-{bottom}"
+        bottom = top - 1
+    # Interleave the lower rounds after the upper rounds that feed them, so every source is an earlier slot.
+    ordered: list[Slot] = []
+    upper_rounds = [[s for s in slots if s.id in ids] for ids in upper]
+    ordered += upper_rounds[0]
+    lower_iter = iter(lower_rounds)
+    ordered += next(lower_iter)
+    for r in range(1, rounds):
+        ordered += upper_rounds[r]
+        ordered += next(lower_iter)  # the drop-in round of this upper round's losers
+        if r < rounds - 1:
+            ordered += next(lower_iter)  # the lower winners' own round
+    ordered = [Slot(s.id, s.a, s.b, s.best_of, places.get(s.id), None, None) for s in ordered]
+    ordered.append(
+        Slot("grand_final", Source("winner", "ub_final"), Source("winner", "lb_final"), finals_best_of, "2", "1")
+    )
+    if reset:
+        ordered.append(
+            Slot(
+                "grand_final_reset",
+                Source("winner", "grand_final"),
+                Source("loser", "grand_final"),
+                finals_best_of,
+                "2",
+                "1",
+                "grand_final",
+            )
+        )
+    return tuple(ordered)
+
+
+TEMPLATES = ("gsl_group", "single_elimination", "double_elimination_8", "double_elimination", "slots")
 
 
 def slots_from_dict(data: Any, teams: int) -> tuple[Slot, ...]:
@@ -283,6 +375,10 @@ def slots_from_dict(data: Any, teams: int) -> tuple[Slot, ...]:
         if teams != 8:
             raise ValueError(f"double_elimination_8 seats eight teams, got {teams}")
         return double_elimination_8(data.get("best_of", 3), data.get("finals_best_of", 5), data.get("reset", False))
+    if template == "double_elimination":
+        return double_elimination(
+            teams, data.get("best_of", 3), data.get("finals_best_of", 5), data.get("reset", False)
+        )
     if template == "slots":
         raw = data.get("slots")
         if not isinstance(raw, list) or not raw:

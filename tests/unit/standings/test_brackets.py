@@ -15,6 +15,7 @@ from crownstream.standings.brackets import (
     Bracket,
     Slot,
     Source,
+    double_elimination,
     double_elimination_8,
     gsl_group,
     recompute,
@@ -217,3 +218,37 @@ def test_folding_in_any_order_with_duplicates_and_corrections_equals_the_recompu
     for r in final.values():  # the latest report of each series is what the platform says now
         shuffled.update(r)
     assert shuffled.standings() == recompute("s", seeds, slots, final.values()) == bracket.standings()
+
+
+def test_the_general_double_elimination_plays_valorant_champions_2023_as_the_eight_team_template_does():
+    event = _events()["VALORANT Champions 2023 (Los Angeles) — Playoffs"]
+    names = {
+        **{f"ub_qf{i}": f"ub_r1_m{i}" for i in range(1, 5)},
+        "ub_sf1": "ub_r2_m1",
+        "ub_sf2": "ub_r2_m2",
+        "lb_r3": "lb_r3_m1",
+    }
+    matches = [[names.get(slot, slot), *rest] for slot, *rest in event["matches"]]
+    bracket = _play("playoffs", event["seeds"], double_elimination(8), matches)
+    assert _places(bracket) == sorted(event["published"])
+
+
+def test_double_elimination_with_byes_and_a_reset_places_every_team_once():
+    seeds = {t: i for i, t in enumerate("abcdef", start=1)}
+    slots = double_elimination(6, best_of=1, finals_best_of=1, reset=True)
+    bracket = Bracket("de", seeds, slots)
+    # The better seed wins every match but the grand final, which the lower side (b) wins: the reset is played, and
+    # a wins it.
+    while ready := bracket.ready_matches():
+        state = ready[0]
+        better = min(state.team_a, state.team_b, key=seeds.__getitem__)
+        winner = "b" if state.slot.id == "grand_final" else better
+        bracket.update(_result(bracket, state.slot.id, state.team_a, state.team_b, 1, winner))
+    places = dict((t, p) for p, t in _places(bracket))
+    # Seeds 1 and 2 get byes in the first round; byes send nobody to the lower bracket.
+    assert places == {"a": "1", "b": "2", "c": "3", "d": "4", "e": "5-6", "f": "5-6"}
+    assert next(s for s in bracket.states() if s.slot.id == "grand_final_reset").status == "completed"
+    assert sum(s.status == "bye" for s in bracket.states()) == 4  # two upper, two lower
+    assert all(s.status in ("completed", "bye") for s in bracket.states())
+    with pytest.raises(ValueError, match="at least 4"):
+        double_elimination(3)
