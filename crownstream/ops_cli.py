@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import sys
+from collections.abc import Callable
+from functools import partial
+from typing import Any
 
 import click
 import httpx
@@ -75,20 +78,8 @@ def standings_rebuild(
         if no_compare:
             continue
         url = worker_url or settings.worker_url
-        try:
-            problems = ops.compare(result.standings, ops.live_standings(url, tournament_id, stage_id))
-        except httpx.HTTPError as exc:
-            click.echo(
-                f"could not ask {url} for the live standings ({exc}); pass --worker URL or --no-compare", err=True
-            )
-            sys.exit(3)
-        if problems:
-            differ = True
-            click.echo(f"DIFFERS from {url} ({len(problems)} lines):", err=True)
-            for line in problems:
-                click.echo(f"  {line}", err=True)
-        else:
-            click.echo(f"matches the standings {url} serves", err=True)
+        served = partial(ops.live_standings, url, tournament_id, stage_id)
+        differ |= _report(url, partial(ops.compare, result.standings), served)
     if differ:
         sys.exit(1)
 
@@ -111,21 +102,26 @@ def _series_rebuild(
             click.echo(f"  skipped {line}", err=True)
         if no_compare:
             continue
-        try:
-            problems = compare_series(result, ops.live_group_standings(url, tournament_id, stage_id))
-        except httpx.HTTPError as exc:
-            click.echo(
-                f"could not ask {url} for the live standings ({exc}); pass --worker URL or --no-compare", err=True
-            )
-            sys.exit(3)
-        if problems:
-            differ = True
-            click.echo(f"DIFFERS from {url} ({len(problems)} lines):", err=True)
-            for line in problems:
-                click.echo(f"  {line}", err=True)
-        else:
-            click.echo(f"matches the standings {url} serves", err=True)
+        served = partial(ops.live_group_standings, url, tournament_id, stage_id)
+        differ |= _report(url, partial(compare_series, result), served)
     return differ
+
+
+def _report(url: str, differences: Callable[[Any], list[str]], served: Callable[[], Any]) -> bool:
+    """Print how a recompute compares (``differences``) with what the worker at ``url`` serves; True if they
+    differ."""
+    try:
+        problems = differences(served())
+    except httpx.HTTPError as exc:
+        click.echo(f"could not ask {url} for the live standings ({exc}); pass --worker URL or --no-compare", err=True)
+        sys.exit(3)
+    if not problems:
+        click.echo(f"matches the standings {url} serves", err=True)
+        return False
+    click.echo(f"DIFFERS from {url} ({len(problems)} lines):", err=True)
+    for line in problems:
+        click.echo(f"  {line}", err=True)
+    return True
 
 
 @click.group("ops")

@@ -10,6 +10,7 @@ nothing itself: it checks the announced facts and the ranking they give.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -18,7 +19,7 @@ from pydantic import ValidationError
 from crownstream.schemas.codec import validate
 from crownstream.standings.brackets import Bracket, bracket_from_rules
 from crownstream.standings.groups import GroupPointsRule, recompute_group
-from crownstream.standings.series import Forfeit, GameOverride, GameResult, Series, SeriesFormat
+from crownstream.standings.series import Forfeit, GameOverride, GameResult, Series, SeriesFormat, SeriesResult
 from crownstream.standings.swiss import Pairing, Round, SwissStage
 from crownstream.standings.swiss import rules_from_dict as swiss_rules_from_dict
 
@@ -117,21 +118,25 @@ def _recompute_stage(
                 skipped.append(f"{event_id}: names series {series_id!r} before any game of it")
                 continue
             a, b = sorted(teams)
-            held = series[series_id] = Series(series_id, a, b, SeriesFormat(best_of(series_id)))
+            # Held as a best-of-7, so that no game is refused before the series' own best-of is known (a Swiss
+            # round may be paired below); scored with that best-of in result_of.
+            held = series[series_id] = Series(series_id, a, b, SeriesFormat(7))
         held.apply(fact)
-    results = [s.state().result() for s in series.values()]
+
+    def result_of(series_id: str) -> SeriesResult:
+        # The facts are the same whatever the format; the score and winner derive from the series' best-of.
+        fmt = SeriesFormat(best_of(series_id))
+        return Series.from_dict({**series[series_id].to_dict(), "format": fmt.to_dict()}).state().result()
+
     if swiss is not None:
-        for result in results:
-            try:
-                swiss.update(result)
-            except ValueError as exc:
-                skipped.append(str(exc))
-        rows = [r.to_dict() for r in swiss.standings()]
-    elif bracket is not None:
+        _fold_swiss(swiss, series, result_of, skipped)
+        return SeriesStageRecompute(stage_id, kind, [r.to_dict() for r in swiss.standings()], len(series), skipped)
+    results = [result_of(series_id) for series_id in series]
+    if bracket is not None:
         for result in results:
             try:
                 bracket.update(result)
-            except ValueError as exc:
+            except ValueError as exc:  # a series of an unknown slot or an unseeded team: the agent refused it too
                 skipped.append(str(exc))
         rows = [r.to_dict() for r in bracket.standings()]
     else:
@@ -140,6 +145,39 @@ def _recompute_stage(
         group_rows = recompute_group(members, results, group_rule, stage_id) if len(members) > 1 else ()
         rows = [r.to_dict() for r in group_rows]
     return SeriesStageRecompute(stage_id, kind, rows, len(series), skipped)
+
+
+def _fold_swiss(
+    swiss: SwissStage,
+    series: dict[str, Series],
+    result_of: Callable[[str], SeriesResult],
+    skipped: list[str],
+) -> None:
+    """Fold a Swiss stage's series round by round, pairing a round the topic does not hold yet as the pipeline
+    does: its announcement commits with the transaction that completed the round before, so a rebuild that
+    reads the topic a moment after the workers applied the next round's games would otherwise score them with
+    the wrong best-of."""
+    folded: set[str] = set()
+
+    def fold(series_id: str) -> None:
+        folded.add(series_id)
+        try:
+            swiss.update(result_of(series_id))
+        except ValueError as exc:  # a series of an unseeded team: the agent refused it too
+            skipped.append(str(exc))
+
+    while True:
+        for number in sorted(swiss.rounds):
+            for pairing in swiss.rounds[number].pairings:
+                if pairing.series_id in series and pairing.series_id not in folded:
+                    fold(pairing.series_id)
+        upcoming = swiss.next_round()
+        if upcoming is None:
+            break
+        swiss.rounds[upcoming.number] = upcoming
+    for series_id in series:
+        if series_id not in folded:
+            fold(series_id)
 
 
 def compare_series(expected: SeriesStageRecompute, served: list[dict[str, Any]] | None) -> list[str]:

@@ -64,3 +64,15 @@ def test_a_difference_is_reported_row_by_row():
     assert len(problems) == 2 and problems[0].startswith("row 1: recompute #1")
     assert compare_series(result, None) == ["the worker has no standings for this stage"]
     assert "recompute has 8 teams, the worker 7" in compare_series(result, served[SWISS_STAGE][:7])
+
+
+def test_a_round_whose_announcement_is_not_committed_yet_is_paired_as_the_pipeline_pairs_it():
+    # The workers serve round 3's results as soon as they apply them; the round's round.paired record commits with
+    # the transaction that completed round 2, a moment later. A rebuild reading the topic in between must not score
+    # round 3's best-of-3 series as best-of-1.
+    topic, served = _stream(demo_tournament("cup", seed=3, br_matches=1, swiss=True))
+    without_round_3 = [e for e in topic if not (e["type"] == "round.paired" and e["round"] == 3)]
+    result = recompute_series_stages(without_round_3, "cup")[SWISS_STAGE]
+    assert compare_series(result, served[SWISS_STAGE]) == []
+    third = [e for e in topic if e["type"] == "round.paired" and e["round"] == 3][0]
+    assert {p["best_of"] for p in third["pairings"]} == {3}  # the case the test is about
