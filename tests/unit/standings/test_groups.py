@@ -444,3 +444,35 @@ def test_round_difference_and_seed_rules_and_the_chain_errors():
     ):
         with pytest.raises(ValueError, match=message):
             GroupPointsRule.from_dict({"best_of": 3, **bad})
+
+
+# --- groups of three: LoL Worlds 2018 Play-In, Round 1 -------------------------------------------------------------
+
+
+def _worlds_2018() -> dict:
+    return json.loads((DATA / "groups_of_three_worlds2018_play_in.json").read_text(encoding="utf-8"))
+
+
+def _bo1_group(group: dict, with_tiebreakers: bool) -> tuple[StandingRow, ...]:
+    rule = GroupPointsRule.from_dict({"best_of": 1, "points": {"1-0": 1, "0-1": 0}})
+    results = [
+        SeriesResult(f"g{i}", a, b, 1, SeriesStatus.COMPLETED, int(w == a), int(w == b), w)
+        for i, (a, b, w, *kind) in enumerate(group["games"])
+        if with_tiebreakers or not kind
+    ]
+    return recompute_group(group["teams"], results, rule)
+
+
+def test_worlds_2018_play_in_groups_of_three_tie_where_the_records_tie_and_the_tiebreaker_games_decide():
+    groups = {g["group"]: g for g in _worlds_2018()["groups"]}
+    for name, group in groups.items():
+        rows = _bo1_group(group, with_tiebreakers=False)
+        records = {r.team_id: f"{r.wins}-{r.losses}" for r in rows}
+        assert records == {team: record for _, team, record in group["published"]}, name
+        with_games = _bo1_group(group, with_tiebreakers=True)
+        assert [(r.rank, r.team_id) for r in with_games] == [(place, team) for place, team, _ in group["published"]]
+    # Without the tiebreaker games the double round robin cannot split G2 and SuperMassive (3-1, 1-1 against each
+    # other) nor DetonatioN FocusMe and KaBuM (1-3, 1-1): the table shows the shared place the game then decided.
+    assert [(r.rank, r.decided_by) for r in _bo1_group(groups["B"], False)] == [(1, ""), (1, "tie"), (3, "points")]
+    assert [(r.rank, r.decided_by) for r in _bo1_group(groups["C"], False)] == [(1, ""), (2, "points"), (2, "tie")]
+    assert [r.rank for r in _bo1_group(groups["A"], False)] == [1, 2, 3]
