@@ -74,5 +74,5 @@ def test_a_round_whose_announcement_is_not_committed_yet_is_paired_as_the_pipeli
     without_round_3 = [e for e in topic if not (e["type"] == "round.paired" and e["round"] == 3)]
     result = recompute_series_stages(without_round_3, "cup")[SWISS_STAGE]
     assert compare_series(result, served[SWISS_STAGE]) == []
-    third = [e for e in topic if e["type"] == "round.paired" and e["round"] == 3][0]
+    third = next(e for e in topic if e["type"] == "round.paired" and e["round"] == 3)
     assert {p["best_of"] for p in third["pairings"]} == {3}  # the case the test is about
