@@ -235,7 +235,7 @@ async def _fold(event: ev.Envelope, stage_id: str, series_id: str, teams: tuple[
                 "the game results first, then the override or forfeit",
             )
             return
-        fmt, _ = stage_format(tournament_id, stage_id)
+        fmt, _ = stage_format(tournament_id, stage_id, series_id)
         # Sorted, so the same games in any order make the same series (team_a/team_b never depend on arrival).
         a, b = sorted(teams)
         series = Series(series_id, a, b, fmt)
