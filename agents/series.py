@@ -29,7 +29,7 @@ from faust.streams import current_event
 
 from crownstream.agents.decoding import send_to_dead_letter
 from crownstream.agents.derived import DerivedViews
-from crownstream.agents.standings import derived_id, emit, stage_key, stages
+from crownstream.agents.standings import derived_id, emit, emit_encoded, stage_key, stages
 from crownstream.agents.tournament_events import (
     FORGET_ON_ERROR,
     Stage,
@@ -38,7 +38,7 @@ from crownstream.agents.tournament_events import (
     tournament_events_topic,
 )
 from crownstream.app import app
-from crownstream.engine import after_batch, send_batch
+from crownstream.engine import after_batch
 from crownstream.schemas import events as ev
 from crownstream.schemas.codec import Rejection, encode
 from crownstream.standings import live
@@ -47,9 +47,7 @@ from crownstream.standings.groups import GroupPointsRule, GroupStandings
 from crownstream.standings.series import ChangeStatus, Forfeit, GameOverride, GameResult, Series, SeriesFormat
 from crownstream.standings.swiss import Pairing, Round, SwissStage
 from crownstream.standings.swiss import rules_from_dict as swiss_rules_from_dict
-from crownstream.streams.partitioning import partition_for
 from crownstream.streams.topics import TOURNAMENT_EVENTS
-from crownstream.tracing.propagation import outgoing_headers
 
 log = logging.getLogger(__name__)
 PARTITIONS = TOURNAMENT_EVENTS.partition_count()
@@ -135,15 +133,22 @@ def _stage_results(tournament_id: str, stage_id: str):
             yield series.state().result()
 
 
+def _configured(views: DerivedViews[Any], tournament_id: str, stage_id: str, kind: str) -> tuple[Any, Any]:
+    """(the cached view, None) or (None, the stage's record when it is a configured stage of ``kind``)."""
+    key = stage_key(tournament_id, stage_id)
+    cached = views.get(key)
+    if cached is not None:
+        return cached, None
+    record = stages.get(key)
+    return None, record if record and record.get("format") == kind else None
+
+
 def swiss_for(tournament_id: str, stage_id: str) -> SwissStage | None:
     """The Swiss stage rebuilt from the tables if not cached; None unless a configured Swiss stage."""
-    key = stage_key(tournament_id, stage_id)
-    cached = SWISS.get(key)
-    if cached is not None:
+    cached, record = _configured(SWISS, tournament_id, stage_id, "swiss")
+    if record is None:
         return cached
-    record = stages.get(key)
-    if not record or record.get("format") != "swiss":
-        return None
+    key = stage_key(tournament_id, stage_id)
     rules, seeds, prior = swiss_rules_from_dict(record["rules"])
     stage = SwissStage(stage_id, seeds, rules, prior)
     for raw in (stage_rounds.get(key) or {}).get("rounds", ()):
@@ -157,15 +162,11 @@ def swiss_for(tournament_id: str, stage_id: str) -> SwissStage | None:
 
 def bracket_for(tournament_id: str, stage_id: str) -> Bracket | None:
     """The elimination stage rebuilt from the tables if not cached; None unless a configured bracket stage."""
-    key = stage_key(tournament_id, stage_id)
-    cached = BRACKETS.get(key)
-    if cached is not None:
+    cached, record = _configured(BRACKETS, tournament_id, stage_id, "bracket")
+    if record is None:
         return cached
-    record = stages.get(key)
-    if not record or record.get("format") != "bracket":
-        return None
     bracket = bracket_from_rules(stage_id, record["rules"])
-    BRACKETS[key] = bracket  # before the results: their formats are read from its slots
+    BRACKETS[stage_key(tournament_id, stage_id)] = bracket  # before the results: their formats are read from its slots
     for result in _stage_results(tournament_id, stage_id):
         bracket.update(result)
     return bracket
@@ -180,16 +181,9 @@ async def emit_tournament_events(*events: ev.Envelope) -> None:
     """Announcements the pipeline makes about a tournament (``round.paired``, ``bracket.ready``): into the
     tournament-events topic, in the input partition's transaction, where the notification handlers read them as
     they read a platform's."""
-    if not events:
-        return
-    key = events[0].tournament_id.encode()
-    records = [(key, encode(e)) for e in events]
-    if app.in_transaction:
-        partition = partition_for(events[0].tournament_id, TOURNAMENT_EVENTS.partition_count())
-        await send_batch(app, tournament_events_topic.get_topic_name(), partition, records, outgoing_headers())
-    else:
-        for k, value in records:
-            await tournament_events_topic.send(key=k, value=value, headers=outgoing_headers())
+    if events:
+        records = [(e.type, encode(e)) for e in events]
+        await emit_encoded(events[0].tournament_id, records, tournament_events_topic, TOURNAMENT_EVENTS)
 
 
 def group_for(tournament_id: str, stage_id: str) -> GroupStandings | None:

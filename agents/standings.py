@@ -43,7 +43,7 @@ from crownstream.standings.rules import RuleSet
 from crownstream.standings.swiss import SwissStage
 from crownstream.standings.swiss import rules_from_dict as swiss_rules_from_dict
 from crownstream.streams.partitioning import partition_for
-from crownstream.streams.topics import STANDINGS_EVENTS, TOURNAMENT_EVENTS
+from crownstream.streams.topics import STANDINGS_EVENTS, TOURNAMENT_EVENTS, TopicSpec
 from crownstream.tracing.propagation import outgoing_headers
 
 log = logging.getLogger(__name__)
@@ -161,19 +161,23 @@ async def emit(*events: ev.Envelope) -> None:
         await emit_encoded(key, [(e.type, encode(e)) for e in events])
 
 
-async def emit_encoded(tournament_id: str, records: list[tuple[str, bytes]]) -> None:
-    """Send (type, encoded event) outputs of one tournament in the input partition's transaction."""
+async def emit_encoded(
+    tournament_id: str, records: list[tuple[str, bytes]], to: Any = None, spec: TopicSpec = STANDINGS_EVENTS
+) -> None:
+    """Send (type, encoded event) outputs of one tournament in the input partition's transaction: to the
+    standings-events topic, or to ``to`` (a Faust topic of ``spec``)."""
     if not records:
         return
-    topic = standings_topic.get_topic_name()
+    out = standings_topic if to is None else to
+    topic = out.get_topic_name()
     key = tournament_id.encode()
     headers = outgoing_headers()  # ranking changes continue the trace of the result that caused them
     if app.in_transaction:
-        partition = partition_for(tournament_id, STANDINGS_EVENTS.partition_count())
+        partition = partition_for(tournament_id, spec.partition_count())
         await send_batch(app, topic, partition, [(key, value) for _, value in records], headers)
     else:
         for _, value in records:
-            await standings_topic.send(key=key, value=value, headers=headers)
+            await out.send(key=key, value=value, headers=headers)
     counts: dict[str, int] = {}
     for event_type, _ in records:
         counts[event_type] = counts.get(event_type, 0) + 1
