@@ -63,6 +63,7 @@ FIXES = {
     "F23": "RocksDB stores without a full garbage collection per table per rebalance (crownstream/engine/stores.py)",
     "F24": "a commit reads the offsets to commit only once it holds the commit gate (_Consumer.force_commit)",
     "F25": "the fetch loop wakes when partitions resume, polls at most the long poll (_Consumer._wait_next_records)",
+    "F26": "a partition's RocksDB database opened at assignment only if it exists on disk (crownstream/engine/stores.py)",
     "B1": "micro-batches: a partition's delivered events under one gate hold (crownstream/engine/batches.py)",
     "B2": "the micro-batch write cache in front of every table (crownstream/engine/write_cache.py)",
     "W": "the seams that install the fixes (crownstream/engine/install.py, CrownstreamTransport)",
@@ -329,7 +330,7 @@ CONTRACT: list[Use] = [
     Use("F15", PRODUCER, "begin_transaction", "call", ("transactional_id",)),
     Use("F15", ROCKSDB, "_dbs", "attr"),
     Use("F15", ROCKSDB, "_key_index", "attr"),
-    Use("F15", ROCKSDB, "partition_path", "call", ("partition",)),
+    Use("F15 F26", ROCKSDB, "partition_path", "call", ("partition",)),
     Use("F15", "aiokafka.consumer.group_coordinator:GroupCoordinator", "request_rejoin", "call", ()),
     # F16 re-bootstrap (a monkeypatch of a private coroutine: its parameters are passed through)
     Use("F16", AIO_CLIENT, "_metadata_update", "override", ("cluster_metadata", "topics"), "coro"),
@@ -372,6 +373,10 @@ CONTRACT: list[Use] = [
     Use("F23", ROCKSDB, "_dbs", "attr"),
     Use("F23", "faust.tables.base:Collection", "_new_store_by_url", "override", ("url",), "sync"),
     Use("F23", "faust.tables.base:Collection", "changelog_topic", "attr"),
+    # F26 no database created at assignment for a partition with none on disk
+    Use("F26", ROCKSDB, "assign_partitions", "override", ("table", "tps", "generation_id"), "coro"),
+    Use("F26", ROCKSDB, "persisted_offset", "override", ("tp",), "sync"),
+    Use("F26", "faust.tables.recovery:Recovery", "_add", "source", text="table.persisted_offset(tp)"),
     # F17 topics declared once
     Use("F17", f"{AIO_DRIVER}:Transport", "__init__", "override", ("args", "kwargs"), "sync"),
     Use(

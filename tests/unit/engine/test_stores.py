@@ -73,3 +73,40 @@ def test_only_faust_rocksdb_stores_are_retyped():
     assert type(rebalancing(made)) is RebalancingStore
     other = SimpleNamespace()
     assert rebalancing(other) is other
+
+
+def assigning(store: Store, actives: set[TP], standbys: set[TP] = frozenset()) -> Store:
+    assignor = SimpleNamespace(assigned_standbys=lambda: set(standbys))
+    store.app = SimpleNamespace(assignor=assignor, consumer_generation_id=1)
+    store.table = TABLE
+    store.rebalance_ack = False
+    return store
+
+
+async def test_an_assignment_opens_only_the_partitions_with_a_database_on_disk(tmp_path):
+    store = store_in(RebalancingStore, tmp_path)
+    store._db_for_partition(1)[b"team-01"] = b"12"
+    store.revoke_partitions(TABLE, {TP(CHANGELOG, 1)})
+    assigning(store, {TP(CHANGELOG, 1), TP(CHANGELOG, 2)})
+    await store.assign_partitions(TABLE, {TP(CHANGELOG, 1), TP(CHANGELOG, 2)}, 1)
+    assert set(store._dbs) == {1}  # its data is served (and iterated) at once
+    assert not (tmp_path / "standings-2.db").exists()  # created when first written or read, not now
+    store._db_for_partition(2)[b"team-02"] = b"7"
+    assert store._dbs[2][b"team-02"] == b"7"
+
+
+async def test_faust_creates_a_database_for_every_newly_assigned_active(tmp_path):
+    """The upstream behaviour the store removes (F26: removable when this fails)."""
+    store = assigning(store_in(Store, tmp_path), {TP(CHANGELOG, 2)})
+    store.log = store.logger
+    await store.assign_partitions(TABLE, {TP(CHANGELOG, 2)}, 1)
+    assert (tmp_path / "standings-2.db").exists()
+
+
+def test_a_partition_with_no_database_has_no_persisted_offset_and_is_not_created(tmp_path):
+    store = store_in(RebalancingStore, tmp_path)
+    assert store.persisted_offset(TP(CHANGELOG, 6)) is None
+    assert store._dbs == {} and not (tmp_path / "standings-6.db").exists()
+    store.set_persisted_offset(TP(CHANGELOG, 6), 41)
+    store.revoke_partitions(TABLE, {TP(CHANGELOG, 6)})
+    assert store.persisted_offset(TP(CHANGELOG, 6)) == 41  # on disk: opened and read as Faust does
