@@ -63,7 +63,7 @@ FIXES = {
     "F23": "RocksDB stores without a full garbage collection per table per rebalance (crownstream/engine/stores.py)",
     "F24": "a commit reads the offsets to commit only once it holds the commit gate (_Consumer.force_commit)",
     "F25": "the fetch loop wakes when partitions resume, polls at most the long poll (_Consumer._wait_next_records)",
-    "F26": "a partition's RocksDB database opened at assignment only if it exists on disk (crownstream/engine/stores.py)",
+    "F26": "a partition's RocksDB database opened at assignment only if it is on disk (crownstream/engine/stores.py)",
     "B1": "micro-batches: a partition's delivered events under one gate hold (crownstream/engine/batches.py)",
     "B2": "the micro-batch write cache in front of every table (crownstream/engine/write_cache.py)",
     "W": "the seams that install the fixes (crownstream/engine/install.py, CrownstreamTransport)",
