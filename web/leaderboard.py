@@ -118,9 +118,20 @@ def standings_snapshot(tournament_id: str, stage_id: str, limit: int) -> dict[st
     }
 
 
+SERIES_FORMATS = ("series_group", "swiss", "bracket")
+
+
+def series_stage_format(tournament_id: str, stage_id: str) -> str | None:
+    """The stage's format if it is a configured round-robin group, Swiss stage or bracket, else None."""
+    kind = (stages.get(stage_key(tournament_id, stage_id)) or {}).get("format")
+    return kind if kind in SERIES_FORMATS else None
+
+
 def series_stage_rows(tournament_id: str, stage_id: str) -> tuple[str, int, list[dict[str, Any]]] | None:
     """(format, series played, rows) of a round-robin group, Swiss stage or bracket; None for any other stage."""
-    kind = (stages.get(stage_key(tournament_id, stage_id)) or {}).get("format")
+    kind = series_stage_format(tournament_id, stage_id)
+    if kind is None:
+        return None
     membership = group_series.get(stage_key(tournament_id, stage_id)) or {"series": []}
     if kind == "series_group":
         group = group_for(tournament_id, stage_id)
@@ -131,11 +142,9 @@ def series_stage_rows(tournament_id: str, stage_id: str) -> tuple[str, int, list
     elif kind == "swiss":
         swiss = swiss_for(tournament_id, stage_id)
         table = [r.to_dict() for r in (swiss.standings() if swiss is not None else ())]
-    elif kind == "bracket":
+    else:
         bracket = bracket_for(tournament_id, stage_id)
         table = [{**r.to_dict(), "place": r.place or "–"} for r in (bracket.standings() if bracket is not None else ())]
-    else:
-        return None
     return kind, len(membership["series"]), table
 
 
@@ -173,7 +182,7 @@ class LeaderboardEvents(View):
         except NotReady as exc:
             return not_ready(self, exc)
         stage_id = pick_stage(request, tournament_id)
-        if board_for(tournament_id, stage_id) is None and series_stage_rows(tournament_id, stage_id) is None:
+        if board_for(tournament_id, stage_id) is None and series_stage_format(tournament_id, stage_id) is None:
             raise HttpError(404, f"stage {stage_id!r} is not configured yet; its leaderboard has no ranked table")
         return await _stream(request, tournament_id, stage_id)
 
