@@ -113,8 +113,9 @@ def stage_format(
         return SeriesFormat(record["rules"].get("ordinary_best_of", 1)), None
     if kind == "bracket":
         bracket = bracket_for(tournament_id, stage_id)
-        slot = bracket.slot_of(series_id) if bracket is not None and series_id is not None else None
-        return SeriesFormat(slot.best_of if slot is not None else 3), None
+        if bracket is None or series_id is None:
+            return SeriesFormat(), None
+        return SeriesFormat(bracket.best_of(series_id)), None
     return SeriesFormat(), None
 
 

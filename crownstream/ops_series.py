@@ -100,14 +100,9 @@ def _recompute_stage(
         if group_rule is not None:
             return group_rule.best_of
         if swiss is not None:
-            for round_ in swiss.rounds.values():
-                for p in round_.pairings:
-                    if p.series_id == series_id:
-                        return p.best_of
-            return swiss.rules.ordinary_best_of
+            return swiss.best_of(series_id)
         assert bracket is not None
-        slot = bracket.slot_of(series_id)
-        return slot.best_of if slot is not None else 3
+        return bracket.best_of(series_id)
 
     series: dict[str, Series] = {}
     skipped = list(skipped)

@@ -48,12 +48,16 @@ class Source:
         return f"{self.kind}:{self.ref}"
 
 
+#: A slot's best-of when its template or rules give none.
+DEFAULT_BEST_OF = 3
+
+
 @dataclass(frozen=True, slots=True)
 class Slot:
     id: str
     a: Source
     b: Source
-    best_of: int = 3
+    best_of: int = DEFAULT_BEST_OF
     loser_place: str | None = None  # e.g. "3", "5-6"; None: the loser drops to another slot
     winner_place: str | None = None  # the last match only: "1"
     reset_of: str | None = None  # a grand-final reset: played only if that slot was won by its side b
@@ -460,6 +464,11 @@ class Bracket:
 
     def slot_of(self, series_id: str) -> Slot | None:
         return self._by_series.get(series_id)
+
+    def best_of(self, series_id: str) -> int:
+        """The series' best-of: its slot's; a best-of-3 for a series no slot names (refused when it is folded)."""
+        slot = self.slot_of(series_id)
+        return slot.best_of if slot is not None else DEFAULT_BEST_OF
 
     def update(self, result: SeriesResult) -> bool:
         if result.series_id not in self._by_series:

@@ -316,6 +316,14 @@ class SwissStage:
 
     # --- pairing ----------------------------------------------------------------------------------------
 
+    def best_of(self, series_id: str) -> int:
+        """The series' best-of: its pairing's, or the stage's ordinary best-of for a series no round paired."""
+        for round_ in self.rounds.values():
+            for pairing in round_.pairings:
+                if pairing.series_id == series_id:
+                    return pairing.best_of
+        return self.rules.ordinary_best_of
+
     def current_round(self) -> int:
         """The highest announced round (0 before round 1 is announced)."""
         return max(self.rounds, default=0)
